@@ -1,0 +1,90 @@
+"""Child processes that never outlive certsmith: stopped in order on exit, killed by the kernel if we die."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_STOP_GRACE_SECONDS = 10.0
+
+
+class ManagedProcess:
+    """A named child process whose output goes to a log file in the control plane's directory."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self._popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop the children in order
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 -- only async-signal-safe work, before exec
+            )
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def exit_code(self) -> int | None:
+        return self._popen.poll()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a grace period; always reaps the child."""
+        if self._popen.poll() is None:
+            self._popen.terminate()
+            try:
+                self._popen.wait(_STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._popen.kill()
+                self._popen.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no output)"
+        return "\n".join(text.splitlines()[-lines:]) or "(no output)"
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this child when the thread that started it dies, even by SIGKILL.
+
+    Runs in the child between fork and exec. Children must therefore be started from a thread that
+    lives as long as the control plane (the main thread, in the CLI and in pytest).
+    """
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent already died between fork and prctl
+        os._exit(1)
+
+
+@contextmanager
+def sigterm_raises_keyboard_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while the block runs, so `finally:` clean-up runs for both.
+
+    A no-op outside the main thread, where Python cannot install signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"received signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,14 @@
+"""The versions of the control-plane components certsmith builds and tests against.
+
+Bumping one of these is the whole upgrade: the build cache is keyed by them.
+"""
+
+KUBERNETES_VERSION = "v1.36.3"
+ETCD_VERSION = "v3.6.16"
+MINIMUM_GO = (1, 26)
+
+
+def staging_version(kubernetes_version: str = KUBERNETES_VERSION) -> str:
+    """The version of k8s.io/api, client-go, ... published with a Kubernetes release (v1.36.3 -> v0.36.3)."""
+    _, minor, patch = kubernetes_version.removeprefix("v").split(".")
+    return f"v0.{minor}.{patch}"

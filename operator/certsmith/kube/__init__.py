@@ -1,0 +1,1 @@
+"""All of certsmith's Kubernetes I/O."""

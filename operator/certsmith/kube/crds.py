@@ -1,0 +1,62 @@
+"""Install certsmith's CustomResourceDefinitions and wait until the API server serves them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+_POLL_INTERVAL = 0.1
+_HTTP_CONFLICT = 409
+
+
+class CRDNotEstablishedError(RuntimeError):
+    """The API server did not accept a CRD's names in time."""
+
+
+def load_crds(directory: Path) -> list[dict[str, Any]]:
+    """Every CustomResourceDefinition in `*.yaml` under `directory`, in file-name order."""
+    documents = [
+        document
+        for path in sorted(directory.glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
+    ]
+    crds = [document for document in documents if document.get("kind") == "CustomResourceDefinition"]
+    if not crds:
+        raise FileNotFoundError(f"no CustomResourceDefinition found in {directory}/*.yaml")
+    return crds
+
+
+def install_crds(api: client.ApiClient, crds: Iterable[dict[str, Any]], timeout: float = 30.0) -> list[str]:
+    """Create or update each CRD, then wait until all are Established. Returns their names."""
+    extensions = client.ApiextensionsV1Api(api)
+    names = []
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        try:
+            extensions.create_custom_resource_definition(crd)
+        except ApiException as error:
+            if error.status != _HTTP_CONFLICT:
+                raise
+            current = extensions.read_custom_resource_definition(name)
+            updated = {**crd, "metadata": {**crd["metadata"], "resourceVersion": current.metadata.resource_version}}
+            extensions.replace_custom_resource_definition(name, updated)
+        names.append(name)
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while not _established(extensions, name):
+            if time.monotonic() > deadline:
+                raise CRDNotEstablishedError(f"CustomResourceDefinition {name} not Established after {timeout:.0f}s")
+            time.sleep(_POLL_INTERVAL)
+    return names
+
+
+def _established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
+    conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+    return any(condition.type == "Established" and condition.status == "True" for condition in conditions)
