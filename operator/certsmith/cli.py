@@ -9,8 +9,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from kubernetes import config
-
 from certsmith import __version__
 from certsmith.devcluster import (
     ETCD_VERSION,
@@ -21,6 +19,7 @@ from certsmith.devcluster import (
     ControlPlaneStartError,
     sigterm_raises_keyboard_interrupt,
 )
+from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_crds, load_crds
 
 _SOURCE_TREE_CRDS = Path(__file__).resolve().parents[2] / "crds"
@@ -49,15 +48,21 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     dev.add_argument(
-        "--kubeconfig-out", type=Path, metavar="FILE",
+        "--kubeconfig-out",
+        type=Path,
+        metavar="FILE",
         help="also write the admin kubeconfig to FILE (deleted again on exit, as the cluster is gone)",
     )
     dev.add_argument(
-        "--crds", type=Path, default=_SOURCE_TREE_CRDS, metavar="DIR",
+        "--crds",
+        type=Path,
+        default=_SOURCE_TREE_CRDS,
+        metavar="DIR",
         help="directory of CRD manifests to install (default: %(default)s)",
     )
     dev.add_argument(
-        "--controller-manager", action="store_true",
+        "--controller-manager",
+        action="store_true",
         help="also run kube-controller-manager (garbage collector and namespace controllers)",
     )
     dev.set_defaults(handler=_dev)
@@ -68,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _version(arguments: argparse.Namespace) -> int:
-    print(f"certsmith {__version__} (local control plane: kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION})")
+    print(
+        f"certsmith {__version__} "
+        f"(local control plane: kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION})"
+    )
     return 0
 
 
@@ -83,7 +91,7 @@ def _dev(arguments: argparse.Namespace) -> int:
     try:
         with sigterm_raises_keyboard_interrupt(), ControlPlane(settings) as cluster:
             started = time.monotonic()
-            api = config.new_client_from_config(str(cluster.kubeconfig))
+            api = api_client_from_kubeconfig(cluster.kubeconfig)
             names = install_crds(api, crds)
             kubeconfig = cluster.kubeconfig
             if kubeconfig_out is not None:
@@ -121,7 +129,7 @@ Try:
   kubectl explain certificate.spec.privateKey
   kubectl apply -f {_SOURCE_TREE_EXAMPLES}
   kubectl get certificates,issuers,clusterissuers -A
-  kubectl apply -f {_SOURCE_TREE_EXAMPLES / 'invalid'}/    # each is rejected with the field to fix
+  kubectl apply -f {_SOURCE_TREE_EXAMPLES / "invalid"}/    # each is rejected with the field to fix
 
 Press Ctrl-C to stop.
 """

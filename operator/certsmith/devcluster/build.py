@@ -129,10 +129,13 @@ def _build_kubernetes(go: str, module_dir: Path, out_dir: Path) -> None:
     _write_tools_file(module_dir, packages)
     _run_go(go, ["mod", "tidy"], module_dir)
     major, minor, _ = KUBERNETES_VERSION.removeprefix("v").split(".")
-    version_flags = " ".join(
-        f"-X k8s.io/component-base/version.{name}={value}"
-        for name, value in (("gitVersion", KUBERNETES_VERSION), ("gitMajor", major), ("gitMinor", minor))
-    ) + f" -X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}"
+    version_flags = (
+        " ".join(
+            f"-X k8s.io/component-base/version.{name}={value}"
+            for name, value in (("gitVersion", KUBERNETES_VERSION), ("gitMajor", major), ("gitMinor", minor))
+        )
+        + f" -X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}"
+    )
     _run_go(
         go,
         ["build", "-trimpath", "-ldflags", f"-s -w {version_flags}", "-o", str(out_dir) + "/", *packages],
@@ -143,12 +146,14 @@ def _build_kubernetes(go: str, module_dir: Path, out_dir: Path) -> None:
 def _build_etcd(go: str, module_dir: Path, out_dir: Path) -> None:
     module_dir.mkdir()
     (module_dir / "go.mod").write_text(
-        f"module certsmith.dev/controlplane/etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
+        "module certsmith.dev/controlplane/etcd\n\ngo 1.26.0\n\n"
+        f"require go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
     )
     _write_tools_file(module_dir, ["go.etcd.io/etcd/server/v3"])
     _run_go(go, ["mod", "tidy"], module_dir)
     _run_go(
-        go, ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out_dir / "etcd"), "go.etcd.io/etcd/server/v3"],
+        go,
+        ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out_dir / "etcd"), "go.etcd.io/etcd/server/v3"],
         module_dir,
     )
 
@@ -189,14 +194,18 @@ def _run_go(go: str, args: list[str], cwd: Path) -> str:
 def _find_go() -> str:
     go = shutil.which("go") or shutil.which("go", path=_GO_DEFAULT_INSTALL_DIR)
     install_hint = (
-        f"Go >= {'.'.join(map(str, MINIMUM_GO))} is needed once, to build kube-apiserver {KUBERNETES_VERSION} "
+        f"Go >= {'.'.join(map(str, MINIMUM_GO))} is needed once, to build "
+        f"kube-apiserver {KUBERNETES_VERSION} "
         f"and etcd {ETCD_VERSION} for the local control plane. Install it from https://go.dev/dl/ "
         f"(or your distribution's package) and put `go` on PATH, then run this again."
     )
     if go is None:
         raise ControlPlaneBuildError(f"`go` was not found on PATH. {install_hint}")
     version = subprocess.run(
-        [go, "env", "GOVERSION"], capture_output=True, text=True, check=False,
+        [go, "env", "GOVERSION"],
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, "GOTOOLCHAIN": "local"},
     ).stdout.strip()
     found = re.match(r"go(\d+)\.(\d+)", version)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import os
 import shutil
 import socket
 import ssl
@@ -25,6 +26,8 @@ from certsmith.devcluster.credentials import CredentialFiles, write_credentials
 from certsmith.devcluster.processes import ManagedProcess
 
 _POLL_INTERVAL = 0.1
+_DIRECTORY_PREFIX = "certsmith-controlplane-"
+_OWNER_FILE = "owner.pid"
 CONTEXT_NAME = "certsmith-dev"
 
 
@@ -111,7 +114,9 @@ class ControlPlane:
     def start(self) -> None:
         binaries = self._binaries = ensure_binaries(self.settings.cache_dir, self.settings.progress)
         started = time.monotonic()
-        self._directory = Path(tempfile.mkdtemp(prefix="certsmith-controlplane-"))
+        _remove_abandoned_directories()
+        self._directory = Path(tempfile.mkdtemp(prefix=_DIRECTORY_PREFIX))
+        (self._directory / _OWNER_FILE).write_text(str(os.getpid()))
         try:
             credentials = write_credentials(self.directory)
             etcd_url = self._start_etcd(binaries)
@@ -152,7 +157,9 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
-        self._wait_until(etcd, lambda: _http_ok(http.client.HTTPConnection("127.0.0.1", client_port), "/health"))
+        self._wait_until(
+            etcd, lambda: _http_ok(http.client.HTTPConnection("127.0.0.1", client_port), "/health")
+        )
         return client_url
 
     def _start_apiserver(self, binaries: Binaries, credentials: CredentialFiles, etcd_url: str) -> str:
@@ -226,32 +233,51 @@ class ControlPlane:
 
 def write_kubeconfig(path: Path, server: str, credentials: CredentialFiles) -> None:
     """A self-contained admin kubeconfig (certificates embedded), readable only by the current user."""
+
     def embedded(file: Path) -> str:
         return base64.b64encode(file.read_bytes()).decode()
 
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{
-            "name": CONTEXT_NAME,
-            "cluster": {"server": server, "certificate-authority-data": embedded(credentials.ca_cert)},
-        }],
-        "users": [{
-            "name": f"{CONTEXT_NAME}-admin",
-            "user": {
-                "client-certificate-data": embedded(credentials.admin_cert),
-                "client-key-data": embedded(credentials.admin_key),
-            },
-        }],
-        "contexts": [{
-            "name": CONTEXT_NAME,
-            "context": {"cluster": CONTEXT_NAME, "user": f"{CONTEXT_NAME}-admin", "namespace": "default"},
-        }],
+        "clusters": [
+            {
+                "name": CONTEXT_NAME,
+                "cluster": {"server": server, "certificate-authority-data": embedded(credentials.ca_cert)},
+            }
+        ],
+        "users": [
+            {
+                "name": f"{CONTEXT_NAME}-admin",
+                "user": {
+                    "client-certificate-data": embedded(credentials.admin_cert),
+                    "client-key-data": embedded(credentials.admin_key),
+                },
+            }
+        ],
+        "contexts": [
+            {
+                "name": CONTEXT_NAME,
+                "context": {"cluster": CONTEXT_NAME, "user": f"{CONTEXT_NAME}-admin", "namespace": "default"},
+            }
+        ],
         "current-context": CONTEXT_NAME,
     }
     path.touch(mode=0o600)
     path.chmod(0o600)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _remove_abandoned_directories() -> None:
+    """Delete the directories of control planes whose owner was SIGKILLed (the kernel stopped the
+    components, see `processes`, but nobody was left to delete the files)."""
+    for directory in Path(tempfile.gettempdir()).glob(f"{_DIRECTORY_PREFIX}*"):
+        try:
+            owner = int((directory / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def _http_ok(connection: http.client.HTTPConnection, path: str) -> bool:

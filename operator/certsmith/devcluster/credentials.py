@@ -65,8 +65,9 @@ def write_credentials(directory: Path) -> CredentialFiles:
 
     admin_key = _new_key()
     admin_cert = (
-        _leaf_builder(_name("certsmith-dev-admin", organization="system:masters"), ca_cert,
-                      admin_key.public_key(), now)
+        _leaf_builder(
+            _name("certsmith-dev-admin", organization="system:masters"), ca_cert, admin_key.public_key(), now
+        )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -121,7 +122,10 @@ def _builder(
 
 
 def _leaf_builder(
-    subject: x509.Name, ca_cert: x509.Certificate, public_key: ec.EllipticCurvePublicKey, now: datetime.datetime
+    subject: x509.Name,
+    ca_cert: x509.Certificate,
+    public_key: ec.EllipticCurvePublicKey,
+    now: datetime.datetime,
 ) -> x509.CertificateBuilder:
     ca_key_id = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     return (
@@ -136,8 +140,14 @@ def _leaf_builder(
 
 def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=cert_sign, crl_sign=cert_sign, encipher_only=False,
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
         decipher_only=False,
     )
 

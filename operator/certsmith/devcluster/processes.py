@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 _PR_SET_PDEATHSIG = 1
+OWNER_ENVIRONMENT_VARIABLE = "CERTSMITH_CONTROLPLANE_OWNER"
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _STOP_GRACE_SECONDS = 10.0
 
@@ -20,7 +21,7 @@ _STOP_GRACE_SECONDS = 10.0
 class ManagedProcess:
     """A named child process whose output goes to a log file in the control plane's directory."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
         self.name = name
         self.log_path = log_path
         with log_path.open("wb") as log:
@@ -29,7 +30,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env={**os.environ, OWNER_ENVIRONMENT_VARIABLE: str(os.getpid())},
                 start_new_session=True,  # Ctrl-C reaches us, and we stop the children in order
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 -- only async-signal-safe work, before exec
             )
@@ -68,6 +69,24 @@ def _die_with_parent() -> None:
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the parent already died between fork and prctl
         os._exit(1)
+
+
+def orphaned_processes() -> list[str]:
+    """Component processes whose owner is gone: each as "pid command". Should always be empty."""
+    orphans = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environment = (proc / "environ").read_bytes().split(b"\0")
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # exited meanwhile, or not ours to read
+            continue
+        marker = f"{OWNER_ENVIRONMENT_VARIABLE}=".encode()
+        owner = next((entry[len(marker) :] for entry in environment if entry.startswith(marker)), None)
+        if owner is not None and not Path(f"/proc/{owner.decode()}").exists():
+            orphans.append(f"{proc.name} {command.strip()}")
+    return orphans
 
 
 @contextmanager

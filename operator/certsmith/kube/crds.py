@@ -33,30 +33,46 @@ def load_crds(directory: Path) -> list[dict[str, Any]]:
     return crds
 
 
-def install_crds(api: client.ApiClient, crds: Iterable[dict[str, Any]], timeout: float = 30.0) -> list[str]:
-    """Create or update each CRD, then wait until all are Established. Returns their names."""
+def install_crds(
+    api: client.ApiClient, manifests: Iterable[dict[str, Any]], timeout: float = 30.0
+) -> list[str]:
+    """Create or replace each CRD, then wait until all are Established. Returns their names."""
     extensions = client.ApiextensionsV1Api(api)
     names = []
-    for crd in crds:
-        name = crd["metadata"]["name"]
+    for manifest in manifests:
+        name = manifest["metadata"]["name"]
         try:
-            extensions.create_custom_resource_definition(crd)
+            extensions.create_custom_resource_definition(_model(manifest))
         except ApiException as error:
             if error.status != _HTTP_CONFLICT:
                 raise
-            current = extensions.read_custom_resource_definition(name)
-            updated = {**crd, "metadata": {**crd["metadata"], "resourceVersion": current.metadata.resource_version}}
-            extensions.replace_custom_resource_definition(name, updated)
+            current = extensions.read_custom_resource_definition(name).metadata
+            resource_version = current.resource_version if current else None
+            replacement = {
+                **manifest,
+                "metadata": {**manifest["metadata"], "resourceVersion": resource_version},
+            }
+            extensions.replace_custom_resource_definition(name, _model(replacement))
         names.append(name)
     deadline = time.monotonic() + timeout
     for name in names:
         while not _established(extensions, name):
             if time.monotonic() > deadline:
-                raise CRDNotEstablishedError(f"CustomResourceDefinition {name} not Established after {timeout:.0f}s")
+                raise CRDNotEstablishedError(
+                    f"CustomResourceDefinition {name} not Established after {timeout:.0f}s"
+                )
             time.sleep(_POLL_INTERVAL)
     return names
 
 
+def _model(manifest: dict[str, Any]) -> client.V1CustomResourceDefinition:
+    crd = client.V1CustomResourceDefinition.from_dict(manifest)
+    if crd is None:
+        raise ValueError(f"not a CustomResourceDefinition: {manifest['metadata']['name']}")
+    return crd
+
+
 def _established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
-    conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+    status = extensions.read_custom_resource_definition(name).status
+    conditions = (status.conditions if status else None) or []
     return any(condition.type == "Established" and condition.status == "True" for condition in conditions)

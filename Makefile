@@ -1,0 +1,36 @@
+# The two commands the README promises: `make dev` and `make test`.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export GOTOOLCHAIN := local
+export CGO_ENABLED := 0
+
+.PHONY: dev test lint crds clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+## Run a local control plane with the CRDs installed, until Ctrl-C.
+dev: $(BIN)/.installed
+	$(BIN)/certsmith dev
+
+## Lint, type-check, build the control plane if not cached, run every test, check nothing was left running.
+test: lint
+	$(BIN)/python -c 'from certsmith.devcluster import ensure_binaries; ensure_binaries()'
+	$(BIN)/pytest
+	$(BIN)/python hack/check-no-orphans.py
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check operator tests hack
+	$(BIN)/mypy
+
+## Regenerate crds/clusterissuer.yaml after editing crds/issuer.yaml.
+crds:
+	$(PYTHON) hack/render-clusterissuer-crd.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,264 @@
+"""The CRDs, as the real API server enforces them: schema, defaults, CEL rules, printer columns."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.conftest import REPO, Cluster
+
+EXAMPLES = REPO / "docs" / "examples"
+INVALID = sorted((EXAMPLES / "invalid").glob("*.yaml"))
+GROUP, VERSION = "certsmith.dev", "v1alpha1"
+PLURALS = {"Certificate": "certificates", "Issuer": "issuers", "ClusterIssuer": "clusterissuers"}
+
+
+def _create(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    objects = client.CustomObjectsApi(cluster.api)
+    plural = PLURALS[manifest["kind"]]
+    if manifest["kind"] == "ClusterIssuer":
+        created: dict[str, Any] = objects.create_cluster_custom_object(GROUP, VERSION, plural, manifest)
+    else:
+        created = objects.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, manifest)
+    return created
+
+
+@pytest.fixture
+def cluster_issuer_names(cluster: Cluster) -> Iterator[list[str]]:
+    """ClusterIssuers a test creates are named here and deleted afterwards."""
+    names: list[str] = []
+    yield names
+    objects = client.CustomObjectsApi(cluster.api)
+    for name in names:
+        objects.delete_cluster_custom_object(GROUP, VERSION, "clusterissuers", name)
+
+
+def _with_unique_cluster_name(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Cluster-scoped names are suffixed, so that tests can run against a shared cluster."""
+    if manifest["kind"] == "ClusterIssuer":
+        manifest["metadata"]["name"] += f"-{uuid.uuid4().hex[:6]}"
+    return manifest
+
+
+def test_every_crd_is_established(cluster: Cluster) -> None:
+    extensions = client.ApiextensionsV1Api(cluster.api)
+    for name in ("certificates.certsmith.dev", "issuers.certsmith.dev", "clusterissuers.certsmith.dev"):
+        conditions = {
+            c.type: c.status for c in extensions.read_custom_resource_definition(name).status.conditions
+        }
+        assert conditions["Established"] == "True", name
+        assert conditions["NamesAccepted"] == "True", name
+
+
+def test_kubectl_explain_teaches_the_private_key_fields(cluster: Cluster) -> None:
+    explained = _kubectl_eventually(cluster, "explain", "certificate.spec.privateKey")
+    assert "The private key's algorithm, size, encoding and rotation." in explained
+    assert "Key size in bits. RSA: 2048, 3072, 4096 or 8192" in explained
+    assert "enum: RSA, ECDSA, Ed25519" in explained
+
+
+def test_the_certsmith_category_lists_all_kinds(cluster: Cluster, namespace: str) -> None:
+    listed = _kubectl(cluster, "get", "certsmith", "-n", namespace, "-o", "name")
+    assert listed.strip() == ""
+    resources = _kubectl(
+        cluster, "api-resources", "--api-group", GROUP, "--categories", "certsmith", "-o", "name"
+    )
+    assert sorted(resources.split()) == [
+        f"certificates.{GROUP}",
+        f"clusterissuers.{GROUP}",
+        f"issuers.{GROUP}",
+    ]
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda path: path.stem)
+def test_example_manifest_is_accepted(
+    cluster: Cluster, namespace: str, cluster_issuer_names: list[str], path: Path
+) -> None:
+    manifest = _with_unique_cluster_name(yaml.safe_load(path.read_text()))
+    created = _create(cluster, namespace, manifest)
+    if manifest["kind"] == "ClusterIssuer":
+        cluster_issuer_names.append(manifest["metadata"]["name"])
+    _assert_kept(manifest["spec"], created["spec"], "spec")
+
+
+def _assert_kept(given: Any, stored: Any, path: str) -> None:
+    """Everything the manifest says is stored as given: the schema prunes none of it."""
+    if isinstance(given, dict):
+        for key, value in given.items():
+            assert key in stored, f"{path}.{key} was pruned"
+            _assert_kept(value, stored[key], f"{path}.{key}")
+    elif isinstance(given, list):
+        assert len(given) == len(stored), path
+        for index, (item, kept) in enumerate(zip(given, stored, strict=True)):
+            _assert_kept(item, kept, f"{path}[{index}]")
+    else:
+        assert given == stored, path
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda path: path.stem)
+def test_invalid_manifest_is_rejected_naming_the_field(cluster: Cluster, namespace: str, path: Path) -> None:
+    text = path.read_text()
+    expected_field = _header(text, "expect-field")
+    expected_message = _header(text, "expect-message")
+    manifest = _with_unique_cluster_name(yaml.safe_load(text))
+    with pytest.raises(ApiException) as rejected:
+        _create(cluster, namespace, manifest)
+    assert rejected.value.status == 422, rejected.value.body
+    causes = json.loads(rejected.value.body)["details"]["causes"]
+    matching = [c for c in causes if c.get("field") == expected_field and expected_message in c["message"]]
+    assert matching, f"no cause for {expected_field} containing {expected_message!r}: {causes}"
+
+
+def test_there_is_an_invalid_example_for_every_rule() -> None:
+    assert len(INVALID) >= 30
+
+
+def test_defaults_are_applied_on_create(cluster: Cluster, namespace: str) -> None:
+    certificate = _create(
+        cluster,
+        namespace,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Certificate",
+            "metadata": {"name": "defaults"},
+            "spec": {"secretName": "defaults-tls", "dnsNames": ["example.com"], "issuerRef": {"name": "ca"}},
+        },
+    )
+    spec = certificate["spec"]
+    assert spec["duration"] == "2160h"
+    assert spec["privateKey"] == {
+        "algorithm": "RSA",
+        "size": 2048,
+        "encoding": "PKCS1",
+        "rotationPolicy": "Always",
+    }
+    assert spec["issuerRef"] == {"name": "ca", "kind": "Issuer"}
+
+
+def test_nested_defaults_apply_to_a_partial_private_key(cluster: Cluster, namespace: str) -> None:
+    certificate = _create(
+        cluster,
+        namespace,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Certificate",
+            "metadata": {"name": "ecdsa"},
+            "spec": {
+                "secretName": "ecdsa-tls",
+                "commonName": "ecdsa",
+                "privateKey": {"algorithm": "ECDSA"},
+                "keystores": {"pkcs12": {"create": True, "passwordSecretRef": {"name": "p", "key": "k"}}},
+                "issuerRef": {"name": "ca", "kind": "ClusterIssuer"},
+            },
+        },
+    )
+    spec = certificate["spec"]
+    assert spec["privateKey"] == {"algorithm": "ECDSA", "encoding": "PKCS1", "rotationPolicy": "Always"}
+    assert spec["keystores"]["pkcs12"]["profile"] == "Modern2023"
+    assert spec["issuerRef"]["kind"] == "ClusterIssuer"
+
+
+def test_issuer_defaults_are_applied_on_create(cluster: Cluster, namespace: str) -> None:
+    issuer = _create(
+        cluster,
+        namespace,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Issuer",
+            "metadata": {"name": "acme"},
+            "spec": {
+                "acme": {
+                    "server": "https://acme.example.com/directory",
+                    "privateKeySecretRef": {"name": "account"},
+                    "solvers": [
+                        {"dns01": {"rfc2136": {"nameserver": "192.0.2.53"}}},
+                        {"http01": {"ingress": {}}},
+                    ],
+                }
+            },
+        },
+    )
+    acme = issuer["spec"]["acme"]
+    assert acme["privateKeySecretRef"]["key"] == "tls.key"
+    assert acme["solvers"][0]["dns01"]["rfc2136"]["tsigAlgorithm"] == "HMACSHA256"
+    assert acme["solvers"][1]["http01"]["ingress"]["serviceType"] == "NodePort"
+
+
+def test_printer_columns_answer_the_first_questions(cluster: Cluster, namespace: str) -> None:
+    _create(
+        cluster,
+        namespace,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Certificate",
+            "metadata": {"name": "columns"},
+            "spec": {
+                "secretName": "columns-tls",
+                "dnsNames": ["example.com"],
+                "issuerRef": {"name": "the-ca"},
+            },
+        },
+    )
+    _create(
+        cluster,
+        namespace,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Issuer",
+            "metadata": {"name": "the-ca"},
+            "spec": {"ca": {"secretName": "root-ca"}},
+        },
+    )
+    certificates = _kubectl(cluster, "get", "certificates", "-n", namespace).splitlines()
+    assert certificates[0].split() == ["NAME", "READY", "SECRET", "ISSUER", "EXPIRES", "RENEWS", "AGE"]
+    assert certificates[1].split()[:3] == ["columns", "columns-tls", "the-ca"]  # not Ready yet: blank
+    issuers = _kubectl(cluster, "get", "issuers", "-n", namespace).splitlines()
+    assert issuers[0].split() == ["NAME", "READY", "TYPE", "AGE"]
+
+
+def _header(text: str, key: str) -> str:
+    prefix = f"# {key}: "
+    return next(line.removeprefix(prefix) for line in text.splitlines() if line.startswith(prefix))
+
+
+def _kubectl(cluster: Cluster, *args: str) -> str:
+    completed = _run_kubectl(cluster, *args)
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def _kubectl_eventually(cluster: Cluster, *args: str, timeout: float = 30.0) -> str:
+    """For reads of the OpenAPI document, which the API server publishes a moment after Established."""
+    deadline = time.monotonic() + timeout
+    while (completed := _run_kubectl(cluster, *args)).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def _run_kubectl(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_deploy_kustomization_installs_exactly_the_crds(cluster: Cluster) -> None:
+    applied = _kubectl(cluster, "apply", "-k", str(REPO / "deploy"), "--dry-run=server", "-o", "name")
+    assert sorted(applied.split()) == [
+        f"customresourcedefinition.apiextensions.k8s.io/{plural}.{GROUP}"
+        for plural in ("certificates", "clusterissuers", "issuers")
+    ]
