@@ -114,6 +114,8 @@ def test_controller_manager_collects_owned_objects() -> None:
         owner = core.create_namespaced_config_map(
             "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
         )
+        assert owner.metadata
+        assert owner.metadata.uid
         reference = client.V1OwnerReference(
             api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid
         )
@@ -123,7 +125,9 @@ def test_controller_manager_collects_owned_objects() -> None:
         )
         core.delete_namespaced_config_map("owner", "default")
         deadline = time.monotonic() + 60
-        while "dependent" in {c.metadata.name for c in core.list_namespaced_config_map("default").items}:
+        while "dependent" in {
+            c.metadata and c.metadata.name for c in core.list_namespaced_config_map("default").items
+        }:
             assert time.monotonic() < deadline, "the garbage collector did not delete the dependent"
             time.sleep(0.2)
 
@@ -146,7 +150,7 @@ def test_certsmith_dev_serves_the_crds_until_interrupted(tmp_path: Path) -> None
             break
     assert f"export KUBECONFIG={kubeconfig}" in "".join(output)
     extensions = client.ApiextensionsV1Api(api_client_from_kubeconfig(kubeconfig))
-    names = {crd.metadata.name for crd in extensions.list_custom_resource_definition().items}
+    names = {crd.metadata and crd.metadata.name for crd in extensions.list_custom_resource_definition().items}
     assert {"certificates.certsmith.dev", "issuers.certsmith.dev", "clusterissuers.certsmith.dev"} <= names
     dev.send_signal(signal.SIGINT)
     remaining, _ = dev.communicate(timeout=30)

@@ -27,9 +27,10 @@ def _create(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -> dict[
     objects = client.CustomObjectsApi(cluster.api)
     plural = PLURALS[manifest["kind"]]
     if manifest["kind"] == "ClusterIssuer":
-        created: dict[str, Any] = objects.create_cluster_custom_object(GROUP, VERSION, plural, manifest)
+        created = objects.create_cluster_custom_object(GROUP, VERSION, plural, manifest)
     else:
         created = objects.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, manifest)
+    assert isinstance(created, dict)
     return created
 
 
@@ -53,9 +54,9 @@ def _with_unique_cluster_name(manifest: dict[str, Any]) -> dict[str, Any]:
 def test_every_crd_is_established(cluster: Cluster) -> None:
     extensions = client.ApiextensionsV1Api(cluster.api)
     for name in ("certificates.certsmith.dev", "issuers.certsmith.dev", "clusterissuers.certsmith.dev"):
-        conditions = {
-            c.type: c.status for c in extensions.read_custom_resource_definition(name).status.conditions
-        }
+        status = extensions.read_custom_resource_definition(name).status
+        assert status
+        conditions = {c.type: c.status for c in status.conditions or []}
         assert conditions["Established"] == "True", name
         assert conditions["NamesAccepted"] == "True", name
 
@@ -114,7 +115,7 @@ def test_invalid_manifest_is_rejected_naming_the_field(cluster: Cluster, namespa
     with pytest.raises(ApiException) as rejected:
         _create(cluster, namespace, manifest)
     assert rejected.value.status == 422, rejected.value.body
-    causes = json.loads(rejected.value.body)["details"]["causes"]
+    causes = json.loads(rejected.value.body or "{}")["details"]["causes"]
     matching = [c for c in causes if c.get("field") == expected_field and expected_message in c["message"]]
     assert matching, f"no cause for {expected_field} containing {expected_message!r}: {causes}"
 
