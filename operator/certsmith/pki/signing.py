@@ -1,0 +1,168 @@
+"""Signing certificates: self-signed, or by a CA key pair."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509.oid import AuthorityInformationAccessOID
+
+from certsmith.pki import PKIError
+from certsmith.pki.keys import PrivateKey, PublicKey, certificate_public_key, same_public_key, signature_hash
+from certsmith.pki.request import CertificateRequest
+
+CLOCK_SKEW_ALLOWANCE = datetime.timedelta(minutes=5)
+"""notBefore lies this far in the past, so that clients with a slow clock accept a fresh certificate."""
+
+
+class AuthorityError(PKIError):
+    """A key pair that cannot sign; `problem` is KeyMismatch, NotACA, Expired or NotYetValid."""
+
+    def __init__(self, problem: str, message: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class IssuerURLs:
+    """URLs a CA writes into what it signs."""
+
+    crl_distribution_points: tuple[str, ...] = ()
+    ocsp_servers: tuple[str, ...] = ()
+    issuing_certificate_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SigningAuthority:
+    """A CA certificate and its key, plus the chain above it (excluding the root) and the root."""
+
+    certificate: x509.Certificate
+    key: PrivateKey
+    intermediates: tuple[x509.Certificate, ...]
+    root: x509.Certificate
+    urls: IssuerURLs = IssuerURLs()
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """The signed leaf, the intermediates to send with it, and the root a client should trust."""
+
+    certificate: x509.Certificate
+    intermediates: tuple[x509.Certificate, ...]
+    root: x509.Certificate
+
+
+def self_sign(
+    request: CertificateRequest, key: PrivateKey, now: datetime.datetime, urls: IssuerURLs = IssuerURLs()
+) -> IssuedCertificate:
+    name = request.name()
+    if not name.rdns:
+        raise PKIError("a self-signed certificate needs a subject: set commonName or a subject attribute")
+    certificate = _sign(request, key.public_key(), _Signer(name, key, key.public_key(), urls), now)
+    return IssuedCertificate(certificate, (), certificate)
+
+
+def sign_with_authority(
+    request: CertificateRequest, public_key: PublicKey, authority: SigningAuthority, now: datetime.datetime
+) -> IssuedCertificate:
+    """Sign for `public_key`; the certificate never outlives the CA's own."""
+    ca = authority.certificate
+    signer = _Signer(ca.subject, authority.key, certificate_public_key(ca), authority.urls)
+    not_after = min(_truncated(now) + request.duration, ca.not_valid_after_utc)
+    certificate = _sign(request, public_key, signer, now, not_after)
+    chain = (authority.certificate, *authority.intermediates)
+    intermediates = tuple(cert for cert in chain if cert != authority.root)
+    return IssuedCertificate(certificate, intermediates, authority.root)
+
+
+def verify_authority(authority: SigningAuthority, now: datetime.datetime) -> None:
+    """Raise AuthorityError unless the key pair can sign: a CA certificate, matching key, currently valid."""
+    certificate = authority.certificate
+    if not same_public_key(authority.key, certificate_public_key(certificate)):
+        raise AuthorityError("KeyMismatch", "tls.key does not belong to the certificate in tls.crt")
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise PKIError(
+            "the certificate in tls.crt is not a CA certificate (basicConstraints CA:TRUE is missing)"
+        )
+    try:
+        key_usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        key_usage = None
+    if key_usage is not None and not key_usage.key_cert_sign:
+        raise AuthorityError("NotACA", "the CA certificate's key usage does not allow signing certificates")
+    if now >= certificate.not_valid_after_utc:
+        raise AuthorityError(
+            "Expired", f"the CA certificate expired at {certificate.not_valid_after_utc.isoformat()}"
+        )
+    if now < certificate.not_valid_before_utc:
+        raise PKIError(
+            f"the CA certificate is not valid before {certificate.not_valid_before_utc.isoformat()}"
+        )
+
+
+@dataclass(frozen=True)
+class _Signer:
+    name: x509.Name
+    key: PrivateKey
+    public_key: PublicKey
+    urls: IssuerURLs
+
+
+def _sign(
+    request: CertificateRequest,
+    public_key: PublicKey,
+    signer: _Signer,
+    now: datetime.datetime,
+    not_after: datetime.datetime | None = None,
+) -> x509.Certificate:
+    start = _truncated(now)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(request.name())
+        .issuer_name(signer.name)
+        .public_key(public_key)
+        .serial_number(_serial_number())
+        .not_valid_before(start - CLOCK_SKEW_ALLOWANCE)
+        .not_valid_after(not_after or start + request.duration)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key), critical=False)
+    )
+    for extension, critical in request.extensions():
+        builder = builder.add_extension(extension, critical)
+    urls = signer.urls
+    if urls.crl_distribution_points:
+        points = [
+            x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)
+            for url in urls.crl_distribution_points
+        ]
+        builder = builder.add_extension(x509.CRLDistributionPoints(points), critical=False)
+    access = [
+        *(
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(url))
+            for url in urls.ocsp_servers
+        ),
+        *(
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(url)
+            )
+            for url in urls.issuing_certificate_urls
+        ),
+    ]
+    if access:
+        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    return builder.sign(signer.key, signature_hash(signer.key))
+
+
+def _serial_number() -> int:
+    """A random positive 128-bit serial (CA/Browser Forum: at least 64 bits of randomness)."""
+    return (1 << 127) | secrets.randbits(127)
+
+
+def _truncated(now: datetime.datetime) -> datetime.datetime:
+    return now.replace(microsecond=0)
