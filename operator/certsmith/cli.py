@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import shutil
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import kopf
+
 from certsmith import __version__
+from certsmith.api.durations import parse_duration
+from certsmith.controller import Controller
 from certsmith.devcluster import (
     ETCD_VERSION,
     KUBERNETES_VERSION,
@@ -19,8 +25,13 @@ from certsmith.devcluster import (
     ControlPlaneStartError,
     sigterm_raises_keyboard_interrupt,
 )
-from certsmith.kube.client import api_client_from_kubeconfig
+from certsmith.handlers import operator_registry, operator_settings
+from certsmith.kube.client import ambient_api_client, api_client_from_kubeconfig
 from certsmith.kube.crds import install_crds, load_crds
+from certsmith.renewal import BackoffSettings
+from certsmith.runtime import Runtime
+from certsmith.scheduler import utc_now
+from certsmith.settings import OperatorSettings
 
 _SOURCE_TREE_CRDS = Path(__file__).resolve().parents[2] / "crds"
 _SOURCE_TREE_EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
@@ -67,9 +78,100 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.set_defaults(handler=_dev)
 
+    run = commands.add_parser(
+        "run",
+        help="run the operator",
+        description=(
+            "Run the certsmith operator against the cluster of $KUBECONFIG (or --kubeconfig, or the "
+            "in-cluster ServiceAccount): issue, store and renew the certificates of Certificate objects."
+        ),
+    )
+    run.add_argument(
+        "--kubeconfig", type=Path, metavar="FILE", help="kubeconfig to use instead of the ambient one"
+    )
+    run.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        dest="namespaces",
+        metavar="NS",
+        help="watch this namespace (repeatable; globs such as 'team-*' and '!kube-*'); default: all",
+    )
+    run.add_argument(
+        "--cluster-resource-namespace",
+        default="certsmith",
+        metavar="NS",
+        help="namespace of the CA Secrets of ClusterIssuers (default: %(default)s)",
+    )
+    run.add_argument(
+        "--secret-owner-references",
+        action="store_true",
+        help="make each Certificate own its Secret, so deleting the Certificate deletes the Secret",
+    )
+    run.add_argument(
+        "--workers", type=int, default=4, help="certificates reconciled at once (default: %(default)s)"
+    )
+    run.add_argument(
+        "--backoff-initial",
+        type=parse_duration,
+        default="1m",
+        metavar="DURATION",
+        help="wait after a first failed issuance, doubled per failure (default: %(default)s)",
+    )
+    run.add_argument(
+        "--backoff-max",
+        type=parse_duration,
+        default="1h",
+        metavar="DURATION",
+        help="longest wait between failed issuance attempts (default: %(default)s)",
+    )
+    run.add_argument(
+        "--health-port",
+        type=int,
+        default=8080,
+        metavar="PORT",
+        help="serve liveness at http://0.0.0.0:PORT/healthz; 0 turns it off (default: %(default)s)",
+    )
+    run.add_argument("--log-format", choices=["plain", "json"], default="plain", help="log line format")
+    run.add_argument("--verbose", action="store_true", help="log kopf's internals too")
+    run.set_defaults(handler=_run)
+
     version = commands.add_parser("version", help="print certsmith's version and the control-plane versions")
     version.set_defaults(handler=_version)
     return parser
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    kubeconfig: Path | None = arguments.kubeconfig
+    if kubeconfig is not None:
+        os.environ["KUBECONFIG"] = str(kubeconfig)  # for kopf's own login, which reads it
+    settings = OperatorSettings(
+        namespaces=tuple(arguments.namespaces),
+        cluster_resource_namespace=arguments.cluster_resource_namespace,
+        secret_owner_references=arguments.secret_owner_references,
+        backoff=BackoffSettings(arguments.backoff_initial, arguments.backoff_max),
+        workers=arguments.workers,
+    )
+    kopf.configure(
+        verbose=arguments.verbose,
+        log_format=kopf.LogFormat.JSON if arguments.log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    if not arguments.verbose:  # one line per handled watch event says nothing certsmith's own lines don't
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    api = api_client_from_kubeconfig(kubeconfig) if kubeconfig else ambient_api_client()
+    runtime = Runtime(Controller(api, settings, utc_now))
+    kopf.run(
+        registry=operator_registry(runtime),
+        settings=operator_settings(),
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{arguments.health_port}/healthz"
+        if arguments.health_port
+        else None,
+    )
+    return 0
 
 
 def _version(arguments: argparse.Namespace) -> int:

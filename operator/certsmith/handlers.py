@@ -1,0 +1,52 @@
+"""kopf wiring, and nothing else: watch events go to the runtime, which does the work."""
+
+from __future__ import annotations
+
+import asyncio
+
+import kopf
+
+from certsmith.api import GROUP, VERSION
+from certsmith.controller import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.runtime import Runtime
+from certsmith.tls_secret import MANAGED_LABEL
+
+
+def operator_settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False  # certsmith posts its own Events, one per outcome
+    settings.watching.label_selectors["v1", "secrets"] = f"{MANAGED_LABEL}=true"  # filtered by the API server
+    return settings
+
+
+def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    tasks: list[asyncio.Task[None]] = []
+
+    @kopf.on.login(registry=registry)
+    def login(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: object) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(settings=settings, logger=logger)
+
+    @kopf.on.startup(registry=registry)
+    async def start(**_: object) -> None:
+        tasks.append(asyncio.create_task(runtime.run(), name="certsmith-runtime"))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(**_: object) -> None:
+        for task in tasks:
+            task.cancel()
+
+    for plural in (CERTIFICATES, ISSUERS, CLUSTER_ISSUERS):
+        _watch_custom_objects(registry, runtime, plural)
+
+    @kopf.on.event("v1", "secrets", registry=registry)
+    async def secret_changed(event: kopf.RawEvent, **_: object) -> None:
+        runtime.secret_event(event.get("type"), event["object"])
+
+    return registry
+
+
+def _watch_custom_objects(registry: kopf.OperatorRegistry, runtime: Runtime, plural: str) -> None:
+    @kopf.on.event(GROUP, VERSION, plural, registry=registry)
+    async def changed(event: kopf.RawEvent, **_: object) -> None:
+        runtime.custom_object_event(plural, event.get("type"), event["object"])

@@ -1,0 +1,29 @@
+"""The operator's settings: one documented dataclass, filled from `certsmith run`'s flags."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from certsmith.renewal import BackoffSettings
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """
+    namespaces: watch only these namespaces; empty means all. ClusterIssuers are always watched.
+    cluster_resource_namespace: where a ClusterIssuer's CA Secret lives.
+    secret_owner_references: make each Certificate own its Secret, so that deleting the Certificate
+        deletes the Secret too. Off by default: deleting a Certificate must not cause an outage.
+    backoff: delays between failed issuance attempts of one Certificate.
+    workers: Certificates reconciled at once (signing runs in threads; RSA key generation is slow).
+    ca_secret_cache_ttl: how long a CA key pair read from an unmanaged Secret is reused before it is
+        read again (managed Secrets are watched and always current).
+    """
+
+    namespaces: tuple[str, ...] = ()
+    cluster_resource_namespace: str = "certsmith"
+    secret_owner_references: bool = False
+    backoff: BackoffSettings = field(default_factory=BackoffSettings)
+    workers: int = 4
+    ca_secret_cache_ttl: datetime.timedelta = datetime.timedelta(seconds=60)
