@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,26 +13,14 @@ import kopf
 from certsmith import __version__
 from certsmith.api.durations import parse_duration
 from certsmith.controller import Controller
-from certsmith.devcluster import (
-    ETCD_VERSION,
-    KUBERNETES_VERSION,
-    ControlPlane,
-    ControlPlaneBuildError,
-    ControlPlaneSettings,
-    ControlPlaneStartError,
-    sigterm_raises_keyboard_interrupt,
-)
+from certsmith.devcluster import ETCD_VERSION, KUBERNETES_VERSION
+from certsmith.devcluster.dev import SOURCE_TREE, DevOptions, run_dev
 from certsmith.handlers import operator_registry, operator_settings
 from certsmith.kube.client import ambient_api_client, api_client_from_kubeconfig
-from certsmith.kube.crds import install_crds, load_crds
 from certsmith.renewal import BackoffSettings
 from certsmith.runtime import Runtime
 from certsmith.scheduler import utc_now
 from certsmith.settings import OperatorSettings
-
-_SOURCE_TREE_CRDS = Path(__file__).resolve().parents[2] / "crds"
-_SOURCE_TREE_EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
-_HEALTH_CHECK_INTERVAL = 1.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,11 +36,11 @@ def _parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser(
         "dev",
-        help="run a local control plane with certsmith's CRDs installed",
+        help="run a local control plane with certsmith's CRDs, the operator and a demo",
         description=(
             f"Start etcd {ETCD_VERSION} and kube-apiserver {KUBERNETES_VERSION} on loopback (built with Go "
-            "on first use and cached), install certsmith's CRDs and wait until Ctrl-C or SIGTERM, "
-            "then stop everything and delete its files."
+            "on first use and cached), install certsmith's CRDs, run the operator, apply a demo certificate "
+            "chain and wait until Ctrl-C or SIGTERM; then stop everything and delete its files."
         ),
     )
     dev.add_argument(
@@ -67,10 +52,21 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--crds",
         type=Path,
-        default=_SOURCE_TREE_CRDS,
+        default=SOURCE_TREE / "crds",
         metavar="DIR",
         help="directory of CRD manifests to install (default: %(default)s)",
     )
+    dev.add_argument(
+        "--demo",
+        type=Path,
+        default=SOURCE_TREE / "docs" / "demo" / "chain.yaml",
+        metavar="FILE",
+        help="manifests applied as the demo (default: %(default)s)",
+    )
+    dev.add_argument(
+        "--no-operator", action="store_true", help="start only the control plane, not the operator"
+    )
+    dev.add_argument("--no-demo", action="store_true", help="do not apply the demo")
     dev.add_argument(
         "--controller-manager",
         action="store_true",
@@ -144,8 +140,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(arguments: argparse.Namespace) -> int:
     kubeconfig: Path | None = arguments.kubeconfig
-    if kubeconfig is not None:
-        os.environ["KUBECONFIG"] = str(kubeconfig)  # for kopf's own login, which reads it
     settings = OperatorSettings(
         namespaces=tuple(arguments.namespaces),
         cluster_resource_namespace=arguments.cluster_resource_namespace,
@@ -183,62 +177,16 @@ def _version(arguments: argparse.Namespace) -> int:
 
 
 def _dev(arguments: argparse.Namespace) -> int:
-    crds_dir: Path = arguments.crds
-    if not crds_dir.is_dir():
-        print(f"certsmith dev: CRD directory {crds_dir} does not exist; pass --crds DIR", file=sys.stderr)
-        return 2
-    crds = load_crds(crds_dir)
-    settings = ControlPlaneSettings(controller_manager=arguments.controller_manager, progress=_progress)
-    kubeconfig_out: Path | None = arguments.kubeconfig_out
-    try:
-        with sigterm_raises_keyboard_interrupt(), ControlPlane(settings) as cluster:
-            started = time.monotonic()
-            api = api_client_from_kubeconfig(cluster.kubeconfig)
-            names = install_crds(api, crds)
-            kubeconfig = cluster.kubeconfig
-            if kubeconfig_out is not None:
-                kubeconfig_out.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(cluster.kubeconfig, kubeconfig_out)
-                kubeconfig_out.chmod(0o600)
-                kubeconfig = kubeconfig_out.resolve()
-            _progress(f"certsmith dev: installed {', '.join(names)} in {time.monotonic() - started:.1f}s")
-            print(_instructions(cluster, kubeconfig), flush=True)
-            try:
-                while True:
-                    cluster.raise_if_crashed()
-                    time.sleep(_HEALTH_CHECK_INTERVAL)
-            finally:
-                if kubeconfig_out is not None:
-                    kubeconfig_out.unlink(missing_ok=True)
-    except KeyboardInterrupt:
-        _progress("certsmith dev: stopped; every process and file it started is gone")
-        return 0
-    except (ControlPlaneBuildError, ControlPlaneStartError) as error:
-        print(f"certsmith dev: {error}", file=sys.stderr)
-        return 1
-
-
-def _instructions(cluster: ControlPlane, kubeconfig: Path) -> str:
-    kubectl = cluster.binaries.kubectl
-    return f"""
-certsmith dev: kube-apiserver {KUBERNETES_VERSION} is ready at {cluster.server}
-
-  export KUBECONFIG={kubeconfig}
-  alias kubectl={kubectl}     # kubectl {KUBERNETES_VERSION}, built with the control plane
-
-Try:
-  kubectl get crds
-  kubectl explain certificate.spec.privateKey
-  kubectl apply -f {_SOURCE_TREE_EXAMPLES}
-  kubectl get certificates,issuers,clusterissuers -A
-  kubectl apply -f {_SOURCE_TREE_EXAMPLES / "invalid"}/    # each is rejected with the field to fix
-
-Press Ctrl-C to stop.
-"""
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    return run_dev(
+        DevOptions(
+            crds=arguments.crds,
+            demo=arguments.demo,
+            kubeconfig_out=arguments.kubeconfig_out,
+            controller_manager=arguments.controller_manager,
+            operator=not arguments.no_operator,
+            apply_demo=not arguments.no_demo,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import kopf
 
 from certsmith.api import GROUP, VERSION
 from certsmith.controller import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.kube.client import in_cluster
 from certsmith.runtime import Runtime
 from certsmith.tls_secret import MANAGED_LABEL
 
@@ -24,8 +25,24 @@ def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.login(registry=registry)
-    def login(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: object) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(settings=settings, logger=logger)
+    def login(
+        settings: kopf.OperatorSettings, logger: kopf.Logger, **_: object
+    ) -> kopf.ConnectionInfo | None:
+        """kopf's watches use the credentials of certsmith's own client, so both act as one identity."""
+        if in_cluster():
+            return kopf.login_with_service_account(settings=settings, logger=logger)
+        configuration = runtime.controller.api.configuration
+        header = configuration.get_api_key_with_prefix("BearerToken") or ""
+        scheme, _separator, token = header.rpartition(" ")
+        return kopf.ConnectionInfo(
+            server=configuration.host,
+            ca_path=configuration.ssl_ca_cert,
+            insecure=not configuration.verify_ssl,
+            certificate_path=configuration.cert_file,
+            private_key_path=configuration.key_file,
+            scheme=scheme or None,
+            token=token or None,
+        )
 
     @kopf.on.startup(registry=registry)
     async def start(**_: object) -> None:

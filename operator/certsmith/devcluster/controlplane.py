@@ -107,8 +107,7 @@ class ControlPlane:
             code = process.exit_code()
             if code is not None:
                 raise ControlPlaneStartError(
-                    f"{process.name} exited with code {code}. "
-                    f"Last lines of {process.log_path.name}:\n{process.log_tail()}"
+                    f"{process.name} exited with code {code}. Last lines of its log:\n{process.log_tail()}"
                 )
 
     def start(self) -> None:
@@ -221,12 +220,12 @@ class ControlPlane:
             if code is not None:
                 raise ControlPlaneStartError(
                     f"{process.name} exited with code {code} while starting. "
-                    f"Last lines of {process.log_path.name}:\n{process.log_tail()}"
+                    f"Last lines of its log:\n{process.log_tail()}"
                 )
             if time.monotonic() > deadline:
                 raise ControlPlaneStartError(
                     f"{process.name} was not ready after {self.settings.ready_timeout:.0f}s. "
-                    f"Last lines of {process.log_path.name}:\n{process.log_tail()}"
+                    f"Last lines of its log:\n{process.log_tail()}"
                 )
             time.sleep(_POLL_INTERVAL)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -19,17 +20,17 @@ _STOP_GRACE_SECONDS = 10.0
 
 
 class ManagedProcess:
-    """A named child process whose output goes to a log file in the control plane's directory."""
+    """A named child process whose output goes to a log file, or to our own stderr when log_path is None."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path | None) -> None:
         self.name = name
         self.log_path = log_path
-        with log_path.open("wb") as log:
+        with log_path.open("wb") if log_path else contextlib.nullcontext(None) as log:
             self._popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT if log else None,
                 env={**os.environ, OWNER_ENVIRONMENT_VARIABLE: str(os.getpid())},
                 start_new_session=True,  # Ctrl-C reaches us, and we stop the children in order
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 -- only async-signal-safe work, before exec
@@ -53,6 +54,8 @@ class ManagedProcess:
                 self._popen.wait()
 
     def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None:
+            return "(printed above)"
         try:
             text = self.log_path.read_text(errors="replace")
         except FileNotFoundError:

@@ -14,9 +14,13 @@ def api_client_from_kubeconfig(path: Path) -> client.ApiClient:
     return api
 
 
+def in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
 def ambient_api_client() -> client.ApiClient:
     """In a Pod, its ServiceAccount; elsewhere `$KUBECONFIG` or ~/.kube/config, as kubectl would."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if in_cluster():
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         return client.ApiClient(configuration)
