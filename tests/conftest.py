@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,7 +42,8 @@ def cluster() -> Iterator[Cluster]:
             assert kubectl, "CERTSMITH_TEST_KUBECONFIG is set: put kubectl on PATH"
             yield _prepared(Path(EXTERNAL_KUBECONFIG), Path(kubectl))
             return
-        with ControlPlane(ControlPlaneSettings(progress=print)) as control_plane:
+        settings = ControlPlaneSettings(controller_manager=True, progress=print)
+        with ControlPlane(settings) as control_plane:
             yield _prepared(control_plane.kubeconfig, control_plane.binaries.kubectl)
 
 
@@ -48,6 +51,61 @@ def _prepared(kubeconfig: Path, kubectl: Path) -> Cluster:
     api = api_client_from_kubeconfig(kubeconfig)
     install_crds(api, load_crds(REPO / "crds"))
     return Cluster(kubeconfig, api, kubectl)
+
+
+class OperatorProcess:
+    """`certsmith run` as a separate process, as in production: killable, restartable, logging to a file."""
+
+    def __init__(self, kubeconfig: Path, log_path: Path, *arguments: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.arguments = arguments
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "certsmith.cli", "run", "--kubeconfig", str(self.kubeconfig),
+             "--health-port", "0", *self.arguments],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+        log.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no last writes."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+OPERATOR_ARGUMENTS = ("--backoff-initial", "1s", "--backoff-max", "8s", "--namespace", "!solo-*")
+"""The shared operator retries quickly, so tests of back-off take seconds; `solo-*` namespaces are
+left to operators that tests start themselves."""
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(
+        cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", *OPERATOR_ARGUMENTS
+    )
+    process.start()
+    yield process
+    process.stop()
+    print(f"operator log: {process.log_path}")
 
 
 @pytest.fixture

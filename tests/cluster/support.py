@@ -1,0 +1,83 @@
+"""Helpers for tests that drive certsmith through the real API server."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from certsmith.api import GROUP, VERSION
+from tests.conftest import Cluster
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(0.2)
+
+
+def create(cluster: Cluster, namespace: str, kind: str, name: str, spec: dict[str, Any], **metadata: Any) -> None:
+    plural = {"Certificate": "certificates", "Issuer": "issuers"}[kind]
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name, **metadata}, "spec": spec}
+    client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+
+
+def patch_spec(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "certificates", name, {"spec": spec}
+    )
+
+
+def certificate(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    body = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "certificates", name
+    )
+    assert isinstance(body, dict)
+    return body
+
+
+def condition(body: dict[str, Any], kind: str = "Ready") -> dict[str, Any]:
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == kind), {})
+
+
+def wait_ready(cluster: Cluster, namespace: str, name: str, timeout: float = 30.0) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        body = certificate(cluster, namespace, name)
+        return body if condition(body).get("status") == "True" else None
+
+    return eventually(ready, timeout, f"Certificate {namespace}/{name} to be Ready")
+
+
+def secret(cluster: Cluster, namespace: str, name: str) -> client.V1Secret | None:
+    try:
+        return client.CoreV1Api(cluster.api).read_namespaced_secret(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def secret_data(cluster: Cluster, namespace: str, name: str) -> dict[str, bytes]:
+    found = secret(cluster, namespace, name)
+    assert found is not None, f"Secret {namespace}/{name} does not exist"
+    return {key: base64.b64decode(value) for key, value in (found.data or {}).items()}
+
+
+def events(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the Events about the Certificate `name`, oldest first."""
+    listed = client.CoreV1Api(cluster.api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=Certificate"
+    )
+    return [(e.type or "", e.reason or "", e.message or "") for e in listed.items]
