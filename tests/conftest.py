@@ -65,9 +65,20 @@ class OperatorProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "certsmith.cli", "run", "--kubeconfig", str(self.kubeconfig),
-             "--health-port", "0", *self.arguments],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "certsmith.cli",
+                "run",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--health-port",
+                "0",
+                *self.arguments,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         log.close()
 

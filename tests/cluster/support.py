@@ -27,10 +27,19 @@ def eventually(probe: Callable[[], T | None], timeout: float = 30.0, what: str =
         time.sleep(0.2)
 
 
-def create(cluster: Cluster, namespace: str, kind: str, name: str, spec: dict[str, Any], **metadata: Any) -> None:
+def create(
+    cluster: Cluster, namespace: str, kind: str, name: str, spec: dict[str, Any], **metadata: Any
+) -> None:
     plural = {"Certificate": "certificates", "Issuer": "issuers"}[kind]
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name, **metadata}, "spec": spec}
-    client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kind,
+        "metadata": {"name": name, **metadata},
+        "spec": spec,
+    }
+    client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, plural, body
+    )
 
 
 def patch_spec(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> None:

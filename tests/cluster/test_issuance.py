@@ -9,47 +9,64 @@ import ssl
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, load_der_private_key, pkcs12
+from kubernetes import client
 
 from certsmith.pki.inspection import describe, load_certificates
-from certsmith.pki.keys import KeyAlgorithm, KeySpec, generate_private_key, load_private_key, spec_of
+from certsmith.pki.keys import (
+    KeyAlgorithm,
+    KeyEncoding,
+    KeySpec,
+    encode_private_key,
+    generate_private_key,
+    load_private_key,
+    spec_of,
+)
 from certsmith.pki.request import CertificateRequest
 from certsmith.pki.signing import self_sign
-from tests.cluster.support import create, eventually, secret, secret_data, wait_ready
+from tests.cluster.support import create, secret, secret_data, wait_ready
 from tests.conftest import REPO, Cluster, OperatorProcess
 
 
-@pytest.fixture
-def ca_issuer(cluster: Cluster, operator: OperatorProcess, namespace: str) -> str:
-    """A CA Issuer named "ca" in `namespace`, signing with a root made by a self-signed Issuer."""
-    create(cluster, namespace, "Issuer", "selfsigned", {"selfSigned": {}})
-    create(cluster, namespace, "Certificate", "root", {
-        "secretName": "root", "isCA": True, "commonName": "test root",
-        "privateKey": {"algorithm": "ECDSA"}, "issuerRef": {"name": "selfsigned"},
-    })
-    create(cluster, namespace, "Issuer", "ca", {"ca": {"secretName": "root"}})
-    wait_ready(cluster, namespace, "root")
-    return "ca"
-
-
-def test_demo_chain_is_ready_and_verifies(cluster: Cluster, operator: OperatorProcess, tmp_path: Path) -> None:
+def test_demo_chain_is_ready_and_verifies(
+    cluster: Cluster, operator: OperatorProcess, tmp_path: Path
+) -> None:
     subprocess.run(
-        [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-f",
-         str(REPO / "docs" / "demo" / "chain.yaml")],
-        check=True, capture_output=True,
+        [
+            str(cluster.kubectl),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "apply",
+            "-f",
+            str(REPO / "docs" / "demo" / "chain.yaml"),
+        ],
+        check=True,
+        capture_output=True,
     )
-    for namespace, name in (("certsmith", "demo-root-ca"), ("demo", "intermediate-ca"), ("demo", "server"),
-                            ("demo", "client")):
+    for namespace, name in (
+        ("certsmith", "demo-root-ca"),
+        ("demo", "intermediate-ca"),
+        ("demo", "server"),
+        ("demo", "client"),
+    ):
         wait_ready(cluster, namespace, name, timeout=60)
     server = _write_secret(cluster, "demo", "server-tls", tmp_path / "server")
     verified = subprocess.run(
-        ["openssl", "verify", "-CAfile", str(server / "ca.crt"), "-untrusted", str(server / "tls.crt"),
-         str(server / "tls.crt")],
-        capture_output=True, text=True, check=False,
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            str(server / "ca.crt"),
+            "-untrusted",
+            str(server / "tls.crt"),
+            str(server / "tls.crt"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     chain = load_certificates((server / "tls.crt").read_bytes())
@@ -62,43 +79,86 @@ def test_demo_chain_is_ready_and_verifies(cluster: Cluster, operator: OperatorPr
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
-    foreign = self_sign(CertificateRequest(common_name="stranger", usages=frozenset({"client auth"})), key,
-                        datetime.datetime.now(datetime.UTC))
+    foreign = self_sign(
+        CertificateRequest(common_name="stranger", usages=frozenset({"client auth"})),
+        key,
+        datetime.datetime.now(datetime.UTC),
+    )
     (stranger / "tls.crt").write_bytes(_pem(foreign.certificate))
-    (stranger / "tls.key").write_bytes(_key_pem(key))
+    (stranger / "tls.key").write_bytes(encode_private_key(key, KeyEncoding.PKCS8))
     (stranger / "ca.crt").write_bytes((server / "ca.crt").read_bytes())
     with pytest.raises((ssl.SSLError, ConnectionError)):
         _mutual_tls(server, stranger)
 
 
-KEY_CASES = [
-    ("rsa-2048-pkcs1", {"algorithm": "RSA", "size": 2048, "encoding": "PKCS1"}, b"BEGIN RSA PRIVATE KEY"),
-    ("rsa-3072-pkcs8", {"algorithm": "RSA", "size": 3072, "encoding": "PKCS8"}, b"BEGIN PRIVATE KEY"),
-    ("ecdsa-256-sec1", {"algorithm": "ECDSA", "encoding": "PKCS1"}, b"BEGIN EC PRIVATE KEY"),
-    ("ecdsa-384-pkcs8", {"algorithm": "ECDSA", "size": 384, "encoding": "PKCS8"}, b"BEGIN PRIVATE KEY"),
-    ("ecdsa-521-sec1", {"algorithm": "ECDSA", "size": 521}, b"BEGIN EC PRIVATE KEY"),
-    ("ed25519-pkcs8", {"algorithm": "Ed25519", "encoding": "PKCS8"}, b"BEGIN PRIVATE KEY"),
+KEY_CASES: list[tuple[str, dict[str, str | int], bytes, KeySpec]] = [
+    (
+        "rsa-2048-pkcs1",
+        {"algorithm": "RSA", "size": 2048, "encoding": "PKCS1"},
+        b"BEGIN RSA PRIVATE KEY",
+        KeySpec(KeyAlgorithm.RSA, 2048),
+    ),
+    (
+        "rsa-3072-pkcs8",
+        {"algorithm": "RSA", "size": 3072, "encoding": "PKCS8"},
+        b"BEGIN PRIVATE KEY",
+        KeySpec(KeyAlgorithm.RSA, 3072),
+    ),
+    (
+        "ecdsa-256-sec1",
+        {"algorithm": "ECDSA", "encoding": "PKCS1"},
+        b"BEGIN EC PRIVATE KEY",
+        KeySpec(KeyAlgorithm.ECDSA, 256),
+    ),
+    (
+        "ecdsa-384-pkcs8",
+        {"algorithm": "ECDSA", "size": 384, "encoding": "PKCS8"},
+        b"BEGIN PRIVATE KEY",
+        KeySpec(KeyAlgorithm.ECDSA, 384),
+    ),
+    (
+        "ecdsa-521-sec1",
+        {"algorithm": "ECDSA", "size": 521},
+        b"BEGIN EC PRIVATE KEY",
+        KeySpec(KeyAlgorithm.ECDSA, 521),
+    ),
+    (
+        "ed25519-pkcs8",
+        {"algorithm": "Ed25519", "encoding": "PKCS8"},
+        b"BEGIN PRIVATE KEY",
+        KeySpec(KeyAlgorithm.ED25519, None),
+    ),
 ]
 
 
 def test_every_key_algorithm_and_encoding_matches_the_spec(
     cluster: Cluster, namespace: str, ca_issuer: str, tmp_path: Path
 ) -> None:
-    for name, private_key, _ in KEY_CASES:
-        create(cluster, namespace, "Certificate", name, {
-            "secretName": name, "commonName": name,
-            "dnsNames": [f"{name}.example.com", "*.example.org"], "ipAddresses": ["10.1.2.3", "fd00::7"],
-            "uris": [f"spiffe://cluster.local/ns/{namespace}/sa/{name}"], "emailAddresses": ["ops@example.com"],
-            "usages": ["digital signature", "server auth", "client auth"], "duration": "48h",
-            "privateKey": private_key, "issuerRef": {"name": ca_issuer},
-        })
-    for name, private_key, marker in KEY_CASES:
+    for name, private_key, _, _ in KEY_CASES:
+        create(
+            cluster,
+            namespace,
+            "Certificate",
+            name,
+            {
+                "secretName": name,
+                "commonName": name,
+                "dnsNames": [f"{name}.example.com", "*.example.org"],
+                "ipAddresses": ["10.1.2.3", "fd00::7"],
+                "uris": [f"spiffe://cluster.local/ns/{namespace}/sa/{name}"],
+                "emailAddresses": ["ops@example.com"],
+                "usages": ["digital signature", "server auth", "client auth"],
+                "duration": "48h",
+                "privateKey": private_key,
+                "issuerRef": {"name": ca_issuer},
+            },
+        )
+    for name, _, marker, expected in KEY_CASES:
         status = wait_ready(cluster, namespace, name)["status"]
         files = _write_secret(cluster, namespace, name, tmp_path / name)
         key_pem = (files / "tls.key").read_bytes()
         assert marker in key_pem
         key = load_private_key(key_pem)
-        expected = KeySpec.with_default_size(KeyAlgorithm(private_key["algorithm"]), private_key.get("size"))
         assert spec_of(key) == expected
         info = describe(load_certificates((files / "tls.crt").read_bytes())[0])
         assert info.common_name == name
@@ -112,7 +172,9 @@ def test_every_key_algorithm_and_encoding_matches_the_spec(
         assert status["revision"] == 1
         verified = subprocess.run(
             ["openssl", "verify", "-CAfile", str(files / "ca.crt"), str(files / "tls.crt")],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert verified.returncode == 0, verified.stdout + verified.stderr
         pkey = subprocess.run(["openssl", "pkey", "-in", str(files / "tls.key"), "-noout"], check=False)
@@ -120,19 +182,30 @@ def test_every_key_algorithm_and_encoding_matches_the_spec(
 
 
 def test_secret_layout_and_additional_formats(cluster: Cluster, namespace: str, ca_issuer: str) -> None:
-    from cryptography.hazmat.primitives.serialization import load_der_private_key, pkcs12
-    from kubernetes import client
-
-    client.CoreV1Api(cluster.api).create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(name="store-password"), string_data={"password": "s3cret"},
-    ))
-    create(cluster, namespace, "Certificate", "formats", {
-        "secretName": "formats-tls", "dnsNames": ["formats.example.com"],
-        "privateKey": {"algorithm": "ECDSA"}, "issuerRef": {"name": ca_issuer},
-        "secretTemplate": {"labels": {"team": "web"}, "annotations": {"owner": "ops@example.com"}},
-        "additionalOutputFormats": [{"type": "DER"}, {"type": "CombinedPEM"}],
-        "keystores": {"pkcs12": {"create": True, "passwordSecretRef": {"name": "store-password", "key": "password"}}},
-    })
+    client.CoreV1Api(cluster.api).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="store-password"),
+            string_data={"password": "s3cret"},
+        ),
+    )
+    create(
+        cluster,
+        namespace,
+        "Certificate",
+        "formats",
+        {
+            "secretName": "formats-tls",
+            "dnsNames": ["formats.example.com"],
+            "privateKey": {"algorithm": "ECDSA"},
+            "issuerRef": {"name": ca_issuer},
+            "secretTemplate": {"labels": {"team": "web"}, "annotations": {"owner": "ops@example.com"}},
+            "additionalOutputFormats": [{"type": "DER"}, {"type": "CombinedPEM"}],
+            "keystores": {
+                "pkcs12": {"create": True, "passwordSecretRef": {"name": "store-password", "key": "password"}}
+            },
+        },
+    )
     wait_ready(cluster, namespace, "formats")
     stored = secret(cluster, namespace, "formats-tls")
     assert stored is not None
@@ -189,8 +262,10 @@ def _mutual_tls(server: Path, client_files: Path) -> bytes:
     thread = threading.Thread(target=serve)
     thread.start()
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
-                client_context.wrap_socket(raw, server_hostname="localhost") as tls:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client_context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
             tls.sendall(b"hello over mutual TLS")
             assert tls.recv(10) == b"ok"
             assert tls.version() == "TLSv1.3"
@@ -201,13 +276,4 @@ def _mutual_tls(server: Path, client_files: Path) -> bytes:
 
 
 def _pem(certificate: x509.Certificate) -> bytes:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     return certificate.public_bytes(Encoding.PEM)
-
-
-def _key_pem(key: Any) -> bytes:
-    from certsmith.pki.keys import KeyEncoding, encode_private_key
-
-    assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)
-    return encode_private_key(key, KeyEncoding.PKCS8)

@@ -23,7 +23,13 @@ from certsmith.pki.keys import (
     spec_of,
 )
 from certsmith.pki.request import CertificateRequest, Subject, build_csr
-from certsmith.pki.signing import CLOCK_SKEW_ALLOWANCE, IssuerURLs, SigningAuthority, self_sign, sign_with_authority
+from certsmith.pki.signing import (
+    CLOCK_SKEW_ALLOWANCE,
+    IssuerURLs,
+    SigningAuthority,
+    self_sign,
+    sign_with_authority,
+)
 from certsmith.pki.usages import effective_usages
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=datetime.UTC)
@@ -33,14 +39,23 @@ ECDSA_256 = KeySpec(KeyAlgorithm.ECDSA, 256)
 def _ca(now: datetime.datetime = NOW) -> SigningAuthority:
     key = generate_private_key(ECDSA_256)
     request = CertificateRequest(
-        common_name="test root", usages=effective_usages((), is_ca=True, rsa=False), is_ca=True,
+        common_name="test root",
+        usages=effective_usages((), is_ca=True, rsa=False),
+        is_ca=True,
         duration=datetime.timedelta(days=365),
     )
     issued = self_sign(request, key, now)
-    return SigningAuthority(issued.certificate, key, (), issued.certificate, IssuerURLs(
-        crl_distribution_points=("http://pki.example/crl",), ocsp_servers=("http://ocsp.example",),
-        issuing_certificate_urls=("http://pki.example/ca.crt",),
-    ))
+    return SigningAuthority(
+        issued.certificate,
+        key,
+        (),
+        issued.certificate,
+        IssuerURLs(
+            crl_distribution_points=("http://pki.example/crl",),
+            ocsp_servers=("http://ocsp.example",),
+            issuing_certificate_urls=("http://pki.example/ca.crt",),
+        ),
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,7 +88,9 @@ def test_ed25519_cannot_be_pkcs1() -> None:
         encode_private_key(generate_private_key(KeySpec(KeyAlgorithm.ED25519, None)), KeyEncoding.PKCS1)
 
 
-@pytest.mark.parametrize("garbage", [b"", b"hello", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"])
+@pytest.mark.parametrize(
+    "garbage", [b"", b"hello", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"]
+)
 def test_garbage_key_gives_an_error_that_does_not_repeat_it(garbage: bytes) -> None:
     with pytest.raises(PKIError) as error:
         load_private_key(garbage)
@@ -122,14 +139,20 @@ def test_intermediate_chain_and_ca_lifetime_cap() -> None:
     root = _ca()
     intermediate_key = generate_private_key(ECDSA_256)
     intermediate_request = CertificateRequest(
-        common_name="intermediate", usages=effective_usages((), is_ca=True, rsa=False), is_ca=True,
+        common_name="intermediate",
+        usages=effective_usages((), is_ca=True, rsa=False),
+        is_ca=True,
         duration=datetime.timedelta(days=3650),
     )
     intermediate = sign_with_authority(intermediate_request, intermediate_key.public_key(), root, NOW)
     assert intermediate.certificate.not_valid_after_utc == root.certificate.not_valid_after_utc
-    authority = SigningAuthority(intermediate.certificate, intermediate_key, intermediate.intermediates, root.root)
+    authority = SigningAuthority(
+        intermediate.certificate, intermediate_key, intermediate.intermediates, root.root
+    )
     leaf_key = generate_private_key(ECDSA_256)
-    leaf = sign_with_authority(CertificateRequest(dns_names=("a.example",)), leaf_key.public_key(), authority, NOW)
+    leaf = sign_with_authority(
+        CertificateRequest(dns_names=("a.example",)), leaf_key.public_key(), authority, NOW
+    )
     assert leaf.intermediates == (intermediate.certificate,)
     assert leaf.root == root.certificate
     assert is_self_signed(leaf.root)

@@ -1,0 +1,409 @@
+"""What happens after issuance: renewal, every re-issue reason, repair, back-off, conflicts, restarts."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from certsmith.api import GROUP, VERSION
+from certsmith.pki.inspection import describe, load_certificates
+from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
+from tests.cluster.support import (
+    certificate,
+    condition,
+    create,
+    events,
+    eventually,
+    patch_spec,
+    secret,
+    secret_data,
+    wait_ready,
+)
+from tests.conftest import Cluster, OperatorProcess
+
+
+def _serial(cluster: Cluster, namespace: str, name: str) -> int:
+    return describe(load_certificates(secret_data(cluster, namespace, name)["tls.crt"])[0]).serial_number
+
+
+def _revision(cluster: Cluster, namespace: str, name: str) -> int:
+    return int(certificate(cluster, namespace, name)["status"].get("revision", 0))
+
+
+def _reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
+    return [reason for _, reason, _ in events(cluster, namespace, name)]
+
+
+def _patch_secret_data(cluster: Cluster, namespace: str, name: str, data: dict[str, bytes]) -> None:
+    encoded = {key: base64.b64encode(value).decode() for key, value in data.items()}
+    client.CoreV1Api(cluster.api).patch_namespaced_secret(name, namespace, {"data": encoded})
+
+
+@pytest.mark.parametrize("rotation", ["Always", "Never"])
+def test_short_renew_before_renews_within_seconds(
+    cluster: Cluster, namespace: str, ca_issuer: str, rotation: str
+) -> None:
+    create(
+        cluster,
+        namespace,
+        "Certificate",
+        "short",
+        {
+            "secretName": "short",
+            "dnsNames": ["short.example.com"],
+            "duration": "1h",
+            "renewBefore": "59m55s",
+            "privateKey": {"algorithm": "ECDSA", "rotationPolicy": rotation},
+            "issuerRef": {"name": ca_issuer},
+        },
+    )
+    wait_ready(cluster, namespace, "short")
+    first = secret_data(cluster, namespace, "short")
+    eventually(lambda: _revision(cluster, namespace, "short") >= 2, 20, "a renewal")
+    renewed = secret_data(cluster, namespace, "short")
+    assert renewed["tls.crt"] != first["tls.crt"]
+    assert (renewed["tls.key"] == first["tls.key"]) is (rotation == "Never")
+    assert "Renewed" in _reasons(cluster, namespace, "short")
+    status = certificate(cluster, namespace, "short")["status"]
+    assert status["renewalTime"] < status["notAfter"]
+
+
+def test_each_reissue_reason_is_detected_and_repaired(
+    cluster: Cluster, namespace: str, ca_issuer: str
+) -> None:
+    spec = {
+        "secretName": "target",
+        "dnsNames": ["a.example.com"],
+        "privateKey": {"algorithm": "ECDSA"},
+        "issuerRef": {"name": ca_issuer},
+    }
+    create(cluster, namespace, "Certificate", "target", spec)
+    wait_ready(cluster, namespace, "target")
+
+    def reissued_because(reason: str, previous_revision: int) -> None:
+        eventually(
+            lambda: (
+                _revision(cluster, namespace, "target") > previous_revision
+                and condition(certificate(cluster, namespace, "target")).get("status") == "True"
+            ),
+            20,
+            f"re-issue for {reason}",
+        )
+        assert any(f"reason {reason}:" in message for _, _, message in events(cluster, namespace, "target"))
+        data = secret_data(cluster, namespace, "target")
+        assert describe(load_certificates(data["tls.crt"])[0]).dns_names
+
+    core = client.CoreV1Api(cluster.api)
+    revision = _revision(cluster, namespace, "target")
+    core.delete_namespaced_secret("target", namespace)
+    reissued_because("SecretMissing", revision)
+
+    revision = _revision(cluster, namespace, "target")
+    _patch_secret_data(cluster, namespace, "target", {"tls.crt": b"-----BEGIN CERTIFICATE-----\ngarbage\n"})
+    reissued_because("InvalidCertificate", revision)
+
+    revision = _revision(cluster, namespace, "target")
+    foreign = encode_private_key(generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256)), KeyEncoding.PKCS1)
+    _patch_secret_data(cluster, namespace, "target", {"tls.key": foreign})
+    reissued_because("KeyMismatch", revision)
+
+    revision = _revision(cluster, namespace, "target")
+    patch_spec(cluster, namespace, "target", {"dnsNames": ["a.example.com", "b.example.com"]})
+    reissued_because("SpecChanged", revision)
+    data = secret_data(cluster, namespace, "target")
+    assert describe(load_certificates(data["tls.crt"])[0]).dns_names == {"a.example.com", "b.example.com"}
+
+    revision = _revision(cluster, namespace, "target")
+    patch_spec(cluster, namespace, "target", {"privateKey": {"algorithm": "RSA", "size": 2048}})
+    reissued_because("KeyChanged", revision)
+
+    revision = _revision(cluster, namespace, "target")
+    patch_spec(cluster, namespace, "target", {"issuerRef": {"name": "selfsigned"}, "commonName": "target"})
+    reissued_because("SpecChanged", revision)
+    revision = _revision(cluster, namespace, "target")
+    patch_spec(cluster, namespace, "target", {"issuerRef": {"name": ca_issuer}})
+    reissued_because("IssuerChanged", revision)
+
+    revision = _revision(cluster, namespace, "target")
+    client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "certificates",
+        "target",
+        {"metadata": {"annotations": {"certsmith.dev/renew-requested-at": "2026-11-27T00:00:00Z"}}},
+    )
+    reissued_because("ManualRenewal", revision)
+
+
+def test_metadata_drift_is_repaired_without_a_new_certificate(
+    cluster: Cluster, namespace: str, ca_issuer: str
+) -> None:
+    create(
+        cluster,
+        namespace,
+        "Certificate",
+        "drift",
+        {
+            "secretName": "drift",
+            "dnsNames": ["drift.example.com"],
+            "privateKey": {"algorithm": "ECDSA"},
+            "secretTemplate": {"labels": {"team": "web"}},
+            "issuerRef": {"name": ca_issuer},
+        },
+    )
+    wait_ready(cluster, namespace, "drift")
+    serial = _serial(cluster, namespace, "drift")
+    client.CoreV1Api(cluster.api).patch_namespaced_secret(
+        "drift",
+        namespace,
+        {
+            "metadata": {
+                "labels": {"team": None},
+                "annotations": {"certsmith.dev/alt-names": "tampered"},
+            }
+        },
+    )
+
+    def repaired() -> bool:
+        found = secret(cluster, namespace, "drift")
+        metadata = found.metadata if found else None
+        return bool(
+            metadata
+            and (metadata.labels or {}).get("team") == "web"
+            and (metadata.annotations or {}).get("certsmith.dev/alt-names") == "drift.example.com"
+        )
+
+    eventually(repaired, 20, "the Secret's metadata to be repaired")
+    assert _serial(cluster, namespace, "drift") == serial
+    assert _revision(cluster, namespace, "drift") == 1
+    assert "Repaired" in _reasons(cluster, namespace, "drift")
+
+
+def test_missing_issuer_backs_off_then_issues_once_it_appears(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    create(
+        cluster,
+        namespace,
+        "Certificate",
+        "waiting",
+        {
+            "secretName": "waiting",
+            "commonName": "waiting",
+            "privateKey": {"algorithm": "ECDSA"},
+            "issuerRef": {"name": "later"},
+        },
+    )
+    eventually(
+        lambda: condition(certificate(cluster, namespace, "waiting")).get("reason") == "IssuerNotFound",
+        10,
+        "IssuerNotFound",
+    )
+    time.sleep(15)
+    attempts = int(certificate(cluster, namespace, "waiting")["status"]["failedIssuanceAttempts"])
+    # back-off 1s doubling, capped at 8s (OPERATOR_ARGUMENTS): attempts at 0, 1, 3, 7, 15 s
+    assert 3 <= attempts <= 5, attempts
+    warnings = [reason for kind, reason, _ in events(cluster, namespace, "waiting") if kind == "Warning"]
+    assert len(warnings) == attempts
+    create(cluster, namespace, "Issuer", "later", {"selfSigned": {}})
+    body = wait_ready(cluster, namespace, "waiting", timeout=10)
+    assert body["status"]["failedIssuanceAttempts"] == 0
+    assert "Issuing" not in {c["type"] for c in body["status"]["conditions"]}
+
+
+def test_second_certificate_for_one_secret_is_refused_without_flip_flop(
+    cluster: Cluster, namespace: str, ca_issuer: str
+) -> None:
+    create(
+        cluster,
+        namespace,
+        "Certificate",
+        "first",
+        {
+            "secretName": "shared",
+            "dnsNames": ["first.example.com"],
+            "privateKey": {"algorithm": "ECDSA"},
+            "issuerRef": {"name": ca_issuer},
+        },
+    )
+    wait_ready(cluster, namespace, "first")
+    create(
+        cluster,
+        namespace,
+        "Certificate",
+        "second",
+        {
+            "secretName": "shared",
+            "dnsNames": ["second.example.com"],
+            "privateKey": {"algorithm": "ECDSA"},
+            "issuerRef": {"name": ca_issuer},
+        },
+    )
+    ready = eventually(lambda: condition(certificate(cluster, namespace, "second")) or None, 10, "a status")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "SecretInUse"
+    assert "belongs to Certificate first" in ready["message"]
+    serial = _serial(cluster, namespace, "shared")
+    time.sleep(3)
+    assert _serial(cluster, namespace, "shared") == serial
+    assert _revision(cluster, namespace, "first") == 1
+
+
+def test_deleting_a_certificate_keeps_its_secret(cluster: Cluster, namespace: str, ca_issuer: str) -> None:
+    create(
+        cluster,
+        namespace,
+        "Certificate",
+        "gone",
+        {
+            "secretName": "kept",
+            "dnsNames": ["kept.example.com"],
+            "privateKey": {"algorithm": "ECDSA"},
+            "issuerRef": {"name": ca_issuer},
+        },
+    )
+    wait_ready(cluster, namespace, "gone")
+    client.CustomObjectsApi(cluster.api).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, "certificates", "gone"
+    )
+    time.sleep(3)
+    assert secret(cluster, namespace, "kept") is not None
+
+
+@pytest.fixture
+def solo_namespace(cluster: Cluster) -> Iterator[str]:
+    """A namespace the shared operator ignores, for tests that run an operator of their own."""
+    name = f"solo-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(cluster.api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+def test_owner_references_opt_in_lets_the_secret_be_collected(
+    cluster: Cluster, solo_namespace: str, tmp_path: Path
+) -> None:
+    solo = OperatorProcess(
+        cluster.kubeconfig, tmp_path / "solo.log", "--namespace", solo_namespace, "--secret-owner-references"
+    )
+    solo.start()
+    try:
+        create(cluster, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
+        create(
+            cluster,
+            solo_namespace,
+            "Certificate",
+            "owned",
+            {
+                "secretName": "owned",
+                "commonName": "owned",
+                "privateKey": {"algorithm": "ECDSA"},
+                "issuerRef": {"name": "selfsigned"},
+            },
+        )
+        wait_ready(cluster, solo_namespace, "owned")
+        client.CustomObjectsApi(cluster.api).delete_namespaced_custom_object(
+            GROUP, VERSION, solo_namespace, "certificates", "owned"
+        )
+        eventually(lambda: secret(cluster, solo_namespace, "owned") is None, 30, "garbage collection")
+    finally:
+        solo.stop()
+
+
+def test_sigkill_while_issuing_fifty_and_restart(
+    cluster: Cluster, solo_namespace: str, tmp_path: Path
+) -> None:
+    solo = OperatorProcess(cluster.kubeconfig, tmp_path / "solo.log", "--namespace", solo_namespace)
+    solo.start()
+    try:
+        create(cluster, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
+        names = [f"c{index:02d}" for index in range(50)]
+        for name in names:
+            create(
+                cluster,
+                solo_namespace,
+                "Certificate",
+                name,
+                {
+                    "secretName": name,
+                    "commonName": name,
+                    "privateKey": {"algorithm": "RSA", "size": 2048},
+                    "issuerRef": {"name": "selfsigned"},
+                },
+            )
+        core = client.CoreV1Api(cluster.api)
+        eventually(
+            lambda: len(core.list_namespaced_secret(solo_namespace).items) >= 5, 30, "issuing to start"
+        )
+        solo.kill()
+        issued_before = len(core.list_namespaced_secret(solo_namespace).items)
+        assert issued_before < len(names), "killed too late to interrupt anything"
+        solo.start()
+        for name in names:
+            wait_ready(cluster, solo_namespace, name, timeout=60)
+    finally:
+        solo.stop()
+    for name in names:
+        stored = secret(cluster, solo_namespace, name)
+        assert stored is not None
+        assert stored.metadata is not None
+        assert (stored.metadata.annotations or {})["certsmith.dev/revision"] == "1", name
+        assert _revision(cluster, solo_namespace, name) == 1
+        issued = [reason for _, reason, _ in events(cluster, solo_namespace, name) if reason == "Issued"]
+        assert len(issued) <= 1, name
+
+
+def test_restart_with_valid_certificates_writes_nothing(
+    cluster: Cluster, solo_namespace: str, tmp_path: Path
+) -> None:
+    solo = OperatorProcess(cluster.kubeconfig, tmp_path / "solo.log", "--namespace", solo_namespace)
+    solo.start()
+    objects = client.CustomObjectsApi(cluster.api)
+    core = client.CoreV1Api(cluster.api)
+    try:
+        create(cluster, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
+        for index in range(10):
+            create(
+                cluster,
+                solo_namespace,
+                "Certificate",
+                f"r{index}",
+                {
+                    "secretName": f"r{index}",
+                    "commonName": f"r{index}",
+                    "privateKey": {"algorithm": "ECDSA"},
+                    "issuerRef": {"name": "selfsigned"},
+                },
+            )
+        for index in range(10):
+            wait_ready(cluster, solo_namespace, f"r{index}")
+        time.sleep(1)
+        solo.stop()
+
+        def versions() -> dict[str, str]:
+            certificates = objects.list_namespaced_custom_object(
+                GROUP, VERSION, solo_namespace, "certificates"
+            )
+            assert isinstance(certificates, dict)
+            secrets = core.list_namespaced_secret(solo_namespace).items
+            found = {
+                f"certificate/{c['metadata']['name']}": c["metadata"]["resourceVersion"]
+                for c in certificates["items"]
+            }
+            found |= {f"secret/{s.metadata.name}": s.metadata.resource_version for s in secrets if s.metadata}
+            return found
+
+        before = versions()
+        solo.start()
+        time.sleep(5)
+    finally:
+        solo.stop()
+    assert versions() == before
+    assert "Issued" not in solo.log().split("Initial authentication has finished.")[-1]
