@@ -117,6 +117,15 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     yield process
     process.stop()
     print(f"operator log: {process.log_path}")
+    assert_no_key_material(process.log(), "the operator's log")
+    events = client.CoreV1Api(cluster.api).list_event_for_all_namespaces().items
+    assert_no_key_material("\n".join(event.message or "" for event in events), "Events")
+
+
+def assert_no_key_material(text: str, where: str) -> None:
+    """Private keys are never logged or posted: no PEM block of any kind, no `tls.key` data."""
+    assert "-----BEGIN" not in text, f"PEM material in {where}"
+    assert "PRIVATE KEY" not in text, f"private key material in {where}"
 
 
 @pytest.fixture

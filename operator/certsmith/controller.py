@@ -23,6 +23,7 @@ from certsmith.api.certificate import (
     RotationPolicy,
     parse_certificate_spec,
 )
+from certsmith.api.durations import format_duration
 from certsmith.api.issuer import (
     ACMEIssuerSpec,
     CAIssuerSpec,
@@ -32,6 +33,7 @@ from certsmith.api.issuer import (
     parse_issuer_spec,
 )
 from certsmith.api.status import condition, parse_timestamp, status_differs, timestamp
+from certsmith.budget import RewriteBudget
 from certsmith.issuers import IssuerNotReadyError, Signer
 from certsmith.issuers.ca import CASigner, load_authority
 from certsmith.issuers.selfsigned import SelfSignedSigner
@@ -62,6 +64,19 @@ CERTIFICATES = "certificates"
 ISSUERS = "issuers"
 CLUSTER_ISSUERS = "clusterissuers"
 _RENEWAL_REASONS = frozenset({Reason.RENEWAL_DUE, Reason.MANUAL_RENEWAL})
+_CHANGED_BY_OTHERS = frozenset(
+    {
+        Reason.SECRET_MISSING,
+        Reason.MISSING_DATA,
+        Reason.INVALID_CERTIFICATE,
+        Reason.INVALID_KEY,
+        Reason.KEY_MISMATCH,
+        Reason.ISSUER_CHANGED,
+        Reason.DURATION_CHANGED,
+        Reason.METADATA_DRIFT,
+    }
+)
+"""Reasons that a change to the Secret, not to the Certificate or the clock, can cause."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,7 @@ class Controller:
         self.store = Store()
         self._authorities: dict[tuple[Key, IssuerSpec], _CachedAuthority] = {}
         self._retry_now: set[Key] = set()
+        self._rewrites: RewriteBudget[Key] = RewriteBudget(settings.rewrite_limit, settings.rewrite_window)
 
     def reconcile(self, item: WorkItem) -> Outcome:
         if item.plural == CERTIFICATES:
@@ -273,15 +289,59 @@ class Controller:
             resource_version = found[1] if found else None
             self._remember_secret(secret_key, secret)
             decision = decide(spec, name, secret, now, renew_request)
+        return self._act(key, body, spec, decision, resource_version, renew_request)
+
+    def _act(
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        spec: CertificateSpec,
+        decision: Decision,
+        resource_version: str | None,
+        renew_request: str | None,
+    ) -> Outcome:
         if decision.action is Action.NOTHING:
             return self._up_to_date(key, body, spec, decision)
         if decision.action is Action.BLOCKED:
             blocked = StatusUpdate((False, decision.reason.value, decision.message), warn=True)
             self._set_status(key, body, blocked)
             return Outcome()
+        if decision.reason in _CHANGED_BY_OTHERS:
+            now = self.clock()
+            held_until = self._rewrites.next_allowed(key, now)
+            if held_until is not None:
+                return self._hold(key, body, spec, decision, held_until)
+            self._rewrites.spend(key, now)
         if decision.action is Action.REPAIR:
             return self._repair(key, body, spec, decision, resource_version)
         return self._issue(key, body, spec, decision, resource_version, renew_request)
+
+    def _hold(
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        spec: CertificateSpec,
+        decision: Decision,
+        until: datetime.datetime,
+    ) -> Outcome:
+        budget = self._rewrites
+        message = (
+            f"Secret {spec.secret_name} was changed by something other than certsmith {budget.limit} times "
+            f"within {format_duration(budget.window)} ({decision.message}); certsmith waits until "
+            f"{timestamp(until)} before writing it again; find the other writer in its managedFields."
+        )
+        ready = decision.stored is not None and decision.reason is Reason.METADATA_DRIFT
+        stored = decision.stored
+        update = StatusUpdate(
+            (ready, "Ready" if ready else "SecretKeepsChanging", message if not ready else decision.message),
+            issuing=("SecretKeepsChanging", message),
+            issued=stored.issued if stored else None,
+            renewal=decision.renewal_time,
+            revision=stored.revision if stored else None,
+        )
+        self._set_status(key, body, update)
+        logger.warning("certificate %s/%s: %s", *key, message)
+        return Outcome(recheck_at=until)
 
     def _up_to_date(
         self, key: Key, body: Mapping[str, Any], spec: CertificateSpec, decision: Decision

@@ -19,6 +19,9 @@ class OperatorSettings:
     workers: Certificates reconciled at once (signing runs in threads; RSA key generation is slow).
     ca_secret_cache_ttl: how long a CA key pair read from an unmanaged Secret is reused before it is
         read again (managed Secrets are watched and always current).
+    rewrite_limit, rewrite_window: a Secret that something else keeps changing (deleting, corrupting,
+        stripping labels) is rewritten at most `rewrite_limit` times per `rewrite_window`; then
+        certsmith waits and says so, instead of fighting the other writer in a loop.
     """
 
     namespaces: tuple[str, ...] = ()
@@ -27,3 +30,5 @@ class OperatorSettings:
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
     workers: int = 4
     ca_secret_cache_ttl: datetime.timedelta = datetime.timedelta(seconds=60)
+    rewrite_limit: int = 5
+    rewrite_window: datetime.timedelta = datetime.timedelta(minutes=10)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import socket
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -407,3 +409,62 @@ def test_restart_with_valid_certificates_writes_nothing(
         solo.stop()
     assert versions() == before
     assert "Issued" not in solo.log().split("Initial authentication has finished.")[-1]
+
+
+def test_a_writer_fighting_over_the_secret_gets_bounded_rewrites(
+    cluster: Cluster, namespace: str, ca_issuer: str
+) -> None:
+    create(
+        cluster,
+        namespace,
+        "Certificate",
+        "fought",
+        {
+            "secretName": "fought",
+            "dnsNames": ["fought.example.com"],
+            "privateKey": {"algorithm": "ECDSA"},
+            "issuerRef": {"name": ca_issuer},
+        },
+    )
+    wait_ready(cluster, namespace, "fought")
+    corrupt = {"tls.crt": b"-----BEGIN CERTIFICATE-----\nfight\n-----END CERTIFICATE-----\n"}
+    for _ in range(8):
+        revision = _revision(cluster, namespace, "fought")
+        _patch_secret_data(cluster, namespace, "fought", corrupt)
+        try:
+            eventually(lambda: _revision(cluster, namespace, "fought") > revision, 3, "a re-issue")  # noqa: B023
+        except AssertionError:
+            break
+    time.sleep(2)
+    # the first issuance spends one of the 5 rewrites per 10 minutes, so 4 repairs of the fight follow
+    assert _revision(cluster, namespace, "fought") == 5
+    issuing = condition(certificate(cluster, namespace, "fought"), "Issuing")
+    assert issuing["reason"] == "SecretKeepsChanging"
+    assert "managedFields" in issuing["message"]
+
+
+def test_health_endpoint_answers(cluster: Cluster, solo_namespace: str, tmp_path: Path) -> None:
+    port = _free_port()
+    solo = OperatorProcess(
+        cluster.kubeconfig, tmp_path / "solo.log", "--namespace", solo_namespace, "--health-port", str(port)
+    )
+    solo.start()
+    try:
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                return False
+
+        eventually(healthy, 30, "/healthz to answer 200")
+    finally:
+        solo.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
