@@ -43,7 +43,7 @@ from certsmith.kube.status import patch_status
 from certsmith.pki import PKIError
 from certsmith.pki.keys import PrivateKey, encode_private_key, generate_private_key, load_private_key, spec_of
 from certsmith.pki.signing import IssuedCertificate, SigningAuthority
-from certsmith.policy import Action, Decision, Reason, decide
+from certsmith.policy import Action, Decision, Reason, decide, up_to_date_message
 from certsmith.renewal import renewal_time
 from certsmith.settings import OperatorSettings
 from certsmith.tls_secret import (
@@ -434,9 +434,8 @@ class Controller:
             f"{timestamp(issued.certificate.not_valid_after_utc)}, signed by {spec.issuer_ref} "
             f"(revision {revision}; reason {decision.reason.value}: {decision.message})"
         )
-        update = StatusUpdate(
-            (True, "Ready", message), issued=issued, renewal=renewal, revision=revision, failures=0
-        )
+        ready = (True, "Ready", up_to_date_message(issued.certificate.not_valid_after_utc))
+        update = StatusUpdate(ready, issued=issued, renewal=renewal, revision=revision, failures=0)
         self._set_status(key, body, update)
         post_event(self.api, body, "Certificate", False, verb, message)
         logger.info("certificate %s/%s: %s", namespace, name, message)

@@ -142,10 +142,15 @@ def decide(
     return Decision(
         Action.NOTHING,
         Reason.UP_TO_DATE,
-        f"certificate is up to date and valid until {info.not_after.isoformat()}",
+        up_to_date_message(info.not_after),
         stored,
         inputs.renewal_time,
     )
+
+
+def up_to_date_message(not_after: datetime.datetime) -> str:
+    """The Ready message of a good certificate, the same whether just issued or found in place."""
+    return f"certificate is up to date and valid until {not_after.isoformat()}"
 
 
 def _read(secret: SecretContents) -> Stored | Decision:

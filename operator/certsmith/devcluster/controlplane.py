@@ -64,6 +64,8 @@ class ControlPlane:
         self._directory: Path | None = None
         self._server: str | None = None
         self._binaries: Binaries | None = None
+        self._admin_context: ssl.SSLContext | None = None
+        self._port = 0
 
     def __enter__(self) -> ControlPlane:
         self.start()
@@ -101,6 +103,23 @@ class ControlPlane:
     def pids(self) -> list[int]:
         return [process.pid for process in self._processes]
 
+    def admin_get(self, path: str) -> bytes:
+        """GET `path` from the API server as the admin (for /metrics, /readyz and such)."""
+        if self._admin_context is None:
+            raise RuntimeError("the control plane is not running")
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", self._port, context=self._admin_context, timeout=30
+        )
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
+            return body
+        finally:
+            connection.close()
+
     def raise_if_crashed(self) -> None:
         """Raise ControlPlaneStartError if a component has exited since it started."""
         for process in self._processes:
@@ -137,6 +156,7 @@ class ControlPlane:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
             self._server = None
+            self._admin_context = None
 
     def _start_etcd(self, binaries: Binaries) -> str:
         client_port, peer_port = _free_port(), _free_port()
@@ -188,6 +208,7 @@ class ControlPlane:
         )
         context = ssl.create_default_context(cafile=str(credentials.ca_cert))
         context.load_cert_chain(str(credentials.admin_cert), str(credentials.admin_key))
+        self._admin_context, self._port = context, port
         self._wait_until(
             apiserver,
             lambda: _http_ok(http.client.HTTPSConnection("127.0.0.1", port, context=context), "/readyz"),

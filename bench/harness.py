@@ -1,0 +1,191 @@
+"""Shared pieces of the benchmarks: a control plane, the operator as a process, the API server's own counts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from certsmith.api import GROUP, VERSION
+from certsmith.devcluster import ControlPlane
+from certsmith.kube.client import api_client_from_kubeconfig
+from certsmith.kube.crds import install_crds, load_crds
+
+REPO = Path(__file__).resolve().parent.parent
+_REQUEST_TOTAL = re.compile(
+    r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$", re.MULTILINE
+)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+RequestKey = tuple[str, str, str]
+"""(verb, resource, subresource) as the API server counts requests."""
+
+
+@dataclass
+class Cluster:
+    control_plane: ControlPlane
+    api: client.ApiClient
+
+    def request_counts(self) -> Counter[RequestKey]:
+        """apiserver_request_total by verb, resource and subresource, from the API server's /metrics."""
+        counts: Counter[RequestKey] = Counter()
+        for match in _REQUEST_TOTAL.finditer(self.control_plane.admin_get("/metrics").decode()):
+            labels = dict(_LABEL.findall(match["labels"]))
+            counts[(labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))] += (
+                int(float(match["value"]))
+            )
+        return counts
+
+
+@contextmanager
+def cluster() -> Iterator[Cluster]:
+    with ControlPlane() as control_plane:
+        api = api_client_from_kubeconfig(control_plane.kubeconfig)
+        install_crds(api, load_crds(REPO / "crds"))
+        yield Cluster(control_plane, api)
+
+
+@dataclass
+class Operator:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+@contextmanager
+def operator(bench: Cluster, *arguments: str) -> Iterator[Operator]:
+    log = bench.control_plane.directory / "operator.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "certsmith.cli",
+                "run",
+                "--kubeconfig",
+                str(bench.control_plane.kubeconfig),
+                "--health-port",
+                "0",
+                *arguments,
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield Operator(process, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def create_namespace(bench: Cluster, name: str) -> None:
+    client.CoreV1Api(bench.api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+
+def create_object(bench: Cluster, namespace: str, kind: str, name: str, spec: dict[str, Any]) -> None:
+    plural = {"Certificate": "certificates", "Issuer": "issuers"}[kind]
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
+    client.CustomObjectsApi(bench.api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, plural, body
+    )
+
+
+def create_certificates(
+    bench: Cluster, namespace: str, count: int, private_key: dict[str, Any], issuer: str
+) -> None:
+    def create(index: int) -> None:
+        create_object(
+            bench,
+            namespace,
+            "Certificate",
+            f"cert-{index:05d}",
+            {
+                "secretName": f"cert-{index:05d}",
+                "dnsNames": [f"host-{index}.example.com"],
+                "privateKey": private_key,
+                "issuerRef": {"name": issuer},
+            },
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(count)))
+
+
+def ready_count(bench: Cluster, namespace: str) -> int:
+    listed = client.CustomObjectsApi(bench.api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "certificates"
+    )
+    assert isinstance(listed, dict)
+    return sum(
+        any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (item.get("status") or {}).get("conditions", [])
+        )
+        for item in listed["items"]
+    )
+
+
+def wait_all_ready(bench: Cluster, namespace: str, count: int, timeout: float) -> float:
+    """Seconds until `count` Certificates in `namespace` are Ready."""
+    started = time.monotonic()
+    while ready_count(bench, namespace) < count:
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"not all {count} certificates Ready after {timeout:.0f}s")
+        time.sleep(0.25)
+    return time.monotonic() - started
+
+
+def ca_issuer(bench: Cluster, namespace: str) -> str:
+    """A CA Issuer "ca" in `namespace`, signing with an ECDSA root from a self-signed Issuer."""
+    create_object(bench, namespace, "Issuer", "selfsigned", {"selfSigned": {}})
+    create_object(
+        bench,
+        namespace,
+        "Certificate",
+        "root",
+        {
+            "secretName": "root",
+            "isCA": True,
+            "commonName": "bench root",
+            "privateKey": {"algorithm": "ECDSA"},
+            "issuerRef": {"name": "selfsigned"},
+        },
+    )
+    create_object(bench, namespace, "Issuer", "ca", {"ca": {"secretName": "root"}})
+    wait_all_ready(bench, namespace, 1, 60)
+    return "ca"
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    return f"{os.cpu_count()} cores ({cpu}), {memory} GiB, Python {platform.python_version()}, {platform.system()}"
