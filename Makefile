@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export GOTOOLCHAIN := local
 export CGO_ENABLED := 0
 
-.PHONY: dev test lint crds clean
+.PHONY: dev test lint bench crds clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ test: lint
 	$(BIN)/python hack/check-no-orphans.py
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check operator tests hack
+	$(BIN)/ruff check operator tests hack bench
 	$(BIN)/mypy
+
+## Benchmarks on a fresh local control plane; results belong in docs/benchmarks.md.
+bench: $(BIN)/.installed
+	$(BIN)/python bench/burst.py --count 100 --count 1000 --key ecdsa --key rsa
 
 ## Regenerate crds/clusterissuer.yaml after editing crds/issuer.yaml.
 crds:

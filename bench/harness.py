@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: a control plane, the operator as a process, the API server's own counts."""
+"""Shared pieces of the benchmarks: a control plane, the operator as a process, the API server's counts."""
 
 from __future__ import annotations
 
@@ -137,7 +137,8 @@ def ready_count(bench: Cluster, namespace: str) -> int:
     listed = client.CustomObjectsApi(bench.api).list_namespaced_custom_object(
         GROUP, VERSION, namespace, "certificates"
     )
-    assert isinstance(listed, dict)
+    if not isinstance(listed, dict):
+        raise TypeError(f"unexpected list response {type(listed).__name__}")
     return sum(
         any(
             c.get("type") == "Ready" and c.get("status") == "True"
@@ -188,4 +189,4 @@ def machine() -> str:
         platform.processor(),
     )
     memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
-    return f"{os.cpu_count()} cores ({cpu}), {memory} GiB, Python {platform.python_version()}, {platform.system()}"
+    return f"{os.cpu_count()} cores ({cpu}), {memory} GiB, Python {platform.python_version()}"

@@ -307,11 +307,9 @@ class Controller:
             self._set_status(key, body, blocked)
             return Outcome()
         if decision.reason in _CHANGED_BY_OTHERS:
-            now = self.clock()
-            held_until = self._rewrites.next_allowed(key, now)
+            held_until = self._rewrites.next_allowed(key, self.clock())
             if held_until is not None:
                 return self._hold(key, body, spec, decision, held_until)
-            self._rewrites.spend(key, now)
         if decision.action is Action.REPAIR:
             return self._repair(key, body, spec, decision, resource_version)
         return self._issue(key, body, spec, decision, resource_version, renew_request)
@@ -380,7 +378,7 @@ class Controller:
                 current,
                 current.annotations.get(RENEW_REQUEST),
             )
-            self._write(key, body, spec, contents, resource_version)
+            self._write(key, body, spec, contents, resource_version, decision.reason)
         except SecretConflictError:
             return Outcome(follow_up=(WorkItem(CERTIFICATES, key),))
         except IssuerNotReadyError as error:
@@ -420,7 +418,7 @@ class Controller:
             contents = self._secret_contents(
                 key, spec, private_key, issued, revision, current or SecretContents(), renew_request
             )
-            self._write(key, body, spec, contents, resource_version)
+            self._write(key, body, spec, contents, resource_version, decision.reason)
         except SecretConflictError:
             return Outcome(follow_up=(WorkItem(CERTIFICATES, key),))
         except IssuerNotReadyError as error:
@@ -494,6 +492,7 @@ class Controller:
         spec: CertificateSpec,
         contents: SecretContents,
         resource_version: str | None,
+        reason: Reason,
     ) -> None:
         owner = None
         if self.settings.secret_owner_references:
@@ -510,6 +509,8 @@ class Controller:
             (key[0], spec.secret_name),
             write_secret(self.api, key[0], spec.secret_name, contents, resource_version, owner),
         )
+        if reason in _CHANGED_BY_OTHERS:
+            self._rewrites.spend(key, self.clock())
 
     def _failed(
         self, key: Key, body: Mapping[str, Any], decision: Decision, reason: str, message: str
