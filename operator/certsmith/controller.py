@@ -38,7 +38,13 @@ from certsmith.issuers import IssuerNotReadyError, Signer
 from certsmith.issuers.ca import CASigner, load_authority
 from certsmith.issuers.selfsigned import SelfSignedSigner
 from certsmith.kube.events import post_event
-from certsmith.kube.secrets import SecretConflictError, read_secret, read_secret_value, write_secret
+from certsmith.kube.secrets import (
+    ObservedSecret,
+    SecretConflictError,
+    read_secret,
+    read_secret_value,
+    write_secret,
+)
 from certsmith.kube.status import patch_status
 from certsmith.pki import PKIError
 from certsmith.pki.keys import PrivateKey, encode_private_key, generate_private_key, load_private_key, spec_of
@@ -125,7 +131,7 @@ class Store:
     certificates: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
     issuers: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
     cluster_issuers: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
-    secrets: dict[Key, SecretContents] = field(default_factory=dict)
+    secrets: dict[Key, ObservedSecret] = field(default_factory=dict)
     issuer_ready: dict[WorkItem, bool] = field(default_factory=dict)
 
     def objects(self, plural: str) -> dict[Key, Mapping[str, Any]]:
@@ -240,10 +246,8 @@ class Controller:
         cached = self._authorities.get((secret_key, spec))
         if cached and now - cached.loaded_at < self.settings.ca_secret_cache_ttl:
             return cached.authority
-        contents = self.store.secrets.get(secret_key)
-        if contents is None:
-            found = read_secret(self.api, namespace, spec.secret_name)
-            contents = found[0] if found else None
+        observed = self.store.secrets.get(secret_key) or read_secret(self.api, namespace, spec.secret_name)
+        contents = observed.contents if observed else None
         authority = load_authority(f"{namespace}/{spec.secret_name}", contents, spec.urls, now)
         self._authorities[(secret_key, spec)] = _CachedAuthority(authority, now)
         return authority
@@ -280,16 +284,9 @@ class Controller:
             self._set_status(key, body, StatusUpdate((False, "InvalidSpec", str(error)), warn=True))
             return Outcome()
         renew_request = (body["metadata"].get("annotations") or {}).get(RENEW_REQUEST)
-        secret_key = (namespace, spec.secret_name)
-        decision = decide(spec, name, self.store.secrets.get(secret_key), now, renew_request)
-        resource_version: str | None = None
-        if decision.action in (Action.ISSUE, Action.REPAIR):
-            found = read_secret(self.api, namespace, spec.secret_name)  # act on the latest, not the cache
-            secret = found[0] if found else None
-            resource_version = found[1] if found else None
-            self._remember_secret(secret_key, secret)
-            decision = decide(spec, name, secret, now, renew_request)
-        return self._act(key, body, spec, decision, resource_version, renew_request)
+        observed = self.store.secrets.get((namespace, spec.secret_name))
+        decision = decide(spec, name, observed.contents if observed else None, now, renew_request)
+        return self._act(key, body, spec, decision, observed, renew_request)
 
     def _act(
         self,
@@ -297,9 +294,11 @@ class Controller:
         body: Mapping[str, Any],
         spec: CertificateSpec,
         decision: Decision,
-        resource_version: str | None,
+        observed: ObservedSecret | None,
         renew_request: str | None,
     ) -> Outcome:
+        """Act on the decision. Writes are conditional on the Secret's observed resourceVersion, so a
+        stale observation costs a conflict and a re-read, never a wrong write."""
         if decision.action is Action.NOTHING:
             return self._up_to_date(key, body, spec, decision)
         if decision.action is Action.BLOCKED:
@@ -311,8 +310,8 @@ class Controller:
             if held_until is not None:
                 return self._hold(key, body, spec, decision, held_until)
         if decision.action is Action.REPAIR:
-            return self._repair(key, body, spec, decision, resource_version)
-        return self._issue(key, body, spec, decision, resource_version, renew_request)
+            return self._repair(key, body, spec, decision, observed)
+        return self._issue(key, body, spec, decision, observed, renew_request)
 
     def _hold(
         self,
@@ -363,11 +362,12 @@ class Controller:
         body: Mapping[str, Any],
         spec: CertificateSpec,
         decision: Decision,
-        resource_version: str | None,
+        observed: ObservedSecret | None,
     ) -> Outcome:
         stored = decision.stored
-        assert stored is not None  # noqa: S101 -- a repair is only decided for readable contents
-        current = self.store.secrets.get((key[0], spec.secret_name)) or SecretContents()
+        if stored is None or observed is None:
+            raise RuntimeError(f"policy decided {decision.action} without a readable Secret")
+        current = observed.contents
         try:
             contents = self._secret_contents(
                 key,
@@ -378,9 +378,9 @@ class Controller:
                 current,
                 current.annotations.get(RENEW_REQUEST),
             )
-            self._write(key, body, spec, contents, resource_version, decision.reason)
+            self._write(key, body, spec, contents, observed, decision.reason)
         except SecretConflictError:
-            return Outcome(follow_up=(WorkItem(CERTIFICATES, key),))
+            return self._reread(key, spec)
         except IssuerNotReadyError as error:
             return self._failed(key, body, decision, error.reason, str(error))
         post_event(self.api, body, "Certificate", False, "Repaired", decision.message)
@@ -393,7 +393,7 @@ class Controller:
         body: Mapping[str, Any],
         spec: CertificateSpec,
         decision: Decision,
-        resource_version: str | None,
+        observed: ObservedSecret | None,
         renew_request: str | None,
     ) -> Outcome:
         namespace, name = key
@@ -407,7 +407,7 @@ class Controller:
             if now < next_attempt:
                 return Outcome(recheck_at=next_attempt)
         self._retry_now.discard(key)
-        current = self.store.secrets.get((namespace, spec.secret_name))
+        current = observed.contents if observed else None
         try:
             signer = self._resolve_signer(spec.issuer_ref, namespace)
             private_key = self._key_for(spec, decision, current)
@@ -418,9 +418,9 @@ class Controller:
             contents = self._secret_contents(
                 key, spec, private_key, issued, revision, current or SecretContents(), renew_request
             )
-            self._write(key, body, spec, contents, resource_version, decision.reason)
+            self._write(key, body, spec, contents, observed, decision.reason)
         except SecretConflictError:
-            return Outcome(follow_up=(WorkItem(CERTIFICATES, key),))
+            return self._reread(key, spec)
         except IssuerNotReadyError as error:
             return self._failed(key, body, decision, error.reason, str(error))
         except PKIError as error:
@@ -491,7 +491,7 @@ class Controller:
         body: Mapping[str, Any],
         spec: CertificateSpec,
         contents: SecretContents,
-        resource_version: str | None,
+        observed: ObservedSecret | None,
         reason: Reason,
     ) -> None:
         owner = None
@@ -505,6 +505,7 @@ class Controller:
                 controller=True,
                 block_owner_deletion=False,
             )
+        resource_version = observed.resource_version if observed else None
         self._remember_secret(
             (key[0], spec.secret_name),
             write_secret(self.api, key[0], spec.secret_name, contents, resource_version, owner),
@@ -582,11 +583,16 @@ class Controller:
                 "status": {name: value for name, value in merged.items() if value is not None},
             }
 
-    def _remember_secret(self, key: Key, contents: SecretContents | None) -> None:
-        if contents is None:
+    def _remember_secret(self, key: Key, observed: ObservedSecret | None) -> None:
+        if observed is None:
             self.store.secrets.pop(key, None)
         else:
-            self.store.secrets[key] = contents
+            self.store.secrets[key] = observed
+
+    def _reread(self, key: Key, spec: CertificateSpec) -> Outcome:
+        """After a write conflict: read the Secret as it is now and decide again right away."""
+        self._remember_secret((key[0], spec.secret_name), read_secret(self.api, key[0], spec.secret_name))
+        return Outcome(follow_up=(WorkItem(CERTIFICATES, key),))
 
 
 def _renewal(spec: CertificateSpec, issued: IssuedCertificate) -> datetime.datetime:

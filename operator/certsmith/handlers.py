@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import kopf
 
 from certsmith.api import GROUP, VERSION
 from certsmith.controller import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
 from certsmith.kube.client import in_cluster
-from certsmith.runtime import Runtime
+from certsmith.runtime import DELETED, Runtime
 from certsmith.tls_secret import MANAGED_LABEL
 
 
@@ -53,17 +56,45 @@ def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         for task in tasks:
             task.cancel()
 
-    for plural in (CERTIFICATES, ISSUERS, CLUSTER_ISSUERS):
-        _watch_custom_objects(registry, runtime, plural)
+    @kopf.on.event(GROUP, VERSION, CERTIFICATES, registry=registry)
+    async def certificate_changed(event: kopf.RawEvent, **_: object) -> None:
+        runtime.custom_object_event(CERTIFICATES, event.get("type"), event["object"])
 
-    @kopf.on.event("v1", "secrets", registry=registry)
-    async def secret_changed(event: kopf.RawEvent, **_: object) -> None:
-        runtime.secret_event(event.get("type"), event["object"])
+    for plural in (ISSUERS, CLUSTER_ISSUERS):
+        _watch_before_certificates(registry, plural, functools.partial(runtime.custom_object_event, plural))
+    _watch_before_certificates(registry, "secrets", runtime.secret_event)
 
     return registry
 
 
-def _watch_custom_objects(registry: kopf.OperatorRegistry, runtime: Runtime, plural: str) -> None:
-    @kopf.on.event(GROUP, VERSION, plural, registry=registry)
-    async def changed(event: kopf.RawEvent, **_: object) -> None:
-        runtime.custom_object_event(plural, event.get("type"), event["object"])
+def _watch_before_certificates(
+    registry: kopf.OperatorRegistry, plural: str, deliver: Callable[[str | None, Mapping[str, Any]], None]
+) -> None:
+    """Watch Issuers, ClusterIssuers or Secrets so that their initial listing is complete before the
+    first Certificate event is handled.
+
+    kopf holds back every handler until all resources with an index handler are fully listed, and
+    runs index handlers during that listing; so the store sees each Secret and issuer first, and a
+    restart never mistakes a not-yet-listed Secret for a missing one. The index itself stays empty.
+    Index handlers are not called for deletions, which the event handler delivers.
+    """
+    group, version = ("", "v1") if plural == "secrets" else (GROUP, VERSION)
+
+    @kopf.index(group, version, plural, registry=registry)
+    def listed(body: kopf.Body, **_: object) -> dict[str, object]:
+        deliver(None, _plain(body))
+        return {}
+
+    @kopf.on.event(group, version, plural, registry=registry)
+    async def deleted(event: kopf.RawEvent, **_: object) -> None:
+        if event.get("type") == DELETED:
+            deliver(DELETED, event["object"])
+
+
+def _plain(value: Any) -> Any:  # noqa: ANN401 -- any JSON value
+    """A plain-dict copy of a kopf body view, detached from kopf's memory."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value

@@ -10,7 +10,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from certsmith.controller import CERTIFICATES, CLUSTER_ISSUERS, Controller, Key, WorkItem
-from certsmith.kube.secrets import contents_of
+from certsmith.kube.secrets import observed_secret
 from certsmith.scheduler import Scheduler
 from certsmith.tls_secret import CERTIFICATE_NAME
 from certsmith.workqueue import WorkQueue
@@ -50,7 +50,7 @@ class Runtime:
         if event_type == DELETED:
             secrets.pop(key, None)
         else:
-            secrets[key] = contents_of(body)
+            secrets[key] = observed_secret(body)
         owner = ((body.get("metadata") or {}).get("annotations") or {}).get(CERTIFICATE_NAME)
         if owner:
             self.queue.add(WorkItem(CERTIFICATES, (key[0], owner)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -15,8 +16,16 @@ HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
 
 
+@dataclass(frozen=True)
+class ObservedSecret:
+    """A Secret's contents and the resourceVersion they were read or written at."""
+
+    contents: SecretContents
+    resource_version: str
+
+
 class SecretConflictError(RuntimeError):
-    """Someone else changed or created the Secret first; read it again and decide again."""
+    """The Secret is not as last observed (changed, created or deleted by someone else): read it again."""
 
 
 class SecretAccessError(RuntimeError):
@@ -24,36 +33,31 @@ class SecretAccessError(RuntimeError):
     which for a Secret could echo its data."""
 
 
-def contents_of(body: Mapping[str, Any]) -> SecretContents:
-    """SecretContents from a Secret as the API serves it (a watch event or a GET, as a dict)."""
+def observed_secret(body: Mapping[str, Any]) -> ObservedSecret:
+    """A Secret as a watch event delivers it (a dict)."""
     metadata = body.get("metadata") or {}
-    return SecretContents(
+    contents = SecretContents(
         labels=dict(metadata.get("labels") or {}),
         annotations=dict(metadata.get("annotations") or {}),
         data=_decoded(body.get("data")),
     )
+    return ObservedSecret(contents, metadata.get("resourceVersion", ""))
 
 
-def read_secret(api: client.ApiClient, namespace: str, name: str) -> tuple[SecretContents, str] | None:
-    """The Secret's contents and resourceVersion, or None when it does not exist."""
+def read_secret(api: client.ApiClient, namespace: str, name: str) -> ObservedSecret | None:
+    """The Secret as it is now, or None when it does not exist."""
     try:
         secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
     except ApiException as error:
         if error.status == HTTP_NOT_FOUND:
             return None
         raise SecretAccessError(f"reading Secret {namespace}/{name}: {error.status} {error.reason}") from None
-    metadata = secret.metadata or client.V1ObjectMeta()
-    contents = SecretContents(
-        labels=dict(metadata.labels or {}),
-        annotations=dict(metadata.annotations or {}),
-        data=_decoded(secret.data),
-    )
-    return contents, metadata.resource_version or ""
+    return _observed(secret)
 
 
 def read_secret_value(api: client.ApiClient, namespace: str, name: str, key: str) -> bytes | None:
     found = read_secret(api, namespace, name)
-    return found[0].data.get(key) if found else None
+    return found.contents.data.get(key) if found else None
 
 
 def write_secret(
@@ -63,11 +67,11 @@ def write_secret(
     contents: SecretContents,
     resource_version: str | None,
     owner: client.V1OwnerReference | None = None,
-) -> SecretContents:
+) -> ObservedSecret:
     """Create the Secret (resource_version None) or replace it if unchanged since `resource_version`.
 
-    Raises SecretConflictError when another writer got there first, so that two Certificates naming
-    one Secret cannot both take it.
+    Raises SecretConflictError when the Secret is not as observed: created meanwhile (so two
+    Certificates naming one Secret cannot both take it), changed, or deleted.
     """
     secret = client.V1Secret(
         metadata=client.V1ObjectMeta(
@@ -84,16 +88,26 @@ def write_secret(
     core = client.CoreV1Api(api)
     try:
         if resource_version is None:
-            core.create_namespaced_secret(namespace, secret)
+            written = core.create_namespaced_secret(namespace, secret)
         else:
-            core.replace_namespaced_secret(name, namespace, secret)
+            written = core.replace_namespaced_secret(name, namespace, secret)
     except ApiException as error:
-        if error.status == HTTP_CONFLICT:
+        if error.status in (HTTP_CONFLICT, HTTP_NOT_FOUND):
             raise SecretConflictError(
                 f"Secret {namespace}/{name} changed while certsmith was writing it"
             ) from None
         raise SecretAccessError(f"writing Secret {namespace}/{name}: {error.status} {error.reason}") from None
-    return contents
+    return ObservedSecret(contents, (written.metadata.resource_version if written.metadata else None) or "")
+
+
+def _observed(secret: client.V1Secret) -> ObservedSecret:
+    metadata = secret.metadata or client.V1ObjectMeta()
+    contents = SecretContents(
+        labels=dict(metadata.labels or {}),
+        annotations=dict(metadata.annotations or {}),
+        data=_decoded(secret.data),
+    )
+    return ObservedSecret(contents, metadata.resource_version or "")
 
 
 def _decoded(data: Mapping[str, bytes | str] | None) -> dict[str, bytes]:
