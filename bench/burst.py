@@ -34,11 +34,11 @@ _OPERATOR_WRITES = {
 _OPERATOR_READS = {("GET", "secrets", "")}
 
 
-def burst(count: int, key: str) -> dict[str, str]:
+def burst(count: int, key: str, operator_arguments: list[str]) -> dict[str, str]:
     with cluster() as bench:
         namespace = f"burst-{uuid.uuid4().hex[:6]}"
         create_namespace(bench, namespace)
-        with operator(bench, "--namespace", namespace) as running:
+        with operator(bench, "--namespace", namespace, *operator_arguments) as running:
             issuer = ca_issuer(bench, namespace)
             before = bench.request_counts()
             cpu_before = running.cpu_seconds()
@@ -58,6 +58,7 @@ def burst(count: int, key: str) -> dict[str, str]:
     )
     return {
         "certificates": f"{count} {key}",
+        "operator flags": " ".join(operator_arguments) or "defaults",
         "all Ready after (s)": f"{elapsed:.1f}",
         "per second": f"{count / elapsed:.1f}",
         "operator CPU (s)": f"{cpu:.1f}",
@@ -74,8 +75,15 @@ def main() -> None:
     )
     parser.add_argument("--count", type=int, action="append", help="certificates per run (repeatable)")
     parser.add_argument("--key", choices=sorted(KEYS), action="append", help="key type (repeatable)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each case (default: %(default)s)")
+    parser.add_argument("operator_arguments", nargs="*", help="passed to `certsmith run` (after --)")
     arguments = parser.parse_args()
-    rows = [burst(count, key) for key in arguments.key or ["ecdsa"] for count in arguments.count or [100]]
+    rows = [
+        burst(count, key, arguments.operator_arguments)
+        for key in arguments.key or ["ecdsa"]
+        for count in arguments.count or [100]
+        for _ in range(arguments.repeat)
+    ]
     print(f"Machine: {machine()}\n")
     print("| " + " | ".join(rows[0]) + " |")
     print("|" + "---|" * len(rows[0]))

@@ -17,6 +17,7 @@ from certsmith.devcluster import ETCD_VERSION, KUBERNETES_VERSION
 from certsmith.devcluster.dev import SOURCE_TREE, DevOptions, run_dev
 from certsmith.handlers import operator_registry, operator_settings
 from certsmith.kube.client import ambient_api_client, api_client_from_kubeconfig
+from certsmith.kube.ratelimit import TokenBucket
 from certsmith.renewal import BackoffSettings
 from certsmith.runtime import Runtime
 from certsmith.scheduler import utc_now
@@ -129,6 +130,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="serve liveness at http://0.0.0.0:PORT/healthz; 0 turns it off (default: %(default)s)",
     )
+    run.add_argument(
+        "--kube-api-qps",
+        type=float,
+        default=200.0,
+        metavar="QPS",
+        help="sustained API requests per second by certsmith's client; 0: no limit (default: %(default)s)",
+    )
+    run.add_argument(
+        "--kube-api-burst",
+        type=int,
+        default=400,
+        metavar="N",
+        help="API requests allowed at once before --kube-api-qps applies (default: %(default)s)",
+    )
     run.add_argument("--log-format", choices=["plain", "json"], default="plain", help="log line format")
     run.add_argument("--verbose", action="store_true", help="log kopf's internals too")
     run.set_defaults(handler=_run)
@@ -153,7 +168,10 @@ def _run(arguments: argparse.Namespace) -> int:
     )
     if not arguments.verbose:  # one line per handled watch event says nothing certsmith's own lines don't
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    api = api_client_from_kubeconfig(kubeconfig) if kubeconfig else ambient_api_client()
+    bucket = (
+        TokenBucket(arguments.kube_api_qps, arguments.kube_api_burst) if arguments.kube_api_qps > 0 else None
+    )
+    api = api_client_from_kubeconfig(kubeconfig, bucket) if kubeconfig else ambient_api_client(bucket)
     runtime = Runtime(Controller(api, settings, utc_now))
     kopf.run(
         registry=operator_registry(runtime),

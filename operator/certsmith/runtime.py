@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,9 @@ class Runtime:
         self.queue: WorkQueue[WorkItem] = WorkQueue()
         self.scheduler: Scheduler[WorkItem] = Scheduler(self.queue.add, controller.clock)
         self._errors: dict[WorkItem, int] = {}
+        self._started = time.monotonic()
+        self._not_yet_reconciled: set[WorkItem] | None = set()
+        """Certificates seen but not reconciled since start; None once all were (see `_note_progress`)."""
 
     async def run(self) -> None:
         workers = self.controller.settings.workers
@@ -42,6 +46,8 @@ class Runtime:
                 return
         else:
             objects[key] = body
+            if plural == CERTIFICATES and self._not_yet_reconciled is not None:
+                self._not_yet_reconciled.add(item)
         self.queue.add(item)
 
     def secret_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -81,6 +87,21 @@ class Runtime:
                     self.queue.add(follow_up)
             finally:
                 self.queue.done(item)
+                self._note_progress(item)
+
+    def _note_progress(self, item: WorkItem) -> None:
+        """Log once when every Certificate seen since start has been reconciled and nothing is queued:
+        after a restart, the moment the operator has caught up."""
+        if self._not_yet_reconciled is None:
+            return
+        self._not_yet_reconciled.discard(item)
+        if not self._not_yet_reconciled and not len(self.queue) and item.plural == CERTIFICATES:
+            logger.info(
+                "caught up: %d certificates reconciled %.1fs after start",
+                len(self.controller.store.certificates),
+                time.monotonic() - self._started,
+            )
+            self._not_yet_reconciled = None
 
 
 def _key(body: Mapping[str, Any], cluster_scoped: bool) -> Key:

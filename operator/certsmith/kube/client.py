@@ -7,22 +7,29 @@ from pathlib import Path
 
 from kubernetes import client, config
 
+from certsmith.kube.ratelimit import RateLimitedApiClient, TokenBucket
 
-def api_client_from_kubeconfig(path: Path) -> client.ApiClient:
-    """An API client for the current context of the kubeconfig at `path`."""
-    api: client.ApiClient = config.new_client_from_config(config_file=str(path))  # type: ignore[no-untyped-call]
-    return api
+
+def api_client_from_kubeconfig(path: Path, bucket: TokenBucket | None = None) -> client.ApiClient:
+    """An API client for the current context of the kubeconfig at `path`, rate-limited by `bucket`."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(path), client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return _client(configuration, bucket)
 
 
 def in_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
-def ambient_api_client() -> client.ApiClient:
+def ambient_api_client(bucket: TokenBucket | None = None) -> client.ApiClient:
     """In a Pod, its ServiceAccount; elsewhere `$KUBECONFIG` or ~/.kube/config, as kubectl would."""
+    configuration = client.Configuration()
     if in_cluster():
-        configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        return client.ApiClient(configuration)
-    api: client.ApiClient = config.new_client_from_config()  # type: ignore[no-untyped-call]
-    return api
+    else:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return _client(configuration, bucket)
+
+
+def _client(configuration: client.Configuration, bucket: TokenBucket | None) -> client.ApiClient:
+    return client.ApiClient(configuration) if bucket is None else RateLimitedApiClient(configuration, bucket)
