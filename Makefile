@@ -31,6 +31,10 @@ lint: $(BIN)/.installed
 ## Benchmarks on a fresh local control plane; results belong in docs/benchmarks.md.
 bench: $(BIN)/.installed
 	$(BIN)/python bench/burst.py --count 100 --count 1000 --key ecdsa --key rsa
+	$(BIN)/python bench/scale.py mixed
+	$(BIN)/python bench/scale.py storm
+	$(BIN)/python bench/scale.py idle-restart
+	$(BIN)/python bench/scale.py bystanders
 
 ## Regenerate crds/clusterissuer.yaml after editing crds/issuer.yaml.
 crds:

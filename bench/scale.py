@@ -253,31 +253,33 @@ def mixed(certificates: int) -> list[Row]:
 
 
 def _ready_times_by_algorithm(bench: Cluster, namespace: str, started: float, total: int) -> dict[str, float]:
+    """Seconds after `started` at which half and all of each algorithm's Certificates were Ready."""
     objects = client.CustomObjectsApi(bench.api)
-    finished: dict[str, float] = {}
+    marks: dict[str, float] = {}
     while True:
         listed = objects.list_namespaced_custom_object(GROUP, VERSION, namespace, "certificates")
         if not isinstance(listed, dict):
             raise TypeError("unexpected list response")
-        pending: Counter[str] = Counter()
+        ready: Counter[str] = Counter()
+        present: Counter[str] = Counter()
         for item in listed["items"]:
             algorithm = item["metadata"]["name"].split("-")[0].upper()
-            ready = any(
+            if algorithm not in ("RSA", "ECDSA"):
+                continue
+            present[algorithm] += 1
+            ready[algorithm] += any(
                 c.get("type") == "Ready" and c.get("status") == "True"
                 for c in (item.get("status") or {}).get("conditions", [])
             )
-            if not ready and algorithm in ("RSA", "ECDSA"):
-                pending[algorithm] += 1
         now = time.monotonic() - started
-        for algorithm in ("RSA", "ECDSA"):
-            if algorithm not in finished and not pending[algorithm] and len(listed["items"]) >= total:
-                finished[algorithm] = now
-        if len(listed["items"]) >= total and not pending:
-            return {
-                algorithm: seconds
-                for algorithm, seconds in finished.items()
-                if any(item["metadata"]["name"].startswith(algorithm.lower()) for item in listed["items"])
-            }
+        if len(listed["items"]) >= total:
+            for algorithm, count in present.items():
+                if ready[algorithm] * 2 >= count:
+                    marks.setdefault(f"half {algorithm} Ready (s)", now)
+                if ready[algorithm] == count:
+                    marks.setdefault(f"all {algorithm} Ready (s)", now)
+            if ready == present:
+                return marks
         time.sleep(0.2)
 
 
@@ -307,10 +309,11 @@ def _describe(spent: Counter[RequestKey]) -> str:
 
 
 def _print(rows: list[Row]) -> None:
-    print("| " + " | ".join(rows[0]) + " |")
-    print("|" + "---|" * len(rows[0]))
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     for row in rows:
-        print("| " + " | ".join(row.get(column, "") for column in rows[0]) + " |")
+        print("| " + " | ".join(row.get(column, "") for column in columns) + " |")
     print()
 
 

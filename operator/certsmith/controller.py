@@ -118,6 +118,17 @@ class StatusUpdate:
     """Post a Warning Event when Ready changes to this."""
 
 
+@dataclass(frozen=True)
+class _Work:
+    """One Certificate being reconciled: what was observed of it and of its Secret."""
+
+    key: Key
+    body: Mapping[str, Any]
+    spec: CertificateSpec
+    observed: ObservedSecret | None
+    renew_request: str | None
+
+
 @dataclass
 class _CachedAuthority:
     authority: SigningAuthority
@@ -276,73 +287,64 @@ class Controller:
         body = self.store.certificates.get(key)
         if body is None:
             return Outcome()
-        namespace, name = key
-        now = self.clock()
         try:
             spec = parse_certificate_spec(body.get("spec") or {})
         except SpecError as error:
             self._set_status(key, body, StatusUpdate((False, "InvalidSpec", str(error)), warn=True))
             return Outcome()
-        renew_request = (body["metadata"].get("annotations") or {}).get(RENEW_REQUEST)
-        observed = self.store.secrets.get((namespace, spec.secret_name))
-        decision = decide(spec, name, observed.contents if observed else None, now, renew_request)
-        return self._act(key, body, spec, decision, observed, renew_request)
+        work = _Work(
+            key,
+            body,
+            spec,
+            self.store.secrets.get((key[0], spec.secret_name)),
+            (body["metadata"].get("annotations") or {}).get(RENEW_REQUEST),
+        )
+        decision = decide(
+            spec, key[1], work.observed.contents if work.observed else None, self.clock(), work.renew_request
+        )
+        return self._act(work, decision)
 
-    def _act(
-        self,
-        key: Key,
-        body: Mapping[str, Any],
-        spec: CertificateSpec,
-        decision: Decision,
-        observed: ObservedSecret | None,
-        renew_request: str | None,
-    ) -> Outcome:
+    def _act(self, work: _Work, decision: Decision) -> Outcome:
         """Act on the decision. Writes are conditional on the Secret's observed resourceVersion, so a
         stale observation costs a conflict and a re-read, never a wrong write."""
         if decision.action is Action.NOTHING:
-            return self._up_to_date(key, body, spec, decision)
+            return self._up_to_date(work, decision)
         if decision.action is Action.BLOCKED:
             blocked = StatusUpdate((False, decision.reason.value, decision.message), warn=True)
-            self._set_status(key, body, blocked)
+            self._set_status(work.key, work.body, blocked)
             return Outcome()
         if decision.reason in _CHANGED_BY_OTHERS:
-            held_until = self._rewrites.next_allowed(key, self.clock())
+            held_until = self._rewrites.next_allowed(work.key, self.clock())
             if held_until is not None:
-                return self._hold(key, body, spec, decision, held_until)
+                return self._hold(work, decision, held_until)
         if decision.action is Action.REPAIR:
-            return self._repair(key, body, spec, decision, observed)
-        return self._issue(key, body, spec, decision, observed, renew_request)
+            return self._repair(work, decision)
+        return self._issue(work, decision)
 
-    def _hold(
-        self,
-        key: Key,
-        body: Mapping[str, Any],
-        spec: CertificateSpec,
-        decision: Decision,
-        until: datetime.datetime,
-    ) -> Outcome:
+    def _hold(self, work: _Work, decision: Decision, until: datetime.datetime) -> Outcome:
         budget = self._rewrites
         message = (
-            f"Secret {spec.secret_name} was changed by something other than certsmith {budget.limit} times "
-            f"within {format_duration(budget.window)} ({decision.message}); certsmith waits until "
+            f"Secret {work.spec.secret_name} was changed by something other than certsmith {budget.limit} "
+            f"times within {format_duration(budget.window)} ({decision.message}); certsmith waits until "
             f"{timestamp(until)} before writing it again; find the other writer in its managedFields."
         )
-        ready = decision.stored is not None and decision.reason is Reason.METADATA_DRIFT
         stored = decision.stored
+        if stored is not None and decision.reason is Reason.METADATA_DRIFT:
+            ready = (True, "Ready", decision.message)
+        else:
+            ready = (False, "SecretKeepsChanging", message)
         update = StatusUpdate(
-            (ready, "Ready" if ready else "SecretKeepsChanging", message if not ready else decision.message),
+            ready,
             issuing=("SecretKeepsChanging", message),
             issued=stored.issued if stored else None,
             renewal=decision.renewal_time,
             revision=stored.revision if stored else None,
         )
-        self._set_status(key, body, update)
-        logger.warning("certificate %s/%s: %s", *key, message)
+        self._set_status(work.key, work.body, update)
+        logger.warning("certificate %s/%s: %s", *work.key, message)
         return Outcome(recheck_at=until)
 
-    def _up_to_date(
-        self, key: Key, body: Mapping[str, Any], spec: CertificateSpec, decision: Decision
-    ) -> Outcome:
+    def _up_to_date(self, work: _Work, decision: Decision) -> Outcome:
         stored = decision.stored
         if stored is None or decision.renewal_time is None:
             raise RuntimeError(f"policy decided {decision.action} without a readable Secret")
@@ -353,78 +355,59 @@ class Controller:
             revision=stored.revision,
             failures=0,
         )
-        self._set_status(key, body, update)
+        self._set_status(work.key, work.body, update)
         return Outcome(recheck_at=decision.renewal_time)
 
-    def _repair(
-        self,
-        key: Key,
-        body: Mapping[str, Any],
-        spec: CertificateSpec,
-        decision: Decision,
-        observed: ObservedSecret | None,
-    ) -> Outcome:
-        stored = decision.stored
+    def _repair(self, work: _Work, decision: Decision) -> Outcome:
+        stored, observed = decision.stored, work.observed
         if stored is None or observed is None:
             raise RuntimeError(f"policy decided {decision.action} without a readable Secret")
-        current = observed.contents
         try:
             contents = self._secret_contents(
-                key,
-                spec,
+                work,
                 stored.key,
                 stored.issued,
                 stored.revision,
-                current,
-                current.annotations.get(RENEW_REQUEST),
+                observed.contents.annotations.get(RENEW_REQUEST),
             )
-            self._write(key, body, spec, contents, observed, decision.reason)
+            self._write(work, contents, decision.reason)
         except SecretConflictError:
-            return self._reread(key, spec)
+            return self._reread(work)
         except IssuerNotReadyError as error:
-            return self._failed(key, body, decision, error.reason, str(error))
-        post_event(self.api, body, "Certificate", False, "Repaired", decision.message)
-        logger.info("certificate %s/%s: %s", *key, decision.message)
-        return self._up_to_date(key, body, spec, decision)
+            return self._failed(work, decision, error.reason, str(error))
+        post_event(self.api, work.body, "Certificate", False, "Repaired", decision.message)
+        logger.info("certificate %s/%s: %s", *work.key, decision.message)
+        return self._up_to_date(work, decision)
 
-    def _issue(
-        self,
-        key: Key,
-        body: Mapping[str, Any],
-        spec: CertificateSpec,
-        decision: Decision,
-        observed: ObservedSecret | None,
-        renew_request: str | None,
-    ) -> Outcome:
-        namespace, name = key
+    def _issue(self, work: _Work, decision: Decision) -> Outcome:
         now = self.clock()
-        status = body.get("status") or {}
+        spec, status = work.spec, work.body.get("status") or {}
         failures = int(status.get("failedIssuanceAttempts") or 0)
-        generation_changed = status.get("observedGeneration") != body["metadata"].get("generation")
+        generation_changed = status.get("observedGeneration") != work.body["metadata"].get("generation")
         last_failure = parse_timestamp(status.get("lastFailureTime"))
-        if failures and last_failure and not generation_changed and key not in self._retry_now:
+        if failures and last_failure and not generation_changed and work.key not in self._retry_now:
             next_attempt = last_failure + self.settings.backoff.delay(failures)
             if now < next_attempt:
                 return Outcome(recheck_at=next_attempt)
-        self._retry_now.discard(key)
-        current = observed.contents if observed else None
+        self._retry_now.discard(work.key)
         try:
-            signer = self._resolve_signer(spec.issuer_ref, namespace)
-            private_key = self._key_for(spec, decision, current)
+            signer = self._resolve_signer(spec.issuer_ref, work.key[0])
+            private_key = self._key_for(work, decision)
             issued = signer.sign(spec.request, private_key, now)
             revision = (
                 max(int(status.get("revision") or 0), decision.stored.revision if decision.stored else 0) + 1
             )
-            contents = self._secret_contents(
-                key, spec, private_key, issued, revision, current or SecretContents(), renew_request
+            self._write(
+                work,
+                self._secret_contents(work, private_key, issued, revision, work.renew_request),
+                decision.reason,
             )
-            self._write(key, body, spec, contents, observed, decision.reason)
         except SecretConflictError:
-            return self._reread(key, spec)
+            return self._reread(work)
         except IssuerNotReadyError as error:
-            return self._failed(key, body, decision, error.reason, str(error))
+            return self._failed(work, decision, error.reason, str(error))
         except PKIError as error:
-            return self._failed(key, body, decision, "SigningFailed", str(error))
+            return self._failed(work, decision, "SigningFailed", str(error))
         renewal = _renewal(spec, issued)
         verb = "Renewed" if decision.reason in _RENEWAL_REASONS else "Issued"
         message = (
@@ -433,70 +416,64 @@ class Controller:
             f"(revision {revision}; reason {decision.reason.value}: {decision.message})"
         )
         ready = (True, "Ready", up_to_date_message(issued.certificate.not_valid_after_utc))
-        update = StatusUpdate(ready, issued=issued, renewal=renewal, revision=revision, failures=0)
-        self._set_status(key, body, update)
-        post_event(self.api, body, "Certificate", False, verb, message)
-        logger.info("certificate %s/%s: %s", namespace, name, message)
+        self._set_status(
+            work.key,
+            work.body,
+            StatusUpdate(ready, issued=issued, renewal=renewal, revision=revision, failures=0),
+        )
+        post_event(self.api, work.body, "Certificate", False, verb, message)
+        logger.info("certificate %s/%s: %s", *work.key, message)
         return Outcome(recheck_at=renewal)
 
-    def _key_for(
-        self, spec: CertificateSpec, decision: Decision, current: SecretContents | None
-    ) -> PrivateKey:
+    def _key_for(self, work: _Work, decision: Decision) -> PrivateKey:
         """A new key, unless rotationPolicy Never and the Secret holds a key of the requested type."""
-        if spec.private_key.rotation is RotationPolicy.NEVER:
+        wanted = work.spec.private_key
+        if wanted.rotation is RotationPolicy.NEVER:
             if decision.stored is not None:
                 return decision.stored.key
-            existing = current.data.get(TLS_KEY) if current else None
+            existing = work.observed.contents.data.get(TLS_KEY) if work.observed else None
             if existing:
                 try:
                     key = load_private_key(existing)
                 except PKIError:
                     pass
                 else:
-                    if spec_of(key) == spec.private_key.spec:
+                    if spec_of(key) == wanted.spec:
                         return key
-        return generate_private_key(spec.private_key.spec)
+        return generate_private_key(wanted.spec)
 
     def _secret_contents(
         self,
-        key: Key,
-        spec: CertificateSpec,
+        work: _Work,
         private_key: PrivateKey,
         issued: IssuedCertificate,
         revision: int,
-        current: SecretContents,
         renew_request: str | None,
     ) -> SecretContents:
-        labels, annotations = desired_metadata(spec, key[1], revision, renew_request)
+        """The whole Secret to write: desired data and metadata over whatever others put there."""
+        spec, namespace = work.spec, work.key[0]
+        labels, annotations = desired_metadata(spec, work.key[1], revision, renew_request)
         key_pem = encode_private_key(private_key, spec.private_key.encoding)
         data = derived_data(spec, private_key, key_pem, issued)
         if spec.pkcs12 is not None:
-            password = read_secret_value(
-                self.api, key[0], spec.pkcs12.password.name, spec.pkcs12.password.key
-            )
+            reference = spec.pkcs12.password
+            password = read_secret_value(self.api, namespace, reference.name, reference.key)
             if password is None:
                 raise IssuerNotReadyError(
                     "KeystorePasswordMissing",
-                    f"Secret {spec.pkcs12.password.name} has no key {spec.pkcs12.password.key} "
+                    f"Secret {reference.name} has no key {reference.key} "
                     f"for keystores.pkcs12.passwordSecretRef; create it",
                 )
             data |= keystores(spec, private_key, issued, password)
+        current = work.observed.contents if work.observed else SecretContents()
         return SecretContents(
             labels={**current.labels, **labels}, annotations={**current.annotations, **annotations}, data=data
         )
 
-    def _write(
-        self,
-        key: Key,
-        body: Mapping[str, Any],
-        spec: CertificateSpec,
-        contents: SecretContents,
-        observed: ObservedSecret | None,
-        reason: Reason,
-    ) -> None:
+    def _write(self, work: _Work, contents: SecretContents, reason: Reason) -> None:
         owner = None
         if self.settings.secret_owner_references:
-            metadata = body["metadata"]
+            metadata = work.body["metadata"]
             owner = client.V1OwnerReference(
                 api_version=API_VERSION,
                 kind="Certificate",
@@ -505,22 +482,21 @@ class Controller:
                 controller=True,
                 block_owner_deletion=False,
             )
-        resource_version = observed.resource_version if observed else None
+        namespace, name = work.key[0], work.spec.secret_name
+        resource_version = work.observed.resource_version if work.observed else None
         self._remember_secret(
-            (key[0], spec.secret_name),
-            write_secret(self.api, key[0], spec.secret_name, contents, resource_version, owner),
+            (namespace, name), write_secret(self.api, namespace, name, contents, resource_version, owner)
         )
         if reason in _CHANGED_BY_OTHERS:
-            self._rewrites.spend(key, self.clock())
+            self._rewrites.spend(work.key, self.clock())
 
-    def _failed(
-        self, key: Key, body: Mapping[str, Any], decision: Decision, reason: str, message: str
-    ) -> Outcome:
+    def _failed(self, work: _Work, decision: Decision, reason: str, message: str) -> Outcome:
         now = self.clock()
-        failures = int((body.get("status") or {}).get("failedIssuanceAttempts") or 0) + 1
+        failures = int((work.body.get("status") or {}).get("failedIssuanceAttempts") or 0) + 1
         retry_at = now.replace(microsecond=0) + self.settings.backoff.delay(failures)
         full_message = f"attempt {failures} failed: {message}; next attempt at {timestamp(retry_at)}"
-        if decision.stored is not None and decision.reason in _RENEWAL_REASONS:
+        stored = decision.stored
+        if stored is not None and decision.reason in _RENEWAL_REASONS:
             ready = (
                 True,
                 "Ready",
@@ -528,7 +504,6 @@ class Controller:
             )
         else:
             ready = (False, reason, message)
-        stored = decision.stored
         update = StatusUpdate(
             ready,
             issuing=(reason, full_message),
@@ -539,8 +514,8 @@ class Controller:
             revision=stored.revision if stored else None,
             warn=True,
         )
-        self._set_status(key, body, update)
-        logger.warning("certificate %s/%s: %s", *key, full_message)
+        self._set_status(work.key, work.body, update)
+        logger.warning("certificate %s/%s: %s", *work.key, full_message)
         return Outcome(recheck_at=retry_at)
 
     def _set_status(self, key: Key, body: Mapping[str, Any], update: StatusUpdate) -> None:
@@ -589,10 +564,11 @@ class Controller:
         else:
             self.store.secrets[key] = observed
 
-    def _reread(self, key: Key, spec: CertificateSpec) -> Outcome:
+    def _reread(self, work: _Work) -> Outcome:
         """After a write conflict: read the Secret as it is now and decide again right away."""
-        self._remember_secret((key[0], spec.secret_name), read_secret(self.api, key[0], spec.secret_name))
-        return Outcome(follow_up=(WorkItem(CERTIFICATES, key),))
+        namespace, name = work.key[0], work.spec.secret_name
+        self._remember_secret((namespace, name), read_secret(self.api, namespace, name))
+        return Outcome(follow_up=(WorkItem(CERTIFICATES, work.key),))
 
 
 def _renewal(spec: CertificateSpec, issued: IssuedCertificate) -> datetime.datetime:

@@ -76,12 +76,14 @@ def _watch_before_certificates(
     kopf holds back every handler until all resources with an index handler are fully listed, and
     runs index handlers during that listing; so the store sees each Secret and issuer first, and a
     restart never mistakes a not-yet-listed Secret for a missing one. The index itself stays empty.
-    Index handlers are not called for deletions, which the event handler delivers.
+    Index handlers are not called for deletions, which the event handler delivers. Both handlers
+    are coroutines: kopf would run plain functions in threads, and the runtime's queue is not
+    thread-safe.
     """
     group, version = ("", "v1") if plural == "secrets" else (GROUP, VERSION)
 
     @kopf.index(group, version, plural, registry=registry)
-    def listed(body: kopf.Body, **_: object) -> dict[str, object]:
+    async def listed(body: kopf.Body, **_: object) -> dict[str, object]:
         deliver(None, _plain(body))
         return {}
 

@@ -42,6 +42,22 @@ def create(
     )
 
 
+def create_certificate(cluster: Cluster, namespace: str, name: str, issuer: str, **spec: Any) -> None:
+    """A Certificate with an ECDSA key and a Secret named like it, unless `spec` says otherwise."""
+    create(
+        cluster,
+        namespace,
+        "Certificate",
+        name,
+        {
+            "secretName": name,
+            "privateKey": {"algorithm": "ECDSA"},
+            "issuerRef": {"name": issuer},
+            **spec,
+        },
+    )
+
+
 def patch_spec(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> None:
     client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
         GROUP, VERSION, namespace, "certificates", name, {"spec": spec}

@@ -20,6 +20,7 @@ from tests.cluster.support import (
     certificate,
     condition,
     create,
+    create_certificate,
     events,
     eventually,
     patch_spec,
@@ -225,30 +226,12 @@ def test_missing_issuer_backs_off_then_issues_once_it_appears(
 def test_second_certificate_for_one_secret_is_refused_without_flip_flop(
     cluster: Cluster, namespace: str, ca_issuer: str
 ) -> None:
-    create(
-        cluster,
-        namespace,
-        "Certificate",
-        "first",
-        {
-            "secretName": "shared",
-            "dnsNames": ["first.example.com"],
-            "privateKey": {"algorithm": "ECDSA"},
-            "issuerRef": {"name": ca_issuer},
-        },
+    create_certificate(
+        cluster, namespace, "first", ca_issuer, dnsNames=["first.example.com"], secretName="shared"
     )
     wait_ready(cluster, namespace, "first")
-    create(
-        cluster,
-        namespace,
-        "Certificate",
-        "second",
-        {
-            "secretName": "shared",
-            "dnsNames": ["second.example.com"],
-            "privateKey": {"algorithm": "ECDSA"},
-            "issuerRef": {"name": ca_issuer},
-        },
+    create_certificate(
+        cluster, namespace, "second", ca_issuer, dnsNames=["second.example.com"], secretName="shared"
     )
     ready = eventually(lambda: condition(certificate(cluster, namespace, "second")) or None, 10, "a status")
     assert ready["status"] == "False"
@@ -261,17 +244,8 @@ def test_second_certificate_for_one_secret_is_refused_without_flip_flop(
 
 
 def test_deleting_a_certificate_keeps_its_secret(cluster: Cluster, namespace: str, ca_issuer: str) -> None:
-    create(
-        cluster,
-        namespace,
-        "Certificate",
-        "gone",
-        {
-            "secretName": "kept",
-            "dnsNames": ["kept.example.com"],
-            "privateKey": {"algorithm": "ECDSA"},
-            "issuerRef": {"name": ca_issuer},
-        },
+    create_certificate(
+        cluster, namespace, "gone", ca_issuer, dnsNames=["kept.example.com"], secretName="kept"
     )
     wait_ready(cluster, namespace, "gone")
     client.CustomObjectsApi(cluster.api).delete_namespaced_custom_object(
@@ -416,18 +390,7 @@ def test_restart_with_valid_certificates_writes_nothing(
 def test_a_writer_fighting_over_the_secret_gets_bounded_rewrites(
     cluster: Cluster, namespace: str, ca_issuer: str
 ) -> None:
-    create(
-        cluster,
-        namespace,
-        "Certificate",
-        "fought",
-        {
-            "secretName": "fought",
-            "dnsNames": ["fought.example.com"],
-            "privateKey": {"algorithm": "ECDSA"},
-            "issuerRef": {"name": ca_issuer},
-        },
-    )
+    create_certificate(cluster, namespace, "fought", ca_issuer, dnsNames=["fought.example.com"])
     wait_ready(cluster, namespace, "fought")
     corrupt = {"tls.crt": b"-----BEGIN CERTIFICATE-----\nfight\n-----END CERTIFICATE-----\n"}
     for _ in range(8):
