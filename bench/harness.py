@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster import ControlPlane
+from certsmith.devcluster.processes import ManagedProcess
 from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_crds, load_crds
 
@@ -60,7 +60,7 @@ def cluster() -> Iterator[Cluster]:
 
 @dataclass
 class Operator:
-    process: subprocess.Popen[bytes]
+    process: ManagedProcess
     log: Path
 
     def cpu_seconds(self) -> float:
@@ -76,28 +76,24 @@ class Operator:
 
 @contextmanager
 def operator(bench: Cluster, *arguments: str) -> Iterator[Operator]:
-    log = bench.control_plane.directory / "operator.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "certsmith.cli",
-                "run",
-                "--kubeconfig",
-                str(bench.control_plane.kubeconfig),
-                "--health-port",
-                "0",
-                *arguments,
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    """`certsmith run` as its own process, stopped on exit (and killed by the kernel if the bench dies)."""
+    log = bench.control_plane.directory / f"operator-{time.monotonic_ns()}.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "certsmith.cli",
+        "run",
+        "--kubeconfig",
+        str(bench.control_plane.kubeconfig),
+        "--health-port",
+        "0",
+        *arguments,
+    ]
+    process = ManagedProcess("certsmith-operator", argv, log)
     try:
         yield Operator(process, log)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        process.stop()
 
 
 def create_namespace(bench: Cluster, name: str) -> None:
