@@ -287,7 +287,8 @@ def _wait_caught_up(running: Operator, timeout: float) -> float:
         if found:
             return float(found[2])
         time.sleep(0.5)
-    raise TimeoutError("the operator did not log that it caught up")
+    tail = "\n".join(running.log.read_text(errors="replace").splitlines()[-20:])
+    raise TimeoutError(f"the operator did not log that it caught up; its log ends:\n{tail}")
 
 
 def _writes(spent: Counter[RequestKey]) -> int:

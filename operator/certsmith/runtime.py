@@ -90,12 +90,12 @@ class Runtime:
                 self._note_progress(item)
 
     def _note_progress(self, item: WorkItem) -> None:
-        """Log once when every Certificate seen since start has been reconciled and nothing is queued:
-        after a restart, the moment the operator has caught up."""
+        """Log once when Certificates have been seen, every one of them has been reconciled since start,
+        and nothing is queued: after a restart, the moment the operator has caught up."""
         if self._not_yet_reconciled is None:
             return
         self._not_yet_reconciled.discard(item)
-        if not self._not_yet_reconciled and not len(self.queue) and item.plural == CERTIFICATES:
+        if not self._not_yet_reconciled and not len(self.queue) and self.controller.store.certificates:
             logger.info(
                 "caught up: %d certificates reconciled %.1fs after start",
                 len(self.controller.store.certificates),
