@@ -38,6 +38,7 @@ from certsmith.issuers import IssuerNotReadyError, Signer
 from certsmith.issuers.ca import CASigner, load_authority
 from certsmith.issuers.selfsigned import SelfSignedSigner
 from certsmith.kube.events import post_event
+from certsmith.kube.listing import list_custom_objects, list_secrets
 from certsmith.kube.secrets import (
     ObservedSecret,
     SecretConflictError,
@@ -53,6 +54,7 @@ from certsmith.policy import Action, Decision, Reason, decide, up_to_date_messag
 from certsmith.renewal import renewal_time
 from certsmith.settings import OperatorSettings
 from certsmith.tls_secret import (
+    MANAGED_LABEL,
     RENEW_REQUEST,
     TLS_KEY,
     SecretContents,
@@ -145,6 +147,16 @@ class Store:
     secrets: dict[Key, ObservedSecret] = field(default_factory=dict)
     issuer_ready: dict[WorkItem, bool] = field(default_factory=dict)
 
+    def remember(self, plural: str, key: Key, body: Mapping[str, Any]) -> None:
+        """Keep `body` without metadata.managedFields, often its largest part, which certsmith never reads."""
+        metadata = body.get("metadata") or {}
+        if "managedFields" in metadata:
+            body = {
+                **body,
+                "metadata": {name: value for name, value in metadata.items() if name != "managedFields"},
+            }
+        self.objects(plural)[key] = body
+
     def objects(self, plural: str) -> dict[Key, Mapping[str, Any]]:
         return {
             CERTIFICATES: self.certificates,
@@ -167,6 +179,36 @@ class Controller:
         self._authorities: dict[tuple[Key, IssuerSpec], _CachedAuthority] = {}
         self._retry_now: set[Key] = set()
         self._rewrites: RewriteBudget[Key] = RewriteBudget(settings.rewrite_limit, settings.rewrite_window)
+
+    def prime(self) -> None:
+        """Fill the store with managed Secrets and issuers by one LIST each, before the first
+        Certificate is reconciled, so that a restart never takes a Secret that the watch has not
+        delivered yet for a missing one. Watch events that arrived first are newer and are kept.
+
+        With namespace patterns (globs) there is no list to make without cluster-wide rights; the
+        write conflicts of a not-yet-listed Secret then resolve by a re-read (one extra request).
+        """
+        namespaces: list[str | None] = list(self.settings.namespaces) or [None]
+        if any(set(namespace or "") & set("*?!,") for namespace in namespaces):
+            logger.info("namespace patterns given: the store fills from the watch streams alone")
+            return
+        started = self.clock()
+        for namespace in namespaces:
+            for key, observed in list_secrets(self.api, namespace, f"{MANAGED_LABEL}=true"):
+                self.store.secrets.setdefault(key, observed)
+            for body in list_custom_objects(self.api, ISSUERS, namespace):
+                key = (body["metadata"]["namespace"], body["metadata"]["name"])
+                if key not in self.store.issuers:
+                    self.store.remember(ISSUERS, key, body)
+        for body in list_custom_objects(self.api, CLUSTER_ISSUERS, None):
+            if ("", body["metadata"]["name"]) not in self.store.cluster_issuers:
+                self.store.remember(CLUSTER_ISSUERS, ("", body["metadata"]["name"]), body)
+        logger.info(
+            "listed %d managed Secrets and %d issuers in %.1fs",
+            len(self.store.secrets),
+            len(self.store.issuers) + len(self.store.cluster_issuers),
+            (self.clock() - started).total_seconds(),
+        )
 
     def reconcile(self, item: WorkItem) -> Outcome:
         if item.plural == CERTIFICATES:

@@ -12,7 +12,7 @@ import kopf
 from certsmith.api import GROUP, VERSION
 from certsmith.controller import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
 from certsmith.kube.client import in_cluster
-from certsmith.runtime import DELETED, Runtime
+from certsmith.runtime import Runtime
 from certsmith.tls_secret import MANAGED_LABEL
 
 
@@ -56,47 +56,20 @@ def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         for task in tasks:
             task.cancel()
 
-    @kopf.on.event(GROUP, VERSION, CERTIFICATES, registry=registry)
-    async def certificate_changed(event: kopf.RawEvent, **_: object) -> None:
-        runtime.custom_object_event(CERTIFICATES, event.get("type"), event["object"])
-
-    for plural in (ISSUERS, CLUSTER_ISSUERS):
-        _watch_before_certificates(registry, plural, functools.partial(runtime.custom_object_event, plural))
-    _watch_before_certificates(registry, "secrets", runtime.secret_event)
+    for plural in (CERTIFICATES, ISSUERS, CLUSTER_ISSUERS):
+        _watch(registry, GROUP, VERSION, plural, functools.partial(runtime.custom_object_event, plural))
+    _watch(registry, "", "v1", "secrets", runtime.secret_event)
 
     return registry
 
 
-def _watch_before_certificates(
-    registry: kopf.OperatorRegistry, plural: str, deliver: Callable[[str | None, Mapping[str, Any]], None]
+def _watch(
+    registry: kopf.OperatorRegistry,
+    group: str,
+    version: str,
+    plural: str,
+    deliver: Callable[[str | None, Mapping[str, Any]], None],
 ) -> None:
-    """Watch Issuers, ClusterIssuers or Secrets so that their initial listing is complete before the
-    first Certificate event is handled.
-
-    kopf holds back every handler until all resources with an index handler are fully listed, and
-    runs index handlers during that listing; so the store sees each Secret and issuer first, and a
-    restart never mistakes a not-yet-listed Secret for a missing one. The index itself stays empty.
-    Index handlers are not called for deletions, which the event handler delivers. Both handlers
-    are coroutines: kopf would run plain functions in threads, and the runtime's queue is not
-    thread-safe.
-    """
-    group, version = ("", "v1") if plural == "secrets" else (GROUP, VERSION)
-
-    @kopf.index(group, version, plural, registry=registry)
-    async def listed(body: kopf.Body, **_: object) -> dict[str, object]:
-        deliver(None, _plain(body))
-        return {}
-
     @kopf.on.event(group, version, plural, registry=registry)
-    async def deleted(event: kopf.RawEvent, **_: object) -> None:
-        if event.get("type") == DELETED:
-            deliver(DELETED, event["object"])
-
-
-def _plain(value: Any) -> Any:  # noqa: ANN401 -- any JSON value
-    """A plain-dict copy of a kopf body view, detached from kopf's memory."""
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
+    async def changed(event: kopf.RawEvent, **_: object) -> None:
+        deliver(event.get("type"), event["object"])

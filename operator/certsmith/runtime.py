@@ -32,6 +32,8 @@ class Runtime:
         """Certificates seen but not reconciled since start; None once all were (see `_note_progress`)."""
 
     async def run(self) -> None:
+        """List what Certificates depend on, then reconcile; events received meanwhile wait in the queue."""
+        await asyncio.to_thread(self.controller.prime)
         workers = self.controller.settings.workers
         await asyncio.gather(self.scheduler.run(), *(self._work() for _ in range(workers)))
 
@@ -45,7 +47,7 @@ class Runtime:
             if plural == CERTIFICATES:
                 return
         else:
-            objects[key] = body
+            self.controller.store.remember(plural, key, body)
             if plural == CERTIFICATES and self._not_yet_reconciled is not None:
                 self._not_yet_reconciled.add(item)
         self.queue.add(item)

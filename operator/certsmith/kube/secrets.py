@@ -52,7 +52,7 @@ def read_secret(api: client.ApiClient, namespace: str, name: str) -> ObservedSec
         if error.status == HTTP_NOT_FOUND:
             return None
         raise SecretAccessError(f"reading Secret {namespace}/{name}: {error.status} {error.reason}") from None
-    return _observed(secret)
+    return observed_from_model(secret)
 
 
 def read_secret_value(api: client.ApiClient, namespace: str, name: str, key: str) -> bytes | None:
@@ -100,7 +100,8 @@ def write_secret(
     return ObservedSecret(contents, (written.metadata.resource_version if written.metadata else None) or "")
 
 
-def _observed(secret: client.V1Secret) -> ObservedSecret:
+def observed_from_model(secret: client.V1Secret) -> ObservedSecret:
+    """A Secret as the client library returns it from a GET or LIST."""
     metadata = secret.metadata or client.V1ObjectMeta()
     contents = SecretContents(
         labels=dict(metadata.labels or {}),
