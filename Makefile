@@ -32,6 +32,7 @@ lint: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/burst.py --count 100 --count 1000 --key ecdsa --key rsa
 	$(BIN)/python bench/scale.py mixed
+	$(BIN)/python bench/loop_lag.py
 	$(BIN)/python bench/scale.py storm
 	$(BIN)/python bench/scale.py idle-restart
 	$(BIN)/python bench/scale.py bystanders

@@ -6,8 +6,6 @@ import base64
 import socket
 import time
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -253,16 +251,6 @@ def test_deleting_a_certificate_keeps_its_secret(cluster: Cluster, namespace: st
     )
     time.sleep(3)
     assert secret(cluster, namespace, "kept") is not None
-
-
-@pytest.fixture
-def solo_namespace(cluster: Cluster) -> Iterator[str]:
-    """A namespace the shared operator ignores, for tests that run an operator of their own."""
-    name = f"solo-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(cluster.api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
 
 
 def test_owner_references_opt_in_lets_the_secret_be_collected(
