@@ -153,7 +153,12 @@ def test_certsmith_dev_serves_the_crds_until_interrupted(tmp_path: Path) -> None
     names = {crd.metadata and crd.metadata.name for crd in extensions.list_custom_resource_definition().items}
     assert {"certificates.certsmith.dev", "issuers.certsmith.dev", "clusterissuers.certsmith.dev"} <= names
     dev.send_signal(signal.SIGINT)
-    remaining, _ = dev.communicate(timeout=30)
+    try:
+        remaining, _ = dev.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        dev.kill()
+        remaining, _ = dev.communicate()
+        pytest.fail(f"certsmith dev did not stop within 60s of SIGINT; its output ends:\n{remaining[-3000:]}")
     assert dev.returncode == 0, remaining
     assert "every process and file it started is gone" in remaining
     assert not kubeconfig.exists()

@@ -61,7 +61,9 @@ def run_dev(options: DevOptions) -> int:
                     time.sleep(_HEALTH_CHECK_INTERVAL)
             finally:
                 if operator is not None:
+                    _progress("certsmith dev: stopping the operator")
                     operator.stop()
+                _progress("certsmith dev: stopping the control plane")
                 if options.kubeconfig_out is not None:
                     options.kubeconfig_out.unlink(missing_ok=True)
     except KeyboardInterrupt:

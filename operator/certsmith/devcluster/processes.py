@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import subprocess
@@ -12,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+
+logger = logging.getLogger("certsmith.devcluster")
 
 _PR_SET_PDEATHSIG = 1
 OWNER_ENVIRONMENT_VARIABLE = "CERTSMITH_CONTROLPLANE_OWNER"
@@ -50,6 +53,9 @@ class ManagedProcess:
             try:
                 self._popen.wait(_STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
+                logger.warning(
+                    "%s did not stop within %.0fs of SIGTERM; killing it", self.name, _STOP_GRACE_SECONDS
+                )
                 self._popen.kill()
                 self._popen.wait()
 
