@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from certsmith.devcluster import ControlPlane, ControlPlaneSettings, sigterm_raises_keyboard_interrupt
+from certsmith.devcluster import ControlPlane, ControlPlaneSettings, stop_signals_raise_keyboard_interrupt
 from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_crds, load_crds
 
@@ -37,7 +37,7 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
-    with sigterm_raises_keyboard_interrupt():
+    with stop_signals_raise_keyboard_interrupt():
         if EXTERNAL_KUBECONFIG:
             kubectl = shutil.which("kubectl")
             assert kubectl, "CERTSMITH_TEST_KUBECONFIG is set: put kubectl on PATH"

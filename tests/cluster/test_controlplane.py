@@ -27,9 +27,9 @@ WARM_START_BUDGET_SECONDS = 15.0
 
 _OWNER_SCRIPT = textwrap.dedent("""
     import json, sys, time
-    from certsmith.devcluster import ControlPlane, sigterm_raises_keyboard_interrupt
+    from certsmith.devcluster import ControlPlane, stop_signals_raise_keyboard_interrupt
     try:
-        with sigterm_raises_keyboard_interrupt(), ControlPlane() as cp:
+        with stop_signals_raise_keyboard_interrupt(), ControlPlane() as cp:
             print(json.dumps({"pids": cp.pids, "directory": str(cp.directory)}), flush=True)
             time.sleep(600)
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ Used by `certsmith dev` and by the test suite::
 
 from certsmith.devcluster.build import Binaries, ControlPlaneBuildError, cached_binaries, ensure_binaries
 from certsmith.devcluster.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
-from certsmith.devcluster.processes import sigterm_raises_keyboard_interrupt
+from certsmith.devcluster.processes import stop_signals_raise_keyboard_interrupt
 from certsmith.devcluster.versions import ETCD_VERSION, KUBERNETES_VERSION
 
 __all__ = [
@@ -21,5 +21,5 @@ __all__ = [
     "ControlPlaneStartError",
     "cached_binaries",
     "ensure_binaries",
-    "sigterm_raises_keyboard_interrupt",
+    "stop_signals_raise_keyboard_interrupt",
 ]

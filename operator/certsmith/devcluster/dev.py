@@ -15,7 +15,7 @@ from kubernetes import client
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.build import ControlPlaneBuildError
 from certsmith.devcluster.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
-from certsmith.devcluster.processes import ManagedProcess, sigterm_raises_keyboard_interrupt
+from certsmith.devcluster.processes import ManagedProcess, stop_signals_raise_keyboard_interrupt
 from certsmith.devcluster.versions import KUBERNETES_VERSION
 from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_crds, load_crds
@@ -44,7 +44,7 @@ def run_dev(options: DevOptions) -> int:
     crds = load_crds(options.crds)
     settings = ControlPlaneSettings(controller_manager=options.controller_manager, progress=_progress)
     try:
-        with sigterm_raises_keyboard_interrupt(), ControlPlane(settings) as cluster:
+        with stop_signals_raise_keyboard_interrupt(), ControlPlane(settings) as cluster:
             api = api_client_from_kubeconfig(cluster.kubeconfig)
             names = install_crds(api, crds)
             _progress(f"certsmith dev: installed {', '.join(names)}")

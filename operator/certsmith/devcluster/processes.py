@@ -99,10 +99,12 @@ def orphaned_processes() -> list[str]:
 
 
 @contextmanager
-def sigterm_raises_keyboard_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while the block runs, so `finally:` clean-up runs for both.
+def stop_signals_raise_keyboard_interrupt() -> Iterator[None]:
+    """Treat SIGTERM and SIGINT as Ctrl-C while the block runs, so that `finally:` clean-up runs.
 
-    A no-op outside the main thread, where Python cannot install signal handlers.
+    SIGINT is set explicitly: a shell without job control starts background commands with SIGINT
+    ignored, and Python then leaves it ignored, so `kill -INT` would not stop us. A no-op outside
+    the main thread, where Python cannot install signal handlers.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -111,8 +113,9 @@ def sigterm_raises_keyboard_interrupt() -> Iterator[None]:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"received signal {signal.Signals(signum).name}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {stop: signal.signal(stop, interrupt) for stop in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
