@@ -225,10 +225,13 @@ class Controller:
         kind = "ClusterIssuer" if item.plural == CLUSTER_ISSUERS else "Issuer"
         now = self.clock()
         type_name: str | None = None
+        expires: datetime.datetime | None = None
         try:
             spec = parse_issuer_spec(body.get("spec") or {})
             type_name = issuer_type(spec).value
-            self._signer(spec, item.key[0])
+            signer = self._signer(spec, item.key[0])
+            if isinstance(signer, CASigner):
+                expires = signer.authority.certificate.not_valid_after_utc
         except SpecError as error:
             ready, reason, message = False, "InvalidSpec", str(error)
         except IssuerNotReadyError as error:
@@ -254,10 +257,10 @@ class Controller:
         was_ready = self.store.issuer_ready.get(item)
         self.store.issuer_ready[item] = ready
         if was_ready is not None and was_ready == ready:
-            return Outcome()
+            return Outcome(recheck_at=expires)
         if ready:
             self._retry_now.update(work.key for work in self._certificates_using(item))
-        return Outcome(follow_up=self._certificates_using(item))
+        return Outcome(recheck_at=expires, follow_up=self._certificates_using(item))
 
     def _certificates_using(self, issuer: WorkItem) -> tuple[WorkItem, ...]:
         kind = IssuerKind.CLUSTER_ISSUER if issuer.plural == CLUSTER_ISSUERS else IssuerKind.ISSUER
@@ -297,7 +300,11 @@ class Controller:
         now = self.clock()
         secret_key = (namespace, spec.secret_name)
         cached = self._authorities.get((secret_key, spec))
-        if cached and now - cached.loaded_at < self.settings.ca_secret_cache_ttl:
+        if (
+            cached
+            and now - cached.loaded_at < self.settings.ca_secret_cache_ttl
+            and now < cached.authority.certificate.not_valid_after_utc
+        ):
             return cached.authority
         observed = self.store.secrets.get(secret_key) or read_secret(self.api, namespace, spec.secret_name)
         contents = observed.contents if observed else None

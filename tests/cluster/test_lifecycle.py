@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import socket
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
 from certsmith.pki.inspection import describe, load_certificates
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
+from certsmith.pki.request import CertificateRequest
+from certsmith.pki.signing import self_sign
 from tests.cluster.support import (
     certificate,
     condition,
@@ -421,3 +426,45 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def test_ca_issuer_is_no_longer_ready_once_its_ca_expires(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    now = datetime.datetime.now(datetime.UTC)
+    request = CertificateRequest(
+        common_name="short-lived CA",
+        is_ca=True,
+        usages=frozenset({"cert sign", "crl sign", "digital signature"}),
+        duration=datetime.timedelta(seconds=6),
+    )
+    ca = self_sign(request, key, now).certificate
+    client.CoreV1Api(cluster.api).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="short-ca"),
+            type="kubernetes.io/tls",
+            data={
+                "tls.crt": base64.b64encode(ca.public_bytes(Encoding.PEM)).decode(),
+                "tls.key": base64.b64encode(encode_private_key(key, KeyEncoding.PKCS8)).decode(),
+            },
+        ),
+    )
+    create(cluster, namespace, "Issuer", "short", {"ca": {"secretName": "short-ca"}})
+
+    def issuer_ready() -> dict[str, Any]:
+        body = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "issuers", "short"
+        )
+        assert isinstance(body, dict)
+        return condition(body)
+
+    assert eventually(lambda: issuer_ready().get("status") == "True", 5, "the CA issuer to be Ready")
+    expired = eventually(
+        lambda: issuer_ready() if issuer_ready().get("reason") == "Expired" else None,
+        15,
+        "the CA issuer to report its CA expired",
+    )
+    assert expired["status"] == "False"
+    assert "expired" in expired["message"]

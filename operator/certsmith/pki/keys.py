@@ -82,10 +82,6 @@ def encode_private_key(key: PrivateKey, encoding: KeyEncoding) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, private_format, serialization.NoEncryption())
 
 
-def encoding_of(pem: bytes) -> KeyEncoding:
-    return KeyEncoding.PKCS8 if b"-----BEGIN PRIVATE KEY-----" in pem else KeyEncoding.PKCS1
-
-
 def load_private_key(pem: bytes) -> PrivateKey:
     """Parse a PEM private key; the error never repeats the input."""
     try:
