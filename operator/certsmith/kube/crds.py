@@ -36,9 +36,9 @@ def load_crds(directory: Path) -> list[dict[str, Any]]:
 def install_crds(
     api: client.ApiClient, manifests: Iterable[dict[str, Any]], timeout: float = 30.0
 ) -> list[str]:
-    """Create or replace each CRD, then wait until all are Established. Returns their names."""
+    """Create or replace each CRD, then wait until all are Established and served. Returns their names."""
     extensions = client.ApiextensionsV1Api(api)
-    names = []
+    installed = []
     for manifest in manifests:
         name = manifest["metadata"]["name"]
         try:
@@ -53,16 +53,17 @@ def install_crds(
                 "metadata": {**manifest["metadata"], "resourceVersion": resource_version},
             }
             extensions.replace_custom_resource_definition(name, _model(replacement))
-        names.append(name)
+        installed.append(manifest)
     deadline = time.monotonic() + timeout
-    for name in names:
-        while not _established(extensions, name):
+    for manifest in installed:
+        name = manifest["metadata"]["name"]
+        while not (_established(extensions, name) and _served(api, manifest)):
             if time.monotonic() > deadline:
                 raise CRDNotEstablishedError(
-                    f"CustomResourceDefinition {name} not Established after {timeout:.0f}s"
+                    f"CustomResourceDefinition {name} not served after {timeout:.0f}s"
                 )
             time.sleep(_POLL_INTERVAL)
-    return names
+    return [manifest["metadata"]["name"] for manifest in installed]
 
 
 def _model(manifest: dict[str, Any]) -> client.V1CustomResourceDefinition:
@@ -70,6 +71,19 @@ def _model(manifest: dict[str, Any]) -> client.V1CustomResourceDefinition:
     if crd is None:
         raise ValueError(f"not a CustomResourceDefinition: {manifest['metadata']['name']}")
     return crd
+
+
+def _served(api: client.ApiClient, manifest: dict[str, Any]) -> bool:
+    """Established is not enough: for a moment after it, the API server still answers 429 "storage is
+    (re)initializing" for the new resource."""
+    spec = manifest["spec"]
+    try:
+        client.CustomObjectsApi(api).list_cluster_custom_object(
+            spec["group"], spec["versions"][0]["name"], spec["names"]["plural"], limit=1
+        )
+    except ApiException:
+        return False
+    return True
 
 
 def _established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
