@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster import ControlPlane
+from certsmith.devcluster.dev import operator_argv
 from certsmith.devcluster.processes import ManagedProcess
 from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_crds, load_crds
@@ -78,18 +78,9 @@ class Operator:
 def operator(bench: Cluster, *arguments: str) -> Iterator[Operator]:
     """`certsmith run` as its own process, stopped on exit (and killed by the kernel if the bench dies)."""
     log = bench.control_plane.directory / f"operator-{time.monotonic_ns()}.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "certsmith.cli",
-        "run",
-        "--kubeconfig",
-        str(bench.control_plane.kubeconfig),
-        "--health-port",
-        "0",
-        *arguments,
-    ]
-    process = ManagedProcess("certsmith-operator", argv, log)
+    process = ManagedProcess(
+        "certsmith-operator", operator_argv(bench.control_plane.kubeconfig, *arguments), log
+    )
     try:
         yield Operator(process, log)
     finally:

@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pytest
 from kubernetes import client
 
 from certsmith.devcluster import ControlPlane, ControlPlaneSettings, stop_signals_raise_keyboard_interrupt
+from certsmith.devcluster.dev import operator_argv
 from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_crds, load_crds
 
@@ -66,17 +66,7 @@ class OperatorProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "certsmith.cli",
-                "run",
-                "--kubeconfig",
-                str(self.kubeconfig),
-                "--health-port",
-                "0",
-                *self.arguments,
-            ],
+            operator_argv(self.kubeconfig, *self.arguments),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,

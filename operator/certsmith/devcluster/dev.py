@@ -83,9 +83,9 @@ def _publish_kubeconfig(kubeconfig: Path, out: Path | None) -> Path:
     return out.resolve()
 
 
-def _start_operator(kubeconfig: Path) -> ManagedProcess:
-    _progress("certsmith dev: starting the operator (its log follows)")
-    argv = [
+def operator_argv(kubeconfig: Path, *arguments: str) -> list[str]:
+    """The command that runs the operator against `kubeconfig`, without a health port, as its own process."""
+    return [
         sys.executable,
         "-m",
         "certsmith.cli",
@@ -94,8 +94,13 @@ def _start_operator(kubeconfig: Path) -> ManagedProcess:
         str(kubeconfig),
         "--health-port",
         "0",
+        *arguments,
     ]
-    return ManagedProcess("certsmith-operator", argv, log_path=None)
+
+
+def _start_operator(kubeconfig: Path) -> ManagedProcess:
+    _progress("certsmith dev: starting the operator (its log follows)")
+    return ManagedProcess("certsmith-operator", operator_argv(kubeconfig), log_path=None)
 
 
 def _apply_demo(cluster: ControlPlane, demo: Path, api: client.ApiClient, wait: bool) -> None:
