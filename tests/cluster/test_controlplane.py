@@ -142,23 +142,36 @@ def test_certsmith_dev_serves_the_crds_until_interrupted(tmp_path: Path) -> None
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO / "operator")},
     )
-    assert dev.stdout is not None
-    output = []
-    for line in dev.stdout:
-        output.append(line)
-        if "Press Ctrl-C to stop." in line:
-            break
-    assert f"export KUBECONFIG={kubeconfig}" in "".join(output)
-    extensions = client.ApiextensionsV1Api(api_client_from_kubeconfig(kubeconfig))
-    names = {crd.metadata and crd.metadata.name for crd in extensions.list_custom_resource_definition().items}
-    assert {"certificates.certsmith.dev", "issuers.certsmith.dev", "clusterissuers.certsmith.dev"} <= names
-    dev.send_signal(signal.SIGINT)
     try:
-        remaining, _ = dev.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        dev.kill()
-        remaining, _ = dev.communicate()
-        pytest.fail(f"certsmith dev did not stop within 60s of SIGINT; its output ends:\n{remaining[-3000:]}")
-    assert dev.returncode == 0, remaining
-    assert "every process and file it started is gone" in remaining
-    assert not kubeconfig.exists()
+        assert dev.stdout is not None
+        output = []
+        for line in dev.stdout:
+            output.append(line)
+            if "Press Ctrl-C to stop." in line:
+                break
+        assert f"export KUBECONFIG={kubeconfig}" in "".join(output)
+        extensions = client.ApiextensionsV1Api(api_client_from_kubeconfig(kubeconfig))
+        names = {
+            crd.metadata and crd.metadata.name for crd in extensions.list_custom_resource_definition().items
+        }
+        assert {
+            "certificates.certsmith.dev",
+            "issuers.certsmith.dev",
+            "clusterissuers.certsmith.dev",
+        } <= names
+        dev.send_signal(signal.SIGINT)
+        try:
+            remaining, _ = dev.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            remaining, _ = dev.communicate()
+            pytest.fail(
+                f"certsmith dev did not stop within 60s of SIGINT; its output ends:\n{remaining[-3000:]}"
+            )
+        assert dev.returncode == 0, remaining
+        assert "every process and file it started is gone" in remaining
+        assert not kubeconfig.exists()
+    finally:
+        if dev.poll() is None:  # a failed assertion must not leave it running; its children die with it
+            dev.kill()
+            dev.wait()
