@@ -258,9 +258,10 @@ class Controller:
         self.store.issuer_ready[item] = ready
         if was_ready is not None and was_ready == ready:
             return Outcome(recheck_at=expires)
+        dependents = self._certificates_using(item)
         if ready:
-            self._retry_now.update(work.key for work in self._certificates_using(item))
-        return Outcome(recheck_at=expires, follow_up=self._certificates_using(item))
+            self._retry_now.update(work.key for work in dependents)
+        return Outcome(recheck_at=expires, follow_up=dependents)
 
     def _certificates_using(self, issuer: WorkItem) -> tuple[WorkItem, ...]:
         kind = IssuerKind.CLUSTER_ISSUER if issuer.plural == CLUSTER_ISSUERS else IssuerKind.ISSUER

@@ -27,7 +27,7 @@ from certsmith.pki.keys import (
 )
 from certsmith.pki.request import CertificateRequest
 from certsmith.pki.signing import self_sign
-from tests.cluster.support import create, secret, secret_data, wait_ready
+from tests.cluster.support import create, create_certificate, secret, secret_data, wait_ready
 from tests.conftest import REPO, Cluster, OperatorProcess
 
 
@@ -135,23 +135,19 @@ def test_every_key_algorithm_and_encoding_matches_the_spec(
     cluster: Cluster, namespace: str, ca_issuer: str, tmp_path: Path
 ) -> None:
     for name, private_key, _, _ in KEY_CASES:
-        create(
+        create_certificate(
             cluster,
             namespace,
-            "Certificate",
             name,
-            {
-                "secretName": name,
-                "commonName": name,
-                "dnsNames": [f"{name}.example.com", "*.example.org"],
-                "ipAddresses": ["10.1.2.3", "fd00::7"],
-                "uris": [f"spiffe://cluster.local/ns/{namespace}/sa/{name}"],
-                "emailAddresses": ["ops@example.com"],
-                "usages": ["digital signature", "server auth", "client auth"],
-                "duration": "48h",
-                "privateKey": private_key,
-                "issuerRef": {"name": ca_issuer},
-            },
+            ca_issuer,
+            commonName=name,
+            dnsNames=[f"{name}.example.com", "*.example.org"],
+            ipAddresses=["10.1.2.3", "fd00::7"],
+            uris=[f"spiffe://cluster.local/ns/{namespace}/sa/{name}"],
+            emailAddresses=["ops@example.com"],
+            usages=["digital signature", "server auth", "client auth"],
+            duration="48h",
+            privateKey=private_key,
         )
     for name, _, marker, expected in KEY_CASES:
         status = wait_ready(cluster, namespace, name)["status"]

@@ -93,7 +93,7 @@ def ensure_binaries(cache_dir: Path | None = None, progress: Progress | None = N
     binaries = cached_binaries(cache_dir)
     if binaries.complete():
         return binaries
-    say = progress or _print_to_stderr
+    say = progress or print_progress
     binaries.directory.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive_lock(binaries.directory.parent / "build.lock"):
         if binaries.complete():
@@ -225,5 +225,5 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _print_to_stderr(message: str) -> None:
+def print_progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)

@@ -13,7 +13,7 @@ from typing import Any
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.build import ControlPlaneBuildError
+from certsmith.devcluster.build import ControlPlaneBuildError, print_progress
 from certsmith.devcluster.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
 from certsmith.devcluster.processes import ManagedProcess, stop_signals_raise_keyboard_interrupt
 from certsmith.devcluster.versions import KUBERNETES_VERSION
@@ -42,12 +42,12 @@ class DevOptions:
 def run_dev(options: DevOptions) -> int:
     """Run until Ctrl-C or SIGTERM; everything started is stopped and deleted on the way out."""
     crds = load_crds(options.crds)
-    settings = ControlPlaneSettings(controller_manager=options.controller_manager, progress=_progress)
+    settings = ControlPlaneSettings(controller_manager=options.controller_manager, progress=print_progress)
     try:
         with stop_signals_raise_keyboard_interrupt(), ControlPlane(settings) as cluster:
             api = api_client_from_kubeconfig(cluster.kubeconfig)
             names = install_crds(api, crds)
-            _progress(f"certsmith dev: installed {', '.join(names)}")
+            print_progress(f"certsmith dev: installed {', '.join(names)}")
             kubeconfig = _publish_kubeconfig(cluster.kubeconfig, options.kubeconfig_out)
             operator = _start_operator(cluster.kubeconfig) if options.operator else None
             try:
@@ -61,13 +61,13 @@ def run_dev(options: DevOptions) -> int:
                     time.sleep(_HEALTH_CHECK_INTERVAL)
             finally:
                 if operator is not None:
-                    _progress("certsmith dev: stopping the operator")
+                    print_progress("certsmith dev: stopping the operator")
                     operator.stop()
-                _progress("certsmith dev: stopping the control plane")
+                print_progress("certsmith dev: stopping the control plane")
                 if options.kubeconfig_out is not None:
                     options.kubeconfig_out.unlink(missing_ok=True)
     except KeyboardInterrupt:
-        _progress("certsmith dev: stopped; every process and file it started is gone")
+        print_progress("certsmith dev: stopped; every process and file it started is gone")
         return 0
     except (ControlPlaneBuildError, ControlPlaneStartError, DemoError) as error:
         print(f"certsmith dev: {error}", file=sys.stderr)
@@ -99,7 +99,7 @@ def operator_argv(kubeconfig: Path, *arguments: str) -> list[str]:
 
 
 def _start_operator(kubeconfig: Path) -> ManagedProcess:
-    _progress("certsmith dev: starting the operator (its log follows)")
+    print_progress("certsmith dev: starting the operator (its log follows)")
     return ManagedProcess("certsmith-operator", operator_argv(kubeconfig), log_path=None)
 
 
@@ -112,7 +112,7 @@ def _apply_demo(cluster: ControlPlane, demo: Path, api: client.ApiClient, wait: 
     )
     if applied.returncode != 0:
         raise DemoError(f"kubectl apply -f {demo} failed: {applied.stderr.strip()}")
-    _progress(f"certsmith dev: applied the demo ({demo})")
+    print_progress(f"certsmith dev: applied the demo ({demo})")
     if not wait:
         return
     started = time.monotonic()
@@ -127,7 +127,7 @@ def _apply_demo(cluster: ControlPlane, demo: Path, api: client.ApiClient, wait: 
         ]
         if items and not waiting:
             elapsed = time.monotonic() - started
-            _progress(f"certsmith dev: all {len(items)} demo certificates Ready in {elapsed:.1f}s")
+            print_progress(f"certsmith dev: all {len(items)} demo certificates Ready in {elapsed:.1f}s")
             return
         if time.monotonic() - started > _DEMO_TIMEOUT:
             raise DemoError(f"demo certificates not Ready after {_DEMO_TIMEOUT:.0f}s: {', '.join(waiting)}")
@@ -165,7 +165,3 @@ The operator is not running (--no-operator). Run it yourself, e.g.:
   certsmith run --kubeconfig {kubeconfig}
 """
     return text + "\nPress Ctrl-C to stop.\n"
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
