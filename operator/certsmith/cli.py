@@ -11,10 +11,7 @@ from pathlib import Path
 import kopf
 
 from certsmith import __version__
-from certsmith.api.durations import parse_duration
-from certsmith.controller import Controller
-from certsmith.devcluster import ETCD_VERSION, KUBERNETES_VERSION
-from certsmith.devcluster.dev import SOURCE_TREE, DevOptions, run_dev
+from certsmith.api.durations import format_duration, parse_duration
 from certsmith.handlers import operator_registry, operator_settings
 from certsmith.kube.client import ambient_api_client, api_client_from_kubeconfig
 from certsmith.kube.ratelimit import TokenBucket
@@ -22,6 +19,9 @@ from certsmith.renewal import BackoffSettings
 from certsmith.runtime import Runtime
 from certsmith.scheduler import utc_now
 from certsmith.settings import OperatorSettings
+
+DEFAULTS = OperatorSettings()
+"""`certsmith run`'s flags default to the settings' own defaults."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         "dev",
         help="run a local control plane with certsmith's CRDs, the operator and a demo",
         description=(
-            f"Start etcd {ETCD_VERSION} and kube-apiserver {KUBERNETES_VERSION} on loopback (built with Go "
+            "Start etcd and kube-apiserver on loopback (built with Go "
             "on first use and cached), install certsmith's CRDs, run the operator, apply a demo certificate "
             "chain and wait until Ctrl-C or SIGTERM; then stop everything and delete its files."
         ),
@@ -53,16 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--crds",
         type=Path,
-        default=SOURCE_TREE / "crds",
         metavar="DIR",
-        help="directory of CRD manifests to install (default: %(default)s)",
+        help="directory of CRD manifests to install (default: crds/ of the source tree)",
     )
     dev.add_argument(
         "--demo",
         type=Path,
-        default=SOURCE_TREE / "docs" / "demo" / "chain.yaml",
         metavar="FILE",
-        help="manifests applied as the demo (default: %(default)s)",
+        help="manifests applied as the demo (default: docs/demo/chain.yaml of the source tree)",
     )
     dev.add_argument(
         "--no-operator", action="store_true", help="start only the control plane, not the operator"
@@ -97,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--cluster-resource-namespace",
-        default="certsmith",
+        default=DEFAULTS.cluster_resource_namespace,
         metavar="NS",
         help="namespace of the CA Secrets of ClusterIssuers (default: %(default)s)",
     )
@@ -107,42 +105,52 @@ def _parser() -> argparse.ArgumentParser:
         help="make each Certificate own its Secret, so deleting the Certificate deletes the Secret",
     )
     run.add_argument(
-        "--workers", type=int, default=4, help="certificates reconciled at once (default: %(default)s)"
+        "--workers",
+        type=int,
+        default=DEFAULTS.workers,
+        help="certificates reconciled at once (default: %(default)s)",
     )
     run.add_argument(
         "--backoff-initial",
         type=parse_duration,
-        default="1m",
+        default=format_duration(DEFAULTS.backoff.initial),
         metavar="DURATION",
         help="wait after a first failed issuance, doubled per failure (default: %(default)s)",
     )
     run.add_argument(
         "--backoff-max",
         type=parse_duration,
-        default="1h",
+        default=format_duration(DEFAULTS.backoff.maximum),
         metavar="DURATION",
         help="longest wait between failed issuance attempts (default: %(default)s)",
     )
     run.add_argument(
         "--health-port",
         type=int,
-        default=8080,
+        default=DEFAULTS.health_port,
         metavar="PORT",
         help="serve liveness at http://0.0.0.0:PORT/healthz; 0 turns it off (default: %(default)s)",
     )
     run.add_argument(
         "--kube-api-qps",
         type=float,
-        default=200.0,
+        default=DEFAULTS.kube_api_qps,
         metavar="QPS",
         help="sustained API requests per second by certsmith's client; 0: no limit (default: %(default)s)",
     )
     run.add_argument(
         "--kube-api-burst",
         type=int,
-        default=400,
+        default=DEFAULTS.kube_api_burst,
         metavar="N",
         help="API requests allowed at once before --kube-api-qps applies (default: %(default)s)",
+    )
+    run.add_argument(
+        "--max-issuances-per-hour",
+        type=int,
+        default=DEFAULTS.issuance_limit,
+        metavar="N",
+        help="issuances allowed per Certificate in any hour, a bound against loops (default: %(default)s)",
     )
     run.add_argument("--log-format", choices=["plain", "json"], default="plain", help="log line format")
     run.add_argument("--verbose", action="store_true", help="log kopf's internals too")
@@ -161,6 +169,10 @@ def _run(arguments: argparse.Namespace) -> int:
         secret_owner_references=arguments.secret_owner_references,
         backoff=BackoffSettings(arguments.backoff_initial, arguments.backoff_max),
         workers=arguments.workers,
+        issuance_limit=arguments.max_issuances_per_hour,
+        kube_api_qps=arguments.kube_api_qps,
+        kube_api_burst=arguments.kube_api_burst,
+        health_port=arguments.health_port,
     )
     kopf.configure(
         verbose=arguments.verbose,
@@ -169,24 +181,24 @@ def _run(arguments: argparse.Namespace) -> int:
     if not arguments.verbose:  # one line per handled watch event says nothing certsmith's own lines don't
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     bucket = (
-        TokenBucket(arguments.kube_api_qps, arguments.kube_api_burst) if arguments.kube_api_qps > 0 else None
+        TokenBucket(settings.kube_api_qps, settings.kube_api_burst) if settings.kube_api_qps > 0 else None
     )
     api = api_client_from_kubeconfig(kubeconfig, bucket) if kubeconfig else ambient_api_client(bucket)
-    runtime = Runtime(Controller(api, settings, utc_now))
+    runtime = Runtime(api, settings, utc_now)
     kopf.run(
         registry=operator_registry(runtime),
         settings=operator_settings(),
         standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
-        liveness_endpoint=f"http://0.0.0.0:{arguments.health_port}/healthz"
-        if arguments.health_port
-        else None,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
     )
     return 0
 
 
 def _version(arguments: argparse.Namespace) -> int:
+    from certsmith.devcluster.versions import ETCD_VERSION, KUBERNETES_VERSION  # noqa: PLC0415 -- dev tooling
+
     print(
         f"certsmith {__version__} "
         f"(local control plane: kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION})"
@@ -195,10 +207,13 @@ def _version(arguments: argparse.Namespace) -> int:
 
 
 def _dev(arguments: argparse.Namespace) -> int:
+    """The local control plane is dev tooling: imported only here, never by `certsmith run`."""
+    from certsmith.devcluster.dev import SOURCE_TREE, DevOptions, run_dev  # noqa: PLC0415
+
     return run_dev(
         DevOptions(
-            crds=arguments.crds,
-            demo=arguments.demo,
+            crds=arguments.crds or SOURCE_TREE / "crds",
+            demo=arguments.demo or SOURCE_TREE / "docs" / "demo" / "chain.yaml",
             kubeconfig_out=arguments.kubeconfig_out,
             controller_manager=arguments.controller_manager,
             operator=not arguments.no_operator,

@@ -9,8 +9,7 @@ from typing import Any
 
 import kopf
 
-from certsmith.api import GROUP, VERSION
-from certsmith.controller import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, GROUP, ISSUERS, VERSION
 from certsmith.kube.client import in_cluster
 from certsmith.runtime import Runtime
 from certsmith.tls_secret import MANAGED_LABEL
@@ -34,7 +33,7 @@ def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         """kopf's watches use the credentials of certsmith's own client, so both act as one identity."""
         if in_cluster():
             return kopf.login_with_service_account(settings=settings, logger=logger)
-        configuration = runtime.controller.api.configuration
+        configuration = runtime.api.configuration
         header = configuration.get_api_key_with_prefix("BearerToken") or ""
         scheme, _separator, token = header.rpartition(" ")
         return kopf.ConnectionInfo(

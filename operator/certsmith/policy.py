@@ -1,34 +1,49 @@
-"""What a Certificate needs, and why. Pure: (spec, Secret contents, clock) -> Decision.
+"""What a Certificate needs, and why. Pure: (what was observed, the clock) -> Decision.
 
-This is the one place that answers "why did this certificate re-issue?". The checks run in order and
-the first that finds something wins, so each reason is specific: a missing Secret is reported as
-such, not as "invalid data". Only when nothing needs a new certificate are the Secret's metadata and
-derived data compared, and drift there is repaired without re-issuing.
+This is the one place that answers "why did, or didn't, this certificate re-issue now?". Two chains
+run in order:
+
+1. The **trigger chain** looks at the Secret: may certsmith write it at all (ownership, type), can it
+   be read, does it match the spec, is it due. The first check that finds something wins, so each
+   reason is specific: a missing Secret is reported as such, not as "invalid data". Only when nothing
+   needs a new certificate are the Secret's metadata and derived data compared; drift there is
+   repaired without re-issuing.
+2. The **gate chain** decides whether acting now is allowed: the back-off after failures, the rewrite
+   budget against another writer, and the hard bound on issuances per hour that no bug can get past.
+
+Readiness — what the Ready condition says after each outcome — is decided here too (`ready_*`).
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from cryptography import x509
+
 from certsmith.api.certificate import CertificateSpec, RotationPolicy
+from certsmith.api.durations import format_duration
+from certsmith.api.status import timestamp
 from certsmith.pki import PKIError
 from certsmith.pki.inspection import CertificateInfo, describe, load_certificates
-from certsmith.pki.keys import PrivateKey, encode_private_key, load_private_key, same_public_key
-from certsmith.pki.signing import IssuedCertificate
-from certsmith.renewal import renewal_time
+from certsmith.pki.keys import PrivateKey, encode_private_key, load_private_key, same_public_key, spec_of
+from certsmith.pki.signing import CLOCK_SKEW_ALLOWANCE, IssuedCertificate
+from certsmith.renewal import BackoffSettings, renewal_time
 from certsmith.tls_secret import (
     CA_CERT,
     CERTIFICATE_NAME,
     ISSUER_KIND,
     ISSUER_NAME,
     KEYSTORE,
+    KEYSTORE_PASSWORD_VERSION,
+    MANAGED_LABEL,
     OPTIONAL_KEYS,
     RENEW_REQUEST,
     REQUESTED_DURATION,
     REVISION,
+    SECRET_TYPE,
     TLS_CERT,
     TLS_KEY,
     TRUSTSTORE,
@@ -40,28 +55,74 @@ from certsmith.tls_secret import (
 
 class Action(StrEnum):
     ISSUE = "Issue"
+    """Make a certificate (and a key unless one is reused) and write the Secret."""
     REPAIR = "Repair"
+    """Rewrite the Secret's metadata or derived data around the certificate it holds."""
     BLOCKED = "Blocked"
+    """Nothing can be done until the user changes something; reported like a failed attempt."""
+    WAIT = "Wait"
+    """Backing off after a failure: look again at `Decision.not_before`, write nothing."""
+    HOLD = "Hold"
+    """A budget is spent: say so in the status and look again at `Decision.not_before`."""
     NOTHING = "Nothing"
 
 
 class Reason(StrEnum):
     SECRET_MISSING = "SecretMissing"
+    """The Secret does not exist: issue and create it."""
+    SECRET_NOT_OWNED = "SecretNotOwned"
+    """A Secret of that name exists and certsmith did not make it for this Certificate: never touched."""
     SECRET_IN_USE = "SecretInUse"
+    """The Secret belongs to another Certificate that still exists."""
+    SECRET_TYPE_MISMATCH = "SecretTypeMismatch"
+    """Handed over, but not of type kubernetes.io/tls, which Kubernetes cannot change in place."""
     MISSING_DATA = "MissingData"
+    """tls.crt, tls.key or ca.crt is empty or absent."""
     INVALID_CERTIFICATE = "InvalidCertificate"
     INVALID_KEY = "InvalidKey"
     KEY_MISMATCH = "KeyMismatch"
+    """tls.key does not belong to the certificate in tls.crt."""
     KEY_CHANGED = "KeyChanged"
+    """privateKey asks for another algorithm or size."""
     KEY_DOES_NOT_MATCH_SPEC = "KeyDoesNotMatchSpec"
+    """As KeyChanged, but rotationPolicy Never forbids a new key."""
     SPEC_CHANGED = "SpecChanged"
+    """A name, subject, usage or isCA differs from the certificate."""
     ISSUER_CHANGED = "IssuerChanged"
     DURATION_CHANGED = "DurationChanged"
     EXPIRED = "Expired"
     RENEWAL_DUE = "RenewalDue"
     MANUAL_RENEWAL = "ManualRenewal"
+    """`certsmith.dev/renew-requested-at` on the Certificate has a value not yet honoured."""
     METADATA_DRIFT = "MetadataDrift"
+    """Labels, annotations or derived data differ: repaired without a new certificate."""
     UP_TO_DATE = "UpToDate"
+    CA_EXPIRES_FIRST = "CAExpiresFirst"
+    """Due, but it was shortened to its CA's end and that CA is unchanged: a new one could not live
+    longer, so certsmith waits for the CA to be renewed instead of re-issuing in a loop."""
+    BACKING_OFF = "BackingOff"
+    SECRET_KEEPS_CHANGING = "SecretKeepsChanging"
+    """The rewrite budget is spent: something else keeps changing the Secret."""
+    ISSUANCE_LIMIT = "IssuanceLimitReached"
+    """The hard bound on issuances per Certificate per hour is reached."""
+
+
+CHANGED_BY_OTHERS = frozenset(
+    {
+        Reason.SECRET_MISSING,
+        Reason.MISSING_DATA,
+        Reason.INVALID_CERTIFICATE,
+        Reason.INVALID_KEY,
+        Reason.KEY_MISMATCH,
+        Reason.ISSUER_CHANGED,
+        Reason.DURATION_CHANGED,
+        Reason.METADATA_DRIFT,
+    }
+)
+"""Reasons that a change to the Secret, not to the Certificate or the clock, can cause: writes for
+these spend the rewrite budget."""
+
+RENEWALS = frozenset({Reason.RENEWAL_DUE, Reason.MANUAL_RENEWAL})
 
 
 @dataclass(frozen=True)
@@ -75,61 +136,87 @@ class Stored:
 
 
 @dataclass(frozen=True)
+class Gates:
+    """What the gate chain needs besides the Secret: failure history and budgets."""
+
+    failures: int = 0
+    last_failure: datetime.datetime | None = None
+    spec_changed_since_failure: bool = False
+    issuer_ready_since: datetime.datetime | None = None
+    """When the issuer last turned Ready; an issuer that became Ready releases its waiting
+    certificates at once instead of after their back-off."""
+    rewrite_allowed_at: datetime.datetime | None = None
+    """None if the rewrite budget allows a write now."""
+    issuance_allowed_at: datetime.datetime | None = None
+    """None if the issuance bound allows an issuance now."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything the decision is made on, gathered by the reconciler."""
+
+    spec: CertificateSpec
+    certificate_name: str
+    secret: SecretContents | None
+    now: datetime.datetime
+    renew_request: str | None = None
+    owner_exists: bool = True
+    """Whether the Certificate named in the Secret's certificate-name annotation exists."""
+    issuer_ca: x509.Certificate | None = None
+    """The issuer's current CA certificate, if it has one and it is usable."""
+    keystore_password_version: str | None = None
+    """The resourceVersion of the keystore password Secret, when known."""
+    gates: Gates = Gates()
+
+
+@dataclass(frozen=True)
 class Decision:
     action: Action
     reason: Reason
     message: str
     stored: Stored | None = None
-    """The Secret's current contents when they could be read (a Never-rotation key is reused from here)."""
+    """The Secret's current contents when they could be read."""
     renewal_time: datetime.datetime | None = None
-    """When the stored certificate is due for renewal, if there is a valid one."""
+    """When the stored certificate is due for renewal, if there is a valid one and it will renew."""
+    not_before: datetime.datetime | None = None
+    """For WAIT and HOLD: when to look again."""
+
+    @property
+    def rewrite(self) -> bool:
+        """A write for this decision spends the rewrite budget."""
+        return self.reason in CHANGED_BY_OTHERS
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    spec: CertificateSpec
-    certificate_name: str
-    secret: SecretContents
-    stored: Stored
-    now: datetime.datetime
-    renew_request: str | None
-    renewal_time: datetime.datetime
+def decide(observation: Observation, backoff: BackoffSettings) -> Decision:
+    """The trigger chain, then the gate chain."""
+    decision = _trigger(observation)
+    if decision.action is Action.NOTHING:
+        return decision
+    return _gate(observation, decision, backoff)
 
 
-def decide(
-    spec: CertificateSpec,
-    certificate_name: str,
-    secret: SecretContents | None,
-    now: datetime.datetime,
-    renew_request: str | None = None,
-) -> Decision:
-    """What to do for the Certificate `certificate_name` given its Secret (None when it does not exist)."""
+def _trigger(observation: Observation) -> Decision:
+    spec, secret = observation.spec, observation.secret
     if secret is None:
         return Decision(Action.ISSUE, Reason.SECRET_MISSING, f"Secret {spec.secret_name} does not exist")
-    owner = secret.annotations.get(CERTIFICATE_NAME)
-    if owner and owner != certificate_name:
-        return Decision(
-            Action.BLOCKED,
-            Reason.SECRET_IN_USE,
-            f"Secret {spec.secret_name} belongs to Certificate {owner}; choose another spec.secretName",
-        )
+    ownership = _ownership(observation, secret)
+    if ownership is not None:
+        return ownership
     stored = _read(secret)
     if isinstance(stored, Decision):
         return stored
     info = stored.info
     inputs = _Inputs(
-        spec,
-        certificate_name,
+        observation,
         secret,
         stored,
-        now,
-        renew_request,
         renewal_time(info.not_before, info.not_after, spec.renew_before, spec.renew_before_percentage),
     )
     for check in _REISSUE_CHECKS:
         decision = check(inputs)
         if decision is not None:
             return decision
+    renewal = planned_renewal(spec, stored.issued, observation.issuer_ca)
     drift = _drift(inputs)
     if drift:
         return Decision(
@@ -137,20 +224,193 @@ def decide(
             Reason.METADATA_DRIFT,
             f"repairing {', '.join(drift)} of Secret {spec.secret_name}",
             stored,
-            inputs.renewal_time,
+            renewal,
         )
     return Decision(
         Action.NOTHING,
-        Reason.UP_TO_DATE,
-        up_to_date_message(info.not_after),
+        Reason.UP_TO_DATE if renewal else Reason.CA_EXPIRES_FIRST,
+        up_to_date_message(spec, info),
         stored,
-        inputs.renewal_time,
+        renewal,
     )
 
 
-def up_to_date_message(not_after: datetime.datetime) -> str:
+def _gate(observation: Observation, decision: Decision, backoff: BackoffSettings) -> Decision:
+    gates, now = observation.gates, observation.now
+    if gates.failures and gates.last_failure and not gates.spec_changed_since_failure:
+        released = gates.issuer_ready_since is not None and gates.issuer_ready_since > gates.last_failure
+        next_attempt = gates.last_failure + backoff.delay(gates.failures)
+        if not released and now < next_attempt:
+            return replace(
+                decision,
+                action=Action.WAIT,
+                reason=Reason.BACKING_OFF,
+                message=f"backing off after {gates.failures} failed attempts until {timestamp(next_attempt)}",
+                not_before=next_attempt,
+            )
+    if decision.action is Action.BLOCKED:
+        return decision
+    if decision.rewrite and gates.rewrite_allowed_at is not None:
+        return replace(
+            decision,
+            action=Action.HOLD,
+            reason=Reason.SECRET_KEEPS_CHANGING,
+            message=(
+                f"Secret {observation.spec.secret_name} was changed by something other than certsmith "
+                f"too often ({decision.message}); certsmith waits until "
+                f"{timestamp(gates.rewrite_allowed_at)} before writing it again; find the other writer "
+                f"in the Secret's managedFields"
+            ),
+            not_before=gates.rewrite_allowed_at,
+        )
+    if decision.action is Action.ISSUE and gates.issuance_allowed_at is not None:
+        return replace(
+            decision,
+            action=Action.HOLD,
+            reason=Reason.ISSUANCE_LIMIT,
+            message=(
+                f"too many issuances within an hour ({decision.reason.value}: {decision.message}); "
+                f"the next is allowed at {timestamp(gates.issuance_allowed_at)}. This bound stops a loop: "
+                f"look at the Certificate's Events for what keeps asking for a new certificate"
+            ),
+            not_before=gates.issuance_allowed_at,
+        )
+    return decision
+
+
+def up_to_date_message(spec: CertificateSpec, info: CertificateInfo) -> str:
     """The Ready message of a good certificate, the same whether just issued or found in place."""
-    return f"certificate is up to date and valid until {not_after.isoformat()}"
+    message = f"certificate is up to date and valid until {info.not_after.isoformat()}"
+    warning = shortened_warning(spec, info)
+    return f"{message}; {warning}" if warning else message
+
+
+def planned_renewal(
+    spec: CertificateSpec, issued: IssuedCertificate, issuer_ca: x509.Certificate | None
+) -> datetime.datetime | None:
+    """When to renew `issued`; None if it ends when its issuer's current CA does, so that no new
+    certificate could live longer: it is renewed once the CA changes, or when it expires."""
+    certificate = issued.certificate
+    if ends_with_ca(certificate, issuer_ca):
+        return None
+    return renewal_time(
+        certificate.not_valid_before_utc,
+        certificate.not_valid_after_utc,
+        spec.renew_before,
+        spec.renew_before_percentage,
+    )
+
+
+def ends_with_ca(certificate: x509.Certificate, issuer_ca: x509.Certificate | None) -> bool:
+    """True if `certificate` was signed by `issuer_ca` and ends when it does."""
+    return (
+        issuer_ca is not None
+        and certificate.issuer == issuer_ca.subject
+        and certificate.not_valid_after_utc >= issuer_ca.not_valid_after_utc
+    )
+
+
+def shortened_warning(spec: CertificateSpec, info: CertificateInfo) -> str | None:
+    """Why the certificate is shorter than asked for, if it is (an issuer's CA ends earlier)."""
+    lifetime = info.not_after - info.not_before - CLOCK_SKEW_ALLOWANCE
+    requested = spec.request.duration
+    if lifetime >= requested - datetime.timedelta(seconds=1):
+        return None
+    return (
+        f"issued for {format_duration(max(lifetime, datetime.timedelta(0)))} instead of "
+        f"{format_duration(requested)} because its issuer's CA certificate expires at "
+        f"{info.not_after.isoformat()}; renew that CA to get full-length certificates"
+    )
+
+
+def ready_after_failure(decision: Decision, reason: str, message: str) -> tuple[bool, str, str]:
+    """(status, reason, message) of Ready after a failed attempt: still True while the stored
+    certificate is valid and only its renewal failed."""
+    if decision.stored is not None and decision.reason in RENEWALS:
+        return True, "Ready", f"the current certificate is still valid, but renewing it failed: {message}"
+    return False, reason, message
+
+
+def ready_when_held(
+    spec: CertificateSpec, decision: Decision, now: datetime.datetime
+) -> tuple[bool, str, str]:
+    """(status, reason, message) of Ready while a budget holds the next write: True as long as the
+    Secret holds a valid certificate."""
+    stored = decision.stored
+    if stored is not None and now < stored.info.not_after:
+        return True, "Ready", up_to_date_message(spec, stored.info)
+    return False, decision.reason.value, decision.message
+
+
+def reusable_key(
+    spec: CertificateSpec, decision: Decision, secret: SecretContents | None
+) -> PrivateKey | None:
+    """The key to keep under rotationPolicy Never: the stored one, or a readable tls.key of the
+    requested type; None means a new key is made."""
+    if spec.private_key.rotation is not RotationPolicy.NEVER:
+        return None
+    if decision.stored is not None:
+        return decision.stored.key
+    existing = secret.data.get(TLS_KEY) if secret else None
+    if not existing:
+        return None
+    try:
+        key = load_private_key(existing)
+    except PKIError:
+        return None
+    return key if spec_of(key) == spec.private_key.spec else None
+
+
+def takeover_instructions(secret_name: str, certificate_name: str) -> str:
+    return (
+        f"to hand it over, delete it, or run: kubectl label secret {secret_name} {MANAGED_LABEL}=true "
+        f"&& kubectl annotate secret {secret_name} {CERTIFICATE_NAME}={certificate_name}"
+    )
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    observation: Observation
+    secret: SecretContents
+    stored: Stored
+    renewal_time: datetime.datetime
+
+
+def _ownership(observation: Observation, secret: SecretContents) -> Decision | None:
+    """certsmith writes only Secrets it made for this Certificate, or ones handed over to it."""
+    spec, name = observation.spec, observation.certificate_name
+    owner = secret.annotations.get(CERTIFICATE_NAME)
+    if not owner:
+        return Decision(
+            Action.BLOCKED,
+            Reason.SECRET_NOT_OWNED,
+            f"Secret {spec.secret_name} exists and was not created by certsmith for this Certificate, "
+            f"so certsmith leaves it untouched; choose another spec.secretName, or, "
+            f"{takeover_instructions(spec.secret_name, name)}",
+        )
+    if owner != name and observation.owner_exists:
+        return Decision(
+            Action.BLOCKED,
+            Reason.SECRET_IN_USE,
+            f"Secret {spec.secret_name} belongs to Certificate {owner}; choose another spec.secretName, "
+            f"or delete Certificate {owner} to let this one take the Secret over",
+        )
+    if secret.type != SECRET_TYPE:
+        return Decision(
+            Action.BLOCKED,
+            Reason.SECRET_TYPE_MISMATCH,
+            f"Secret {spec.secret_name} is of type {secret.type}, not {SECRET_TYPE}, and Kubernetes "
+            f"cannot change a Secret's type: delete it to have it made anew, or choose another "
+            f"spec.secretName",
+        )
+    if owner != name:
+        return Decision(
+            Action.ISSUE,
+            Reason.SECRET_IN_USE,
+            f"Secret {spec.secret_name} was made for Certificate {owner}, which no longer exists; "
+            f"taking it over",
+        )
+    return None
 
 
 def _read(secret: SecretContents) -> Stored | Decision:
@@ -179,14 +439,15 @@ def _read(secret: SecretContents) -> Stored | Decision:
 
 
 def _key_spec(inputs: _Inputs) -> Decision | None:
-    wanted, found = inputs.spec.private_key.spec, inputs.stored.info.key_spec
+    spec = inputs.observation.spec
+    wanted, found = spec.private_key.spec, inputs.stored.info.key_spec
     if wanted == found:
         return None
-    if inputs.spec.private_key.rotation is RotationPolicy.NEVER:
+    if spec.private_key.rotation is RotationPolicy.NEVER:
         return Decision(
             Action.BLOCKED,
             Reason.KEY_DOES_NOT_MATCH_SPEC,
-            f"the key in Secret {inputs.spec.secret_name} is {found}, the spec asks for {wanted}, and "
+            f"the key in Secret {spec.secret_name} is {found}, the spec asks for {wanted}, and "
             f"privateKey.rotationPolicy is Never: set rotationPolicy to Always, or delete tls.key "
             f"from the Secret to have a new key made",
             inputs.stored,
@@ -197,7 +458,7 @@ def _key_spec(inputs: _Inputs) -> Decision | None:
 
 
 def _spec_fields(inputs: _Inputs) -> Decision | None:
-    request, info = inputs.spec.request, inputs.stored.info
+    request, info = inputs.observation.spec.request, inputs.stored.info
     differing = [
         name
         for name, wanted, found in (
@@ -223,7 +484,7 @@ def _spec_fields(inputs: _Inputs) -> Decision | None:
 
 
 def _issuer(inputs: _Inputs) -> Decision | None:
-    reference, annotations = inputs.spec.issuer_ref, inputs.secret.annotations
+    reference, annotations = inputs.observation.spec.issuer_ref, inputs.secret.annotations
     issued_by = (annotations.get(ISSUER_KIND), annotations.get(ISSUER_NAME))
     if issued_by == (reference.kind.value, reference.name):
         return None
@@ -238,7 +499,7 @@ def _issuer(inputs: _Inputs) -> Decision | None:
 
 def _duration(inputs: _Inputs) -> Decision | None:
     recorded = inputs.secret.annotations.get(REQUESTED_DURATION)
-    wanted = str(int(inputs.spec.request.duration.total_seconds()))
+    wanted = str(int(inputs.observation.spec.request.duration.total_seconds()))
     if recorded is None or recorded == wanted:
         return None
     return Decision(
@@ -250,27 +511,28 @@ def _duration(inputs: _Inputs) -> Decision | None:
 
 
 def _expiry(inputs: _Inputs) -> Decision | None:
-    info = inputs.stored.info
-    if inputs.now >= info.not_after:
+    info, now = inputs.stored.info, inputs.observation.now
+    if now >= info.not_after:
         return Decision(
             Action.ISSUE, Reason.EXPIRED, f"expired at {info.not_after.isoformat()}", inputs.stored
         )
-    if inputs.now >= inputs.renewal_time:
-        return Decision(
-            Action.ISSUE,
-            Reason.RENEWAL_DUE,
-            f"renewal was due at {inputs.renewal_time.isoformat()}",
-            inputs.stored,
-        )
-    return None
+    if now < inputs.renewal_time or ends_with_ca(
+        inputs.stored.issued.certificate, inputs.observation.issuer_ca
+    ):
+        return None
+    return Decision(
+        Action.ISSUE,
+        Reason.RENEWAL_DUE,
+        f"renewal was due at {inputs.renewal_time.isoformat()}",
+        inputs.stored,
+    )
 
 
 def _manual_renewal(inputs: _Inputs) -> Decision | None:
-    if not inputs.renew_request or inputs.renew_request == inputs.secret.annotations.get(RENEW_REQUEST):
+    request = inputs.observation.renew_request
+    if not request or request == inputs.secret.annotations.get(RENEW_REQUEST):
         return None
-    return Decision(
-        Action.ISSUE, Reason.MANUAL_RENEWAL, f"renewal requested at {inputs.renew_request}", inputs.stored
-    )
+    return Decision(Action.ISSUE, Reason.MANUAL_RENEWAL, f"renewal requested at {request}", inputs.stored)
 
 
 _REISSUE_CHECKS: tuple[Callable[[_Inputs], Decision | None], ...] = (
@@ -285,9 +547,13 @@ _REISSUE_CHECKS: tuple[Callable[[_Inputs], Decision | None], ...] = (
 
 def _drift(inputs: _Inputs) -> list[str]:
     """Names of what differs from the desired Secret, besides the certificate itself."""
-    spec, secret, stored = inputs.spec, inputs.secret, inputs.stored
+    spec, secret, stored = inputs.observation.spec, inputs.secret, inputs.stored
     labels, annotations = desired_metadata(
-        spec, inputs.certificate_name, stored.revision, secret.annotations.get(RENEW_REQUEST)
+        spec,
+        inputs.observation.certificate_name,
+        stored.revision,
+        secret.annotations.get(RENEW_REQUEST),
+        secret.annotations.get(KEYSTORE_PASSWORD_VERSION),
     )
     key_pem = encode_private_key(stored.key, spec.private_key.encoding)
     data = derived_data(spec, stored.key, key_pem, stored.issued)
@@ -305,4 +571,12 @@ def _drift(inputs: _Inputs) -> list[str]:
     drift += [
         f"data {name}" for name in sorted(OPTIONAL_KEYS - set(data) - wanted_stores) if name in secret.data
     ]
+    password_version = inputs.observation.keystore_password_version
+    if (
+        spec.pkcs12
+        and password_version is not None
+        and secret.annotations.get(KEYSTORE_PASSWORD_VERSION) != password_version
+        and not any(item.startswith("data keystore") for item in drift)
+    ):
+        drift.append("keystores (their password Secret changed)")
     return drift

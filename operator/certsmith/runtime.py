@@ -1,19 +1,33 @@
-"""The event-loop side: watch events feed the store and the queue; workers reconcile in threads."""
+"""The event-loop side: watch events feed the store and the queue; workers reconcile in threads.
+
+The store has one owner, the event loop: watch events update it here, and what a worker wrote comes
+back in its `Outcome` and is merged here too. Workers only read it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client
 
-from certsmith.controller import CERTIFICATES, CLUSTER_ISSUERS, Controller, Key, WorkItem
-from certsmith.kube.secrets import observed_secret
+from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.issuers.resolver import IssuerResolver
+from certsmith.kube.port import ApiAccessError, ApiServer, Key
+from certsmith.kube.secrets import ObservedSecret, observed_secret
+from certsmith.kube.watch import SecretWatch
+from certsmith.reconcile.certificate import CertificateReconciler
+from certsmith.reconcile.issuer import IssuerReconciler
+from certsmith.reconcile.plan import Outcome
+from certsmith.reconcile.store import Store, WorkItem
 from certsmith.scheduler import Scheduler
-from certsmith.tls_secret import CERTIFICATE_NAME
+from certsmith.settings import OperatorSettings
+from certsmith.tls_secret import CERTIFICATE_NAME, MANAGED_LABEL
 from certsmith.workqueue import WorkQueue
 
 logger = logging.getLogger("certsmith")
@@ -22,10 +36,26 @@ DELETED = "DELETED"
 
 
 class Runtime:
-    def __init__(self, controller: Controller) -> None:
-        self.controller = controller
+    def __init__(
+        self, api: client.ApiClient, settings: OperatorSettings, clock: Callable[[], datetime.datetime]
+    ) -> None:
+        self.api = api
+        self.settings = settings
+        self.clock = clock
+        self.store = Store()
+        self.port = ApiServer(api)
+        self.resolver = IssuerResolver(
+            lambda plural, key: self.store.objects(plural).get(key),
+            self.store.referenced,
+            self.port,
+            settings.cluster_resource_namespace,
+        )
+        self.certificates = CertificateReconciler(self.store, self.port, self.resolver, settings, clock)
+        self.issuers = IssuerReconciler(self.store, self.port, self.resolver, clock)
         self.queue: WorkQueue[WorkItem] = WorkQueue()
-        self.scheduler: Scheduler[WorkItem] = Scheduler(self.queue.add, controller.clock)
+        self.scheduler: Scheduler[WorkItem] = Scheduler(self.queue.add, clock)
+        self._references = _References()
+        self._watches: dict[Key, SecretWatch] = {}
         self._errors: dict[WorkItem, int] = {}
         self._started = time.monotonic()
         self._not_yet_reconciled: set[WorkItem] | None = set()
@@ -33,56 +63,148 @@ class Runtime:
 
     async def run(self) -> None:
         """List what Certificates depend on, then reconcile; events received meanwhile wait in the queue."""
-        await asyncio.to_thread(self.controller.prime)
-        workers = self.controller.settings.workers
-        await asyncio.gather(self.scheduler.run(), *(self._work() for _ in range(workers)))
+        listing = await asyncio.to_thread(self._listing)
+        if listing is not None:
+            self._fill(listing)
+        try:
+            await asyncio.gather(self.scheduler.run(), *(self._work() for _ in range(self.settings.workers)))
+        finally:
+            for watch in self._watches.values():
+                watch.stop()
 
     def custom_object_event(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         key = _key(body, cluster_scoped=plural == CLUSTER_ISSUERS)
-        objects = self.controller.store.objects(plural)
+        objects = self.store.objects(plural)
         item = WorkItem(plural, key)
         if event_type == DELETED:
             objects.pop(key, None)
             self.scheduler.cancel(item)
+            self._refer(item, frozenset())
             if plural == CERTIFICATES:
                 return
         else:
-            self.controller.store.remember(plural, key, body)
+            self.store.remember(plural, key, body)
+            self._refer(item, self._referenced_by(item, body))
             if plural == CERTIFICATES and self._not_yet_reconciled is not None:
                 self._not_yet_reconciled.add(item)
         self.queue.add(item)
 
     def secret_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A managed Secret changed."""
         key = _key(body, cluster_scoped=False)
-        secrets = self.controller.store.secrets
         if event_type == DELETED:
-            secrets.pop(key, None)
+            self.store.secrets.pop(key, None)
         else:
-            secrets[key] = observed_secret(body)
+            self.store.secrets[key] = observed_secret(body)
         owner = ((body.get("metadata") or {}).get("annotations") or {}).get(CERTIFICATE_NAME)
         if owner:
             self.queue.add(WorkItem(CERTIFICATES, (key[0], owner)))
-        for issuer in self.controller.issuers_using_secret(key):
-            self.queue.add(issuer)
+
+    def referenced_secret_event(self, key: Key, observed: ObservedSecret | None) -> None:
+        """A Secret that issuers or keystores refer to changed (from its own watch)."""
+        if key not in self._watches:
+            return  # delivered after its watch was stopped
+        self.store.referenced[key] = observed
+        self.resolver.invalidate(key)
+        for item in self._references.users(key):
+            self.queue.add(item)
+
+    def _listing(self) -> _Listing | None:
+        """Managed Secrets, issuers and the Secrets those refer to, by one request each, so that a
+        restart never takes a Secret that the watch has not delivered yet for a missing one. Runs in a
+        thread; the store is filled on the loop (`_fill`).
+
+        With namespace patterns (globs) there is no list to make without cluster-wide rights; the
+        write conflicts of a not-yet-listed Secret then resolve by a re-read (one extra request).
+        """
+        namespaces: list[str | None] = list(self.settings.namespaces) or [None]
+        if any(set(namespace or "") & set("*?!,") for namespace in namespaces):
+            logger.info("namespace patterns given: the store fills from the watch streams alone")
+            return None
+        started = self.clock()
+        listing = _Listing()
+        for namespace in namespaces:
+            listing.secrets += self.port.list_secrets(namespace, f"{MANAGED_LABEL}=true")
+            listing.issuers += [(ISSUERS, body) for body in self.port.list_objects(ISSUERS, namespace)]
+        listing.issuers += [(CLUSTER_ISSUERS, body) for body in self.port.list_objects(CLUSTER_ISSUERS, None)]
+        referenced: set[Key] = set()
+        for plural, body in listing.issuers:
+            referenced |= self._referenced_by(WorkItem(plural, _key(body, plural == CLUSTER_ISSUERS)), body)
+        for key in referenced:
+            try:
+                listing.referenced[key] = self.port.read_secret(*key)
+            except ApiAccessError as error:
+                logger.warning("%s; the issuers using it will say so", error)
+        logger.info(
+            "listed %d managed Secrets, %d issuers and %d Secrets they refer to in %.1fs",
+            len(listing.secrets),
+            len(listing.issuers),
+            len(listing.referenced),
+            (self.clock() - started).total_seconds(),
+        )
+        return listing
+
+    def _fill(self, listing: _Listing) -> None:
+        """Watch events that arrived before the listing are newer and are kept."""
+        for key, observed in listing.secrets:
+            self.store.secrets.setdefault(key, observed)
+        for plural, body in listing.issuers:
+            key = _key(body, plural == CLUSTER_ISSUERS)
+            if key not in self.store.objects(plural):
+                self.store.remember(plural, key, body)
+        for key, referenced in listing.referenced.items():
+            self.store.referenced.setdefault(key, referenced)
+
+    def _referenced_by(self, item: WorkItem, body: Mapping[str, Any]) -> frozenset[Key]:
+        """The unmanaged Secrets an object reads: an issuer's CA Secret, a keystore's password Secret."""
+        spec = body.get("spec") or {}
+        if item.plural == CERTIFICATES:
+            pkcs12 = (spec.get("keystores") or {}).get("pkcs12") or {}
+            password = (pkcs12.get("passwordSecretRef") or {}).get("name")
+            return frozenset({(item.key[0], password)}) if pkcs12.get("create") and password else frozenset()
+        secret_name = (spec.get("ca") or {}).get("secretName")
+        if not secret_name:
+            return frozenset()
+        namespace = (
+            self.settings.cluster_resource_namespace if item.plural == CLUSTER_ISSUERS else item.key[0]
+        )
+        return frozenset({(namespace, secret_name)})
+
+    def _refer(self, item: WorkItem, keys: frozenset[Key]) -> None:
+        started, stopped = self._references.update(item, keys)
+        loop = asyncio.get_running_loop()
+        for key in started:
+
+            def deliver(observed: ObservedSecret | None, key: Key = key) -> None:
+                loop.call_soon_threadsafe(self.referenced_secret_event, key, observed)
+
+            watch = SecretWatch(self.api, *key, deliver)
+            self._watches[key] = watch
+            watch.start()
+        for key in stopped:
+            self._watches.pop(key).stop()
+            self.store.referenced.pop(key, None)
+            self.resolver.invalidate(key)
 
     async def _work(self) -> None:
         while True:
             item = await self.queue.get()
             try:
-                outcome = await asyncio.to_thread(self.controller.reconcile, item)
+                outcome = await asyncio.to_thread(self._reconcile, item)
             except Exception as error:  # one object's failure must not stop the others
                 failures = self._errors[item] = self._errors.get(item, 0) + 1
-                delay = self.controller.settings.backoff.delay(failures)
-                logger.error(  # noqa: TRY400 -- a traceback would print the API response body
+                delay = self.settings.backoff.delay(failures)
+                logger.error(  # noqa: TRY400 -- a traceback could print an API response body
                     "reconciling %s failed (attempt %d), retrying in %ds: %s",
                     item,
                     failures,
                     delay.total_seconds(),
                     _describe(error),
                 )
-                self.scheduler.schedule(item, self.controller.clock() + delay)
+                self.scheduler.schedule(item, self.clock() + delay)
             else:
                 self._errors.pop(item, None)
+                self._merge(outcome)
                 if outcome.recheck_at is not None:
                     self.scheduler.schedule(item, outcome.recheck_at)
                 for follow_up in outcome.follow_up:
@@ -91,28 +213,83 @@ class Runtime:
                 self.queue.done(item)
                 self._note_progress(item)
 
+    def _reconcile(self, item: WorkItem) -> Outcome:
+        if item.plural == CERTIFICATES:
+            return self.certificates.reconcile(item.key)
+        return self.issuers.reconcile(item)
+
+    def _merge(self, outcome: Outcome) -> None:
+        written = outcome.written
+        for key, observed in written.secrets:
+            self.store.secrets[key] = observed
+        for status in written.statuses:
+            self.store.remember_status(status.plural, status.key, status.status)
+        for issuer, state in written.issuer_states:
+            if state is None:
+                self.store.issuer_states.pop(issuer, None)
+            else:
+                self.store.issuer_states[issuer] = state
+
     def _note_progress(self, item: WorkItem) -> None:
         """Log once when Certificates have been seen, every one of them has been reconciled since start,
         and nothing is queued: after a restart, the moment the operator has caught up."""
         if self._not_yet_reconciled is None:
             return
         self._not_yet_reconciled.discard(item)
-        if not self._not_yet_reconciled and not len(self.queue) and self.controller.store.certificates:
+        if not self._not_yet_reconciled and not len(self.queue) and self.store.certificates:
             logger.info(
                 "caught up: %d certificates reconciled %.1fs after start",
-                len(self.controller.store.certificates),
+                len(self.store.certificates),
                 time.monotonic() - self._started,
             )
             self._not_yet_reconciled = None
 
 
-def _key(body: Mapping[str, Any], cluster_scoped: bool) -> Key:
+@dataclass
+class _Listing:
+    secrets: list[tuple[Key, ObservedSecret]] = field(default_factory=list)
+    issuers: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
+    referenced: dict[Key, ObservedSecret | None] = field(default_factory=dict)
+
+
+class _References:
+    """Which objects read which unmanaged Secrets, kept up to date per event in O(1)."""
+
+    def __init__(self) -> None:
+        self._of: dict[WorkItem, frozenset[Key]] = {}
+        self._users: dict[Key, set[WorkItem]] = {}
+
+    def update(self, item: WorkItem, keys: frozenset[Key]) -> tuple[list[Key], list[Key]]:
+        """Record that `item` reads `keys`; return the Secrets now read by someone for the first time,
+        and those no longer read by anyone."""
+        before = self._of.pop(item, frozenset())
+        if keys:
+            self._of[item] = keys
+        started, stopped = [], []
+        for key in keys - before:
+            users = self._users.setdefault(key, set())
+            if not users:
+                started.append(key)
+            users.add(item)
+        for key in before - keys:
+            users = self._users[key]
+            users.discard(item)
+            if not users:
+                del self._users[key]
+                stopped.append(key)
+        return started, stopped
+
+    def users(self, key: Key) -> set[WorkItem]:
+        return set(self._users.get(key, ()))
+
+
+def _key(body: Mapping[str, Any], cluster_scoped: bool = False) -> Key:
     metadata = body["metadata"]
     return ("" if cluster_scoped else metadata.get("namespace", ""), metadata["name"])
 
 
 def _describe(error: Exception) -> str:
-    """An error for the log: the API's status and reason, never a response body (it may hold a Secret)."""
-    if isinstance(error, ApiException):
+    """An error for the log: never a response body (it may hold a Secret)."""
+    if isinstance(error, client.exceptions.ApiException):
         return f"Kubernetes API {error.status} {error.reason}"
     return f"{type(error).__name__}: {error}"

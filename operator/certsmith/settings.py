@@ -22,6 +22,11 @@ class OperatorSettings:
     rewrite_limit, rewrite_window: a Secret that something else keeps changing (deleting, corrupting,
         stripping labels) is rewritten at most `rewrite_limit` times per `rewrite_window`; then
         certsmith waits and says so, instead of fighting the other writer in a loop.
+    issuance_limit: at most this many issuances per Certificate in any hour, whatever the reason: a
+        safety net that no bug can get past. The shortest allowed duration (1h) needs one or two.
+    kube_api_qps, kube_api_burst: client-side token bucket on certsmith's own requests; qps 0 turns
+        it off.
+    health_port: liveness at http://0.0.0.0:PORT/healthz; 0 turns it off.
     """
 
     namespaces: tuple[str, ...] = ()
@@ -32,3 +37,7 @@ class OperatorSettings:
     ca_secret_cache_ttl: datetime.timedelta = datetime.timedelta(seconds=60)
     rewrite_limit: int = 5
     rewrite_window: datetime.timedelta = datetime.timedelta(minutes=10)
+    issuance_limit: int = 10
+    kube_api_qps: float = 200.0
+    kube_api_burst: int = 400
+    health_port: int = 8080

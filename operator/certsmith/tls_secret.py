@@ -30,6 +30,8 @@ REVISION = f"{PREFIX}revision"
 REQUESTED_DURATION = f"{PREFIX}requested-duration"
 RENEW_REQUEST = f"{PREFIX}renew-requested-at"
 """On a Certificate: a manual renewal request (any new value). On its Secret: the last one honoured."""
+KEYSTORE_PASSWORD_VERSION = f"{PREFIX}keystore-password-version"
+"""The resourceVersion of the password Secret the PKCS#12 stores were written with."""
 
 TLS_CERT = "tls.crt"
 TLS_KEY = "tls.key"
@@ -47,10 +49,15 @@ class SecretContents:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, bytes] = field(default_factory=dict)
+    type: str = SECRET_TYPE
 
 
 def desired_metadata(
-    spec: CertificateSpec, certificate_name: str, revision: int, renew_request: str | None
+    spec: CertificateSpec,
+    certificate_name: str,
+    revision: int,
+    renew_request: str | None,
+    keystore_password_version: str | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(labels, annotations) the Secret must carry; other labels and annotations are left alone."""
     request = spec.request
@@ -69,6 +76,8 @@ def desired_metadata(
     }
     if renew_request:
         annotations[RENEW_REQUEST] = renew_request
+    if spec.pkcs12 and keystore_password_version:
+        annotations[KEYSTORE_PASSWORD_VERSION] = keystore_password_version
     return labels, annotations
 
 
@@ -101,3 +110,21 @@ def keystores(
 
 
 OPTIONAL_KEYS = frozenset({DER_KEY, COMBINED_PEM, KEYSTORE, TRUSTSTORE})
+
+
+def merged_contents(
+    current: SecretContents | None,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    data: Mapping[str, bytes],
+) -> SecretContents:
+    """The whole Secret to write: certsmith's labels, annotations and data over what others put there.
+    Data keys of others are kept (an app's own config beside the certificate survives re-issuance);
+    optional formats that the spec no longer asks for are dropped."""
+    current = current or SecretContents()
+    kept = {name: value for name, value in current.data.items() if name not in OPTIONAL_KEYS}
+    return SecretContents(
+        labels={**current.labels, **labels},
+        annotations={**current.annotations, **annotations},
+        data={**kept, **data},
+    )

@@ -25,7 +25,7 @@ from certsmith.pki.keys import (
     load_private_key,
     spec_of,
 )
-from certsmith.pki.request import CertificateRequest
+from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
 from tests.cluster.support import create, create_certificate, secret, secret_data, wait_ready
 from tests.conftest import REPO, Cluster, OperatorProcess
@@ -80,7 +80,7 @@ def test_demo_chain_is_ready_and_verifies(
     stranger.mkdir()
     key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
     foreign = self_sign(
-        CertificateRequest(common_name="stranger", usages=frozenset({"client auth"})),
+        CertificateTemplate(common_name="stranger", usages=frozenset({"client auth"})),
         key,
         datetime.datetime.now(datetime.UTC),
     )

@@ -17,7 +17,7 @@ from kubernetes import client
 from certsmith.api import GROUP, VERSION
 from certsmith.pki.inspection import describe, load_certificates
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
-from certsmith.pki.request import CertificateRequest
+from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
 from tests.cluster.support import (
     certificate,
@@ -433,7 +433,7 @@ def test_ca_issuer_is_no_longer_ready_once_its_ca_expires(
 ) -> None:
     key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
     now = datetime.datetime.now(datetime.UTC)
-    request = CertificateRequest(
+    request = CertificateTemplate(
         common_name="short-lived CA",
         is_ca=True,
         usages=frozenset({"cert sign", "crl sign", "digital signature"}),

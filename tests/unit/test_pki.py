@@ -22,7 +22,7 @@ from certsmith.pki.keys import (
     load_private_key,
     spec_of,
 )
-from certsmith.pki.request import CertificateRequest, Subject, build_csr
+from certsmith.pki.request import CertificateTemplate, Subject, build_csr
 from certsmith.pki.signing import (
     CLOCK_SKEW_ALLOWANCE,
     IssuerURLs,
@@ -38,7 +38,7 @@ ECDSA_256 = KeySpec(KeyAlgorithm.ECDSA, 256)
 
 def _ca(now: datetime.datetime = NOW) -> SigningAuthority:
     key = generate_private_key(ECDSA_256)
-    request = CertificateRequest(
+    request = CertificateTemplate(
         common_name="test root",
         usages=effective_usages((), is_ca=True, rsa=False),
         is_ca=True,
@@ -77,7 +77,9 @@ def test_each_key_type_round_trips_and_signs_with_the_right_hash(
     pem = encode_private_key(key, encoding)
     assert marker in pem
     assert spec_of(load_private_key(pem)) == spec
-    issued = self_sign(CertificateRequest(common_name="k", usages=frozenset({"digital signature"})), key, NOW)
+    issued = self_sign(
+        CertificateTemplate(common_name="k", usages=frozenset({"digital signature"})), key, NOW
+    )
     algorithm = issued.certificate.signature_hash_algorithm
     assert (algorithm.name if algorithm else None) == hash_name
     assert not isinstance(algorithm, hashes.MD5 | hashes.SHA1)
@@ -100,7 +102,7 @@ def test_garbage_key_gives_an_error_that_does_not_repeat_it(garbage: bytes) -> N
 def test_ca_signed_leaf_carries_everything_requested() -> None:
     authority = _ca()
     key = generate_private_key(KeySpec(KeyAlgorithm.RSA, 2048))
-    request = CertificateRequest(
+    request = CertificateTemplate(
         common_name="web",
         dns_names=("web.example.com", "*.web.example.com"),
         ip_addresses=(ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("fd00::1")),
@@ -138,7 +140,7 @@ def test_ca_signed_leaf_carries_everything_requested() -> None:
 def test_intermediate_chain_and_ca_lifetime_cap() -> None:
     root = _ca()
     intermediate_key = generate_private_key(ECDSA_256)
-    intermediate_request = CertificateRequest(
+    intermediate_request = CertificateTemplate(
         common_name="intermediate",
         usages=effective_usages((), is_ca=True, rsa=False),
         is_ca=True,
@@ -151,7 +153,7 @@ def test_intermediate_chain_and_ca_lifetime_cap() -> None:
     )
     leaf_key = generate_private_key(ECDSA_256)
     leaf = sign_with_authority(
-        CertificateRequest(dns_names=("a.example",)), leaf_key.public_key(), authority, NOW
+        CertificateTemplate(dns_names=("a.example",)), leaf_key.public_key(), authority, NOW
     )
     assert leaf.intermediates == (intermediate.certificate,)
     assert leaf.root == root.certificate
@@ -159,14 +161,20 @@ def test_intermediate_chain_and_ca_lifetime_cap() -> None:
     assert not is_self_signed(intermediate.certificate)
 
 
-def test_self_signed_needs_a_subject() -> None:
-    with pytest.raises(PKIError, match="needs a subject"):
-        self_sign(CertificateRequest(dns_names=("a.example",)), generate_private_key(ECDSA_256), NOW)
+def test_self_signed_with_only_dns_names_has_an_empty_subject_and_a_critical_san() -> None:
+    issued = self_sign(CertificateTemplate(dns_names=("a.example",)), generate_private_key(ECDSA_256), NOW)
+    certificate = issued.certificate
+    assert not certificate.subject.rdns
+    assert certificate.issuer == certificate.subject
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert names.critical
+    assert names.value.get_values_for_type(x509.DNSName) == ["a.example"]
+    assert is_self_signed(certificate)
 
 
 def test_csr_is_signed_and_carries_the_names() -> None:
     key = generate_private_key(ECDSA_256)
-    csr = build_csr(CertificateRequest(dns_names=("a.example", "b.example")), key)
+    csr = build_csr(CertificateTemplate(dns_names=("a.example", "b.example")), key)
     assert csr.is_signature_valid
     names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["a.example", "b.example"]
@@ -184,7 +192,9 @@ def test_load_certificates_rejects_garbage_without_echoing_it() -> None:
 def test_pkcs12_keystore_opens_with_its_password(profile: PKCS12Profile) -> None:
     authority = _ca()
     key = generate_private_key(ECDSA_256)
-    leaf = sign_with_authority(CertificateRequest(dns_names=("a.example",)), key.public_key(), authority, NOW)
+    leaf = sign_with_authority(
+        CertificateTemplate(dns_names=("a.example",)), key.public_key(), authority, NOW
+    )
     store = pkcs12_keystore(key, (leaf.certificate,), b"pw", profile, "a")
     loaded = pkcs12.load_pkcs12(store, b"pw")
     assert loaded.cert is not None

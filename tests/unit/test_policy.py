@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
-from certsmith.pki.keys import encode_private_key, generate_private_key
-from certsmith.pki.signing import self_sign
-from certsmith.policy import Action, Reason, decide
+from certsmith.pki.keys import KeyAlgorithm, KeySpec, encode_private_key, generate_private_key
+from certsmith.pki.request import CertificateTemplate
+from certsmith.pki.signing import SigningAuthority, self_sign, sign_with_authority
+from certsmith.policy import Action, Decision, Gates, Observation, Reason, decide
+from certsmith.renewal import BackoffSettings
 from certsmith.tls_secret import (
     ALT_NAMES,
     CERTIFICATE_NAME,
@@ -51,13 +53,25 @@ def _issued_secret(spec: CertificateSpec, at: datetime.datetime = NOW, revision:
     return SecretContents(labels, annotations, data)
 
 
+def _decide(
+    spec: CertificateSpec,
+    name: str,
+    secret: SecretContents | None,
+    now: datetime.datetime,
+    renew_request: str | None = None,
+    **observed: Any,
+) -> Decision:
+    observation = Observation(spec, name, secret, now, renew_request, **observed)
+    return decide(observation, BackoffSettings())
+
+
 def _with(secret: SecretContents, **changes: Any) -> SecretContents:
     return dataclasses.replace(secret, **changes)
 
 
 def test_fresh_secret_is_up_to_date_with_renewal_at_two_thirds() -> None:
     spec = _spec()
-    decision = decide(spec, "web", _issued_secret(spec), NOW)
+    decision = _decide(spec, "web", _issued_secret(spec), NOW)
     assert (decision.action, decision.reason) == (Action.NOTHING, Reason.UP_TO_DATE)
     lifetime = datetime.timedelta(hours=24, minutes=5)
     assert decision.renewal_time == NOW - datetime.timedelta(minutes=5) + lifetime * 2 / 3
@@ -90,7 +104,7 @@ def test_fresh_secret_is_up_to_date_with_renewal_at_two_thirds() -> None:
 )
 def test_each_problem_with_the_secret_has_its_reason(mutate: Any, reason: Reason) -> None:
     spec = _spec()
-    assert decide(spec, "web", mutate(_issued_secret(spec)), NOW).reason is reason
+    assert _decide(spec, "web", mutate(_issued_secret(spec)), NOW).reason is reason
 
 
 @pytest.mark.parametrize(
@@ -115,7 +129,7 @@ def test_each_problem_with_the_secret_has_its_reason(mutate: Any, reason: Reason
 )
 def test_each_spec_change_has_its_reason(changes: dict[str, Any], reason: Reason, action: Action) -> None:
     secret = _issued_secret(_spec())
-    decision = decide(_spec(**changes), "web", secret, NOW)
+    decision = _decide(_spec(**changes), "web", secret, NOW)
     assert (decision.reason, decision.action) == (reason, action)
 
 
@@ -124,26 +138,54 @@ def test_renewal_and_expiry_follow_the_clock() -> None:
     secret = _issued_secret(spec)
     not_after = NOW + datetime.timedelta(hours=24)
     assert (
-        decide(spec, "web", secret, not_after - datetime.timedelta(hours=2, seconds=1)).reason
+        _decide(spec, "web", secret, not_after - datetime.timedelta(hours=2, seconds=1)).reason
         is Reason.UP_TO_DATE
     )
-    assert decide(spec, "web", secret, not_after - datetime.timedelta(hours=2)).reason is Reason.RENEWAL_DUE
-    assert decide(spec, "web", secret, not_after).reason is Reason.EXPIRED
+    assert _decide(spec, "web", secret, not_after - datetime.timedelta(hours=2)).reason is Reason.RENEWAL_DUE
+    assert _decide(spec, "web", secret, not_after).reason is Reason.EXPIRED
 
 
 def test_manual_renewal_is_honoured_once() -> None:
     spec = _spec()
     secret = _issued_secret(spec)
-    assert decide(spec, "web", secret, NOW, renew_request="t1").reason is Reason.MANUAL_RENEWAL
+    assert _decide(spec, "web", secret, NOW, renew_request="t1").reason is Reason.MANUAL_RENEWAL
     handled = _with(secret, annotations={**secret.annotations, RENEW_REQUEST: "t1"})
-    assert decide(spec, "web", handled, NOW, renew_request="t1").reason is Reason.UP_TO_DATE
+    assert _decide(spec, "web", handled, NOW, renew_request="t1").reason is Reason.UP_TO_DATE
 
 
-def test_foreign_secret_without_annotations_is_taken_over() -> None:
+def test_a_secret_certsmith_did_not_make_is_never_touched() -> None:
     spec = _spec()
-    secret = _issued_secret(spec)
-    decision = decide(spec, "web", _with(secret, annotations={}, labels={}), NOW)
-    assert decision.reason is Reason.ISSUER_CHANGED
+    for foreign in (
+        _with(_issued_secret(spec), annotations={}, labels={}),
+        SecretContents(data={"a": b"1"}, type="Opaque"),
+    ):
+        decision = _decide(spec, "web", foreign, NOW)
+        assert (decision.action, decision.reason) == (Action.BLOCKED, Reason.SECRET_NOT_OWNED)
+        assert "leaves it untouched" in decision.message
+        assert "kubectl annotate secret web-tls certsmith.dev/certificate-name=web" in decision.message
+
+
+def test_a_handed_over_secret_is_used_if_it_can_be() -> None:
+    spec = _spec()
+    handed_over = {CERTIFICATE_NAME: "web"}
+    imported = SecretContents({}, handed_over, {"tls.crt": b"x", "tls.key": b"y"})
+    assert _decide(spec, "web", imported, NOW).reason is Reason.MISSING_DATA
+    opaque = SecretContents({}, handed_over, {"a": b"1"}, type="Opaque")
+    decision = _decide(spec, "web", opaque, NOW)
+    assert (decision.action, decision.reason) == (Action.BLOCKED, Reason.SECRET_TYPE_MISMATCH)
+    assert "type Opaque" in decision.message
+
+
+def test_a_secret_of_another_certificate_is_taken_over_only_when_that_one_is_gone() -> None:
+    spec = _spec()
+    theirs = _issued_secret(spec)
+    theirs = _with(theirs, annotations={**theirs.annotations, CERTIFICATE_NAME: "twin1"})
+    blocked = _decide(spec, "twin2", theirs, NOW, owner_exists=True)
+    assert (blocked.action, blocked.reason) == (Action.BLOCKED, Reason.SECRET_IN_USE)
+    assert "delete Certificate twin1" in blocked.message
+    taken = _decide(spec, "twin2", theirs, NOW, owner_exists=False)
+    assert (taken.action, taken.reason) == (Action.ISSUE, Reason.SECRET_IN_USE)
+    assert "no longer exists" in taken.message
 
 
 def test_messages_never_contain_key_material() -> None:
@@ -151,7 +193,7 @@ def test_messages_never_contain_key_material() -> None:
     secret = _issued_secret(spec)
     key = secret.data[TLS_KEY]
     for data in ({**secret.data, TLS_KEY: key[:60]}, {**secret.data, TLS_CERT: key}):
-        decision = decide(spec, "web", _with(secret, data=data), NOW)
+        decision = _decide(spec, "web", _with(secret, data=data), NOW)
         assert key[30:60].decode() not in decision.message
 
 
@@ -184,7 +226,7 @@ def test_garbage_secret_gives_a_reason_never_a_crash(
     secret = SecretContents(
         {MANAGED_LABEL: "true"}, annotations, {"tls.crt": crt, "tls.key": key, "ca.crt": ca}
     )
-    decision = decide(_spec(), "web", secret, NOW)
+    decision = _decide(_spec(), "web", secret, NOW)
     assert decision.action in (Action.ISSUE, Action.BLOCKED)
     assert isinstance(decision.reason, Reason)
     assert decision.message
@@ -194,11 +236,99 @@ def test_garbage_secret_gives_a_reason_never_a_crash(
 @given(elapsed=st.timedeltas(min_value=datetime.timedelta(0), max_value=datetime.timedelta(hours=30)))
 def test_a_valid_secret_is_reissued_only_when_renewal_is_due(elapsed: datetime.timedelta) -> None:
     spec = _spec()
-    decision = decide(spec, "web", _VALID, NOW + elapsed)
+    decision = _decide(spec, "web", _VALID, NOW + elapsed)
     due = NOW + elapsed >= _VALID_RENEWAL
     assert (decision.action is Action.ISSUE) is due
     assert decision.reason in ((Reason.RENEWAL_DUE, Reason.EXPIRED) if due else (Reason.UP_TO_DATE,))
 
 
 _VALID = _issued_secret(_spec())
-_VALID_RENEWAL = decide(_spec(), "web", _VALID, NOW).renewal_time or NOW
+_VALID_RENEWAL = _decide(_spec(), "web", _VALID, NOW).renewal_time or NOW
+
+
+def _ca(not_after: datetime.datetime) -> SigningAuthority:
+    key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    template = CertificateTemplate(common_name="ca", is_ca=True, duration=not_after - NOW)
+    root = self_sign(template, key, NOW)
+    return SigningAuthority(root.certificate, key, (), root.certificate)
+
+
+def _signed_secret(spec: CertificateSpec, authority: SigningAuthority) -> SecretContents:
+    key = generate_private_key(spec.private_key.spec)
+    issued = sign_with_authority(spec.request, key.public_key(), authority, NOW)
+    labels, annotations = desired_metadata(spec, "web", 1, None)
+    return SecretContents(
+        labels,
+        annotations,
+        derived_data(spec, key, encode_private_key(key, spec.private_key.encoding), issued),
+    )
+
+
+def test_a_certificate_shortened_to_its_ca_is_not_renewed_until_the_ca_changes() -> None:
+    spec = _spec(duration="2160h")
+    authority = _ca(NOW + datetime.timedelta(minutes=4))
+    secret = _signed_secret(spec, authority)
+    for later in (datetime.timedelta(0), datetime.timedelta(minutes=3)):
+        decision = _decide(spec, "web", secret, NOW + later, issuer_ca=authority.certificate)
+        assert (decision.action, decision.reason) == (Action.NOTHING, Reason.CA_EXPIRES_FIRST)
+        assert decision.renewal_time is None
+        assert "instead of 2160h" in decision.message
+        assert "renew that CA" in decision.message
+    renewed_ca = _ca(NOW + datetime.timedelta(days=365))
+    decision = _decide(
+        spec, "web", secret, NOW + datetime.timedelta(minutes=3), issuer_ca=renewed_ca.certificate
+    )
+    assert decision.reason is Reason.RENEWAL_DUE
+    expired = _decide(
+        spec, "web", secret, NOW + datetime.timedelta(minutes=4), issuer_ca=authority.certificate
+    )
+    assert expired.reason is Reason.EXPIRED
+
+
+FAILED_AT = NOW - datetime.timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("gates", "action", "reason"),
+    [
+        (Gates(failures=1, last_failure=FAILED_AT), Action.WAIT, Reason.BACKING_OFF),
+        (
+            Gates(failures=1, last_failure=NOW - datetime.timedelta(minutes=2)),
+            Action.ISSUE,
+            Reason.SECRET_MISSING,
+        ),
+        (
+            Gates(failures=1, last_failure=FAILED_AT, spec_changed_since_failure=True),
+            Action.ISSUE,
+            Reason.SECRET_MISSING,
+        ),
+        (
+            Gates(failures=1, last_failure=FAILED_AT, issuer_ready_since=NOW),
+            Action.ISSUE,
+            Reason.SECRET_MISSING,
+        ),
+        (
+            Gates(rewrite_allowed_at=NOW + datetime.timedelta(minutes=5)),
+            Action.HOLD,
+            Reason.SECRET_KEEPS_CHANGING,
+        ),
+        (Gates(issuance_allowed_at=NOW + datetime.timedelta(minutes=5)), Action.HOLD, Reason.ISSUANCE_LIMIT),
+    ],
+)
+def test_gates(gates: Gates, action: Action, reason: Reason) -> None:
+    decision = _decide(_spec(), "web", None, NOW, gates=gates)
+    assert (decision.action, decision.reason) == (action, reason)
+    if action in (Action.WAIT, Action.HOLD):
+        assert decision.not_before is not None
+        assert decision.not_before > NOW
+
+
+def test_a_manual_renewal_is_bounded_by_the_issuance_limit_but_not_by_the_rewrite_budget() -> None:
+    spec = _spec()
+    secret = _issued_secret(spec)
+    later = NOW + datetime.timedelta(minutes=5)
+    assert (
+        _decide(spec, "web", secret, NOW, "t1", gates=Gates(rewrite_allowed_at=later)).action is Action.ISSUE
+    )
+    held = _decide(spec, "web", secret, NOW, "t1", gates=Gates(issuance_allowed_at=later))
+    assert (held.action, held.reason) == (Action.HOLD, Reason.ISSUANCE_LIMIT)

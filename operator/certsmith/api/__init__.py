@@ -11,3 +11,8 @@ class SpecError(ValueError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"spec.{field}: {problem}")
         self.field = field
+
+
+CERTIFICATES = "certificates"
+ISSUERS = "issuers"
+CLUSTER_ISSUERS = "clusterissuers"

@@ -11,9 +11,10 @@ from typing import Any
 
 from certsmith.api import SpecError
 from certsmith.api.durations import parse_duration
+from certsmith.api.references import IssuerKind, IssuerRef
 from certsmith.pki.encodings import PKCS12Profile
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec
-from certsmith.pki.request import CertificateRequest, Subject
+from certsmith.pki.request import CertificateTemplate, Subject
 from certsmith.pki.usages import effective_usages
 
 DEFAULT_DURATION = datetime.timedelta(hours=2160)
@@ -22,20 +23,6 @@ DEFAULT_DURATION = datetime.timedelta(hours=2160)
 class RotationPolicy(StrEnum):
     ALWAYS = "Always"
     NEVER = "Never"
-
-
-class IssuerKind(StrEnum):
-    ISSUER = "Issuer"
-    CLUSTER_ISSUER = "ClusterIssuer"
-
-
-@dataclass(frozen=True)
-class IssuerRef:
-    name: str
-    kind: IssuerKind
-
-    def __str__(self) -> str:
-        return f"{self.kind.value}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -60,7 +47,7 @@ class PKCS12Keystore:
 @dataclass(frozen=True)
 class CertificateSpec:
     secret_name: str
-    request: CertificateRequest
+    request: CertificateTemplate
     issuer_ref: IssuerRef
     private_key: PrivateKeyPolicy
     renew_before: datetime.timedelta | None = None
@@ -76,7 +63,7 @@ def parse_certificate_spec(spec: Mapping[str, Any]) -> CertificateSpec:
     """Parse `spec` of a Certificate body (after API-server defaulting); raises SpecError."""
     key = _private_key(spec.get("privateKey") or {})
     subject = spec.get("subject") or {}
-    request = CertificateRequest(
+    request = CertificateTemplate(
         common_name=spec.get("commonName"),
         dns_names=tuple(spec.get("dnsNames") or ()),
         ip_addresses=tuple(_ip(address) for address in spec.get("ipAddresses") or ()),

@@ -6,7 +6,7 @@ import datetime
 from typing import Protocol
 
 from certsmith.pki.keys import PrivateKey
-from certsmith.pki.request import CertificateRequest
+from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import IssuedCertificate
 
 
@@ -19,6 +19,8 @@ class IssuerNotReadyError(RuntimeError):
 
 
 class Signer(Protocol):
-    def sign(self, request: CertificateRequest, key: PrivateKey, now: datetime.datetime) -> IssuedCertificate:
+    def sign(
+        self, request: CertificateTemplate, key: PrivateKey, now: datetime.datetime
+    ) -> IssuedCertificate:
         """Sign a certificate for `key`'s public half. The private key is used only by self-signing."""
         ...

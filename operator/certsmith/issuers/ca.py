@@ -9,7 +9,7 @@ from certsmith.issuers import IssuerNotReadyError
 from certsmith.pki import PKIError
 from certsmith.pki.inspection import is_self_signed, load_certificates
 from certsmith.pki.keys import PrivateKey, load_private_key
-from certsmith.pki.request import CertificateRequest
+from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import (
     AuthorityError,
     IssuedCertificate,
@@ -25,7 +25,9 @@ from certsmith.tls_secret import CA_CERT, TLS_CERT, TLS_KEY, SecretContents
 class CASigner:
     authority: SigningAuthority
 
-    def sign(self, request: CertificateRequest, key: PrivateKey, now: datetime.datetime) -> IssuedCertificate:
+    def sign(
+        self, request: CertificateTemplate, key: PrivateKey, now: datetime.datetime
+    ) -> IssuedCertificate:
         return sign_with_authority(request, key.public_key(), self.authority, now)
 
 

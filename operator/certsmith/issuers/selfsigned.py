@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from certsmith.issuers import IssuerNotReadyError
 from certsmith.pki import PKIError
 from certsmith.pki.keys import PrivateKey
-from certsmith.pki.request import CertificateRequest
+from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import IssuedCertificate, IssuerURLs, self_sign
 
 
@@ -16,7 +16,9 @@ from certsmith.pki.signing import IssuedCertificate, IssuerURLs, self_sign
 class SelfSignedSigner:
     urls: IssuerURLs
 
-    def sign(self, request: CertificateRequest, key: PrivateKey, now: datetime.datetime) -> IssuedCertificate:
+    def sign(
+        self, request: CertificateTemplate, key: PrivateKey, now: datetime.datetime
+    ) -> IssuedCertificate:
         try:
             return self_sign(request, key, now, self.urls)
         except PKIError as error:

@@ -1,4 +1,4 @@
-"""Reading and writing Secrets. Data crosses this boundary decoded: bytes in, bytes out."""
+"""Secrets as certsmith sees them: decoded contents and the resourceVersion they were observed at."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from certsmith.tls_secret import SECRET_TYPE, SecretContents
-
-HTTP_NOT_FOUND = 404
-HTTP_CONFLICT = 409
+from certsmith.tls_secret import SecretContents
 
 
 @dataclass(frozen=True)
@@ -24,15 +20,6 @@ class ObservedSecret:
     resource_version: str
 
 
-class SecretConflictError(RuntimeError):
-    """The Secret is not as last observed (changed, created or deleted by someone else): read it again."""
-
-
-class SecretAccessError(RuntimeError):
-    """The API server refused a Secret read or write. Carries status and reason, never the body,
-    which for a Secret could echo its data."""
-
-
 def observed_secret(body: Mapping[str, Any]) -> ObservedSecret:
     """A Secret as a watch event delivers it (a dict)."""
     metadata = body.get("metadata") or {}
@@ -40,64 +27,9 @@ def observed_secret(body: Mapping[str, Any]) -> ObservedSecret:
         labels=dict(metadata.get("labels") or {}),
         annotations=dict(metadata.get("annotations") or {}),
         data=_decoded(body.get("data")),
+        type=body.get("type") or "Opaque",
     )
     return ObservedSecret(contents, metadata.get("resourceVersion", ""))
-
-
-def read_secret(api: client.ApiClient, namespace: str, name: str) -> ObservedSecret | None:
-    """The Secret as it is now, or None when it does not exist."""
-    try:
-        secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
-    except ApiException as error:
-        if error.status == HTTP_NOT_FOUND:
-            return None
-        raise SecretAccessError(f"reading Secret {namespace}/{name}: {error.status} {error.reason}") from None
-    return observed_from_model(secret)
-
-
-def read_secret_value(api: client.ApiClient, namespace: str, name: str, key: str) -> bytes | None:
-    found = read_secret(api, namespace, name)
-    return found.contents.data.get(key) if found else None
-
-
-def write_secret(
-    api: client.ApiClient,
-    namespace: str,
-    name: str,
-    contents: SecretContents,
-    resource_version: str | None,
-    owner: client.V1OwnerReference | None = None,
-) -> ObservedSecret:
-    """Create the Secret (resource_version None) or replace it if unchanged since `resource_version`.
-
-    Raises SecretConflictError when the Secret is not as observed: created meanwhile (so two
-    Certificates naming one Secret cannot both take it), changed, or deleted.
-    """
-    secret = client.V1Secret(
-        metadata=client.V1ObjectMeta(
-            name=name,
-            namespace=namespace,
-            labels=dict(contents.labels),
-            annotations=dict(contents.annotations),
-            resource_version=resource_version,
-            owner_references=[owner] if owner else None,
-        ),
-        type=SECRET_TYPE,
-        data={key: base64.b64encode(value).decode() for key, value in contents.data.items()},
-    )
-    core = client.CoreV1Api(api)
-    try:
-        if resource_version is None:
-            written = core.create_namespaced_secret(namespace, secret)
-        else:
-            written = core.replace_namespaced_secret(name, namespace, secret)
-    except ApiException as error:
-        if error.status in (HTTP_CONFLICT, HTTP_NOT_FOUND):
-            raise SecretConflictError(
-                f"Secret {namespace}/{name} changed while certsmith was writing it"
-            ) from None
-        raise SecretAccessError(f"writing Secret {namespace}/{name}: {error.status} {error.reason}") from None
-    return ObservedSecret(contents, (written.metadata.resource_version if written.metadata else None) or "")
 
 
 def observed_from_model(secret: client.V1Secret) -> ObservedSecret:
@@ -107,8 +39,30 @@ def observed_from_model(secret: client.V1Secret) -> ObservedSecret:
         labels=dict(metadata.labels or {}),
         annotations=dict(metadata.annotations or {}),
         data=_decoded(secret.data),
+        type=secret.type or "Opaque",
     )
     return ObservedSecret(contents, metadata.resource_version or "")
+
+
+def secret_model(
+    namespace: str,
+    name: str,
+    contents: SecretContents,
+    resource_version: str | None,
+    owner: client.V1OwnerReference | None,
+) -> client.V1Secret:
+    return client.V1Secret(
+        metadata=client.V1ObjectMeta(
+            name=name,
+            namespace=namespace,
+            labels=dict(contents.labels),
+            annotations=dict(contents.annotations),
+            resource_version=resource_version,
+            owner_references=[owner] if owner else None,
+        ),
+        type=contents.type,
+        data={key: base64.b64encode(value).decode() for key, value in contents.data.items()},
+    )
 
 
 def _decoded(data: Mapping[str, bytes | str] | None) -> dict[str, bytes]:

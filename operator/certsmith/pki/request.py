@@ -30,7 +30,7 @@ class Subject:
 
 
 @dataclass(frozen=True)
-class CertificateRequest:
+class CertificateTemplate:
     """Identity and constraints of a certificate to issue; `usages` are canonical (see `usages`)."""
 
     common_name: str | None = None
@@ -87,7 +87,7 @@ class CertificateRequest:
         return extensions
 
 
-def build_csr(request: CertificateRequest, key: PrivateKey) -> x509.CertificateSigningRequest:
+def build_csr(request: CertificateTemplate, key: PrivateKey) -> x509.CertificateSigningRequest:
     """A PKCS#10 request for `request`, signed by `key` (for issuers that take CSRs, such as ACME)."""
     builder = x509.CertificateSigningRequestBuilder().subject_name(request.name())
     for extension, critical in request.extensions():

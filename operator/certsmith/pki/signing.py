@@ -7,12 +7,14 @@ import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from certsmith.pki import PKIError
 from certsmith.pki.keys import PrivateKey, PublicKey, certificate_public_key, same_public_key, signature_hash
-from certsmith.pki.request import CertificateRequest
+from certsmith.pki.request import CertificateTemplate
 
+MINIMUM_RSA_BITS = 2048
 CLOCK_SKEW_ALLOWANCE = datetime.timedelta(minutes=5)
 """notBefore lies this far in the past, so that clients with a slow clock accept a fresh certificate."""
 
@@ -55,17 +57,15 @@ class IssuedCertificate:
 
 
 def self_sign(
-    request: CertificateRequest, key: PrivateKey, now: datetime.datetime, urls: IssuerURLs = IssuerURLs()
+    request: CertificateTemplate, key: PrivateKey, now: datetime.datetime, urls: IssuerURLs = IssuerURLs()
 ) -> IssuedCertificate:
     name = request.name()
-    if not name.rdns:
-        raise PKIError("a self-signed certificate needs a subject: set commonName or a subject attribute")
     certificate = _sign(request, key.public_key(), _Signer(name, key, key.public_key(), urls), now)
     return IssuedCertificate(certificate, (), certificate)
 
 
 def sign_with_authority(
-    request: CertificateRequest, public_key: PublicKey, authority: SigningAuthority, now: datetime.datetime
+    request: CertificateTemplate, public_key: PublicKey, authority: SigningAuthority, now: datetime.datetime
 ) -> IssuedCertificate:
     """Sign for `public_key`; the certificate never outlives the CA's own."""
     ca = authority.certificate
@@ -87,8 +87,9 @@ def verify_authority(authority: SigningAuthority, now: datetime.datetime) -> Non
     except x509.ExtensionNotFound:
         constraints = None
     if constraints is None or not constraints.ca:
-        raise PKIError(
-            "the certificate in tls.crt is not a CA certificate (basicConstraints CA:TRUE is missing)"
+        raise AuthorityError(
+            "NotACA",
+            "the certificate in tls.crt is not a CA certificate (basicConstraints CA:TRUE is missing)",
         )
     try:
         key_usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -101,9 +102,22 @@ def verify_authority(authority: SigningAuthority, now: datetime.datetime) -> Non
             "Expired", f"the CA certificate expired at {certificate.not_valid_after_utc.isoformat()}"
         )
     if now < certificate.not_valid_before_utc:
-        raise PKIError(
-            f"the CA certificate is not valid before {certificate.not_valid_before_utc.isoformat()}"
+        raise AuthorityError(
+            "NotYetValid",
+            f"the CA certificate is not valid before {certificate.not_valid_before_utc.isoformat()}",
         )
+
+
+def authority_weaknesses(authority: SigningAuthority) -> list[str]:
+    """What makes certificates signed by `authority` likely to be refused by clients."""
+    weaknesses = []
+    key = authority.key
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < MINIMUM_RSA_BITS:
+        weaknesses.append(f"its key is RSA {key.key_size} bits (clients expect at least {MINIMUM_RSA_BITS})")
+    algorithm = authority.certificate.signature_hash_algorithm
+    if algorithm is not None and algorithm.name in ("sha1", "md5"):
+        weaknesses.append(f"its certificate is signed with {algorithm.name.upper()}, which clients refuse")
+    return weaknesses
 
 
 @dataclass(frozen=True)
@@ -115,7 +129,7 @@ class _Signer:
 
 
 def _sign(
-    request: CertificateRequest,
+    request: CertificateTemplate,
     public_key: PublicKey,
     signer: _Signer,
     now: datetime.datetime,

@@ -1,0 +1,449 @@
+"""Reconciling one Certificate: observe -> policy.decide -> a Plan -> apply it once.
+
+Every outcome is a plan. Every failure — an issuer that is not ready, a signing error, a Secret
+certsmith may not touch, the API server refusing the Secret write — takes one path (`_failure`):
+into the status (reason, message, failedIssuanceAttempts, lastFailureTime) and one Warning Event, so
+a restart keeps every back-off.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from certsmith.api import CERTIFICATES, SpecError
+from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
+from certsmith.api.status import condition, parse_timestamp, status_differs, timestamp
+from certsmith.budget import RewriteBudget
+from certsmith.issuers import IssuerNotReadyError
+from certsmith.issuers.resolver import IssuerResolver, issuer_id
+from certsmith.kube.port import (
+    HTTP_FORBIDDEN,
+    ApiAccessError,
+    EventRecord,
+    Key,
+    KubePort,
+    ObjectRef,
+    SecretConflictError,
+)
+from certsmith.kube.secrets import ObservedSecret
+from certsmith.pki import PKIError
+from certsmith.pki.inspection import describe
+from certsmith.pki.keys import PrivateKey, encode_private_key, generate_private_key
+from certsmith.pki.signing import IssuedCertificate
+from certsmith.policy import (
+    RENEWALS,
+    Action,
+    Decision,
+    Gates,
+    Observation,
+    decide,
+    planned_renewal,
+    ready_after_failure,
+    ready_when_held,
+    reusable_key,
+    shortened_warning,
+    up_to_date_message,
+)
+from certsmith.reconcile.plan import Outcome, Plan, SecretWrite, StatusWrite, Written, apply_plan
+from certsmith.reconcile.store import Store, WorkItem
+from certsmith.settings import OperatorSettings
+from certsmith.tls_secret import (
+    CERTIFICATE_NAME,
+    MANAGED_LABEL,
+    RENEW_REQUEST,
+    SecretContents,
+    derived_data,
+    desired_metadata,
+    keystores,
+    merged_contents,
+)
+
+logger = logging.getLogger("certsmith")
+
+_ISSUANCE_WINDOW = datetime.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """What a reconcile learned about a Certificate; rendered into its status by `_status_plan`."""
+
+    ready: tuple[bool, str, str]
+    """(status, reason, message) of the Ready condition."""
+    issuing: tuple[str, str] | None = None
+    """(reason, message) of a failing or held issuance; None removes the Issuing condition."""
+    issued: IssuedCertificate | None = None
+    renewal: datetime.datetime | None = None
+    revision: int | None = None
+    failures: int | None = None
+    failed_at: datetime.datetime | None = None
+    warn: bool = False
+    """Post a Warning Event when Ready changes to this."""
+
+
+@dataclass(frozen=True)
+class _Work:
+    """One Certificate being reconciled: what was observed of it and of its Secret."""
+
+    key: Key
+    body: Mapping[str, Any]
+    spec: CertificateSpec
+    observed: ObservedSecret | None
+    observation: Observation
+
+    @property
+    def status(self) -> Mapping[str, Any]:
+        return self.body.get("status") or {}
+
+    @property
+    def secret_key(self) -> Key:
+        return (self.key[0], self.spec.secret_name)
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class CertificateReconciler:
+    def __init__(
+        self,
+        store: Store,
+        port: KubePort,
+        resolver: IssuerResolver,
+        settings: OperatorSettings,
+        clock: Callable[[], datetime.datetime],
+    ) -> None:
+        self._store = store
+        self._port = port
+        self._resolver = resolver
+        self._settings = settings
+        self._clock = clock
+        self._rewrites: RewriteBudget[Key] = RewriteBudget(settings.rewrite_limit, settings.rewrite_window)
+        self._issuances: RewriteBudget[Key] = RewriteBudget(settings.issuance_limit, _ISSUANCE_WINDOW)
+
+    def reconcile(self, key: Key) -> Outcome:
+        body = self._store.certificates.get(key)
+        if body is None:
+            return Outcome()
+        try:
+            spec = parse_certificate_spec(body.get("spec") or {})
+        except SpecError as error:
+            update = StatusUpdate((False, "InvalidSpec", str(error)), warn=True)
+            return Outcome(written=apply_plan(self._port, self._status_plan(key, body, update)))
+        secret_key = (key[0], spec.secret_name)
+        observed = self._store.secrets.get(secret_key)
+        read_back = Written()
+        for _ in range(2):
+            work = self._observe(key, body, spec, observed)
+            decision = decide(work.observation, self._settings.backoff)
+            plan = self._plan(work, decision)
+            try:
+                written = apply_plan(self._port, plan)
+            except SecretConflictError:
+                observed = self._port.read_secret(*secret_key)
+                if observed is not None and observed.contents.labels.get(MANAGED_LABEL) == "true":
+                    read_back += Written(secrets=((secret_key, observed),))
+                continue
+            except ApiAccessError as error:
+                if plan.secret is None:
+                    raise
+                plan = self._failure(work, decision, _refusal_reason(error), str(error))
+                written = apply_plan(self._port, plan)
+            else:
+                self._spend_budgets(work, decision, plan)
+            return Outcome(plan.recheck_at, plan.follow_up, read_back + written)
+        return Outcome(follow_up=(WorkItem(CERTIFICATES, key),), written=read_back)
+
+    def _observe(
+        self, key: Key, body: Mapping[str, Any], spec: CertificateSpec, observed: ObservedSecret | None
+    ) -> _Work:
+        now = self._clock()
+        status = body.get("status") or {}
+        secret = observed.contents if observed else None
+        owner = secret.annotations.get(CERTIFICATE_NAME) if secret else None
+        owner_exists = True
+        if owner and owner != key[1]:
+            owner_exists = (key[0], owner) in self._store.certificates or self._port.certificate_exists(
+                key[0], owner
+            )
+        try:
+            issuer_ca = self._resolver.resolve(spec.issuer_ref, key[0], now).ca_certificate
+        except IssuerNotReadyError:
+            issuer_ca = None
+        password_version = None
+        if spec.pkcs12 is not None:
+            password_secret = self._resolver.referenced_secret((key[0], spec.pkcs12.password.name))
+            password_version = password_secret.resource_version if password_secret else None
+        plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
+        issuer_state = self._store.issuer_states.get(WorkItem(plural, issuer_key))
+        gates = Gates(
+            failures=int(status.get("failedIssuanceAttempts") or 0),
+            last_failure=parse_timestamp(status.get("lastFailureTime")),
+            spec_changed_since_failure=status.get("observedGeneration") != body["metadata"].get("generation"),
+            issuer_ready_since=issuer_state.ready_since if issuer_state else None,
+            rewrite_allowed_at=self._rewrites.next_allowed(key, now),
+            issuance_allowed_at=self._issuances.next_allowed(key, now),
+        )
+        observation = Observation(
+            spec=spec,
+            certificate_name=key[1],
+            secret=secret,
+            now=now,
+            renew_request=(body["metadata"].get("annotations") or {}).get(RENEW_REQUEST),
+            owner_exists=owner_exists,
+            issuer_ca=issuer_ca,
+            keystore_password_version=password_version,
+            gates=gates,
+        )
+        return _Work(key, body, spec, observed, observation)
+
+    def _plan(self, work: _Work, decision: Decision) -> Plan:
+        match decision.action:
+            case Action.NOTHING:
+                return self._up_to_date(work, decision)
+            case Action.WAIT:
+                return Plan(recheck_at=decision.not_before)
+            case Action.HOLD:
+                return self._hold(work, decision)
+            case Action.BLOCKED:
+                return self._failure(work, decision, decision.reason.value, decision.message)
+            case Action.REPAIR:
+                return self._repair(work, decision)
+            case Action.ISSUE:
+                return self._issue(work, decision)
+
+    def _up_to_date(self, work: _Work, decision: Decision, extra: Plan | None = None) -> Plan:
+        stored = decision.stored
+        if stored is None:
+            raise RuntimeError(f"policy decided {decision.action} without a readable Secret")
+        update = StatusUpdate(
+            (True, "Ready", decision.message),
+            issued=stored.issued,
+            renewal=decision.renewal_time,
+            revision=stored.revision,
+            failures=0,
+        )
+        status = self._status_plan(work.key, work.body, update)
+        extra = extra or Plan()
+        return Plan(
+            secret=extra.secret,
+            status=status.status,
+            events=extra.events + status.events,
+            log=extra.log,
+            recheck_at=decision.renewal_time or stored.info.not_after,
+        )
+
+    def _hold(self, work: _Work, decision: Decision) -> Plan:
+        stored = decision.stored
+        update = StatusUpdate(
+            ready_when_held(work.spec, decision, self._clock()),
+            issuing=(decision.reason.value, decision.message),
+            issued=stored.issued if stored else None,
+            renewal=decision.renewal_time,
+            revision=stored.revision if stored else None,
+        )
+        status = self._status_plan(work.key, work.body, update)
+        return Plan(
+            status=status.status,
+            events=status.events,
+            log=f"certificate {_name(work.key)}: {decision.message}" if status.status else None,
+            log_warning=True,
+            recheck_at=decision.not_before,
+        )
+
+    def _repair(self, work: _Work, decision: Decision) -> Plan:
+        stored = decision.stored
+        if stored is None or work.observed is None:
+            raise RuntimeError(f"policy decided {decision.action} without a readable Secret")
+        try:
+            contents = self._contents(
+                work,
+                stored.key,
+                stored.issued,
+                stored.revision,
+                work.observed.contents.annotations.get(RENEW_REQUEST),
+            )
+        except _AttemptFailed as error:
+            return self._failure(work, decision, error.reason, str(error))
+        repaired = Plan(
+            secret=self._secret_write(work, contents),
+            events=(self._event(work, False, "Repaired", decision.message),),
+            log=f"certificate {_name(work.key)}: {decision.message}",
+        )
+        return self._up_to_date(work, decision, repaired)
+
+    def _issue(self, work: _Work, decision: Decision) -> Plan:
+        now = self._clock()
+        spec = work.spec
+        try:
+            resolved = self._resolver.resolve(spec.issuer_ref, work.key[0], now)
+            private_key = reusable_key(spec, decision, work.observation.secret) or generate_private_key(
+                spec.private_key.spec
+            )
+            issued = resolved.signer.sign(spec.request, private_key, now)
+            revision = (
+                max(int(work.status.get("revision") or 0), decision.stored.revision if decision.stored else 0)
+                + 1
+            )
+            contents = self._contents(work, private_key, issued, revision, work.observation.renew_request)
+        except (IssuerNotReadyError, _AttemptFailed) as error:
+            return self._failure(work, decision, error.reason, str(error))
+        except PKIError as error:
+            return self._failure(work, decision, "SigningFailed", str(error))
+        info = describe(issued.certificate)
+        renewal = planned_renewal(spec, issued, resolved.ca_certificate)
+        verb = "Renewed" if decision.reason in RENEWALS else "Issued"
+        message = (
+            f"{verb} certificate serial {info.serial_number:x}, valid until "
+            f"{timestamp(info.not_after)}, signed by {spec.issuer_ref} "
+            f"(revision {revision}; reason {decision.reason.value}: {decision.message})"
+        )
+        events = [self._event(work, False, verb, message)]
+        shortened = shortened_warning(spec, info)
+        if shortened:
+            events.append(self._event(work, True, "Shortened", f"certificate {shortened}"))
+        update = StatusUpdate(
+            (True, "Ready", up_to_date_message(spec, info)),
+            issued=issued,
+            renewal=renewal,
+            revision=revision,
+            failures=0,
+        )
+        status = self._status_plan(work.key, work.body, update)
+        return Plan(
+            secret=self._secret_write(work, contents),
+            status=status.status,
+            events=(*events, *status.events),
+            log=f"certificate {_name(work.key)}: {message}",
+            recheck_at=renewal or info.not_after,
+        )
+
+    def _failure(self, work: _Work, decision: Decision, reason: str, message: str) -> Plan:
+        now = self._clock()
+        failures = int(work.status.get("failedIssuanceAttempts") or 0) + 1
+        retry_at = now.replace(microsecond=0) + self._settings.backoff.delay(failures)
+        full_message = f"attempt {failures} failed: {message}; next attempt at {timestamp(retry_at)}"
+        stored = decision.stored
+        update = StatusUpdate(
+            ready_after_failure(decision, reason, message),
+            issuing=(reason, full_message),
+            failures=failures,
+            failed_at=now,
+            issued=stored.issued if stored else None,
+            renewal=decision.renewal_time,
+            revision=stored.revision if stored else None,
+            warn=True,
+        )
+        status = self._status_plan(work.key, work.body, update)
+        return Plan(
+            status=status.status,
+            events=status.events,
+            log=f"certificate {_name(work.key)}: {full_message}",
+            log_warning=True,
+            recheck_at=retry_at,
+        )
+
+    def _contents(
+        self,
+        work: _Work,
+        private_key: PrivateKey,
+        issued: IssuedCertificate,
+        revision: int,
+        renew_request: str | None,
+    ) -> SecretContents:
+        spec, namespace = work.spec, work.key[0]
+        password_version = work.observation.keystore_password_version
+        labels, annotations = desired_metadata(spec, work.key[1], revision, renew_request, password_version)
+        key_pem = encode_private_key(private_key, spec.private_key.encoding)
+        data = derived_data(spec, private_key, key_pem, issued)
+        if spec.pkcs12 is not None:
+            reference = spec.pkcs12.password
+            found = self._resolver.referenced_secret((namespace, reference.name))
+            password = found.contents.data.get(reference.key) if found else None
+            if password is None:
+                raise _AttemptFailed(
+                    "KeystorePasswordMissing",
+                    f"Secret {reference.name} has no key {reference.key} "
+                    f"for keystores.pkcs12.passwordSecretRef; create it",
+                )
+            data |= keystores(spec, private_key, issued, password)
+        current = work.observed.contents if work.observed else None
+        return merged_contents(current, labels, annotations, data)
+
+    def _secret_write(self, work: _Work, contents: SecretContents) -> SecretWrite:
+        owner = None
+        if self._settings.secret_owner_references:
+            metadata = work.body["metadata"]
+            owner = ObjectRef("Certificate", work.key[0], work.key[1], metadata.get("uid"))
+        resource_version = work.observed.resource_version if work.observed else None
+        return SecretWrite(work.key[0], work.spec.secret_name, contents, resource_version, owner)
+
+    def _spend_budgets(self, work: _Work, decision: Decision, plan: Plan) -> None:
+        if plan.secret is None:
+            return
+        now = self._clock()
+        if decision.rewrite:
+            self._rewrites.spend(work.key, now)
+        if decision.action is Action.ISSUE:
+            self._issuances.spend(work.key, now)
+
+    def _status_plan(self, key: Key, body: Mapping[str, Any], update: StatusUpdate) -> Plan:
+        """The status patch if the status differs, and a Warning Event for each failed attempt or new
+        problem."""
+        now = self._clock()
+        current = body.get("status") or {}
+        previous = current.get("conditions") or []
+        generation = body["metadata"].get("generation")
+        ready, issuing = update.ready, update.issuing
+        conditions = [condition("Ready", ready[0], ready[1], ready[2], generation, previous, now)]
+        if issuing is not None:
+            conditions.append(condition("Issuing", True, issuing[0], issuing[1], generation, previous, now))
+        status: dict[str, Any] = {"conditions": conditions, "observedGeneration": generation}
+        if update.issued is not None:
+            status["notBefore"] = timestamp(update.issued.certificate.not_valid_before_utc)
+            status["notAfter"] = timestamp(update.issued.certificate.not_valid_after_utc)
+        status["renewalTime"] = timestamp(update.renewal) if update.renewal is not None else None
+        if update.revision is not None:
+            status["revision"] = update.revision
+        if update.failures is not None:
+            status["failedIssuanceAttempts"] = update.failures
+            status["lastFailureTime"] = timestamp(update.failed_at) if update.failed_at else None
+        if not status_differs(current, status):
+            return Plan()
+        events: tuple[EventRecord, ...] = ()
+        subject = _subject(key, body)
+        if issuing is not None:
+            events = (EventRecord(subject, True, issuing[0], issuing[1]),)
+        elif update.warn and _condition_changed(previous, "Ready", ready):
+            events = (EventRecord(subject, True, ready[1], ready[2]),)
+        return Plan(status=StatusWrite(CERTIFICATES, key, status), events=events)
+
+    def _event(self, work: _Work, warning: bool, reason: str, message: str) -> EventRecord:
+        return EventRecord(_subject(work.key, work.body), warning, reason, message)
+
+
+def _subject(key: Key, body: Mapping[str, Any]) -> ObjectRef:
+    metadata = body["metadata"]
+    return ObjectRef("Certificate", key[0], key[1], metadata.get("uid"), metadata.get("resourceVersion"))
+
+
+def _refusal_reason(error: ApiAccessError) -> str:
+    return "SecretAccessDenied" if error.status == HTTP_FORBIDDEN else "SecretWriteFailed"
+
+
+def _name(key: Key) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+def _condition_changed(previous: list[Mapping[str, Any]], kind: str, now: tuple[bool, str, str]) -> bool:
+    before = next((item for item in previous if item.get("type") == kind), {})
+    return (before.get("status"), before.get("reason"), before.get("message")) != (
+        str(now[0]),
+        now[1],
+        now[2],
+    )

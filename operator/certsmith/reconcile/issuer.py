@@ -1,0 +1,129 @@
+"""Reconciling an Issuer or ClusterIssuer: can it sign, and if that changed, who depends on it."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, SpecError
+from certsmith.api.issuer import ACMEIssuerSpec, CAIssuerSpec, IssuerSpec, issuer_type, parse_issuer_spec
+from certsmith.api.references import IssuerKind
+from certsmith.api.status import condition, status_differs
+from certsmith.issuers import IssuerNotReadyError
+from certsmith.issuers.resolver import IssuerResolver
+from certsmith.kube.port import EventRecord, KubePort, ObjectRef
+from certsmith.pki.signing import authority_weaknesses
+from certsmith.reconcile.plan import Outcome, Plan, StatusWrite, Written, apply_plan
+from certsmith.reconcile.store import IssuerState, Store, WorkItem
+
+
+class IssuerReconciler:
+    def __init__(
+        self,
+        store: Store,
+        port: KubePort,
+        resolver: IssuerResolver,
+        clock: Callable[[], datetime.datetime],
+    ) -> None:
+        self._store = store
+        self._port = port
+        self._resolver = resolver
+        self._clock = clock
+
+    def reconcile(self, item: WorkItem) -> Outcome:
+        body = self._store.objects(item.plural).get(item.key)
+        if body is None:
+            return Outcome(follow_up=self.dependents(item), written=Written(issuer_states=((item, None),)))
+        kind = "ClusterIssuer" if item.plural == CLUSTER_ISSUERS else "Issuer"
+        now = self._clock()
+        type_name: str | None = None
+        expires: datetime.datetime | None = None
+        ca_serial: int | None = None
+        warnings: list[str] = []
+        try:
+            spec = parse_issuer_spec(body.get("spec") or {})
+            type_name = issuer_type(spec).value
+            resolved = self._resolver.resolve_spec(spec, (item.plural, item.key), now)
+        except SpecError as error:
+            ready, reason, message = False, "InvalidSpec", str(error)
+        except IssuerNotReadyError as error:
+            ready, reason, message = False, error.reason, self._explained(item, error)
+        else:
+            ready, reason, message = True, _ready_reason(spec), _ready_message(spec)
+            if resolved.authority is not None:
+                expires = resolved.authority.certificate.not_valid_after_utc
+                ca_serial = resolved.authority.certificate.serial_number
+                warnings = authority_weaknesses(resolved.authority)
+                if warnings:
+                    message += f"; warning: {'; '.join(warnings)}"
+        metadata = body["metadata"]
+        previous = (body.get("status") or {}).get("conditions") or []
+        status = {
+            "type": type_name,
+            "conditions": [
+                condition("Ready", ready, reason, message, metadata.get("generation"), previous, now)
+            ],
+            "observedGeneration": metadata.get("generation"),
+        }
+        plan = Plan(recheck_at=expires)
+        if status_differs(body.get("status") or {}, status):
+            subject = ObjectRef(
+                kind,
+                metadata.get("namespace"),
+                metadata["name"],
+                metadata.get("uid"),
+                metadata.get("resourceVersion"),
+            )
+            events = (EventRecord(subject, True, "WeakKeyPair" if ready else reason, message),)
+            plan = replace(
+                plan,
+                status=StatusWrite(item.plural, item.key, status),
+                events=events if warnings or not ready else (),
+                log=f"{kind} {item}: Ready={ready} reason={reason}: {message}",
+                log_warning=not ready,
+            )
+        written = apply_plan(self._port, plan)
+        before = self._store.issuer_states.get(item)
+        since = (before.ready_since if before and before.ready_since else now) if ready else None
+        state = IssuerState(since, ca_serial)
+        follow_up: tuple[WorkItem, ...] = ()
+        if before is None or (before.ready_since is None) != (since is None) or before.ca_serial != ca_serial:
+            follow_up = self.dependents(item)
+        return Outcome(expires, follow_up, written + Written(issuer_states=((item, state),)))
+
+    def dependents(self, issuer: WorkItem) -> tuple[WorkItem, ...]:
+        """The Certificates that name `issuer`."""
+        kind = IssuerKind.CLUSTER_ISSUER if issuer.plural == CLUSTER_ISSUERS else IssuerKind.ISSUER
+        namespace, name = issuer.key
+        return tuple(
+            WorkItem(CERTIFICATES, key)
+            for key, body in list(self._store.certificates.items())
+            if _references(body, kind, name) and (kind is IssuerKind.CLUSTER_ISSUER or key[0] == namespace)
+        )
+
+    def _explained(self, item: WorkItem, error: IssuerNotReadyError) -> str:
+        if item.plural == CLUSTER_ISSUERS and error.reason == "SecretNotFound":
+            return (
+                f"{error}; a ClusterIssuer's CA Secret lives in the operator's cluster resource namespace "
+                f"(certsmith run --cluster-resource-namespace)"
+            )
+        return str(error)
+
+
+def _references(body: Mapping[str, Any], kind: IssuerKind, name: str) -> bool:
+    reference = (body.get("spec") or {}).get("issuerRef") or {}
+    return bool(reference.get("name") == name and reference.get("kind", "Issuer") == kind.value)
+
+
+def _ready_reason(spec: IssuerSpec) -> str:
+    return "KeyPairVerified" if isinstance(spec, CAIssuerSpec) else "IsReady"
+
+
+def _ready_message(spec: IssuerSpec) -> str:
+    if isinstance(spec, CAIssuerSpec):
+        return f"signing with the CA key pair in Secret {spec.secret_name}"
+    if isinstance(spec, ACMEIssuerSpec):
+        return f"ACME account at {spec.server}"
+    return "signing each certificate with its own key"

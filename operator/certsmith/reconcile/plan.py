@@ -1,0 +1,96 @@
+"""A reconcile's result as data — the Secret to write, the status, the Events, when to look again —
+and the one function that carries it out.
+
+The order is fixed: the Secret first (conditional on the resourceVersion observed, so a stale view
+costs a conflict, never a wrong write), then the status, then the Events. If the Secret write fails,
+nothing else of the plan happens and the caller plans the failure instead.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from certsmith.kube.port import EventRecord, Key, KubePort, ObjectRef
+from certsmith.kube.secrets import ObservedSecret
+from certsmith.reconcile.store import IssuerState, WorkItem
+from certsmith.tls_secret import SecretContents
+
+logger = logging.getLogger("certsmith")
+
+
+@dataclass(frozen=True)
+class SecretWrite:
+    namespace: str
+    name: str
+    contents: SecretContents
+    resource_version: str | None
+    """None creates the Secret; otherwise it is replaced only if still at this version."""
+    owner: ObjectRef | None = None
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    plural: str
+    key: Key
+    status: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    secret: SecretWrite | None = None
+    status: StatusWrite | None = None
+    events: tuple[EventRecord, ...] = ()
+    log: str | None = None
+    log_warning: bool = False
+    recheck_at: datetime.datetime | None = None
+    follow_up: tuple[WorkItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a worker wrote or read, handed back to the event loop, which owns the store."""
+
+    secrets: tuple[tuple[Key, ObservedSecret], ...] = ()
+    statuses: tuple[StatusWrite, ...] = ()
+    issuer_states: tuple[tuple[WorkItem, IssuerState | None], ...] = ()
+
+    def __add__(self, other: Written) -> Written:
+        return Written(
+            self.secrets + other.secrets,
+            self.statuses + other.statuses,
+            self.issuer_states + other.issuer_states,
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    recheck_at: datetime.datetime | None = None
+    follow_up: tuple[WorkItem, ...] = ()
+    written: Written = field(default_factory=Written)
+
+
+def apply_plan(port: KubePort, plan: Plan) -> Written:
+    """Carry out `plan`. Raises SecretConflictError or ApiAccessError from the Secret write before
+    anything else is written."""
+    secrets: tuple[tuple[Key, ObservedSecret], ...] = ()
+    if plan.secret is not None:
+        write = plan.secret
+        observed = port.write_secret(
+            write.namespace, write.name, write.contents, write.resource_version, write.owner
+        )
+        secrets = (((write.namespace, write.name), observed),)
+    statuses: tuple[StatusWrite, ...] = ()
+    if plan.status is not None:
+        status = plan.status
+        namespace = status.key[0] or None
+        port.patch_status(status.plural, namespace, status.key[1], status.status)
+        statuses = (status,)
+    for event in plan.events:
+        port.post_event(event)
+    if plan.log:
+        logger.log(logging.WARNING if plan.log_warning else logging.INFO, "%s", plan.log)
+    return Written(secrets, statuses)

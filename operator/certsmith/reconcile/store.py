@@ -1,0 +1,73 @@
+"""The latest observed objects: fed by watch events and by what the workers report they wrote.
+
+Only the event loop writes the store (see `certsmith.runtime`); worker threads read it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.kube.port import Key
+from certsmith.kube.secrets import ObservedSecret
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    plural: str
+    key: Key
+
+    def __str__(self) -> str:
+        namespace, name = self.key
+        return f"{self.plural}/{namespace + '/' if namespace else ''}{name}"
+
+
+@dataclass(frozen=True)
+class IssuerState:
+    ready_since: datetime.datetime | None
+    """When the issuer last became Ready; None while it is not Ready."""
+    ca_serial: int | None = None
+    """The serial number of the CA certificate it signs with, for CA issuers."""
+
+
+@dataclass
+class Store:
+    certificates: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    issuers: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    cluster_issuers: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    secrets: dict[Key, ObservedSecret] = field(default_factory=dict)
+    """Managed Secrets (label-selected watch)."""
+    referenced: dict[Key, ObservedSecret | None] = field(default_factory=dict)
+    """Secrets that issuers and keystores refer to, each watched by name; None: does not exist.
+    A key that is absent has not been listed yet."""
+    issuer_states: dict[WorkItem, IssuerState] = field(default_factory=dict)
+
+    def remember(self, plural: str, key: Key, body: Mapping[str, Any]) -> None:
+        """Keep `body` without metadata.managedFields, often its largest part, which certsmith never reads."""
+        metadata = body.get("metadata") or {}
+        if "managedFields" in metadata:
+            body = {
+                **body,
+                "metadata": {name: value for name, value in metadata.items() if name != "managedFields"},
+            }
+        self.objects(plural)[key] = body
+
+    def remember_status(self, plural: str, key: Key, status: Mapping[str, Any]) -> None:
+        objects = self.objects(plural)
+        body = objects.get(key)
+        if body is not None:
+            merged = {**(body.get("status") or {}), **status}
+            objects[key] = {
+                **body,
+                "status": {name: value for name, value in merged.items() if value is not None},
+            }
+
+    def objects(self, plural: str) -> dict[Key, Mapping[str, Any]]:
+        return {
+            CERTIFICATES: self.certificates,
+            ISSUERS: self.issuers,
+            CLUSTER_ISSUERS: self.cluster_issuers,
+        }[plural]
