@@ -23,7 +23,7 @@ from certsmith.kube.secrets import ObservedSecret, observed_secret
 from certsmith.kube.watch import SecretWatch
 from certsmith.reconcile.certificate import CertificateReconciler
 from certsmith.reconcile.issuer import IssuerReconciler
-from certsmith.reconcile.plan import Outcome
+from certsmith.reconcile.plan import Outcome, merge_written
 from certsmith.reconcile.store import Store, WorkItem
 from certsmith.scheduler import Scheduler
 from certsmith.settings import OperatorSettings
@@ -204,7 +204,7 @@ class Runtime:
                 self.scheduler.schedule(item, self.clock() + delay)
             else:
                 self._errors.pop(item, None)
-                self._merge(outcome)
+                merge_written(self.store, outcome.written)
                 if outcome.recheck_at is not None:
                     self.scheduler.schedule(item, outcome.recheck_at)
                 for follow_up in outcome.follow_up:
@@ -217,18 +217,6 @@ class Runtime:
         if item.plural == CERTIFICATES:
             return self.certificates.reconcile(item.key)
         return self.issuers.reconcile(item)
-
-    def _merge(self, outcome: Outcome) -> None:
-        written = outcome.written
-        for key, observed in written.secrets:
-            self.store.secrets[key] = observed
-        for status in written.statuses:
-            self.store.remember_status(status.plural, status.key, status.status)
-        for issuer, state in written.issuer_states:
-            if state is None:
-                self.store.issuer_states.pop(issuer, None)
-            else:
-                self.store.issuer_states[issuer] = state
 
     def _note_progress(self, item: WorkItem) -> None:
         """Log once when Certificates have been seen, every one of them has been reconciled since start,

@@ -16,7 +16,7 @@ from typing import Any
 
 from certsmith.kube.port import EventRecord, Key, KubePort, ObjectRef
 from certsmith.kube.secrets import ObservedSecret
-from certsmith.reconcile.store import IssuerState, WorkItem
+from certsmith.reconcile.store import IssuerState, Store, WorkItem
 from certsmith.tls_secret import SecretContents
 
 logger = logging.getLogger("certsmith")
@@ -94,3 +94,16 @@ def apply_plan(port: KubePort, plan: Plan) -> Written:
     if plan.log:
         logger.log(logging.WARNING if plan.log_warning else logging.INFO, "%s", plan.log)
     return Written(secrets, statuses)
+
+
+def merge_written(store: Store, written: Written) -> None:
+    """Bring the store up to date with what a worker wrote; called on the event loop only."""
+    for key, observed in written.secrets:
+        store.secrets[key] = observed
+    for status in written.statuses:
+        store.remember_status(status.plural, status.key, status.status)
+    for issuer, state in written.issuer_states:
+        if state is None:
+            store.issuer_states.pop(issuer, None)
+        else:
+            store.issuer_states[issuer] = state

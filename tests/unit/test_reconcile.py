@@ -1,0 +1,435 @@
+"""Reconcile paths against the in-memory port: every outcome, every failure, issuer readiness, and
+the data-safety cases (Secrets certsmith did not make, a CA about to end, refusals), in virtual time."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.issuers.resolver import IssuerResolver
+from certsmith.pki.encodings import certificates_pem
+from certsmith.pki.inspection import describe, load_certificates
+from certsmith.pki.keys import (
+    KeyAlgorithm,
+    KeyEncoding,
+    KeySpec,
+    PrivateKey,
+    encode_private_key,
+    generate_private_key,
+)
+from certsmith.pki.request import CertificateTemplate
+from certsmith.pki.signing import self_sign
+from certsmith.reconcile.certificate import CertificateReconciler
+from certsmith.reconcile.issuer import IssuerReconciler
+from certsmith.reconcile.plan import Outcome, merge_written
+from certsmith.reconcile.store import Store, WorkItem
+from certsmith.renewal import BackoffSettings
+from certsmith.settings import OperatorSettings
+from certsmith.tls_secret import CERTIFICATE_NAME, MANAGED_LABEL, SecretContents
+from tests.unit.fakekube import Clock, FakeKube
+
+NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
+NS = "apps"
+MINUTE = datetime.timedelta(minutes=1)
+ECDSA = KeySpec(KeyAlgorithm.ECDSA, 256)
+
+
+class World:
+    """A store, the fake port and both reconcilers, with the watch simulated after each reconcile."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.clock = Clock(NOW)
+        self.kube = FakeKube()
+        self.store = Store()
+        self.settings = OperatorSettings(backoff=BackoffSettings(MINUTE, 16 * MINUTE), **settings)
+        self.resolver = IssuerResolver(
+            lambda plural, key: self.store.objects(plural).get(key),
+            self.store.referenced,
+            self.kube,
+            "certsmith",
+        )
+        self.certificates = CertificateReconciler(
+            self.store, self.kube, self.resolver, self.settings, self.clock
+        )
+        self.issuers = IssuerReconciler(self.store, self.kube, self.resolver, self.clock)
+        self.referenced: set[tuple[str, str]] = set()
+
+    def certificate(
+        self, name: str, generation: int = 1, annotations: dict[str, str] | None = None, **spec: Any
+    ) -> None:
+        body = {
+            "metadata": {
+                "name": name,
+                "namespace": NS,
+                "uid": f"uid-{name}",
+                "generation": generation,
+                "annotations": annotations or {},
+            },
+            "spec": {
+                "secretName": name,
+                "dnsNames": [f"{name}.example.com"],
+                "privateKey": {"algorithm": "ECDSA"},
+                "issuerRef": {"name": "selfsigned"},
+                **spec,
+            },
+            "status": (self.store.certificates.get((NS, name)) or {}).get("status", {}),
+        }
+        self.store.remember(CERTIFICATES, (NS, name), body)
+        self.kube.certificates.add((NS, name))
+        password = ((spec.get("keystores") or {}).get("pkcs12") or {}).get("passwordSecretRef")
+        if password:
+            self.referenced.add((NS, password["name"]))
+        self._watch()
+
+    def delete_certificate(self, name: str) -> None:
+        del self.store.certificates[(NS, name)]
+        self.kube.certificates.discard((NS, name))
+
+    def issuer(self, name: str, spec: dict[str, Any], cluster: bool = False) -> WorkItem:
+        plural, key = (CLUSTER_ISSUERS, ("", name)) if cluster else (ISSUERS, (NS, name))
+        self.store.remember(
+            plural,
+            key,
+            {
+                "metadata": {"name": name, "generation": 1, **({} if cluster else {"namespace": NS})},
+                "spec": spec,
+            },
+        )
+        if "ca" in spec:
+            self.referenced.add(("certsmith" if cluster else NS, spec["ca"]["secretName"]))
+        self._watch()
+        return WorkItem(plural, key)
+
+    def reconcile(self, name: str) -> Outcome:
+        outcome = self.certificates.reconcile((NS, name))
+        merge_written(self.store, outcome.written)
+        self._watch()
+        return outcome
+
+    def reconcile_issuer(self, item: WorkItem) -> Outcome:
+        outcome = self.issuers.reconcile(item)
+        merge_written(self.store, outcome.written)
+        return outcome
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.store.certificates[(NS, name)].get("status") or {})
+
+    def ready(self, name: str) -> dict[str, Any]:
+        return next(c for c in self.status(name)["conditions"] if c["type"] == "Ready")
+
+    def issuer_ready(self, item: WorkItem) -> dict[str, Any]:
+        status = self.store.objects(item.plural)[item.key]["status"]
+        return dict(status["conditions"][0])
+
+    def secret(self, name: str, namespace: str = NS) -> SecretContents:
+        return self.kube.secrets[(namespace, name)].contents
+
+    def reasons(self) -> list[str]:
+        return [event.reason for event in self.kube.events]
+
+    def _watch(self) -> None:
+        """What the watches would deliver: managed Secrets, and the referenced ones by name."""
+        for key, observed in self.kube.secrets.items():
+            if observed.contents.labels.get(MANAGED_LABEL) == "true":
+                self.store.secrets[key] = observed
+        for key in list(self.store.secrets):
+            if key not in self.kube.secrets:
+                del self.store.secrets[key]
+        for key in self.referenced:
+            self.store.referenced[key] = self.kube.secrets.get(key)
+
+
+def _key_pair(
+    template: CertificateTemplate, key: PrivateKey | None = None, at: datetime.datetime = NOW
+) -> SecretContents:
+    key = key or generate_private_key(ECDSA)
+    issued = self_sign(template, key, at)
+    return SecretContents(
+        data={
+            "tls.crt": certificates_pem([issued.certificate]),
+            "tls.key": encode_private_key(key, KeyEncoding.PKCS8),
+        }
+    )
+
+
+def _ca_pair(duration: datetime.timedelta = datetime.timedelta(days=365), **template: Any) -> SecretContents:
+    return _key_pair(CertificateTemplate(common_name="test CA", is_ca=True, duration=duration, **template))
+
+
+def _ca_world(ca: SecretContents | None = None, **settings: Any) -> tuple[World, WorkItem]:
+    world = World(**settings)
+    world.kube.put_secret(NS, "ca-pair", ca or _ca_pair())
+    world.issuer("selfsigned", {"selfSigned": {}})
+    issuer = world.issuer("ca", {"ca": {"secretName": "ca-pair"}})
+    world.reconcile_issuer(issuer)
+    return world, issuer
+
+
+def test_issuing_costs_three_writes_and_nothing_more_when_done() -> None:
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    world.certificate("web")
+    world.reconcile("web")
+    assert world.kube.requests == [
+        f"POST secrets/{NS}/web",
+        f"PATCH certificates/{NS}/web/status",
+        "POST events/Issued",
+    ]
+    assert world.ready("web")["status"] == "True"
+    world.kube.requests.clear()
+    outcome = world.reconcile("web")
+    assert world.kube.requests == []
+    assert outcome.recheck_at == datetime.datetime.fromisoformat(
+        world.status("web")["renewalTime"].replace("Z", "+00:00")
+    )
+
+
+def test_self_signed_with_only_dns_names_is_issued() -> None:
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    world.certificate("names-only")
+    world.reconcile("names-only")
+    assert world.ready("names-only")["status"] == "True"
+    certificate = load_certificates(world.secret("names-only").data["tls.crt"])[0]
+    assert not certificate.subject.rdns
+    assert describe(certificate).dns_names == {"names-only.example.com"}
+
+
+def _rsa_1024_ca() -> SecretContents:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    return _key_pair(
+        CertificateTemplate(common_name="weak CA", is_ca=True, duration=datetime.timedelta(days=30)), key
+    )
+
+
+def _mismatched_ca() -> SecretContents:
+    pair = _ca_pair()
+    other = encode_private_key(generate_private_key(ECDSA), KeyEncoding.PKCS8)
+    return SecretContents(data={**pair.data, "tls.key": other})
+
+
+@pytest.mark.parametrize(
+    ("secret", "ready", "reason", "words"),
+    [
+        (None, "False", "SecretNotFound", "does not exist"),
+        (_key_pair(CertificateTemplate(common_name="leaf")), "False", "NotACA", "not a CA certificate"),
+        (
+            _key_pair(
+                CertificateTemplate(common_name="soon", is_ca=True), at=NOW + datetime.timedelta(days=2)
+            ),
+            "False",
+            "NotYetValid",
+            "not valid before",
+        ),
+        (
+            _key_pair(
+                CertificateTemplate(common_name="old", is_ca=True, duration=datetime.timedelta(hours=1)),
+                at=NOW - datetime.timedelta(days=1),
+            ),
+            "False",
+            "Expired",
+            "expired at",
+        ),
+        (_mismatched_ca(), "False", "KeyMismatch", "does not belong"),
+        (SecretContents(data={"tls.crt": b"garbage"}), "False", "InvalidKeyPair", "has no tls.key"),
+        (_rsa_1024_ca(), "True", "KeyPairVerified", "RSA 1024 bits"),
+    ],
+)
+def test_ca_issuer_readiness_and_what_its_certificates_say(
+    secret: SecretContents | None, ready: str, reason: str, words: str
+) -> None:
+    world = World()
+    if secret is not None:
+        world.kube.put_secret(NS, "ca-pair", secret)
+    issuer = world.issuer("ca", {"ca": {"secretName": "ca-pair"}})
+    world.reconcile_issuer(issuer)
+    condition = world.issuer_ready(issuer)
+    assert (condition["status"], condition["reason"]) == (ready, reason)
+    assert words in condition["message"]
+    assert world.kube.events, "a problem with an issuer is posted as a Warning Event"
+    world.certificate("web", issuerRef={"name": "ca"})
+    world.reconcile("web")
+    certificate_ready = world.ready("web")
+    if ready == "True":
+        assert certificate_ready["status"] == "True"
+    else:
+        assert (certificate_ready["status"], certificate_ready["reason"]) == ("False", "IssuerNotReady")
+        assert words in certificate_ready["message"]
+
+
+def test_a_cluster_issuer_without_its_secret_names_the_cluster_resource_namespace() -> None:
+    world = World()
+    issuer = world.issuer("root", {"ca": {"secretName": "root-ca"}}, cluster=True)
+    world.reconcile_issuer(issuer)
+    message = world.issuer_ready(issuer)["message"]
+    assert "certsmith/root-ca does not exist" in message
+    assert "--cluster-resource-namespace" in message
+
+
+def test_an_issuer_follows_its_ca_secret_and_releases_its_certificates() -> None:
+    world = World()
+    issuer = world.issuer("ca", {"ca": {"secretName": "ca-pair"}})
+    world.reconcile_issuer(issuer)
+    world.certificate("web", issuerRef={"name": "ca"})
+    world.reconcile("web")
+    assert world.status("web")["failedIssuanceAttempts"] == 1
+    assert world.reconcile("web").written.statuses == ()  # backing off
+    world.clock.advance(datetime.timedelta(seconds=5))
+    world.kube.put_secret(NS, "ca-pair", _ca_pair())
+    world._watch()
+    outcome = world.reconcile_issuer(issuer)
+    assert world.issuer_ready(issuer)["status"] == "True"
+    assert WorkItem(CERTIFICATES, (NS, "web")) in outcome.follow_up
+    world.reconcile("web")  # released at once, not after its back-off
+    assert world.ready("web")["status"] == "True"
+    del world.kube.secrets[(NS, "ca-pair")]
+    world._watch()
+    world.reconcile_issuer(issuer)
+    assert world.issuer_ready(issuer)["reason"] == "SecretNotFound"
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        _ca_pair(),  # a CA key pair made with kubectl create secret tls
+        SecretContents(data={"a": b"1"}, type="Opaque"),  # kubectl create secret generic
+    ],
+)
+def test_a_secret_certsmith_did_not_make_is_never_written(foreign: SecretContents) -> None:
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    before = world.kube.put_secret(NS, "goodca", foreign)
+    world.certificate("typo", secretName="goodca")
+    world.reconcile("typo")
+    assert world.kube.secrets[(NS, "goodca")] == before
+    ready = world.ready("typo")
+    assert (ready["status"], ready["reason"]) == ("False", "SecretNotOwned")
+    assert "kubectl annotate secret goodca certsmith.dev/certificate-name=typo" in ready["message"]
+    assert world.status("typo")["failedIssuanceAttempts"] == 1
+    world.kube.requests.clear()
+    world.reconcile("typo")
+    assert world.kube.requests == [], "backing off: no request until the next attempt"
+    world.clock.advance(MINUTE)
+    world.reconcile("typo")
+    assert world.kube.secrets[(NS, "goodca")] == before
+    assert world.status("typo")["failedIssuanceAttempts"] == 2
+
+
+def test_a_handed_over_secret_is_reissued_and_keeps_other_data() -> None:
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    world.kube.put_secret(
+        NS,
+        "imported",
+        SecretContents(
+            {MANAGED_LABEL: "true"}, {CERTIFICATE_NAME: "web"}, {"app.conf": b"x=1", "tls.crt": b"old"}
+        ),
+    )
+    world.certificate("web", secretName="imported")
+    world.reconcile("web")
+    assert world.ready("web")["status"] == "True"
+    assert world.secret("imported").data["app.conf"] == b"x=1"
+    world.certificate("web", generation=2, dnsNames=["changed.example.com"])
+    world.reconcile("web")
+    assert world.secret("imported").data["app.conf"] == b"x=1", "user data keys survive re-issuance"
+
+
+def test_a_secret_in_use_is_taken_over_once_its_certificate_is_gone() -> None:
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    world.certificate("twin1", secretName="shared")
+    world.reconcile("twin1")
+    world.certificate("twin2", secretName="shared")
+    world.reconcile("twin2")
+    assert world.ready("twin2")["reason"] == "SecretInUse"
+    world.delete_certificate("twin1")
+    world.clock.advance(MINUTE)
+    world.reconcile("twin2")
+    assert world.ready("twin2")["status"] == "True"
+    assert world.secret("shared").annotations[CERTIFICATE_NAME] == "twin2"
+
+
+@pytest.mark.parametrize(("status", "reason"), [(403, "SecretAccessDenied"), (429, "SecretWriteFailed")])
+def test_a_refused_secret_write_is_a_failed_attempt_in_the_status(status: int, reason: str) -> None:
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    world.kube.refuse_secret_writes = (status, "Refused")
+    world.certificate("web")
+    world.reconcile("web")
+    ready = world.ready("web")
+    assert (ready["status"], ready["reason"]) == ("False", reason)
+    assert f"answered {status}" in ready["message"]
+    assert world.status("web")["failedIssuanceAttempts"] == 1
+    assert world.kube.events[-1].warning
+
+
+def test_a_ca_about_to_end_gives_one_shortened_certificate_not_a_storm() -> None:
+    world, _issuer = _ca_world(_ca_pair(duration=datetime.timedelta(minutes=4)))
+    world.certificate("web", issuerRef={"name": "ca"})
+
+    def run(seconds: int) -> int:
+        for _ in range(seconds):  # reconciling every second, far more often than the scheduler would
+            world.reconcile("web")
+            world.clock.advance(datetime.timedelta(seconds=1))
+        return world.reasons().count("Issued") + world.reasons().count("Renewed")
+
+    assert run(230) == 1
+    assert "Shortened" in world.reasons()
+    assert "instead of 2160h" in world.ready("web")["message"]
+    assert "renew that CA" in world.ready("web")["message"]
+    assert "renewalTime" not in world.status("web")
+    assert run(120) == 1, "after the CA's end nothing can be issued: failures back off"
+    assert world.ready("web")["reason"] == "IssuerNotReady"
+
+
+def test_the_issuance_bound_stops_any_loop() -> None:
+    world = World(issuance_limit=3)
+    world.issuer("selfsigned", {"selfSigned": {}})
+    for attempt in range(6):
+        world.certificate("web", annotations={"certsmith.dev/renew-requested-at": f"t{attempt}"})
+        world.reconcile("web")
+        world.clock.advance(datetime.timedelta(seconds=5))
+    assert world.reasons().count("Issued") + world.reasons().count("Renewed") == 3
+    issuing = next(c for c in world.status("web")["conditions"] if c["type"] == "Issuing")
+    assert issuing["reason"] == "IssuanceLimitReached"
+    assert world.ready("web")["status"] == "True", "the certificate in place is still valid"
+    world.clock.advance(datetime.timedelta(hours=1))
+    world.reconcile("web")
+    assert world.reasons().count("Renewed") == 3
+
+
+def test_back_off_is_kept_in_the_status_and_doubles() -> None:
+    world = World()
+    world.certificate("web", issuerRef={"name": "missing"})
+    attempts = []
+    for _ in range(40):
+        if world.reconcile("web").written.statuses:
+            attempts.append(world.clock.now)
+        world.clock.advance(datetime.timedelta(seconds=30))
+    gaps = [(b - a).total_seconds() for a, b in zip(attempts, attempts[1:], strict=False)]
+    assert gaps[:4] == [60, 120, 240, 480]
+    assert world.ready("web")["reason"] == "IssuerNotFound"
+
+
+def test_a_changed_keystore_password_rewrites_the_keystores_without_reading_per_issuance() -> None:
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    world.kube.put_secret(NS, "pw", SecretContents(data={"password": b"one"}, type="Opaque"))
+    world.certificate(
+        "web", keystores={"pkcs12": {"create": True, "passwordSecretRef": {"name": "pw", "key": "password"}}}
+    )
+    world.reconcile("web")
+    assert not [request for request in world.kube.requests if request.startswith("GET")]
+    first = world.secret("web").data["keystore.p12"]
+    world.kube.put_secret(NS, "pw", SecretContents(data={"password": b"two"}, type="Opaque"))
+    world._watch()
+    world.reconcile("web")
+    assert world.reasons()[-1] == "Repaired"
+    assert world.secret("web").data["keystore.p12"] != first
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    pkcs12.load_key_and_certificates(world.secret("web").data["keystore.p12"], b"two")
