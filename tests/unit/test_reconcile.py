@@ -4,10 +4,12 @@ the data-safety cases (Secrets certsmith did not make, a CA about to end, refusa
 from __future__ import annotations
 
 import datetime
+import itertools
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
 from certsmith.issuers.resolver import IssuerResolver
@@ -200,7 +202,7 @@ def test_self_signed_with_only_dns_names_is_issued() -> None:
 
 
 def _rsa_1024_ca() -> SecretContents:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 -- a weak CA on purpose
     return _key_pair(
         CertificateTemplate(common_name="weak CA", is_ca=True, duration=datetime.timedelta(days=30)), key
     )
@@ -410,7 +412,7 @@ def test_back_off_is_kept_in_the_status_and_doubles() -> None:
         if world.reconcile("web").written.statuses:
             attempts.append(world.clock.now)
         world.clock.advance(datetime.timedelta(seconds=30))
-    gaps = [(b - a).total_seconds() for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(attempts)]
     assert gaps[:4] == [60, 120, 240, 480]
     assert world.ready("web")["reason"] == "IssuerNotFound"
 
@@ -430,6 +432,4 @@ def test_a_changed_keystore_password_rewrites_the_keystores_without_reading_per_
     world.reconcile("web")
     assert world.reasons()[-1] == "Repaired"
     assert world.secret("web").data["keystore.p12"] != first
-    from cryptography.hazmat.primitives.serialization import pkcs12
-
     pkcs12.load_key_and_certificates(world.secret("web").data["keystore.p12"], b"two")
