@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--no-demo", action="store_true", help="do not apply the demo")
     dev.add_argument(
+        "--demo-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to wait for the demo to be Ready before saying what is not (default: %(default)s)",
+    )
+    dev.add_argument(
         "--controller-manager",
         action="store_true",
         help="also run kube-controller-manager (garbage collector and namespace controllers)",
@@ -218,6 +225,7 @@ def _dev(arguments: argparse.Namespace) -> int:
             controller_manager=arguments.controller_manager,
             operator=not arguments.no_operator,
             apply_demo=not arguments.no_demo,
+            demo_timeout=arguments.demo_timeout,
         )
     )
 

@@ -100,9 +100,14 @@ def secret_data(cluster: Cluster, namespace: str, name: str) -> dict[str, bytes]
     return {key: base64.b64decode(value) for key, value in (found.data or {}).items()}
 
 
-def events(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str, str]]:
-    """(type, reason, message) of the Events about the Certificate `name`, oldest first."""
+def event_objects(cluster: Cluster, namespace: str, name: str) -> list[client.CoreV1Event]:
+    """The Events about the Certificate `name`, oldest first (repeats are counted in one object)."""
     listed = client.CoreV1Api(cluster.api).list_namespaced_event(
         namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=Certificate"
     )
-    return [(e.type or "", e.reason or "", e.message or "") for e in listed.items]
+    return list(listed.items)
+
+
+def events(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the Events about the Certificate `name`, oldest first."""
+    return [(e.type or "", e.reason or "", e.message or "") for e in event_objects(cluster, namespace, name)]

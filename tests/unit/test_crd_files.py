@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,51 @@ def test_example_is_one_certsmith_object_with_a_comment(path: Path) -> None:
     if path.parent.name == "invalid":
         assert "# expect-field: " in text
         assert "# expect-message: " in text
+
+
+INVALID = sorted((REPO / "docs" / "examples" / "invalid").glob("*.yaml"))
+
+
+def _header(text: str, name: str) -> str:
+    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(f"# {name}:"))
+
+
+def _rules(schema: dict[str, Any], path: str) -> Iterator[tuple[str, str]]:
+    """(field path, what an example must show) for each CEL rule and each enum of a schema."""
+    for rule in schema.get("x-kubernetes-validations", ()):
+        yield path + rule.get("fieldPath", ""), " ".join(rule["message"].split())
+    if "enum" in schema:
+        yield path, "Unsupported value"
+    for name, child in schema.get("properties", {}).items():
+        yield from _rules(child, f"{path}.{name}")
+    if "items" in schema:
+        yield from _rules(schema["items"], f"{path}[]")
+
+
+def _examples(kinds: set[str]) -> list[tuple[str, str]]:
+    """(field path with list indices dropped, expected message) of the invalid examples of `kinds`."""
+    found = []
+    for path in INVALID:
+        text = path.read_text()
+        if yaml.safe_load(text)["kind"] in kinds:
+            field = re.sub(r"\[[0-9]+\]", "[]", _header(text, "expect-field"))
+            found.append((field, _header(text, "expect-message")))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("crd", "kinds"),
+    [(CRDS[0], {"Certificate"}), (CRDS[2], {"Issuer", "ClusterIssuer"})],
+    ids=["Certificate", "Issuer"],
+)
+def test_every_rule_of_the_crd_has_an_invalid_example(crd: dict[str, Any], kinds: set[str]) -> None:
+    """Each CEL rule and enum is exercised by an example that the cluster test applies for real."""
+    assert crd["spec"]["names"]["kind"] in kinds
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    examples = _examples(kinds)
+    missing = [
+        f"{field}: {message}"
+        for field, message in _rules(schema, "spec")
+        if not any(field == seen_field and expected in message for seen_field, expected in examples)
+    ]
+    assert not missing, "rules without an example in docs/examples/invalid/:\n" + "\n".join(missing)

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.build import ControlPlaneBuildError, print_progress
@@ -21,12 +23,13 @@ from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_crds, load_crds
 
 SOURCE_TREE = Path(__file__).resolve().parents[3]
+"""The checkout certsmith runs from (operator/certsmith/devcluster/ -> the top): `certsmith dev` is a
+developer's command and finds crds/ and docs/demo/ there."""
 _HEALTH_CHECK_INTERVAL = 1.0
-_DEMO_TIMEOUT = 120.0
-
-
-class DemoError(RuntimeError):
-    """The demo did not become Ready; the message lists what is not."""
+_RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+"""Waits before restarting an operator that exited: growing, then every 30 s for as long as it takes."""
+_STABLE_AFTER = 60.0
+"""An operator that ran this long before exiting starts the back-off afresh."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class DevOptions:
     controller_manager: bool = False
     operator: bool = True
     apply_demo: bool = True
+    demo_timeout: float = 120.0
 
 
 def run_dev(options: DevOptions) -> int:
@@ -49,15 +53,16 @@ def run_dev(options: DevOptions) -> int:
             names = install_crds(api, crds)
             print_progress(f"certsmith dev: installed {', '.join(names)}")
             kubeconfig = _publish_kubeconfig(cluster.kubeconfig, options.kubeconfig_out)
-            operator = _start_operator(cluster.kubeconfig) if options.operator else None
+            operator = _SupervisedOperator(cluster.kubeconfig) if options.operator else None
             try:
-                if options.apply_demo:
-                    _apply_demo(cluster, options.demo, api, wait=operator is not None)
+                demo = _apply_demo(cluster, options.demo) if options.apply_demo else []
+                if demo and operator is not None:
+                    _wait_for_demo(api, demo, options.demo_timeout, cluster, operator)
                 print(_instructions(cluster, kubeconfig, options), flush=True)
                 while True:
                     cluster.raise_if_crashed()
-                    if operator is not None and operator.exit_code() is not None:
-                        raise ControlPlaneStartError(f"the operator exited with code {operator.exit_code()}")
+                    if operator is not None:
+                        operator.check()
                     time.sleep(_HEALTH_CHECK_INTERVAL)
             finally:
                 if operator is not None:
@@ -69,7 +74,7 @@ def run_dev(options: DevOptions) -> int:
     except KeyboardInterrupt:
         print_progress("certsmith dev: stopped; every process and file it started is gone")
         return 0
-    except (ControlPlaneBuildError, ControlPlaneStartError, DemoError) as error:
+    except (ControlPlaneBuildError, ControlPlaneStartError) as error:
         print(f"certsmith dev: {error}", file=sys.stderr)
         return 1
 
@@ -98,12 +103,50 @@ def operator_argv(kubeconfig: Path, *arguments: str) -> list[str]:
     ]
 
 
-def _start_operator(kubeconfig: Path) -> ManagedProcess:
-    print_progress("certsmith dev: starting the operator (its log follows)")
-    return ManagedProcess("certsmith-operator", operator_argv(kubeconfig), log_path=None)
+class _SupervisedOperator:
+    """The operator as a child process, restarted with a bounded back-off whenever it exits: the
+    cluster and its data outlive any crash of the operator."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self._kubeconfig = kubeconfig
+        self._restarts = 0
+        self._restart_at: float | None = None
+        print_progress("certsmith dev: starting the operator (its log follows)")
+        self._process = self._start()
+
+    def _start(self) -> ManagedProcess:
+        self._started = time.monotonic()
+        return ManagedProcess("certsmith-operator", operator_argv(self._kubeconfig), log_path=None)
+
+    def check(self) -> None:
+        """Restart the operator if it has exited and its back-off has passed."""
+        now = time.monotonic()
+        if self._restart_at is None:
+            code = self._process.exit_code()
+            if code is None:
+                return
+            if now - self._started >= _STABLE_AFTER:
+                self._restarts = 0
+            delay = _RESTART_DELAYS[min(self._restarts, len(_RESTART_DELAYS) - 1)]
+            self._restarts += 1
+            self._restart_at = now + delay
+            print_progress(
+                f"certsmith dev: the operator exited with code {code} (its log is above); the cluster keeps "
+                f"running; restarting the operator in {delay:.0f}s (restart {self._restarts})"
+            )
+            return
+        if now >= self._restart_at:
+            self._restart_at = None
+            print_progress("certsmith dev: restarting the operator")
+            self._process = self._start()
+
+    def stop(self) -> None:
+        self._process.stop()
 
 
-def _apply_demo(cluster: ControlPlane, demo: Path, api: client.ApiClient, wait: bool) -> None:
+def _apply_demo(cluster: ControlPlane, demo: Path) -> list[tuple[str, str]]:
+    """Apply the demo; (namespace, name) of its Certificates. A demo that cannot be applied is
+    reported, not fatal: the cluster is what `certsmith dev` is for."""
     applied = subprocess.run(
         [str(cluster.binaries.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-f", str(demo)],
         capture_output=True,
@@ -111,33 +154,75 @@ def _apply_demo(cluster: ControlPlane, demo: Path, api: client.ApiClient, wait: 
         check=False,
     )
     if applied.returncode != 0:
-        raise DemoError(f"kubectl apply -f {demo} failed: {applied.stderr.strip()}")
+        print_progress(
+            f"certsmith dev: kubectl apply -f {demo} failed, the demo is skipped: {applied.stderr.strip()}"
+        )
+        return []
     print_progress(f"certsmith dev: applied the demo ({demo})")
-    if not wait:
-        return
+    return demo_certificates(demo.read_text())
+
+
+def demo_certificates(manifests: str) -> list[tuple[str, str]]:
+    """(namespace, name) of each Certificate in a multi-document manifest."""
+    return [
+        ((document.get("metadata") or {}).get("namespace", "default"), document["metadata"]["name"])
+        for document in yaml.safe_load_all(manifests)
+        if isinstance(document, dict) and document.get("kind") == "Certificate"
+    ]
+
+
+def _wait_for_demo(
+    api: client.ApiClient,
+    demo: list[tuple[str, str]],
+    timeout: float,
+    cluster: ControlPlane,
+    operator: _SupervisedOperator,
+) -> None:
+    """Wait until the demo's own Certificates are Ready; after `timeout` seconds, say which are not
+    and why, and carry on: a slow or failing demo never stops the cluster."""
     started = time.monotonic()
     objects = client.CustomObjectsApi(api)
     while True:
-        listed = objects.list_cluster_custom_object(GROUP, VERSION, "certificates")
-        items: list[dict[str, Any]] = listed["items"] if isinstance(listed, dict) else []
-        waiting = [
-            f"{item['metadata']['namespace']}/{item['metadata']['name']}"
-            for item in items
-            if not _ready(item)
-        ]
-        if items and not waiting:
-            elapsed = time.monotonic() - started
-            print_progress(f"certsmith dev: all {len(items)} demo certificates Ready in {elapsed:.1f}s")
+        waiting = {}
+        for namespace, name in demo:
+            try:
+                body = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, "certificates", name)
+            except ApiException as error:
+                waiting[f"{namespace}/{name}"] = f"{error.status} {error.reason}"
+                continue
+            if not isinstance(body, dict) or not _ready(body):
+                waiting[f"{namespace}/{name}"] = _why_not_ready(body if isinstance(body, dict) else {})
+        elapsed = time.monotonic() - started
+        if not waiting:
+            print_progress(f"certsmith dev: all {len(demo)} demo certificates Ready in {elapsed:.1f}s")
             return
-        if time.monotonic() - started > _DEMO_TIMEOUT:
-            raise DemoError(f"demo certificates not Ready after {_DEMO_TIMEOUT:.0f}s: {', '.join(waiting)}")
+        if elapsed > timeout:
+            details = "; ".join(f"{name}: {why}" for name, why in waiting.items())
+            print_progress(
+                f"certsmith dev: demo certificates not Ready after {timeout:.0f}s ({details}); "
+                f"the cluster keeps running"
+            )
+            return
+        cluster.raise_if_crashed()
+        operator.check()
         time.sleep(0.2)
 
 
 def _ready(item: dict[str, Any]) -> bool:
+    return _ready_condition(item).get("status") == "True"
+
+
+def _ready_condition(item: dict[str, Any]) -> dict[str, Any]:
     status = item.get("status")
     conditions = status.get("conditions", []) if isinstance(status, dict) else []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
+
+
+def _why_not_ready(item: dict[str, Any]) -> str:
+    condition = _ready_condition(item)
+    if not condition:
+        return "no status yet"
+    return f"{condition.get('reason')}: {condition.get('message')}"
 
 
 def _instructions(cluster: ControlPlane, kubeconfig: Path, options: DevOptions) -> str:

@@ -1,0 +1,155 @@
+"""`certsmith dev` as a user runs it: a failing certificate and a crashed operator never take the
+cluster down."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from certsmith.api import GROUP, VERSION
+from certsmith.devcluster.dev import demo_certificates
+from certsmith.kube.client import api_client_from_kubeconfig
+from tests.cluster.support import condition
+from tests.conftest import REPO
+
+DEMO_TIMEOUT = 12
+
+
+class _Output:
+    """The lines a process prints, read by a thread so that waiting for one can time out."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        assert process.stdout is not None
+        stdout = process.stdout
+        threading.Thread(target=self._read, args=(stdout,), daemon=True).start()
+
+    def _read(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float = 120.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(
+                    f"no line with {text!r} within {timeout:.0f}s; output:\n{''.join(self.lines)[-4000:]}"
+                )
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                pytest.fail(
+                    f"the process ended before printing {text!r}; output:\n{''.join(self.lines)[-4000:]}"
+                )
+            self.lines.append(line)
+            if text in line:
+                return line
+
+
+def _certificate(name: str, issuer: dict[str, str]) -> dict[str, object]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Certificate",
+        "metadata": {"name": name},
+        "spec": {"secretName": name, "dnsNames": [f"{name}.example.com"], "issuerRef": issuer},
+    }
+
+
+def _operator_pid(parent: int) -> int:
+    found = subprocess.run(
+        ["pgrep", "-P", str(parent), "-f", "certsmith.cli run"], capture_output=True, text=True, check=False
+    )
+    pids = [int(pid) for pid in found.stdout.split()]
+    assert len(pids) == 1, f"expected one operator process under {parent}, found {pids}"
+    return pids[0]
+
+
+def test_the_demo_reads_only_its_own_certificates() -> None:
+    demo = demo_certificates((REPO / "docs" / "demo" / "chain.yaml").read_text())
+    assert demo == [
+        ("certsmith", "demo-root-ca"),
+        ("certsmith", "intermediate-ca"),
+        ("demo", "server"),
+        ("demo", "client"),
+    ]
+
+
+def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_operator_crash(
+    tmp_path: Path,
+) -> None:
+    kubeconfig = tmp_path / "dev.kubeconfig"
+    dev = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "certsmith.cli",
+            "dev",
+            "--kubeconfig-out",
+            str(kubeconfig),
+            "--demo-timeout",
+            str(DEMO_TIMEOUT),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "operator")},
+    )
+    output = _Output(dev)
+    try:
+        output.wait_for("applied the demo")
+        applied = time.monotonic()
+        objects = client.CustomObjectsApi(api_client_from_kubeconfig(kubeconfig))
+        objects.create_namespaced_custom_object(
+            GROUP, VERSION, "demo", "certificates", _certificate("orphan", {"name": "no-such-issuer"})
+        )
+        output.wait_for("Press Ctrl-C to stop.")
+        time.sleep(max(0.0, applied + DEMO_TIMEOUT + 3 - time.monotonic()))
+        orphan = objects.get_namespaced_custom_object(GROUP, VERSION, "demo", "certificates", "orphan")
+        assert isinstance(orphan, dict)
+        assert condition(orphan)["reason"] == "IssuerNotFound", orphan.get("status")
+        assert not [line for line in output.lines if "not Ready after" in line and "orphan" in line]
+
+        os.kill(_operator_pid(dev.pid), signal.SIGKILL)
+        output.wait_for("the operator exited with code -9")
+        output.wait_for("restarting the operator", timeout=30)
+        objects.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            "demo",
+            "certificates",
+            _certificate("after-crash", {"name": "intermediate-ca", "kind": "Issuer"}),
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            body = objects.get_namespaced_custom_object(GROUP, VERSION, "demo", "certificates", "after-crash")
+            assert isinstance(body, dict)
+            if condition(body).get("status") == "True":
+                break
+            assert time.monotonic() < deadline, (
+                f"not Ready after the operator restarted: {body.get('status')}"
+            )
+            time.sleep(0.5)
+
+        dev.send_signal(signal.SIGINT)
+        dev.wait(timeout=60)
+        assert dev.returncode == 0, "".join(output.lines)[-3000:]
+        assert not kubeconfig.exists()
+    finally:
+        if dev.poll() is None:  # a failed assertion must not leave it running; its children die with it
+            dev.kill()
+            dev.wait()
