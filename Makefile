@@ -27,6 +27,7 @@ test: lint
 lint: $(BIN)/.installed
 	$(BIN)/ruff check operator tests hack bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## Benchmarks on a fresh local control plane; results belong in docs/benchmarks.md.
 bench: $(BIN)/.installed

@@ -19,6 +19,7 @@ from kubernetes import client
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster import ControlPlane
 from certsmith.devcluster.dev import operator_argv
+from certsmith.devcluster.kit import create_ca_issuer, create_object, is_ready
 from certsmith.devcluster.processes import ManagedProcess
 from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_crds, load_crds
@@ -91,20 +92,12 @@ def create_namespace(bench: Cluster, name: str) -> None:
     client.CoreV1Api(bench.api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
 
 
-def create_object(bench: Cluster, namespace: str, kind: str, name: str, spec: dict[str, Any]) -> None:
-    plural = {"Certificate": "certificates", "Issuer": "issuers"}[kind]
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    client.CustomObjectsApi(bench.api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, plural, body
-    )
-
-
 def create_certificates(
     bench: Cluster, namespace: str, count: int, private_key: dict[str, Any], issuer: str
 ) -> None:
     def create(index: int) -> None:
         create_object(
-            bench,
+            bench.api,
             namespace,
             "Certificate",
             f"cert-{index:05d}",
@@ -126,13 +119,7 @@ def ready_count(bench: Cluster, namespace: str) -> int:
     )
     if not isinstance(listed, dict):
         raise TypeError(f"unexpected list response {type(listed).__name__}")
-    return sum(
-        any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (item.get("status") or {}).get("conditions", [])
-        )
-        for item in listed["items"]
-    )
+    return sum(is_ready(item) for item in listed["items"])
 
 
 def wait_all_ready(bench: Cluster, namespace: str, count: int, timeout: float) -> float:
@@ -146,24 +133,10 @@ def wait_all_ready(bench: Cluster, namespace: str, count: int, timeout: float) -
 
 
 def ca_issuer(bench: Cluster, namespace: str) -> str:
-    """A CA Issuer "ca" in `namespace`, signing with an ECDSA root from a self-signed Issuer."""
-    create_object(bench, namespace, "Issuer", "selfsigned", {"selfSigned": {}})
-    create_object(
-        bench,
-        namespace,
-        "Certificate",
-        "root",
-        {
-            "secretName": "root",
-            "isCA": True,
-            "commonName": "bench root",
-            "privateKey": {"algorithm": "ECDSA"},
-            "issuerRef": {"name": "selfsigned"},
-        },
-    )
-    create_object(bench, namespace, "Issuer", "ca", {"ca": {"secretName": "root"}})
+    """A CA Issuer in `namespace` whose root is Ready."""
+    issuer = create_ca_issuer(bench.api, namespace, "bench root")
     wait_all_ready(bench, namespace, 1, 60)
-    return "ca"
+    return issuer
 
 
 def machine() -> str:

@@ -27,7 +27,6 @@ from harness import (
     cluster,
     create_certificates,
     create_namespace,
-    create_object,
     machine,
     operator,
     ready_count,
@@ -36,6 +35,7 @@ from harness import (
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
+from certsmith.devcluster.kit import create_object
 
 ECDSA = {"algorithm": "ECDSA", "size": 256}
 RSA = {"algorithm": "RSA", "size": 2048}
@@ -180,7 +180,7 @@ def storm(certificates: int) -> list[Row]:
             issuer = ca_issuer(bench, namespace)
             for index in range(certificates):
                 create_object(
-                    bench,
+                    bench.api,
                     namespace,
                     "Certificate",
                     f"storm-{index:05d}",
@@ -240,7 +240,7 @@ def mixed(certificates: int) -> list[Row]:
                 for index in range(certificates):
                     key = keys[index % len(keys)]
                     create_object(
-                        bench,
+                        bench.api,
                         namespace,
                         "Certificate",
                         f"{str(key['algorithm']).lower()}-{index:05d}",

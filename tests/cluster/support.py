@@ -11,6 +11,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import GROUP, VERSION
+from certsmith.devcluster.kit import create_object, is_ready
 from tests.conftest import Cluster
 
 T = TypeVar("T")
@@ -28,18 +29,9 @@ def eventually(probe: Callable[[], T | None], timeout: float = 30.0, what: str =
 
 
 def create(
-    cluster: Cluster, namespace: str, kind: str, name: str, spec: dict[str, Any], **metadata: Any
+    cluster: Cluster, namespace: str, kind: str, name: str, spec: dict[str, Any], **metadata: str
 ) -> None:
-    plural = {"Certificate": "certificates", "Issuer": "issuers"}[kind]
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": kind,
-        "metadata": {"name": name, **metadata},
-        "spec": spec,
-    }
-    client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, plural, body
-    )
+    create_object(cluster.api, namespace, kind, name, spec, **metadata)
 
 
 def create_certificate(cluster: Cluster, namespace: str, name: str, issuer: str, **spec: Any) -> None:
@@ -72,15 +64,10 @@ def certificate(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     return body
 
 
-def condition(body: dict[str, Any], kind: str = "Ready") -> dict[str, Any]:
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c["type"] == kind), {})
-
-
 def wait_ready(cluster: Cluster, namespace: str, name: str, timeout: float = 30.0) -> dict[str, Any]:
     def ready() -> dict[str, Any] | None:
         body = certificate(cluster, namespace, name)
-        return body if condition(body).get("status") == "True" else None
+        return body if is_ready(body) else None
 
     return eventually(ready, timeout, f"Certificate {namespace}/{name} to be Ready")
 

@@ -17,8 +17,8 @@ from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.dev import demo_certificates
+from certsmith.devcluster.kit import condition
 from certsmith.kube.client import api_client_from_kubeconfig
-from tests.cluster.support import condition
 from tests.conftest import REPO
 
 DEMO_TIMEOUT = 12

@@ -15,13 +15,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
+from certsmith.devcluster.kit import condition
 from certsmith.pki.inspection import describe, load_certificates
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
 from tests.cluster.support import (
     certificate,
-    condition,
     create,
     create_certificate,
     event_objects,

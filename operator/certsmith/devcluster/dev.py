@@ -8,7 +8,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from kubernetes import client
@@ -17,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.build import ControlPlaneBuildError, print_progress
 from certsmith.devcluster.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
+from certsmith.devcluster.kit import is_ready, why_not_ready
 from certsmith.devcluster.processes import ManagedProcess, stop_signals_raise_keyboard_interrupt
 from certsmith.devcluster.versions import KUBERNETES_VERSION
 from certsmith.kube.client import api_client_from_kubeconfig
@@ -190,8 +190,8 @@ def _wait_for_demo(
             except ApiException as error:
                 waiting[f"{namespace}/{name}"] = f"{error.status} {error.reason}"
                 continue
-            if not isinstance(body, dict) or not _ready(body):
-                waiting[f"{namespace}/{name}"] = _why_not_ready(body if isinstance(body, dict) else {})
+            if not isinstance(body, dict) or not is_ready(body):
+                waiting[f"{namespace}/{name}"] = why_not_ready(body if isinstance(body, dict) else {})
         elapsed = time.monotonic() - started
         if not waiting:
             print_progress(f"certsmith dev: all {len(demo)} demo certificates Ready in {elapsed:.1f}s")
@@ -206,23 +206,6 @@ def _wait_for_demo(
         cluster.raise_if_crashed()
         operator.check()
         time.sleep(0.2)
-
-
-def _ready(item: dict[str, Any]) -> bool:
-    return _ready_condition(item).get("status") == "True"
-
-
-def _ready_condition(item: dict[str, Any]) -> dict[str, Any]:
-    status = item.get("status")
-    conditions = status.get("conditions", []) if isinstance(status, dict) else []
-    return next((c for c in conditions if c.get("type") == "Ready"), {})
-
-
-def _why_not_ready(item: dict[str, Any]) -> str:
-    condition = _ready_condition(item)
-    if not condition:
-        return "no status yet"
-    return f"{condition.get('reason')}: {condition.get('message')}"
 
 
 def _instructions(cluster: ControlPlane, kubeconfig: Path, options: DevOptions) -> str:
