@@ -16,7 +16,6 @@ import pytest
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.dev import demo_certificates
 from certsmith.devcluster.kit import condition
 from certsmith.kube.client import api_client_from_kubeconfig
 from tests.conftest import REPO
@@ -76,16 +75,6 @@ def _operator_pid(parent: int) -> int:
     pids = [int(pid) for pid in found.stdout.split()]
     assert len(pids) == 1, f"expected one operator process under {parent}, found {pids}"
     return pids[0]
-
-
-def test_the_demo_reads_only_its_own_certificates() -> None:
-    demo = demo_certificates((REPO / "docs" / "demo" / "chain.yaml").read_text())
-    assert demo == [
-        ("certsmith", "demo-root-ca"),
-        ("certsmith", "intermediate-ca"),
-        ("demo", "server"),
-        ("demo", "client"),
-    ]
 
 
 def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_operator_crash(
