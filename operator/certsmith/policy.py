@@ -126,7 +126,7 @@ RENEWALS = frozenset({Reason.RENEWAL_DUE, Reason.MANUAL_RENEWAL})
 
 
 @dataclass(frozen=True)
-class Stored:
+class StoredCertificate:
     """What a readable Secret holds: the key, the issued chain, and its facts."""
 
     key: PrivateKey
@@ -174,7 +174,7 @@ class Decision:
     action: Action
     reason: Reason
     message: str
-    stored: Stored | None = None
+    stored: StoredCertificate | None = None
     """The Secret's current contents when they could be read."""
     renewal_time: datetime.datetime | None = None
     """When the stored certificate is due for renewal, if there is a valid one and it will renew."""
@@ -372,7 +372,7 @@ def takeover_instructions(secret_name: str, certificate_name: str) -> str:
 class _Inputs:
     observation: Observation
     secret: SecretContents
-    stored: Stored
+    stored: StoredCertificate
     renewal_time: datetime.datetime
 
 
@@ -413,7 +413,7 @@ def _ownership(observation: Observation, secret: SecretContents) -> Decision | N
     return None
 
 
-def _read(secret: SecretContents) -> Stored | Decision:
+def _read(secret: SecretContents) -> StoredCertificate | Decision:
     missing = [key for key in (TLS_CERT, TLS_KEY, CA_CERT) if not secret.data.get(key)]
     if missing:
         return Decision(Action.ISSUE, Reason.MISSING_DATA, f"the Secret has no {', '.join(missing)}")
@@ -435,7 +435,7 @@ def _read(secret: SecretContents) -> Stored | Decision:
         revision = int(secret.annotations.get(REVISION, "0"))
     except ValueError:
         revision = 0
-    return Stored(key, IssuedCertificate(chain[0], tuple(chain[1:]), roots[0]), info, revision)
+    return StoredCertificate(key, IssuedCertificate(chain[0], tuple(chain[1:]), roots[0]), info, revision)
 
 
 def _key_spec(inputs: _Inputs) -> Decision | None:

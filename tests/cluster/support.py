@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client
@@ -98,3 +100,14 @@ def event_objects(cluster: Cluster, namespace: str, name: str) -> list[client.Co
 def events(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str, str]]:
     """(type, reason, message) of the Events about the Certificate `name`, oldest first."""
     return [(e.type or "", e.reason or "", e.message or "") for e in event_objects(cluster, namespace, name)]
+
+
+def openssl_verify(ca: Path, certificate: Path, *options: str) -> None:
+    """`openssl verify` of `certificate` against the roots in `ca`; fails the test with its output."""
+    verified = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(ca), *options, str(certificate)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr

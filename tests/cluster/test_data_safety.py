@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import subprocess
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from tests.cluster.support import (
     create_certificate,
     event_objects,
     eventually,
+    openssl_verify,
     patch_spec,
     secret,
     secret_data,
@@ -209,13 +209,7 @@ def test_self_signed_with_only_dns_names_verifies_with_openssl(
     data = secret_data(cluster, namespace, "names-only")
     (tmp_path / "tls.crt").write_bytes(data["tls.crt"])
     (tmp_path / "ca.crt").write_bytes(data["ca.crt"])
-    verified = subprocess.run(
-        ["openssl", "verify", "-CAfile", str(tmp_path / "ca.crt"), str(tmp_path / "tls.crt")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    openssl_verify(tmp_path / "ca.crt", tmp_path / "tls.crt")
 
 
 def test_a_secret_in_use_is_taken_over_when_its_certificate_is_deleted(

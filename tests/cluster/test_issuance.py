@@ -27,7 +27,7 @@ from certsmith.pki.keys import (
 )
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
-from tests.cluster.support import create, create_certificate, secret, secret_data, wait_ready
+from tests.cluster.support import create, create_certificate, openssl_verify, secret, secret_data, wait_ready
 from tests.conftest import REPO, Cluster, OperatorProcess
 
 
@@ -54,21 +54,7 @@ def test_demo_chain_is_ready_and_verifies(
     ):
         wait_ready(cluster, namespace, name, timeout=60)
     server = _write_secret(cluster, "demo", "server-tls", tmp_path / "server")
-    verified = subprocess.run(
-        [
-            "openssl",
-            "verify",
-            "-CAfile",
-            str(server / "ca.crt"),
-            "-untrusted",
-            str(server / "tls.crt"),
-            str(server / "tls.crt"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    openssl_verify(server / "ca.crt", server / "tls.crt", "-untrusted", str(server / "tls.crt"))
     chain = load_certificates((server / "tls.crt").read_bytes())
     assert [describe(cert).common_name for cert in chain] == [None, "certsmith demo intermediate CA"]
     root = load_certificates((server / "ca.crt").read_bytes())
@@ -166,13 +152,7 @@ def test_every_key_algorithm_and_encoding_matches_the_spec(
         assert info.not_after - info.not_before == datetime.timedelta(hours=48, minutes=5)
         assert status["notAfter"] == info.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
         assert status["revision"] == 1
-        verified = subprocess.run(
-            ["openssl", "verify", "-CAfile", str(files / "ca.crt"), str(files / "tls.crt")],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert verified.returncode == 0, verified.stdout + verified.stderr
+        openssl_verify(files / "ca.crt", files / "tls.crt")
         pkey = subprocess.run(["openssl", "pkey", "-in", str(files / "tls.key"), "-noout"], check=False)
         assert pkey.returncode == 0
 

@@ -56,26 +56,19 @@ class SecretWatch:
             try:
                 self._list_and_watch()
                 failures = 0
-            except ApiException as error:
+            except Exception as error:  # the API server refused, or a connection broke: watch again
                 failures += 1
                 delay = _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS)) - 1]
-                logger.warning(
-                    "watching Secret %s/%s: the API server answered %s %s; retrying in %ds",
-                    self.namespace,
-                    self.name,
-                    error.status,
-                    error.reason,
-                    delay,
+                cause = (
+                    f"the API server answered {error.status} {error.reason}"
+                    if isinstance(error, ApiException)
+                    else type(error).__name__  # never the message: it could echo a Secret
                 )
-                self._stopped.wait(delay)
-            except Exception as error:  # a broken connection; the log must not echo a Secret
-                failures += 1
-                delay = _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS)) - 1]
                 logger.warning(
                     "watching Secret %s/%s failed (%s); retrying in %ds",
                     self.namespace,
                     self.name,
-                    type(error).__name__,
+                    cause,
                     delay,
                 )
                 self._stopped.wait(delay)
