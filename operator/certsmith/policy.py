@@ -123,6 +123,8 @@ CHANGED_BY_OTHERS = frozenset(
 these spend the rewrite budget."""
 
 RENEWALS = frozenset({Reason.RENEWAL_DUE, Reason.MANUAL_RENEWAL})
+SHORTENED_FRACTION = 0.1
+"""A certificate shortened by more than this fraction of its requested duration is reported."""
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,7 @@ def _trigger(observation: Observation) -> Decision:
         decision = check(inputs)
         if decision is not None:
             return decision
-    renewal = planned_renewal(spec, stored.issued, observation.issuer_ca)
+    renewal = planned_renewal(spec, stored.issued, observation.issuer_ca, observation.now)
     drift = _drift(inputs)
     if drift:
         return Decision(
@@ -286,19 +288,24 @@ def up_to_date_message(spec: CertificateSpec, info: CertificateInfo) -> str:
 
 
 def planned_renewal(
-    spec: CertificateSpec, issued: IssuedCertificate, issuer_ca: x509.Certificate | None
+    spec: CertificateSpec,
+    issued: IssuedCertificate,
+    issuer_ca: x509.Certificate | None,
+    now: datetime.datetime,
 ) -> datetime.datetime | None:
-    """When to renew `issued`; None if it ends when its issuer's current CA does, so that no new
-    certificate could live longer: it is renewed once the CA changes, or when it expires."""
+    """When to renew `issued`. None once that time has come while the certificate still ends when its
+    issuer's current CA does: no new certificate could live longer, so it is renewed when the CA
+    changes, or when it expires, instead of again and again."""
     certificate = issued.certificate
-    if ends_with_ca(certificate, issuer_ca):
-        return None
-    return renewal_time(
+    renewal = renewal_time(
         certificate.not_valid_before_utc,
         certificate.not_valid_after_utc,
         spec.renew_before,
         spec.renew_before_percentage,
     )
+    if now >= renewal and ends_with_ca(certificate, issuer_ca):
+        return None
+    return renewal
 
 
 def ends_with_ca(certificate: x509.Certificate, issuer_ca: x509.Certificate | None) -> bool:
@@ -311,10 +318,11 @@ def ends_with_ca(certificate: x509.Certificate, issuer_ca: x509.Certificate | No
 
 
 def shortened_warning(spec: CertificateSpec, info: CertificateInfo) -> str | None:
-    """Why the certificate is shorter than asked for, if it is (an issuer's CA ends earlier)."""
+    """Why the certificate is much shorter than asked for, if it is (its issuer's CA ends earlier).
+    A CA and its certificates asked for the same duration differ by seconds: not worth a word."""
     lifetime = info.not_after - info.not_before - CLOCK_SKEW_ALLOWANCE
     requested = spec.request.duration
-    if lifetime >= requested - datetime.timedelta(seconds=1):
+    if lifetime >= requested * (1 - SHORTENED_FRACTION):
         return None
     return (
         f"issued for {format_duration(max(lifetime, datetime.timedelta(0)))} instead of "

@@ -268,7 +268,10 @@ def test_a_certificate_shortened_to_its_ca_is_not_renewed_until_the_ca_changes()
     spec = _spec(duration="2160h")
     authority = _ca(NOW + datetime.timedelta(minutes=4))
     secret = _signed_secret(spec, authority)
-    for later in (datetime.timedelta(0), datetime.timedelta(minutes=3)):
+    fresh = _decide(spec, "web", secret, NOW, issuer_ca=authority.certificate)
+    assert (fresh.action, fresh.reason) == (Action.NOTHING, Reason.UP_TO_DATE)
+    assert fresh.renewal_time == NOW + datetime.timedelta(minutes=1)
+    for later in (datetime.timedelta(minutes=1), datetime.timedelta(minutes=3)):
         decision = _decide(spec, "web", secret, NOW + later, issuer_ca=authority.certificate)
         assert (decision.action, decision.reason) == (Action.NOTHING, Reason.CA_EXPIRES_FIRST)
         assert decision.renewal_time is None
@@ -332,3 +335,12 @@ def test_a_manual_renewal_is_bounded_by_the_issuance_limit_but_not_by_the_rewrit
     )
     held = _decide(spec, "web", secret, NOW, "t1", gates=Gates(issuance_allowed_at=later))
     assert (held.action, held.reason) == (Action.HOLD, Reason.ISSUANCE_LIMIT)
+
+
+def test_a_certificate_a_few_seconds_shorter_than_asked_is_not_reported() -> None:
+    spec = _spec(duration="2160h")
+    authority = _ca(NOW + datetime.timedelta(hours=2160) - datetime.timedelta(seconds=30))
+    decision = _decide(spec, "web", _signed_secret(spec, authority), NOW, issuer_ca=authority.certificate)
+    assert decision.reason is Reason.UP_TO_DATE
+    assert "instead of" not in decision.message
+    assert decision.renewal_time is not None

@@ -296,7 +296,7 @@ class CertificateReconciler:
         except PKIError as error:
             return self._failure(work, decision, "SigningFailed", str(error))
         info = describe(issued.certificate)
-        renewal = planned_renewal(spec, issued, resolved.ca_certificate)
+        renewal = planned_renewal(spec, issued, resolved.ca_certificate, now)
         verb = "Renewed" if decision.reason in RENEWALS else "Issued"
         message = (
             f"{verb} certificate serial {info.serial_number:x}, valid until "
