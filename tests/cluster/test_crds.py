@@ -68,6 +68,15 @@ def test_kubectl_explain_teaches_the_private_key_fields(cluster: Cluster) -> Non
     assert "enum: RSA, ECDSA, Ed25519" in explained
 
 
+def test_kubectl_explain_says_what_issuing_means_and_where_cluster_issuer_secrets_live(
+    cluster: Cluster,
+) -> None:
+    conditions = " ".join(_kubectl_eventually(cluster, "explain", "certificate.status.conditions").split())
+    assert "Unlike cert-manager's Issuing=True" in conditions
+    ca = " ".join(_kubectl_eventually(cluster, "explain", "clusterissuer.spec.ca").split())
+    assert "--cluster-resource-namespace" in ca
+
+
 def test_the_certsmith_category_lists_all_kinds(cluster: Cluster, namespace: str) -> None:
     listed = _kubectl(cluster, "get", "certsmith", "-n", namespace, "-o", "name")
     assert listed.strip() == ""

@@ -249,3 +249,51 @@ def test_a_ca_ending_in_minutes_gives_one_shortened_certificate(
     assert "renew that CA" in condition(body)["message"]
     reasons = [event.reason for event in event_objects(cluster, namespace, "brief-leaf")]
     assert "Shortened" in reasons
+
+
+def test_the_issuance_bound_stops_repeated_renewals(
+    cluster: Cluster, solo_namespace: str, tmp_path: Path
+) -> None:
+    solo = OperatorProcess(
+        cluster.kubeconfig,
+        tmp_path / "solo.log",
+        "--namespace",
+        solo_namespace,
+        "--max-issuances-per-hour",
+        "2",
+    )
+    solo.start()
+    try:
+        create(cluster, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
+        create_certificate(cluster, solo_namespace, "busy", "selfsigned", dnsNames=["busy.example.com"])
+        wait_ready(cluster, solo_namespace, "busy")
+        objects = client.CustomObjectsApi(cluster.api)
+        for attempt in range(3):
+            objects.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                solo_namespace,
+                "certificates",
+                "busy",
+                {
+                    "metadata": {
+                        "annotations": {"certsmith.dev/renew-requested-at": f"2026-11-28T00:00:0{attempt}Z"}
+                    }
+                },
+            )
+            time.sleep(1)
+        issuing = eventually(
+            lambda: (
+                found
+                if (found := condition(certificate(cluster, solo_namespace, "busy"), "Issuing"))
+                else None
+            ),
+            15,
+            "the issuance bound",
+        )
+        assert issuing["reason"] == "IssuanceLimitReached"
+        body = certificate(cluster, solo_namespace, "busy")
+        assert body["status"]["revision"] == 2
+        assert condition(body)["status"] == "True", "the certificate in place stays Ready"
+    finally:
+        solo.stop()
