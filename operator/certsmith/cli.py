@@ -15,6 +15,9 @@ from certsmith.api.durations import format_duration, parse_duration
 from certsmith.handlers import operator_registry, operator_settings
 from certsmith.kube.client import ambient_api_client, api_client_from_kubeconfig
 from certsmith.kube.ratelimit import TokenBucket
+from certsmith.metrics.collector import CertsmithCollector
+from certsmith.metrics.issuance import IssuanceMetrics
+from certsmith.metrics.server import metrics_registry, serve_metrics
 from certsmith.renewal import BackoffSettings
 from certsmith.runtime import Runtime
 from certsmith.scheduler import utc_now
@@ -153,6 +156,28 @@ def _parser() -> argparse.ArgumentParser:
         help="API requests allowed at once before --kube-api-qps applies (default: %(default)s)",
     )
     run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=DEFAULTS.metrics_port,
+        metavar="PORT",
+        help="serve Prometheus metrics at /metrics on PORT; 0 turns them off (default: %(default)s)",
+    )
+    run.add_argument(
+        "--metrics-address",
+        default=DEFAULTS.metrics_address,
+        metavar="ADDRESS",
+        help="address the metrics server listens on (default: %(default)s)",
+    )
+    run.add_argument(
+        "--metrics-tls-cert", metavar="FILE", help="serve metrics over HTTPS with this PEM certificate"
+    )
+    run.add_argument("--metrics-tls-key", metavar="FILE", help="the private key of --metrics-tls-cert (PEM)")
+    run.add_argument(
+        "--no-tls-secret-metrics",
+        action="store_true",
+        help="do not watch every kubernetes.io/tls Secret for the expiry metrics",
+    )
+    run.add_argument(
         "--max-issuances-per-hour",
         type=int,
         default=DEFAULTS.issuance_limit,
@@ -180,6 +205,11 @@ def _run(arguments: argparse.Namespace) -> int:
         kube_api_qps=arguments.kube_api_qps,
         kube_api_burst=arguments.kube_api_burst,
         health_port=arguments.health_port,
+        metrics_port=arguments.metrics_port,
+        metrics_address=arguments.metrics_address,
+        metrics_tls_cert=arguments.metrics_tls_cert,
+        metrics_tls_key=arguments.metrics_tls_key,
+        scan_tls_secrets=not arguments.no_tls_secret_metrics,
     )
     kopf.configure(
         verbose=arguments.verbose,
@@ -191,7 +221,10 @@ def _run(arguments: argparse.Namespace) -> int:
         TokenBucket(settings.kube_api_qps, settings.kube_api_burst) if settings.kube_api_qps > 0 else None
     )
     api = api_client_from_kubeconfig(kubeconfig, bucket) if kubeconfig else ambient_api_client(bucket)
-    runtime = Runtime(api, settings, utc_now)
+    registry = metrics_registry()
+    runtime = Runtime(api, settings, utc_now, IssuanceMetrics(registry))
+    tls_secrets = runtime.tls_secrets.facts if runtime.tls_secrets is not None else None
+    serve_metrics(registry, CertsmithCollector(runtime.store, tls_secrets), settings)
     kopf.run(
         registry=operator_registry(runtime),
         settings=operator_settings(),

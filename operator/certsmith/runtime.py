@@ -20,7 +20,9 @@ from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
 from certsmith.issuers.resolver import IssuerResolver
 from certsmith.kube.port import ApiAccessError, ApiServer, Key
 from certsmith.kube.secrets import ObservedSecret, observed_secret
-from certsmith.kube.watch import SecretWatch
+from certsmith.kube.watch import Changed, Listed, SecretWatch
+from certsmith.metrics.issuance import IssuanceMetrics
+from certsmith.metrics.scanner import TLSSecretScanner
 from certsmith.reconcile.certificate import CertificateReconciler
 from certsmith.reconcile.issuer import IssuerReconciler
 from certsmith.reconcile.plan import Outcome, merge_written
@@ -37,7 +39,11 @@ DELETED = "DELETED"
 
 class Runtime:
     def __init__(
-        self, api: client.ApiClient, settings: OperatorSettings, clock: Callable[[], datetime.datetime]
+        self,
+        api: client.ApiClient,
+        settings: OperatorSettings,
+        clock: Callable[[], datetime.datetime],
+        metrics: IssuanceMetrics,
     ) -> None:
         self.api = api
         self.settings = settings
@@ -50,7 +56,10 @@ class Runtime:
             self.port,
             settings.cluster_resource_namespace,
         )
-        self.certificates = CertificateReconciler(self.store, self.port, self.resolver, settings, clock)
+        self.certificates = CertificateReconciler(
+            self.store, self.port, self.resolver, settings, clock, metrics
+        )
+        self.tls_secrets = TLSSecretScanner(api, settings.namespaces) if settings.scan_tls_secrets else None
         self.issuers = IssuerReconciler(self.store, self.port, self.resolver, clock)
         self.queue: WorkQueue[WorkItem] = WorkQueue()
         self.scheduler: Scheduler[WorkItem] = Scheduler(self.queue.add, clock)
@@ -66,11 +75,15 @@ class Runtime:
         listing = await asyncio.to_thread(self._listing)
         if listing is not None:
             self._fill(listing)
+        if self.tls_secrets is not None:
+            self.tls_secrets.start()
         try:
             await asyncio.gather(self.scheduler.run(), *(self._work() for _ in range(self.settings.workers)))
         finally:
             for watch in self._watches.values():
                 watch.stop()
+            if self.tls_secrets is not None:
+                self.tls_secrets.stop()
 
     def custom_object_event(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         key = _key(body, cluster_scoped=plural == CLUSTER_ISSUERS)
@@ -175,10 +188,11 @@ class Runtime:
         loop = asyncio.get_running_loop()
         for key in started:
 
-            def deliver(observed: ObservedSecret | None, key: Key = key) -> None:
+            def deliver(event: Listed | Changed, key: Key = key) -> None:
+                observed = event.secrets.get(key) if isinstance(event, Listed) else event.secret
                 loop.call_soon_threadsafe(self.referenced_secret_event, key, observed)
 
-            watch = SecretWatch(self.api, *key, deliver)
+            watch = SecretWatch(self.api, key[0], f"metadata.name={key[1]}", deliver)
             self._watches[key] = watch
             watch.start()
         for key in stopped:

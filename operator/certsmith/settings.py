@@ -27,6 +27,10 @@ class OperatorSettings:
     kube_api_qps, kube_api_burst: client-side token bucket on certsmith's own requests; qps 0 turns
         it off.
     health_port: liveness at http://0.0.0.0:PORT/healthz; 0 turns it off.
+    metrics_port, metrics_address: Prometheus metrics at http://ADDRESS:PORT/metrics; port 0 turns
+        them off. metrics_tls_cert and metrics_tls_key (PEM files) serve them over HTTPS instead.
+    scan_tls_secrets: export the expiry of every kubernetes.io/tls Secret in the watched namespaces,
+        managed or not (one watch selected by Secret type; only parsed facts are kept).
     """
 
     namespaces: tuple[str, ...] = ()
@@ -41,3 +45,8 @@ class OperatorSettings:
     kube_api_qps: float = 200.0
     kube_api_burst: int = 400
     health_port: int = 8080
+    metrics_port: int = 9402
+    metrics_address: str = "0.0.0.0"  # noqa: S104 -- Prometheus scrapes the Pod from outside
+    metrics_tls_cert: str | None = None
+    metrics_tls_key: str | None = None
+    scan_tls_secrets: bool = True

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from prometheus_client import CollectorRegistry
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
 from certsmith.issuers.resolver import IssuerResolver
+from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.inspection import describe, load_certificates
 from certsmith.pki.keys import (
@@ -54,8 +56,9 @@ class World:
             self.kube,
             "certsmith",
         )
+        self.registry = CollectorRegistry()
         self.certificates = CertificateReconciler(
-            self.store, self.kube, self.resolver, self.settings, self.clock
+            self.store, self.kube, self.resolver, self.settings, self.clock, IssuanceMetrics(self.registry)
         )
         self.issuers = IssuerReconciler(self.store, self.kube, self.resolver, self.clock)
         self.referenced: set[tuple[str, str]] = set()

@@ -89,7 +89,8 @@ def _publish_kubeconfig(kubeconfig: Path, out: Path | None) -> Path:
 
 
 def operator_argv(kubeconfig: Path, *arguments: str) -> list[str]:
-    """The command that runs the operator against `kubeconfig`, without a health port, as its own process."""
+    """The command that runs the operator against `kubeconfig` as its own process, without a health or
+    metrics port (several run at once in the tests) unless `arguments` ask for them."""
     return [
         sys.executable,
         "-m",
@@ -98,6 +99,8 @@ def operator_argv(kubeconfig: Path, *arguments: str) -> list[str]:
         "--kubeconfig",
         str(kubeconfig),
         "--health-port",
+        "0",
+        "--metrics-port",
         "0",
         *arguments,
     ]

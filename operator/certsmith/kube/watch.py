@@ -1,10 +1,15 @@
-"""Watches of single Secrets that certsmith reads but does not manage (CA key pairs, keystore passwords).
+"""Watches of Secrets that kopf's one Secret watch does not see, each in a thread of its own.
 
-Managed Secrets come from one label-selected watch. The Secrets that issuers and keystores *refer to*
-carry no label of ours, and watching every Secret of the cluster to see a handful would cost memory
-with each bystander Secret. So each referenced Secret gets a watch of its own, selected by name on
-the server: a thread blocked in one long request, costing nothing while the Secret is unchanged.
-Their number is the number of distinct referenced Secrets, not of Certificates.
+Managed Secrets come from one label-selected watch (kopf). Two other views are needed, both selected
+on the server so that bystander Secrets cost nothing:
+
+- single Secrets that issuers and keystores *refer to* (CA key pairs, keystore passwords), selected
+  by name: their number is the number of distinct referenced Secrets, not of Certificates;
+- every `kubernetes.io/tls` Secret, selected by type, for the expiry metrics (the consumer keeps
+  parsed facts, never the Secret).
+
+A watch lists first (paginated) and delivers the whole listing, then each change; after an error or
+an expired resourceVersion it lists again, so its consumer always converges on the truth.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
@@ -20,26 +26,46 @@ from certsmith.kube.secrets import ObservedSecret, observed_from_model, observed
 
 logger = logging.getLogger("certsmith")
 
-Deliver = Callable[[ObservedSecret | None], None]
+Key = tuple[str, str]
 _WATCH_SECONDS = 60
 """Each watch request ends after this long and is renewed; a stopped watch is noticed by then."""
+_PAGE = 500
 _RETRY_SECONDS = (1, 2, 5, 10, 30)
 _HTTP_GONE = 410
 
 
-class SecretWatch:
-    """Delivers the Secret `namespace/name` (None while it does not exist) whenever it changes,
-    starting with its current state. `deliver` is called from the watch's own thread."""
+@dataclass(frozen=True)
+class Listed:
+    """Every Secret the watch selects, as of one moment: replaces what the consumer knew."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, name: str, deliver: Deliver) -> None:
+    secrets: dict[Key, ObservedSecret]
+
+
+@dataclass(frozen=True)
+class Changed:
+    key: Key
+    secret: ObservedSecret | None
+    """None: deleted."""
+
+
+Deliver = Callable[[Listed | Changed], None]
+
+
+class SecretWatch:
+    """Delivers the Secrets selected by `field_selector` in `namespace` (all if None). `deliver` is
+    called from the watch's own thread."""
+
+    def __init__(
+        self, api: client.ApiClient, namespace: str | None, field_selector: str, deliver: Deliver
+    ) -> None:
         self._core = client.CoreV1Api(api)
         self.namespace = namespace
-        self.name = name
+        self.field_selector = field_selector
         self._deliver = deliver
         self._stopped = threading.Event()
         self._watch: watch.Watch | None = None
         self._thread = threading.Thread(
-            target=self._run, name=f"secret-watch-{namespace}/{name}", daemon=True
+            target=self._run, name=f"secret-watch {namespace or '*'} {field_selector}", daemon=True
         )
 
     def start(self) -> None:
@@ -65,26 +91,42 @@ class SecretWatch:
                     else type(error).__name__  # never the message: it could echo a Secret
                 )
                 logger.warning(
-                    "watching Secret %s/%s failed (%s); retrying in %ds",
-                    self.namespace,
-                    self.name,
-                    cause,
-                    delay,
+                    "watching Secrets (%s) failed (%s); retrying in %ds", self._thread.name, cause, delay
                 )
                 self._stopped.wait(delay)
 
+    def _list(self, token: str | None) -> client.V1SecretList:
+        if self.namespace is None:
+            return self._core.list_secret_for_all_namespaces(
+                field_selector=self.field_selector, limit=_PAGE, _continue=token
+            )
+        return self._core.list_namespaced_secret(
+            self.namespace, field_selector=self.field_selector, limit=_PAGE, _continue=token
+        )
+
     def _list_and_watch(self) -> None:
-        selector = f"metadata.name={self.name}"
-        listed = self._core.list_namespaced_secret(self.namespace, field_selector=selector)
-        items = [observed_from_model(item) for item in listed.items]
-        self._deliver(items[0] if items else None)
-        resource_version = listed.metadata.resource_version if listed.metadata else None
+        found: dict[Key, ObservedSecret] = {}
+        token: str | None = None
+        while True:
+            page = self._list(token)
+            for item in page.items:
+                if item.metadata is not None:
+                    found[(item.metadata.namespace or "", item.metadata.name or "")] = observed_from_model(
+                        item
+                    )
+            token = (page.metadata._continue if page.metadata else None) or None
+            if not token:
+                break
+        self._deliver(Listed(found))
+        resource_version = page.metadata.resource_version if page.metadata else None
         while not self._stopped.is_set():
             self._watch = watch.Watch()  # type: ignore[no-untyped-call]
             stream = self._watch.stream(  # type: ignore[no-untyped-call]
-                self._core.list_namespaced_secret,
-                self.namespace,
-                field_selector=selector,
+                self._core.list_namespaced_secret
+                if self.namespace
+                else self._core.list_secret_for_all_namespaces,
+                *([self.namespace] if self.namespace else []),
+                field_selector=self.field_selector,
                 resource_version=resource_version,
                 timeout_seconds=_WATCH_SECONDS,
             )
@@ -96,8 +138,10 @@ class SecretWatch:
                     if body.get("code") == _HTTP_GONE:
                         return  # too old to resume: list again
                     raise ApiException(status=body.get("code"), reason=body.get("reason"))
-                resource_version = (body.get("metadata") or {}).get("resourceVersion", resource_version)
+                metadata = body.get("metadata") or {}
+                resource_version = metadata.get("resourceVersion", resource_version)
+                key = (metadata.get("namespace", ""), metadata.get("name", ""))
                 if event["type"] == "DELETED":
-                    self._deliver(None)
+                    self._deliver(Changed(key, None))
                 elif event["type"] in ("ADDED", "MODIFIED"):
-                    self._deliver(observed_secret(body))
+                    self._deliver(Changed(key, observed_secret(body)))

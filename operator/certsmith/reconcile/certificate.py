@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from certsmith.kube.port import (
     SecretConflictError,
 )
 from certsmith.kube.secrets import ObservedSecret
+from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.pki import PKIError
 from certsmith.pki.inspection import describe
 from certsmith.pki.keys import PrivateKey, encode_private_key, generate_private_key
@@ -117,7 +119,9 @@ class CertificateReconciler:
         resolver: IssuerResolver,
         settings: OperatorSettings,
         clock: Callable[[], datetime.datetime],
+        metrics: IssuanceMetrics,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._port = port
         self._resolver = resolver
@@ -141,6 +145,7 @@ class CertificateReconciler:
         for _ in range(2):
             work = self._observe(key, body, spec, observed)
             decision = decide(work.observation, self._settings.backoff)
+            started = time.monotonic()
             plan = self._plan(work, decision)
             try:
                 written = apply_plan(self._port, plan)
@@ -156,6 +161,7 @@ class CertificateReconciler:
                 written = apply_plan(self._port, plan)
             else:
                 self._spend_budgets(work, decision, plan)
+            self._count(spec, decision, plan, time.monotonic() - started)
             return Outcome(plan.recheck_at, plan.follow_up, read_back + written)
         return Outcome(follow_up=(WorkItem(CERTIFICATES, key),), written=read_back)
 
@@ -321,6 +327,7 @@ class CertificateReconciler:
             events=(*events, *status.events),
             log=f"certificate {_name(work.key)}: {message}",
             recheck_at=renewal or info.not_after,
+            issued=True,
         )
 
     def _failure(self, work: _Work, decision: Decision, reason: str, message: str) -> Plan:
@@ -346,6 +353,7 @@ class CertificateReconciler:
             log=f"certificate {_name(work.key)}: {full_message}",
             log_warning=True,
             recheck_at=retry_at,
+            issued=False,
         )
 
     def _contents(
@@ -382,6 +390,13 @@ class CertificateReconciler:
             owner = ObjectRef("Certificate", work.key[0], work.key[1], metadata.get("uid"))
         resource_version = work.observed.resource_version if work.observed else None
         return SecretWrite(work.key[0], work.spec.secret_name, contents, resource_version, owner)
+
+    def _count(self, spec: CertificateSpec, decision: Decision, plan: Plan, seconds: float) -> None:
+        kind = spec.issuer_ref.kind.value
+        if plan.issued:
+            self._metrics.issued(kind, seconds)
+        elif plan.issued is False:
+            self._metrics.failed(kind, renewal=decision.stored is not None and decision.reason in RENEWALS)
 
     def _spend_budgets(self, work: _Work, decision: Decision, plan: Plan) -> None:
         if plan.secret is None:

@@ -87,7 +87,7 @@ class IssuerReconciler:
         written = apply_plan(self._port, plan)
         before = self._store.issuer_states.get(item)
         since = (before.ready_since if before and before.ready_since else now) if ready else None
-        state = IssuerState(since, ca_serial)
+        state = IssuerState(since, ca_serial, expires)
         follow_up: tuple[WorkItem, ...] = ()
         if before is None or (before.ready_since is None) != (since is None) or before.ca_serial != ca_serial:
             follow_up = self.dependents(item)

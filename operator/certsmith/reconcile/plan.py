@@ -48,6 +48,9 @@ class Plan:
     log_warning: bool = False
     recheck_at: datetime.datetime | None = None
     follow_up: tuple[WorkItem, ...] = ()
+    issued: bool | None = None
+    """For the issuance metrics: True if the plan writes a new certificate, False if it records a
+    failed attempt, None if it is neither."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ class IssuerState:
     """When the issuer last became Ready; None while it is not Ready."""
     ca_serial: int | None = None
     """The serial number of the CA certificate it signs with, for CA issuers."""
+    ca_not_after: datetime.datetime | None = None
 
 
 @dataclass
@@ -64,6 +65,10 @@ class Store:
                 **body,
                 "status": {name: value for name, value in merged.items() if value is not None},
             }
+
+    def ca_not_after(self, plural: str, key: Key) -> datetime.datetime | None:
+        state = self.issuer_states.get(WorkItem(plural, key))
+        return state.ca_not_after if state else None
 
     def objects(self, plural: str) -> dict[Key, Mapping[str, Any]]:
         return {

@@ -1,0 +1,39 @@
+"""Counters of what the reconcilers did, kept by prometheus-client (thread-safe)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+RESULTS = ("success", "failure")
+
+
+class IssuanceMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.issuances = Counter(
+            "certsmith_issuance",
+            "Issuance attempts, by the kind of issuer asked and the result.",
+            ["issuer_kind", "result"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "certsmith_issuance_duration_seconds",
+            "Time from the decision to issue to the Secret written: key generation, signing and the write.",
+            ["issuer_kind"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.renewal_failures = Counter(
+            "certsmith_renewal_failures",
+            "Failed attempts to renew a certificate that is still valid.",
+            ["issuer_kind"],
+            registry=registry,
+        )
+
+    def issued(self, issuer_kind: str, seconds: float) -> None:
+        self.issuances.labels(issuer_kind, "success").inc()
+        self.duration.labels(issuer_kind).observe(seconds)
+
+    def failed(self, issuer_kind: str, renewal: bool) -> None:
+        self.issuances.labels(issuer_kind, "failure").inc()
+        if renewal:
+            self.renewal_failures.labels(issuer_kind).inc()

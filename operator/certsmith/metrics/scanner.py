@@ -1,0 +1,84 @@
+"""Expiry facts of every kubernetes.io/tls Secret in the watched namespaces, managed or not.
+
+Secrets are selected by type on the server (`type=kubernetes.io/tls`) and listed in pages; each is
+parsed as it arrives and only its `TLSSecretFacts` are kept — a few dozen bytes per certificate, never
+the Secret, so memory follows the number of TLS certificates, not the size of the cluster's Secrets.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Callable, Mapping
+
+from kubernetes import client
+
+from certsmith.kube.watch import Changed, Key, Listed, SecretWatch
+from certsmith.metrics.tls_secrets import TLSSecretFacts, tls_secret_facts
+from certsmith.tls_secret import MANAGED_LABEL, SECRET_TYPE
+
+
+class TLSSecretScanner:
+    def __init__(self, api: client.ApiClient, namespaces: tuple[str, ...]) -> None:
+        self._facts: dict[Key, TLSSecretFacts] = {}
+        self._lock = threading.Lock()
+        self._watched = _namespace_filter(namespaces)
+        explicit = [n for n in namespaces if not set(n) & set("*?!,")] if namespaces else []
+        scopes: list[str | None] = list(explicit) if explicit and len(explicit) == len(namespaces) else [None]
+        self._watches = [
+            SecretWatch(api, scope, f"type={SECRET_TYPE}", self._receiver(scope)) for scope in scopes
+        ]
+
+    def start(self) -> None:
+        for watch in self._watches:
+            watch.start()
+
+    def stop(self) -> None:
+        for watch in self._watches:
+            watch.stop()
+
+    def facts(self) -> dict[Key, TLSSecretFacts]:
+        with self._lock:
+            return dict(self._facts)
+
+    def _receiver(self, scope: str | None) -> Callable[[Listed | Changed], None]:
+        def receive(event: Listed | Changed) -> None:
+            if isinstance(event, Listed):
+                parsed = {
+                    key: tls_secret_facts(dict(secret.contents.data), _managed(secret.contents.labels))
+                    for key, secret in event.secrets.items()
+                    if self._watched(key[0])
+                }
+                with self._lock:
+                    for key in [key for key in self._facts if scope is None or key[0] == scope]:
+                        del self._facts[key]
+                    self._facts.update(parsed)
+                return
+            if not self._watched(event.key[0]):
+                return
+            if event.secret is None:
+                with self._lock:
+                    self._facts.pop(event.key, None)
+                return
+            facts = tls_secret_facts(dict(event.secret.contents.data), _managed(event.secret.contents.labels))
+            with self._lock:
+                self._facts[event.key] = facts
+
+        return receive
+
+
+def _managed(labels: Mapping[str, str]) -> bool:
+    return labels.get(MANAGED_LABEL) == "true"
+
+
+def _namespace_filter(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """kopf's namespace patterns: names or globs to include, `!glob` to exclude; none means all."""
+    include = [p for pattern in patterns for p in pattern.split(",") if p and not p.startswith("!")]
+    exclude = [p[1:] for pattern in patterns for p in pattern.split(",") if p.startswith("!")]
+
+    def watched(namespace: str) -> bool:
+        if any(fnmatch.fnmatchcase(namespace, pattern) for pattern in exclude):
+            return False
+        return not include or any(fnmatch.fnmatchcase(namespace, pattern) for pattern in include)
+
+    return watched

@@ -1,0 +1,130 @@
+"""The metrics, rendered from reconcile state on the in-memory port: series appear and disappear with
+their objects, never-issued certificates have no timestamps, counters count, promtool accepts it all."""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from certsmith.metrics.collector import CertsmithCollector
+from certsmith.metrics.scanner import _namespace_filter
+from certsmith.metrics.tls_secrets import TLSSecretFacts, tls_secret_facts
+from certsmith.tls_secret import SecretContents
+from tests.unit.test_reconcile import NS, World, _ca_pair, _ca_world
+
+
+def _samples(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = generate_latest(registry).decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(registry: CollectorRegistry, metric: str, **labels: str) -> float | None:
+    for (sample, found), value in _samples(registry).items():
+        if sample == metric and set(labels.items()) <= found:
+            return value
+    return None
+
+
+def _scraped(world: World, secrets: dict[tuple[str, str], TLSSecretFacts] | None = None) -> CollectorRegistry:
+    registry = world.registry
+    registry.register(CertsmithCollector(world.store, (lambda: secrets) if secrets is not None else None))
+    return registry
+
+
+def test_certificate_series_follow_the_status_and_vanish_with_the_certificate() -> None:
+    world, issuer = _ca_world()
+    world.certificate("web", issuerRef={"name": "ca"})
+    world.certificate("never", issuerRef={"name": "missing"})
+    world.reconcile("web")
+    world.reconcile("never")
+    registry = _scraped(world)
+    status = world.status("web")
+    expected = datetime.datetime.fromisoformat(status["notAfter"].replace("Z", "+00:00")).timestamp()
+    labels = {"namespace": NS, "name": "web", "secret": "web", "issuer_name": "ca", "issuer_kind": "Issuer"}
+    assert _value(registry, "certsmith_certificate_not_after_timestamp_seconds", **labels) == expected
+    assert _value(registry, "certsmith_certificate_renewal_timestamp_seconds", **labels) is not None
+    assert _value(registry, "certsmith_certificate_ready_status", **labels, condition="True") == 1.0
+    assert _value(registry, "certsmith_certificate_ready_status", **labels, condition="False") == 0.0
+    assert _value(registry, "certsmith_certificate_not_after_timestamp_seconds", name="never") is None
+    assert _value(registry, "certsmith_certificate_ready_status", name="never", condition="False") == 1.0
+    ca_expiry = _value(registry, "certsmith_issuer_ca_not_after_timestamp_seconds", name="ca", kind="Issuer")
+    assert ca_expiry is not None
+    assert ca_expiry > expected - 1
+    assert _value(registry, "certsmith_issuer_ready_status", name="ca", condition="True") == 1.0
+    assert _value(registry, "certsmith_issuance_total", issuer_kind="Issuer", result="success") == 1.0
+    assert _value(registry, "certsmith_issuance_total", issuer_kind="Issuer", result="failure") == 1.0
+    world.delete_certificate("web")
+    assert _value(registry, "certsmith_certificate_ready_status", name="web") is None
+    del world.store.issuers[issuer.key]
+    assert _value(registry, "certsmith_issuer_ready_status", name="ca") is None
+
+
+def test_a_failed_renewal_is_counted_as_such() -> None:
+    world, _issuer = _ca_world()
+    world.certificate("web", issuerRef={"name": "ca"})
+    world.reconcile("web")
+    world.kube.refuse_secret_writes = (403, "Forbidden")
+    world.certificate(
+        "web", annotations={"certsmith.dev/renew-requested-at": "now"}, issuerRef={"name": "ca"}
+    )
+    world.reconcile("web")
+    registry = _scraped(world)
+    assert _value(registry, "certsmith_renewal_failures_total", issuer_kind="Issuer") == 1.0
+    assert world.ready("web")["status"] == "True"
+
+
+def test_tls_secret_facts_list_every_certificate_of_the_chain() -> None:
+    ca = _ca_pair().data["tls.crt"]
+    facts = tls_secret_facts({"tls.crt": ca + ca, "ca.crt": ca, "tls.key": b"x"}, managed=False)
+    assert [(f.key, f.chain_position) for f in facts.certificates] == [
+        ("tls.crt", 0),
+        ("tls.crt", 1),
+        ("ca.crt", 0),
+    ]
+    assert facts.certificates[0].subject_cn == "test CA"
+    assert tls_secret_facts({"tls.crt": b"garbage"}, managed=True).certificates == ()
+
+
+def test_every_tls_secret_is_exported_and_promtool_accepts_the_output() -> None:
+    world, _issuer = _ca_world()
+    world.certificate("web", issuerRef={"name": "ca"})
+    world.reconcile("web")
+    secrets = {
+        ("other", "imported"): tls_secret_facts(dict(_ca_pair().data), managed=False),
+        (NS, "web"): tls_secret_facts(dict(world.secret("web").data), managed=True),
+    }
+    registry = _scraped(world, secrets)
+    assert _value(
+        registry,
+        "certsmith_tls_secret_not_after_timestamp_seconds",
+        namespace="other",
+        secret="imported",
+        key="tls.crt",
+        chain_position="0",
+        managed="false",
+    )
+    assert _value(registry, "certsmith_tls_secret_certificate_info", secret="web", key="ca.crt") == 1.0
+    text = generate_latest(registry)
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+def test_namespace_patterns_select_as_kopf_does() -> None:
+    assert _namespace_filter(())("anything")
+    watched = _namespace_filter(("team-*", "!team-secret"))
+    assert watched("team-a")
+    assert not watched("team-secret")
+    assert not watched("default")
+    assert _namespace_filter(("!kube-*",))("default")
+    assert not _namespace_filter(("!kube-*",))("kube-system")
+
+
+def test_contents_type_is_irrelevant_to_the_facts() -> None:
+    assert tls_secret_facts(dict(SecretContents().data), managed=False).certificates == ()
