@@ -40,6 +40,11 @@ def _query(expr: str, legend: str = "", instant: bool = False, ref: str = "A") -
     return query
 
 
+def _count(expr: str) -> str:
+    """A count that is 0, not "no data", when nothing matches."""
+    return f"count({expr}) or vector(0)"
+
+
 def _stat(title: str, expr: str, unit: str, position: GridPos, description: str) -> stat.Panel:
     return (
         stat.Panel()
@@ -125,7 +130,7 @@ def build_dashboard() -> dict[str, Any]:
         ),
         _stat(
             "Certificates not Ready",
-            f'count(certsmith_certificate_ready_status{{condition="True", {CERTIFICATES}}} == 0)',
+            _count(f'certsmith_certificate_ready_status{{condition="True", {CERTIFICATES}}} == 0'),
             "short",
             GridPos(h=4, w=4, x=4, y=0),
             "Certificates whose Ready condition is False or Unknown.",
@@ -139,21 +144,21 @@ def build_dashboard() -> dict[str, Any]:
         ),
         _stat(
             "Expiring within 7 days",
-            f"count({MANAGED} - time() < {7 * DAY})",
+            _count(f"{MANAGED} - time() < {7 * DAY}"),
             "short",
             GridPos(h=4, w=4, x=12, y=0),
             "Managed certificates with less than 7 days left.",
         ),
         _stat(
             "Expiring within 28 days",
-            f"count({MANAGED} - time() < {28 * DAY})",
+            _count(f"{MANAGED} - time() < {28 * DAY}"),
             "short",
             GridPos(h=4, w=4, x=16, y=0),
             "Managed certificates with less than 28 days left.",
         ),
         _stat(
             "Unmanaged TLS Secrets expiring within 28 days",
-            f"count({UNMANAGED} - time() < {28 * DAY})",
+            _count(f"{UNMANAGED} - time() < {28 * DAY}"),
             "short",
             GridPos(h=4, w=4, x=20, y=0),
             "Certificates in kubernetes.io/tls Secrets that no Certificate manages, with under 28 days left.",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.kit import condition
+from certsmith.devcluster.kit import condition, free_port
 from certsmith.pki.inspection import describe, load_certificates
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
@@ -403,7 +402,7 @@ def test_a_writer_fighting_over_the_secret_gets_bounded_rewrites(
 
 
 def test_health_endpoint_answers(cluster: Cluster, solo_namespace: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     solo = OperatorProcess(
         cluster.kubeconfig, tmp_path / "solo.log", "--namespace", solo_namespace, "--health-port", str(port)
     )
@@ -420,13 +419,6 @@ def test_health_endpoint_answers(cluster: Cluster, solo_namespace: str, tmp_path
         eventually(healthy, 30, "/healthz to answer 200")
     finally:
         solo.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_ca_issuer_is_no_longer_ready_once_its_ca_expires(

@@ -10,7 +10,6 @@ import base64
 import http.client
 import os
 import shutil
-import socket
 import ssl
 import tempfile
 import time
@@ -23,6 +22,7 @@ import yaml
 
 from certsmith.devcluster.build import Binaries, Progress, ensure_binaries
 from certsmith.devcluster.credentials import CredentialFiles, write_credentials
+from certsmith.devcluster.kit import free_port
 from certsmith.devcluster.processes import ManagedProcess
 
 _POLL_INTERVAL = 0.1
@@ -159,7 +159,7 @@ class ControlPlane:
             self._admin_context = None
 
     def _start_etcd(self, binaries: Binaries) -> str:
-        client_port, peer_port = _free_port(), _free_port()
+        client_port, peer_port = free_port(), free_port()
         client_url, peer_url = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
         etcd = self._launch(
             "etcd",
@@ -182,7 +182,7 @@ class ControlPlane:
         return client_url
 
     def _start_apiserver(self, binaries: Binaries, credentials: CredentialFiles, etcd_url: str) -> str:
-        port = _free_port()
+        port = free_port()
         server = f"https://127.0.0.1:{port}"
         apiserver = self._launch(
             "kube-apiserver",
@@ -224,7 +224,7 @@ class ControlPlane:
                 "--controllers=garbage-collector-controller,namespace-controller",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={_free_port()}",
+                f"--secure-port={free_port()}",
                 "--v=0",
             ],
         )
@@ -308,10 +308,3 @@ def _http_ok(connection: http.client.HTTPConnection, path: str) -> bool:
         return False
     finally:
         connection.close()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

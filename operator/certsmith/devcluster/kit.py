@@ -3,6 +3,7 @@ reading their readiness the one same way. Dev tooling: `certsmith run` never imp
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,3 +66,11 @@ def why_not_ready(body: Mapping[str, Any]) -> str:
     if not found:
         return "no status yet"
     return f"{found.get('reason')}: {found.get('message')}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -1,0 +1,164 @@
+"""A real Prometheus scrapes the operator running against the real API server: every dashboard query
+evaluates, the main panels show the values of the certificates made here, alerts load, and a deleted
+Certificate's series are gone by the next scrape."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from certsmith.api import GROUP, VERSION
+from certsmith.devcluster.kit import create_ca_issuer, free_port
+from certsmith.devcluster.prometheus import Prometheus
+from certsmith.pki.encodings import certificates_pem
+from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
+from certsmith.pki.request import CertificateTemplate
+from certsmith.pki.signing import self_sign
+from tests.cluster.support import create_certificate, eventually, wait_ready
+from tests.conftest import REPO, Cluster, OperatorProcess
+
+MONITORING = REPO / "deploy" / "monitoring"
+DAY = 86400
+
+
+def _unmanaged_tls_secret(cluster: Cluster, namespace: str, name: str, days: int) -> None:
+    key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    issued = self_sign(
+        CertificateTemplate(common_name="legacy", duration=datetime.timedelta(days=days)),
+        key,
+        datetime.datetime.now(datetime.UTC),
+    )
+    data = {
+        "tls.crt": certificates_pem([issued.certificate]),
+        "tls.key": encode_private_key(key, KeyEncoding.PKCS8),
+    }
+    client.CoreV1Api(cluster.api).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name),
+            type="kubernetes.io/tls",
+            data={k: base64.b64encode(v).decode() for k, v in data.items()},
+        ),
+    )
+
+
+def _panel_queries() -> dict[str, list[str]]:
+    dashboard = json.loads((MONITORING / "dashboard.json").read_text())
+    return {panel["title"]: [target["expr"] for target in panel["targets"]] for panel in dashboard["panels"]}
+
+
+def _expand(expr: str, namespace: str) -> str:
+    return expr.replace("$namespace", namespace).replace("$issuer", ".*").replace("$__rate_interval", "1m")
+
+
+def _scalar(result: list[dict[str, Any]]) -> float:
+    assert len(result) == 1, result
+    return float(result[0]["value"][1])
+
+
+@pytest.fixture
+def monitored(cluster: Cluster, solo_namespace: str, tmp_path: Path) -> Any:
+    port = free_port()
+    solo = OperatorProcess(
+        cluster.kubeconfig,
+        tmp_path / "solo.log",
+        "--namespace",
+        solo_namespace,
+        "--metrics-port",
+        str(port),
+        "--metrics-address",
+        "127.0.0.1",
+    )
+    solo.start()
+    try:
+        with Prometheus(
+            tmp_path / "prometheus", f"127.0.0.1:{port}", MONITORING / "rules.yaml"
+        ) as prometheus:
+            yield prometheus
+    finally:
+        solo.stop()
+
+
+def test_prometheus_scrapes_what_the_dashboard_shows(
+    cluster: Cluster, solo_namespace: str, monitored: Prometheus
+) -> None:
+    namespace = solo_namespace
+    issuer = create_ca_issuer(cluster.api, namespace, "monitored root")
+    create_certificate(cluster, namespace, "web", issuer, dnsNames=["web.example.com"], duration="720h")
+    create_certificate(cluster, namespace, "api", issuer, dnsNames=["api.example.com"], duration="2160h")
+    create_certificate(cluster, namespace, "orphan", "no-such-issuer", dnsNames=["o.example.com"])
+    _unmanaged_tls_secret(cluster, namespace, "legacy-tls", days=10)
+    for name in ("root", "web", "api"):
+        wait_ready(cluster, namespace, name)
+
+    def scraped(expr: str, value: float) -> bool:
+        result = monitored.query(_expand(expr, namespace))
+        return len(result) == 1 and float(result[0]["value"][1]) == value
+
+    queries = _panel_queries()
+    eventually(lambda: scraped(queries["Certificates Ready"][0], 3), 30, "3 Ready certificates in Prometheus")
+    eventually(lambda: scraped(queries["Certificates not Ready"][0], 1), 30, "the orphan not Ready")
+    for expressions in queries.values():
+        for expr in expressions:
+            monitored.query(_expand(expr, namespace))  # every panel query is valid PromQL
+    assert _scalar(monitored.query(_expand(queries["Expiring within 28 days"][0], namespace))) == 0
+    eventually(
+        lambda: scraped(queries["Unmanaged TLS Secrets expiring within 28 days"][0], 1),
+        30,
+        "the unmanaged Secret",
+    )
+    days_left = {
+        row["metric"]["name"]: float(row["value"][1])
+        for row in monitored.query(_expand(queries["Certificates"][0], namespace))
+    }
+    assert 29.9 < days_left["web"] <= 30.01
+    assert 89.9 < days_left["api"] <= 90.01
+    assert "orphan" not in days_left, "a never-issued certificate has no expiry series"
+    renewals = monitored.query(_expand(queries["Certificates"][1], namespace))
+    assert {row["metric"]["name"] for row in renewals} == {"root", "web", "api"}
+    ca_days = monitored.query(_expand(queries["CA expiry (days left)"][0], namespace))
+    assert [row["metric"]["name"] for row in ca_days] == ["ca"]
+    assert 89.9 < float(ca_days[0]["value"][1]) <= 90.01
+    legacy = monitored.query(_expand(queries["Unmanaged TLS Secrets"][0], namespace))
+    assert [row["metric"]["secret"] for row in legacy] == ["legacy-tls"]
+    assert 9.9 < float(legacy[0]["value"][1]) <= 10.01
+    eventually(
+        lambda: (
+            monitored.query('sum(certsmith_issuance_total{result="success"})')
+            and _scalar(monitored.query('sum(certsmith_issuance_total{result="success"})')) == 3
+        ),
+        30,
+        "3 successful issuances counted",
+    )
+
+    client.CustomObjectsApi(cluster.api).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, "certificates", "web"
+    )
+    eventually(
+        lambda: (
+            not monitored.query(f'certsmith_certificate_ready_status{{namespace="{namespace}", name="web"}}')
+        ),
+        15,
+        "the deleted Certificate's series to go",
+    )
+    rules = {rule["name"] for group in _rule_groups(monitored) for rule in group["rules"]}
+    assert {"CertsmithCertificateNotReady", "CertsmithTLSSecretExpiringSoon"} <= rules
+    pending = eventually(
+        lambda: {alert["labels"]["alertname"] for alert in monitored.alerts()} or None,
+        30,
+        "pending alerts",
+    )
+    assert {"CertsmithCertificateNotReady", "CertsmithTLSSecretExpiringSoon"} <= pending
+
+
+def _rule_groups(prometheus: Prometheus) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{prometheus.url}/api/v1/rules", timeout=10) as response:  # noqa: S310
+        groups: list[dict[str, Any]] = json.load(response)["data"]["groups"]
+    return groups
