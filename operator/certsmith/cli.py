@@ -70,6 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--no-demo", action="store_true", help="do not apply the demo")
     dev.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9402,
+        metavar="PORT",
+        help="the operator serves metrics on 127.0.0.1:PORT; 0 turns them off (default: %(default)s)",
+    )
+    dev.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also run Prometheus (Debian's package) on loopback, scraping the operator with the alert rules",
+    )
+    dev.add_argument(
         "--demo-timeout",
         type=float,
         default=120.0,
@@ -259,6 +271,8 @@ def _dev(arguments: argparse.Namespace) -> int:
             operator=not arguments.no_operator,
             apply_demo=not arguments.no_demo,
             demo_timeout=arguments.demo_timeout,
+            metrics_port=arguments.metrics_port,
+            monitoring=arguments.monitoring,
         )
     )
 

@@ -3,6 +3,7 @@ cluster down."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -10,14 +11,17 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.kit import condition
+from certsmith.devcluster.kit import condition, free_port
 from certsmith.kube.client import api_client_from_kubeconfig
+from tests.cluster.support import eventually
 from tests.conftest import REPO
 
 DEMO_TIMEOUT = 12
@@ -68,6 +72,11 @@ def _certificate(name: str, issuer: dict[str, str]) -> dict[str, object]:
     }
 
 
+def _prometheus_answers(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 -- loopback
+        return bool(json.load(response)["data"]["result"])
+
+
 def _operator_pid(parent: int) -> int:
     found = subprocess.run(
         ["pgrep", "-P", str(parent), "-f", "certsmith.cli run"], capture_output=True, text=True, check=False
@@ -81,6 +90,7 @@ def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_op
     tmp_path: Path,
 ) -> None:
     kubeconfig = tmp_path / "dev.kubeconfig"
+    metrics_port = free_port()
     dev = subprocess.Popen(
         [
             sys.executable,
@@ -91,6 +101,9 @@ def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_op
             str(kubeconfig),
             "--demo-timeout",
             str(DEMO_TIMEOUT),
+            "--metrics-port",
+            str(metrics_port),
+            "--monitoring",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -106,7 +119,20 @@ def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_op
         objects.create_namespaced_custom_object(
             GROUP, VERSION, "demo", "certificates", _certificate("orphan", {"name": "no-such-issuer"})
         )
+        output.wait_for(f"Metrics: http://127.0.0.1:{metrics_port}/metrics")
+        prometheus_url = output.wait_for("Prometheus: http://127.0.0.1:").split()[1]
         output.wait_for("Press Ctrl-C to stop.")
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        assert 'certsmith_certificate_ready_status{condition="True",issuer_kind="Issuer",' in metrics
+        query = urllib.parse.urlencode(
+            {"query": 'count(certsmith_certificate_ready_status{namespace="demo"})'}
+        )
+        eventually(
+            lambda: _prometheus_answers(f"{prometheus_url}/api/v1/query?{query}"),
+            30,
+            "Prometheus to have scraped the demo",
+        )
         time.sleep(max(0.0, applied + DEMO_TIMEOUT + 3 - time.monotonic()))
         orphan = objects.get_namespaced_custom_object(GROUP, VERSION, "demo", "certificates", "orphan")
         assert isinstance(orphan, dict)

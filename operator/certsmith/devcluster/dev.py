@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from certsmith.devcluster.build import ControlPlaneBuildError, print_progress
 from certsmith.devcluster.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
 from certsmith.devcluster.kit import is_ready, why_not_ready
 from certsmith.devcluster.processes import ManagedProcess, stop_signals_raise_keyboard_interrupt
+from certsmith.devcluster.prometheus import Prometheus, PrometheusNotFoundError
 from certsmith.devcluster.versions import KUBERNETES_VERSION
 from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_crds, load_crds
@@ -41,6 +43,8 @@ class DevOptions:
     operator: bool = True
     apply_demo: bool = True
     demo_timeout: float = 120.0
+    metrics_port: int = 9402
+    monitoring: bool = False
 
 
 def run_dev(options: DevOptions) -> int:
@@ -53,18 +57,29 @@ def run_dev(options: DevOptions) -> int:
             names = install_crds(api, crds)
             print_progress(f"certsmith dev: installed {', '.join(names)}")
             kubeconfig = _publish_kubeconfig(cluster.kubeconfig, options.kubeconfig_out)
-            operator = _SupervisedOperator(cluster.kubeconfig) if options.operator else None
+            operator = (
+                _SupervisedOperator(cluster.kubeconfig, _metrics_arguments(options.metrics_port))
+                if options.operator
+                else None
+            )
+            monitoring = contextlib.ExitStack()
             try:
+                prometheus = (
+                    monitoring.enter_context(_prometheus(cluster, options.metrics_port))
+                    if options.monitoring
+                    else None
+                )
                 demo = _apply_demo(cluster, options.demo) if options.apply_demo else []
                 if demo and operator is not None:
                     _wait_for_demo(api, demo, options.demo_timeout, cluster, operator)
-                print(_instructions(cluster, kubeconfig, options), flush=True)
+                print(_instructions(cluster, kubeconfig, options, prometheus), flush=True)
                 while True:
                     cluster.raise_if_crashed()
                     if operator is not None:
                         operator.check()
                     time.sleep(_HEALTH_CHECK_INTERVAL)
             finally:
+                monitoring.close()
                 if operator is not None:
                     print_progress("certsmith dev: stopping the operator")
                     operator.stop()
@@ -110,8 +125,9 @@ class _SupervisedOperator:
     """The operator as a child process, restarted with a bounded back-off whenever it exits: the
     cluster and its data outlive any crash of the operator."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+    def __init__(self, kubeconfig: Path, arguments: list[str]) -> None:
         self._kubeconfig = kubeconfig
+        self._arguments = arguments
         self._restarts = 0
         self._restart_at: float | None = None
         print_progress("certsmith dev: starting the operator (its log follows)")
@@ -119,7 +135,9 @@ class _SupervisedOperator:
 
     def _start(self) -> ManagedProcess:
         self._started = time.monotonic()
-        return ManagedProcess("certsmith-operator", operator_argv(self._kubeconfig), log_path=None)
+        return ManagedProcess(
+            "certsmith-operator", operator_argv(self._kubeconfig, *self._arguments), log_path=None
+        )
 
     def check(self) -> None:
         """Restart the operator if it has exited and its back-off has passed."""
@@ -145,6 +163,25 @@ class _SupervisedOperator:
 
     def stop(self) -> None:
         self._process.stop()
+
+
+def _metrics_arguments(port: int) -> list[str]:
+    return ["--metrics-port", str(port), "--metrics-address", "127.0.0.1"]
+
+
+def _prometheus(cluster: ControlPlane, metrics_port: int) -> Prometheus:
+    """Prometheus on loopback, scraping the operator every 5 s with certsmith's alert rules loaded."""
+    if not metrics_port:
+        raise ControlPlaneStartError("--monitoring needs the operator's metrics: drop --metrics-port 0")
+    try:
+        return Prometheus(
+            cluster.directory / "prometheus",
+            f"127.0.0.1:{metrics_port}",
+            SOURCE_TREE / "deploy" / "monitoring" / "rules.yaml",
+            interval_seconds=5,
+        )
+    except PrometheusNotFoundError as error:
+        raise ControlPlaneStartError(str(error)) from None
 
 
 def _apply_demo(cluster: ControlPlane, demo: Path) -> list[tuple[str, str]]:
@@ -211,7 +248,9 @@ def _wait_for_demo(
         time.sleep(0.2)
 
 
-def _instructions(cluster: ControlPlane, kubeconfig: Path, options: DevOptions) -> str:
+def _instructions(
+    cluster: ControlPlane, kubeconfig: Path, options: DevOptions, prometheus: Prometheus | None
+) -> str:
     kubectl = cluster.binaries.kubectl
     text = f"""
 certsmith dev: kube-apiserver {KUBERNETES_VERSION} is ready at {cluster.server}
@@ -229,6 +268,14 @@ Try:
   kubectl -n demo get secret server-tls -o jsonpath='{.data.ca\\.crt}' | base64 -d > /tmp/demo-ca.crt
   kubectl -n demo get secret server-tls -o jsonpath='{.data.tls\\.crt}' | base64 -d > /tmp/demo-server.crt
   openssl verify -CAfile /tmp/demo-ca.crt -untrusted /tmp/demo-server.crt /tmp/demo-server.crt
+"""
+    if options.operator and options.metrics_port:
+        text += f"""
+Metrics: http://127.0.0.1:{options.metrics_port}/metrics
+"""
+    if prometheus is not None:
+        text += f"""Prometheus: {prometheus.url}  (alerts: {prometheus.url}/alerts, try the query
+  (certsmith_certificate_not_after_timestamp_seconds - time()) / 86400)
 """
     if not options.operator:
         text += f"""
