@@ -17,7 +17,7 @@ from certsmith.kube.client import ambient_api_client, api_client_from_kubeconfig
 from certsmith.kube.ratelimit import TokenBucket
 from certsmith.metrics.collector import CertsmithCollector
 from certsmith.metrics.issuance import IssuanceMetrics
-from certsmith.metrics.server import metrics_registry, serve_metrics
+from certsmith.metrics.server import MetricsApp, metrics_registry, serve_metrics
 from certsmith.renewal import BackoffSettings
 from certsmith.runtime import Runtime
 from certsmith.scheduler import utc_now
@@ -235,8 +235,8 @@ def _run(arguments: argparse.Namespace) -> int:
     api = api_client_from_kubeconfig(kubeconfig, bucket) if kubeconfig else ambient_api_client(bucket)
     registry = metrics_registry()
     runtime = Runtime(api, settings, utc_now, IssuanceMetrics(registry))
-    tls_secrets = runtime.tls_secrets.facts if runtime.tls_secrets is not None else None
-    serve_metrics(registry, CertsmithCollector(runtime.store, tls_secrets), settings)
+    registry.register(CertsmithCollector(runtime.store))
+    serve_metrics(MetricsApp(registry, runtime.tls_secrets), settings)
     kopf.run(
         registry=operator_registry(runtime),
         settings=operator_settings(),

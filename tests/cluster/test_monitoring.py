@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
@@ -162,3 +164,20 @@ def _rule_groups(prometheus: Prometheus) -> list[dict[str, Any]]:
     with urllib.request.urlopen(f"{prometheus.url}/api/v1/rules", timeout=10) as response:  # noqa: S310
         groups: list[dict[str, Any]] = json.load(response)["data"]["groups"]
     return groups
+
+
+def test_the_monitoring_kustomization_builds_and_takes_a_release_label(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        f"resources: [{MONITORING}]\nlabels:\n  - pairs: {{release: kube-prometheus-stack}}\n"
+    )
+    built = subprocess.run(
+        [str(cluster.kubectl), "kustomize", str(overlay)], capture_output=True, text=True, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    objects = list(yaml.safe_load_all(built.stdout))
+    assert sorted(o["kind"] for o in objects) == ["ConfigMap", "PrometheusRule", "Service", "ServiceMonitor"]
+    assert all(o["metadata"]["labels"]["release"] == "kube-prometheus-stack" for o in objects)

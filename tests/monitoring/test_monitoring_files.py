@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
-from certsmith.metrics.collector import CertsmithCollector
+from certsmith.metrics.collector import CertsmithCollector, TLSSecretCollector
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.reconcile.store import Store
 from tests.conftest import REPO
@@ -71,7 +71,8 @@ def test_generated_files_are_what_the_generator_makes() -> None:
 def _exported_names() -> set[str]:
     registry = CollectorRegistry()
     IssuanceMetrics(registry)
-    registry.register(CertsmithCollector(Store(), dict))
+    registry.register(CertsmithCollector(Store()))
+    registry.register(TLSSecretCollector({}))
     names = set()
     for family in registry.collect():
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "info": ["_info"]}

@@ -9,8 +9,9 @@ import subprocess
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from certsmith.metrics.collector import CertsmithCollector
+from certsmith.metrics.collector import CertsmithCollector, TLSSecretCollector
 from certsmith.metrics.scanner import _namespace_filter
+from certsmith.metrics.server import MetricsApp
 from certsmith.metrics.tls_secrets import TLSSecretFacts, tls_secret_facts
 from certsmith.tls_secret import SecretContents
 from tests.unit.test_reconcile import NS, World, _ca_pair, _ca_world
@@ -34,7 +35,9 @@ def _value(registry: CollectorRegistry, metric: str, **labels: str) -> float | N
 
 def _scraped(world: World, secrets: dict[tuple[str, str], TLSSecretFacts] | None = None) -> CollectorRegistry:
     registry = world.registry
-    registry.register(CertsmithCollector(world.store, (lambda: secrets) if secrets is not None else None))
+    registry.register(CertsmithCollector(world.store))
+    if secrets is not None:
+        registry.register(TLSSecretCollector(secrets))
     return registry
 
 
@@ -128,3 +131,34 @@ def test_namespace_patterns_select_as_kopf_does() -> None:
 
 def test_contents_type_is_irrelevant_to_the_facts() -> None:
     assert tls_secret_facts(dict(SecretContents().data), managed=False).certificates == ()
+
+
+class _Scanner:
+    def __init__(self, facts: dict[tuple[str, str], TLSSecretFacts]) -> None:
+        self.version = 1
+        self.facts = facts
+
+    def snapshot(self) -> tuple[int, dict[tuple[str, str], TLSSecretFacts]]:
+        return self.version, dict(self.facts)
+
+
+def test_the_metrics_app_serves_both_parts_and_renders_tls_secrets_only_when_they_change() -> None:
+    world, _issuer = _ca_world()
+    world.certificate("web", issuerRef={"name": "ca"})
+    world.reconcile("web")
+    world.registry.register(CertsmithCollector(world.store))
+    scanner = _Scanner({("legacy", "old"): tls_secret_facts(dict(_ca_pair().data), managed=False)})
+    app = MetricsApp(world.registry, scanner)  # type: ignore[arg-type]
+    statuses: list[str] = []
+    body = b"".join(app({"PATH_INFO": "/metrics"}, lambda status, headers: statuses.append(status)))
+    text = body.decode()
+    assert statuses == ["200 OK"]
+    assert "certsmith_certificate_ready_status{" in text
+    assert 'secret="old"' in text
+    first = app.tls_secret_series()
+    assert app.tls_secret_series() is first, "unchanged facts are not rendered again"
+    scanner.facts = {}
+    scanner.version = 2
+    assert app.tls_secret_series().count(b'secret="old"') == 0
+    checked = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()

@@ -4,7 +4,7 @@ a deleted Certificate or Secret has no series at the next scrape, and a scrape m
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
@@ -30,17 +30,14 @@ class ObservedState(Protocol):
 
 
 class CertsmithCollector(Collector):
-    def __init__(
-        self, state: ObservedState, tls_secrets: Callable[[], Mapping[Key, TLSSecretFacts]] | None
-    ) -> None:
+    """certsmith's Certificates and issuers, as the store holds them."""
+
+    def __init__(self, state: ObservedState) -> None:
         self._state = state
-        self._tls_secrets = tls_secrets
 
     def collect(self) -> Iterator[Metric]:
         yield from self._certificates()
         yield from self._issuers()
-        if self._tls_secrets is not None:
-            yield from self._tls_secret_metrics(self._tls_secrets())
         build = InfoMetricFamily("certsmith_build", "certsmith's version.")
         build.add_metric([], {"version": __version__})
         yield build
@@ -114,7 +111,20 @@ class CertsmithCollector(Collector):
                     ca_not_after.add_metric(labels, expires.timestamp())
         yield from (ready, ca_not_after)
 
-    def _tls_secret_metrics(self, secrets: Mapping[Key, TLSSecretFacts]) -> Iterator[Metric]:
+
+def _ready(status: Mapping[str, Any]) -> str:
+    condition = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), None)
+    value = condition.get("status") if condition else None
+    return value if value in CONDITIONS else "Unknown"
+
+
+class TLSSecretCollector(Collector):
+    """Every certificate in the kubernetes.io/tls Secrets the scanner has seen."""
+
+    def __init__(self, secrets: Mapping[Key, TLSSecretFacts]) -> None:
+        self._secrets = secrets
+
+    def collect(self) -> Iterator[Metric]:
         labels = ["namespace", "secret", "key", "chain_position", "managed"]
         not_after = GaugeMetricFamily(
             "certsmith_tls_secret_not_after_timestamp_seconds",
@@ -127,7 +137,7 @@ class CertsmithCollector(Collector):
             "Subject and issuer common names and serial of each certificate in a kubernetes.io/tls Secret.",
             labels=labels,
         )
-        for (namespace, name), facts in list(secrets.items()):
+        for (namespace, name), facts in list(self._secrets.items()):
             for found in facts.certificates:
                 values = [namespace, name, found.key, str(found.chain_position), str(facts.managed).lower()]
                 not_after.add_metric(values, found.not_after.timestamp())
@@ -136,9 +146,3 @@ class CertsmithCollector(Collector):
                     {"subject_cn": found.subject_cn, "issuer_cn": found.issuer_cn, "serial": found.serial},
                 )
         yield from (not_after, info)
-
-
-def _ready(status: Mapping[str, Any]) -> str:
-    condition = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), None)
-    value = condition.get("status") if condition else None
-    return value if value in CONDITIONS else "Unknown"

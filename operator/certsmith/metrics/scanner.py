@@ -21,6 +21,7 @@ from certsmith.tls_secret import MANAGED_LABEL, SECRET_TYPE
 class TLSSecretScanner:
     def __init__(self, api: client.ApiClient, namespaces: tuple[str, ...]) -> None:
         self._facts: dict[Key, TLSSecretFacts] = {}
+        self._version = 0
         self._lock = threading.Lock()
         self._watched = _namespace_filter(namespaces)
         explicit = [n for n in namespaces if not set(n) & set("*?!,")] if namespaces else []
@@ -37,9 +38,10 @@ class TLSSecretScanner:
         for watch in self._watches:
             watch.stop()
 
-    def facts(self) -> dict[Key, TLSSecretFacts]:
+    def snapshot(self) -> tuple[int, dict[Key, TLSSecretFacts]]:
+        """(version, facts): the version changes whenever the facts do."""
         with self._lock:
-            return dict(self._facts)
+            return self._version, dict(self._facts)
 
     def _receiver(self, scope: str | None) -> Callable[[Listed | Changed], None]:
         def receive(event: Listed | Changed) -> None:
@@ -53,16 +55,19 @@ class TLSSecretScanner:
                     for key in [key for key in self._facts if scope is None or key[0] == scope]:
                         del self._facts[key]
                     self._facts.update(parsed)
+                    self._version += 1
                 return
             if not self._watched(event.key[0]):
                 return
             if event.secret is None:
                 with self._lock:
                     self._facts.pop(event.key, None)
+                    self._version += 1
                 return
             facts = tls_secret_facts(dict(event.secret.contents.data), _managed(event.secret.contents.labels))
             with self._lock:
                 self._facts[event.key] = facts
+                self._version += 1
 
         return receive
 

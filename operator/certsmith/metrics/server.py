@@ -1,15 +1,27 @@
-"""Serving /metrics: one registry with certsmith's collector, its counters and the process metrics."""
+"""Serving /metrics: the registry (certsmith's collector, its counters, the process metrics) rendered
+per scrape, followed by the TLS-Secret series, rendered only when the scanner's facts change — they are
+most of the series on a cluster with many TLS Secrets, and formatting them is most of a scrape's cost."""
 
 from __future__ import annotations
 
 import logging
+import socketserver
+import ssl
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import generate_latest
 
-from certsmith.metrics.collector import CertsmithCollector
+from certsmith.metrics.collector import TLSSecretCollector
+from certsmith.metrics.scanner import TLSSecretScanner
 from certsmith.settings import OperatorSettings
 
 logger = logging.getLogger("certsmith")
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
 def metrics_registry() -> CollectorRegistry:
@@ -20,20 +32,56 @@ def metrics_registry() -> CollectorRegistry:
     return registry
 
 
-def serve_metrics(
-    registry: CollectorRegistry, collector: CertsmithCollector, settings: OperatorSettings
-) -> None:
-    """Serve `registry` (with `collector`) from a daemon thread, unless metrics_port is 0."""
-    registry.register(collector)
+class MetricsApp:
+    """The WSGI application behind /metrics."""
+
+    def __init__(self, registry: CollectorRegistry, tls_secrets: TLSSecretScanner | None) -> None:
+        self._registry = registry
+        self._tls_secrets = tls_secrets
+        self._lock = threading.Lock()
+        self._rendered: tuple[int, bytes] = (-1, b"")
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"certsmith serves /metrics\n"]
+        body = generate_latest(self._registry) + self.tls_secret_series()
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [body]
+
+    def tls_secret_series(self) -> bytes:
+        if self._tls_secrets is None:
+            return b""
+        version, facts = self._tls_secrets.snapshot()
+        with self._lock:
+            if self._rendered[0] != version:
+                registry = CollectorRegistry(auto_describe=False)
+                registry.register(TLSSecretCollector(facts))
+                self._rendered = (version, generate_latest(registry))
+            return self._rendered[1]
+
+
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """One line per scrape would drown the operator's own log."""
+
+
+def serve_metrics(app: MetricsApp, settings: OperatorSettings) -> None:
+    """Serve `app` from a daemon thread, unless metrics_port is 0."""
     if not settings.metrics_port:
         return
-    start_http_server(
-        settings.metrics_port,
-        settings.metrics_address,
-        registry=registry,
-        certfile=settings.metrics_tls_cert,
-        keyfile=settings.metrics_tls_key,
+    server = make_server(
+        settings.metrics_address, settings.metrics_port, app, _Server, handler_class=_QuietHandler
     )
+    if settings.metrics_tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(settings.metrics_tls_cert, settings.metrics_tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     scheme = "https" if settings.metrics_tls_cert else "http"
     logger.info(
         "serving metrics at %s://%s:%d/metrics", scheme, settings.metrics_address, settings.metrics_port
