@@ -4,15 +4,27 @@ their objects, never-issued certificates have no timestamps, counters count, pro
 from __future__ import annotations
 
 import datetime
+import ipaddress
+import ssl
 import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from certsmith.devcluster.kit import free_port
 from certsmith.metrics.collector import CertsmithCollector, TLSSecretCollector
 from certsmith.metrics.scanner import _namespace_filter
-from certsmith.metrics.server import MetricsApp
+from certsmith.metrics.server import MetricsApp, metrics_registry, serve_metrics
 from certsmith.metrics.tls_secrets import TLSSecretFacts, tls_secret_facts
+from certsmith.pki.encodings import certificates_pem
+from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
+from certsmith.pki.request import CertificateTemplate
+from certsmith.pki.signing import self_sign
+from certsmith.settings import OperatorSettings
 from certsmith.tls_secret import SecretContents
 from tests.unit.test_reconcile import NS, World, _ca_pair, _ca_world
 
@@ -162,3 +174,28 @@ def test_the_metrics_app_serves_both_parts_and_renders_tls_secrets_only_when_the
     assert app.tls_secret_series().count(b'secret="old"') == 0
     checked = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, check=False)
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+def test_metrics_are_served_over_https_when_given_a_certificate(tmp_path: Path) -> None:
+    key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    issued = self_sign(
+        CertificateTemplate(ip_addresses=(ipaddress.ip_address("127.0.0.1"),)),
+        key,
+        datetime.datetime.now(datetime.UTC),
+    )
+    (tmp_path / "tls.crt").write_bytes(certificates_pem([issued.certificate]))
+    (tmp_path / "tls.key").write_bytes(encode_private_key(key, KeyEncoding.PKCS8))
+    port = free_port()
+    settings = OperatorSettings(
+        metrics_port=port,
+        metrics_address="127.0.0.1",
+        metrics_tls_cert=str(tmp_path / "tls.crt"),
+        metrics_tls_key=str(tmp_path / "tls.key"),
+    )
+    registry = metrics_registry()
+    serve_metrics(MetricsApp(registry, None), settings)
+    context = ssl.create_default_context(cafile=str(tmp_path / "tls.crt"))
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=context, timeout=5) as response:
+        assert b"process_cpu_seconds_total" in response.read()
+    with pytest.raises((ConnectionError, urllib.error.URLError)):  # a plain-HTTP client is refused
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
