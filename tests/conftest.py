@@ -73,6 +73,11 @@ class OperatorProcess:
         )
         log.close()
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "not running"
+        return self._process.pid
+
     def kill(self) -> None:
         """SIGKILL: no clean-up, no last writes."""
         if self._process is not None:

@@ -190,6 +190,23 @@ def _parser() -> argparse.ArgumentParser:
         help="do not watch every kubernetes.io/tls Secret for the expiry metrics",
     )
     run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="act only while holding a Lease, so that of several replicas one acts at a time",
+    )
+    run.add_argument(
+        "--leader-elect-namespace",
+        default=DEFAULTS.lease_namespace,
+        metavar="NS",
+        help="namespace of the leader-election Lease (default: %(default)s)",
+    )
+    run.add_argument(
+        "--leader-elect-lease",
+        default=DEFAULTS.lease_name,
+        metavar="NAME",
+        help="name of the leader-election Lease (default: %(default)s)",
+    )
+    run.add_argument(
         "--max-issuances-per-hour",
         type=int,
         default=DEFAULTS.issuance_limit,
@@ -222,6 +239,9 @@ def _run(arguments: argparse.Namespace) -> int:
         metrics_tls_cert=arguments.metrics_tls_cert,
         metrics_tls_key=arguments.metrics_tls_key,
         scan_tls_secrets=not arguments.no_tls_secret_metrics,
+        leader_election=arguments.leader_elect,
+        lease_namespace=arguments.leader_elect_namespace,
+        lease_name=arguments.leader_elect_lease,
     )
     kopf.configure(
         verbose=arguments.verbose,

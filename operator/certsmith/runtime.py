@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +21,7 @@ from kubernetes import client
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
 from certsmith.issuers.resolver import IssuerResolver
+from certsmith.kube.lease import LeaderElector, LeaseSettings
 from certsmith.kube.port import ApiAccessError, ApiServer, Key
 from certsmith.kube.secrets import ObservedSecret, observed_secret
 from certsmith.kube.watch import Changed, Listed, SecretWatch
@@ -66,12 +70,52 @@ class Runtime:
         self._references = _References()
         self._watches: dict[Key, SecretWatch] = {}
         self._errors: dict[WorkItem, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._elector = (
+            LeaderElector(
+                api,
+                f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:6]}",
+                LeaseSettings(settings.lease_namespace, settings.lease_name),
+            )
+            if settings.leader_election
+            else None
+        )
         self._started = time.monotonic()
         self._not_yet_reconciled: set[WorkItem] | None = set()
         """Certificates seen but not reconciled since start; None once all were (see `_note_progress`)."""
 
     async def run(self) -> None:
-        """List what Certificates depend on, then reconcile; events received meanwhile wait in the queue."""
+        """Lead (if elected), list what Certificates depend on, then reconcile; events received meanwhile
+        wait in the queue, so a standby that takes over starts with a warm store."""
+        if self._elector is not None:
+            await self._lead(self._elector)
+        try:
+            await self._serve()
+        finally:
+            if self._elector is not None:
+                await asyncio.to_thread(self._elector.release)
+
+    async def _lead(self, elector: LeaderElector) -> None:
+        retry = elector.settings.retry.total_seconds()
+        logger.info("leader election: %s waits for Lease %s/%s", elector.identity, *self._lease_key())
+        while not await asyncio.to_thread(elector.try_lead):
+            await asyncio.sleep(retry)
+        self._tasks.append(asyncio.create_task(self._keep_leading(elector), name="certsmith-lease"))
+
+    async def _keep_leading(self, elector: LeaderElector) -> None:
+        """Renew the Lease; if it cannot be renewed within the deadline, stop at once: another replica
+        may act from then on, and nothing of this one may write after it."""
+        while True:
+            await asyncio.sleep(elector.settings.retry.total_seconds())
+            await asyncio.to_thread(elector.try_lead)
+            if elector.lost():
+                logger.critical("leader election: Lease %s/%s lost; exiting", *self._lease_key())
+                os._exit(1)
+
+    def _lease_key(self) -> tuple[str, str]:
+        return self.settings.lease_namespace, self.settings.lease_name
+
+    async def _serve(self) -> None:
         listing = await asyncio.to_thread(self._listing)
         if listing is not None:
             self._fill(listing)
@@ -80,6 +124,8 @@ class Runtime:
         try:
             await asyncio.gather(self.scheduler.run(), *(self._work() for _ in range(self.settings.workers)))
         finally:
+            for task in self._tasks:
+                task.cancel()
             for watch in self._watches.values():
                 watch.stop()
             if self.tls_secrets is not None:

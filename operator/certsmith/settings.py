@@ -31,6 +31,9 @@ class OperatorSettings:
         them off. metrics_tls_cert and metrics_tls_key (PEM files) serve them over HTTPS instead.
     scan_tls_secrets: export the expiry of every kubernetes.io/tls Secret in the watched namespaces,
         managed or not (one watch selected by Secret type; only parsed facts are kept).
+    leader_election: act only while holding the Lease `lease_name` in `lease_namespace`, so that of
+        several replicas one acts at a time (the others keep their caches warm and take over when it
+        is gone: at once when it stops cleanly, after the Lease's 15 s otherwise).
     """
 
     namespaces: tuple[str, ...] = ()
@@ -50,3 +53,6 @@ class OperatorSettings:
     metrics_tls_cert: str | None = None
     metrics_tls_key: str | None = None
     scan_tls_secrets: bool = True
+    leader_election: bool = False
+    lease_namespace: str = "certsmith"
+    lease_name: str = "certsmith"
