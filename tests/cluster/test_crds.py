@@ -266,9 +266,19 @@ def _run_kubectl(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[st
     )
 
 
-def test_deploy_kustomization_installs_exactly_the_crds(cluster: Cluster) -> None:
+def test_deploy_kustomization_installs_the_crds_namespace_and_rbac(cluster: Cluster) -> None:
     applied = _kubectl(cluster, "apply", "-k", str(REPO / "deploy"), "--dry-run=server", "-o", "name")
-    assert sorted(applied.split()) == [
-        f"customresourcedefinition.apiextensions.k8s.io/{plural}.{GROUP}"
-        for plural in ("certificates", "clusterissuers", "issuers")
-    ]
+    assert sorted(applied.split()) == sorted(
+        [
+            *(
+                f"customresourcedefinition.apiextensions.k8s.io/{plural}.{GROUP}"
+                for plural in ("certificates", "clusterissuers", "issuers")
+            ),
+            "namespace/certsmith",
+            "serviceaccount/certsmith",
+            "clusterrole.rbac.authorization.k8s.io/certsmith",
+            "clusterrolebinding.rbac.authorization.k8s.io/certsmith",
+            "role.rbac.authorization.k8s.io/certsmith-leader-election",
+            "rolebinding.rbac.authorization.k8s.io/certsmith-leader-election",
+        ]
+    )

@@ -1,0 +1,158 @@
+"""The shipped RBAC is enough: the operator runs as its ServiceAccount (a token from the TokenRequest
+API, nothing else) on the RBAC-enforcing API server, through every kind of API call it makes, and the
+API server never says Forbidden."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import yaml
+from kubernetes import client
+
+from certsmith.api import GROUP, VERSION
+from certsmith.devcluster.kit import condition, create_object, free_port
+from certsmith.pki.encodings import certificates_pem
+from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
+from certsmith.pki.request import CertificateTemplate
+from certsmith.pki.signing import self_sign
+from tests.cluster.support import certificate, create_certificate, event_objects, eventually, wait_ready
+from tests.conftest import REPO, Cluster, OperatorProcess
+
+
+def _service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
+    """A kubeconfig holding only a token for certsmith/certsmith, for the admin's API server."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    token = client.CoreV1Api(cluster.api).create_namespaced_service_account_token(
+        "certsmith", "certsmith", request
+    )
+    assert token.status is not None
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
+                "users": [{"name": "certsmith", "user": {"token": token.status.token}}],
+                "contexts": [{"name": "certsmith", "context": {"cluster": "local", "user": "certsmith"}}],
+                "current-context": "certsmith",
+            }
+        )
+    )
+    return path
+
+
+def _ca_secret(cluster: Cluster, namespace: str) -> None:
+    key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    issued = self_sign(
+        CertificateTemplate(common_name="rbac CA", is_ca=True, duration=datetime.timedelta(days=30)),
+        key,
+        datetime.datetime.now(datetime.UTC),
+    )
+    data = {
+        "tls.crt": certificates_pem([issued.certificate]),
+        "tls.key": encode_private_key(key, KeyEncoding.PKCS8),
+    }
+    client.CoreV1Api(cluster.api).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="rbac-ca"),
+            type="kubernetes.io/tls",
+            data={k: base64.b64encode(v).decode() for k, v in data.items()},
+        ),
+    )
+
+
+def test_the_operator_needs_nothing_beyond_its_service_account(
+    cluster: Cluster, solo_namespace: str, tmp_path: Path
+) -> None:
+    applied = subprocess.run(
+        [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-k", str(REPO / "deploy")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    kubeconfig = _service_account_kubeconfig(cluster, tmp_path / "certsmith.kubeconfig")
+    port = free_port()
+    operator = OperatorProcess(
+        kubeconfig,
+        tmp_path / "operator.log",
+        "--namespace",
+        solo_namespace,
+        "--leader-elect",
+        "--metrics-port",
+        str(port),
+        "--metrics-address",
+        "127.0.0.1",
+        "--backoff-initial",
+        "1s",
+        "--backoff-max",
+        "2s",
+    )
+    operator.start()
+    cluster_issuer = f"rbac-{solo_namespace}"
+    objects = client.CustomObjectsApi(cluster.api)
+    try:
+        namespace = solo_namespace
+        create_object(cluster.api, namespace, "Issuer", "selfsigned", {"selfSigned": {}})
+        create_certificate(cluster, namespace, "self", "selfsigned", dnsNames=["self.example.com"])
+        _ca_secret(cluster, namespace)
+        create_object(cluster.api, namespace, "Issuer", "ca", {"ca": {"secretName": "rbac-ca"}})
+        create_certificate(cluster, namespace, "leaf", "ca", dnsNames=["leaf.example.com"])
+        objects.create_cluster_custom_object(
+            GROUP,
+            VERSION,
+            "clusterissuers",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ClusterIssuer",
+                "metadata": {"name": cluster_issuer},
+                "spec": {"selfSigned": {}},
+            },
+        )
+        create_certificate(
+            cluster,
+            namespace,
+            "cluster",
+            cluster_issuer,
+            dnsNames=["cluster.example.com"],
+            issuerRef={"name": cluster_issuer, "kind": "ClusterIssuer"},
+        )
+        create_certificate(
+            cluster, namespace, "twin1", "selfsigned", secretName="shared", dnsNames=["t.example.com"]
+        )
+        create_certificate(cluster, namespace, "orphan", "missing", dnsNames=["o.example.com"])
+        for name in ("self", "leaf", "cluster", "twin1"):
+            wait_ready(cluster, namespace, name, timeout=60)
+        create_certificate(
+            cluster, namespace, "twin2", "selfsigned", secretName="shared", dnsNames=["t.example.com"]
+        )
+        eventually(
+            lambda: condition(certificate(cluster, namespace, "twin2")).get("reason") == "SecretInUse", 20
+        )
+        objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, "certificates", "twin1")
+        wait_ready(cluster, namespace, "twin2", timeout=30)
+        eventually(
+            lambda: any((event.count or 0) >= 2 for event in event_objects(cluster, namespace, "orphan")),
+            30,
+            "a repeated Event counted (patched)",
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        assert 'secret="leaf"' in metrics, "the TLS-Secret scanner listed and watched Secrets"
+        lease = client.CoordinationV1Api(cluster.api).read_namespaced_lease("certsmith", "certsmith")
+        assert lease.spec is not None
+        assert f"_{operator.pid}_" in (lease.spec.holder_identity or "")
+    finally:
+        operator.stop()
+        objects.delete_cluster_custom_object(GROUP, VERSION, "clusterissuers", cluster_issuer)
+    log = operator.log()
+    assert "403" not in log, log[-3000:]
+    assert "Forbidden" not in log, log[-3000:]
