@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import datetime
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 from kubernetes import client
 
@@ -156,3 +158,78 @@ def test_the_operator_needs_nothing_beyond_its_service_account(
     log = operator.log()
     assert "403" not in log, log[-3000:]
     assert "Forbidden" not in log, log[-3000:]
+
+
+def _rules() -> list[tuple[str, int]]:
+    """(kind, index) of every rule in the shipped ClusterRole and Role."""
+    documents = list(yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text()))
+    return [
+        (document["kind"], index)
+        for document in documents
+        if document["kind"] in ("ClusterRole", "Role")
+        for index in range(len(document["rules"]))
+    ]
+
+
+def _replace_role(cluster: Cluster, kind: str, without: int | None) -> None:
+    """Put the shipped ClusterRole or Role back, less its rule number `without`."""
+    document = next(
+        d for d in yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text()) if d["kind"] == kind
+    )
+    if without is not None:
+        del document["rules"][without]
+    rbac = client.RbacAuthorizationV1Api(cluster.api)
+    if kind == "ClusterRole":
+        rbac.replace_cluster_role(document["metadata"]["name"], document)
+    else:
+        rbac.replace_namespaced_role(document["metadata"]["name"], "certsmith", document)
+
+
+@pytest.mark.parametrize(("kind", "index"), _rules(), ids=str)
+def test_every_rule_is_needed(
+    cluster: Cluster, solo_namespace: str, tmp_path: Path, kind: str, index: int
+) -> None:
+    """Without any one rule, the operator is refused something it does on the common paths."""
+    applied = subprocess.run(
+        [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-k", str(REPO / "deploy")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    _replace_role(cluster, kind, index)
+    operator = OperatorProcess(
+        _service_account_kubeconfig(cluster, tmp_path / "certsmith.kubeconfig"),
+        tmp_path / "operator.log",
+        "--namespace",
+        solo_namespace,
+        "--leader-elect",
+        "--leader-elect-lease",
+        f"minimal-{solo_namespace}",
+        "--backoff-initial",
+        "1s",
+        "--backoff-max",
+        "2s",
+    )
+    operator.start()
+    try:
+        create_object(cluster.api, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
+        create_certificate(
+            cluster, solo_namespace, "twin1", "selfsigned", secretName="shared", dnsNames=["t.example.com"]
+        )
+        create_certificate(cluster, solo_namespace, "orphan", "missing", dnsNames=["o.example.com"])
+        time.sleep(3)
+        create_certificate(
+            cluster, solo_namespace, "twin2", "selfsigned", secretName="shared", dnsNames=["t.example.com"]
+        )
+        client.CustomObjectsApi(cluster.api).delete_namespaced_custom_object(
+            GROUP, VERSION, solo_namespace, "certificates", "twin1"
+        )
+        eventually(
+            lambda: any(word in operator.log() for word in ("403", "Forbidden", "Not enough permissions")),
+            40,
+            f"a refusal without rule {index} of the {kind}",
+        )
+    finally:
+        operator.stop()
+        _replace_role(cluster, kind, None)
