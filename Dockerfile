@@ -1,11 +1,23 @@
-FROM python:3.11-slim AS build
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY operator ./operator
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# The operator image: `docker build .` pulls python:3.11-slim-bookworm and fetches the dependencies
+# from PyPI. Offline (as certsmith's own tests build it), pass a locally made base and fill wheels/
+# first: `--build-arg BASE=... --build-arg PIP_NO_INDEX=1` (see certsmith/devcluster/image.py).
+ARG BASE=python:3.11-slim-bookworm
 
-FROM python:3.11-slim
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+FROM ${BASE} AS build
+ARG PIP_NO_INDEX
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_FIND_LINKS=/wheels
+COPY wheels/ /wheels/
+COPY pyproject.toml README.md /src/
+COPY operator /src/operator
+# The image runs `certsmith run` only: the local control plane (`certsmith dev`) and the installers go.
+RUN python3 -m venv /opt/certsmith \
+    && /opt/certsmith/bin/pip install /src \
+    && rm -rf /opt/certsmith/lib/python3*/site-packages/certsmith/devcluster \
+    && /opt/certsmith/bin/pip uninstall --yes --quiet pip setuptools
+
+FROM ${BASE}
+COPY --from=build /opt/certsmith /opt/certsmith
+# USER: kopf names itself after the user, and a numeric UID has no entry in /etc/passwd.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 USER=certsmith
 USER 65532:65532
-ENTRYPOINT ["certsmith"]
+ENTRYPOINT ["/opt/certsmith/bin/certsmith", "run"]

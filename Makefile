@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export GOTOOLCHAIN := local
 export CGO_ENABLED := 0
 
-.PHONY: dev test lint bench crds clean
+.PHONY: dev test test-suite lint bench crds clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,15 @@ $(BIN)/.installed: pyproject.toml
 dev: $(BIN)/.installed
 	$(BIN)/certsmith dev
 
-## Lint, type-check, build the control plane if not cached, run every test, check nothing was left running.
+## Lint, type-check, install the system packages the tests need, build the control plane and the
+## operator image if not cached, run every test with Docker's daemon up, check nothing was left running.
 test: lint
+	hack/test-deps.sh
+	hack/with-dockerd.sh $(MAKE) --no-print-directory test-suite
+
+test-suite: $(BIN)/.installed
 	$(BIN)/python -c 'from certsmith.devcluster import ensure_binaries; ensure_binaries()'
+	$(BIN)/python -m certsmith.devcluster.image
 	$(BIN)/pytest
 	$(BIN)/python hack/check-no-orphans.py
 
@@ -28,6 +34,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check operator tests hack bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/hadolint Dockerfile
 
 ## Benchmarks on a fresh local control plane; results belong in docs/benchmarks.md.
 bench: $(BIN)/.installed

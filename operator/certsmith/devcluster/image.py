@@ -1,0 +1,158 @@
+"""Building the operator image here, offline, from the one Dockerfile a user builds with `docker build .`.
+
+No registry is reachable from these machines, so the base is made locally — Debian bookworm by
+`debootstrap --variant=minbase` with python3 — and imported into Docker, and the wheels are fetched on
+the host (which reaches PyPI) into the build context. Both the base's root filesystem and the image are
+cached by content: the rootfs tarball under ~/.cache/certsmith/, the image under a tag naming the hash
+of everything that goes into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from certsmith.devcluster.build import default_cache_dir, print_progress
+
+SOURCE_TREE = Path(__file__).resolve().parents[3]
+IMAGE = "certsmith"
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+BASE_SUITE = "bookworm"
+BASE_MIRROR = "http://deb.debian.org/debian"
+BASE_TRIMMED = ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man", "usr/share/locale")
+"""Left out of the base: package lists and caches, documentation and translations (~150 MB)."""
+_BASE_KEY = hashlib.sha256(
+    f"{BASE_SUITE} minbase {' '.join(BASE_PACKAGES)} without {' '.join(BASE_TRIMMED)}".encode()
+).hexdigest()[:12]
+BASE_IMAGE = f"certsmith-base:{BASE_SUITE}-{_BASE_KEY}"
+
+
+class ImageBuildError(RuntimeError):
+    """A step of the image build failed; the message names the command and ends with its output."""
+
+
+def ensure_image() -> str:
+    """The tag of the operator image for the current source tree, built if it is not there yet."""
+    _require("docker", "install Docker (Debian: apt-get install docker.io) and start dockerd")
+    base = _ensure_base()
+    tag = f"{IMAGE}:{_source_hash(base)}"
+    if _image_exists(tag):
+        return tag
+    _remove_older_images()
+    with tempfile.TemporaryDirectory(prefix="certsmith-image-") as directory:
+        context = Path(directory)
+        for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md"):
+            shutil.copy2(SOURCE_TREE / name, context / name)
+        shutil.copytree(
+            SOURCE_TREE / "operator", context / "operator", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        wheels = context / "wheels"
+        wheels.mkdir()
+        print_progress("certsmith: fetching the operator's wheels for the image")
+        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(SOURCE_TREE)])
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels), "setuptools>=77"])
+        print_progress(f"certsmith: building the image {tag} on {base}")
+        _run(
+            [
+                "docker",
+                "build",
+                "--quiet",
+                "--build-arg",
+                f"BASE={base}",
+                "--build-arg",
+                "PIP_NO_INDEX=1",
+                "--tag",
+                tag,
+                str(context),
+            ]
+        )
+    return tag
+
+
+def _ensure_base() -> str:
+    if _image_exists(BASE_IMAGE):
+        return BASE_IMAGE
+    tarball = default_cache_dir() / "images" / f"{BASE_IMAGE.replace(':', '-')}.tar"
+    if not tarball.exists():
+        _require("debootstrap", "install it (Debian: apt-get install debootstrap)")
+        tarball.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="certsmith-rootfs-") as directory:
+            print_progress(
+                f"certsmith: making the base image's root filesystem with debootstrap ({BASE_SUITE})"
+            )
+            _run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    f"--include={','.join(BASE_PACKAGES)}",
+                    BASE_SUITE,
+                    directory,
+                    BASE_MIRROR,
+                ]
+            )
+            partial = tarball.with_suffix(".partial")
+            excluded = [f"--exclude=./{path}/*" for path in BASE_TRIMMED]
+            _run(["tar", "-C", directory, *excluded, "-cf", str(partial), "."])
+            partial.rename(tarball)
+    print_progress(f"certsmith: importing {tarball.name} as {BASE_IMAGE}")
+    with tarball.open("rb") as source:
+        imported = subprocess.run(
+            ["docker", "import", "-", BASE_IMAGE], stdin=source, capture_output=True, text=True, check=False
+        )
+    if imported.returncode != 0:
+        raise ImageBuildError(f"docker import failed: {imported.stderr.strip()}")
+    return BASE_IMAGE
+
+
+def _source_hash(base: str) -> str:
+    digest = hashlib.sha256(base.encode())
+    paths = [SOURCE_TREE / name for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")]
+    paths += sorted(
+        path
+        for path in (SOURCE_TREE / "operator").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    )
+    for path in paths:
+        digest.update(str(path.relative_to(SOURCE_TREE)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _remove_older_images() -> None:
+    """Images of earlier source trees, and the build stages they left, are of no further use."""
+    listed = subprocess.run(
+        ["docker", "image", "ls", IMAGE, "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    older = listed.stdout.split()
+    if older:
+        subprocess.run(["docker", "image", "rm", "--force", *older], capture_output=True, check=False)
+    subprocess.run(["docker", "image", "prune", "--force"], capture_output=True, check=False)
+
+
+def _image_exists(tag: str) -> bool:
+    return (
+        subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False).returncode == 0
+    )
+
+
+def _require(command: str, fix: str) -> None:
+    if shutil.which(command) is None:
+        raise ImageBuildError(f"{command} is not installed: {fix}")
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
+        raise ImageBuildError(f"{' '.join(argv[:3])} ... failed with exit code {done.returncode}:\n{tail}")
+
+
+if __name__ == "__main__":
+    print(ensure_image())
