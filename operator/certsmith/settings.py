@@ -17,8 +17,6 @@ class OperatorSettings:
         deletes the Secret too. Off by default: deleting a Certificate must not cause an outage.
     backoff: delays between failed issuance attempts of one Certificate.
     workers: Certificates reconciled at once (signing runs in threads; RSA key generation is slow).
-    ca_secret_cache_ttl: how long a CA key pair read from an unmanaged Secret is reused before it is
-        read again (managed Secrets are watched and always current).
     rewrite_limit, rewrite_window: a Secret that something else keeps changing (deleting, corrupting,
         stripping labels) is rewritten at most `rewrite_limit` times per `rewrite_window`; then
         certsmith waits and says so, instead of fighting the other writer in a loop.
@@ -41,7 +39,6 @@ class OperatorSettings:
     secret_owner_references: bool = False
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
     workers: int = 4
-    ca_secret_cache_ttl: datetime.timedelta = datetime.timedelta(seconds=60)
     rewrite_limit: int = 5
     rewrite_window: datetime.timedelta = datetime.timedelta(minutes=10)
     issuance_limit: int = 10

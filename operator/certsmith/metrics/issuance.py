@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-RESULTS = ("success", "failure")
-
 
 class IssuanceMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
