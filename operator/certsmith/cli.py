@@ -13,11 +13,12 @@ import kopf
 from certsmith import __version__
 from certsmith.api.durations import format_duration, parse_duration
 from certsmith.handlers import operator_registry, operator_settings
+from certsmith.health import HealthApp
 from certsmith.kube.client import ambient_api_client, api_client_from_kubeconfig
 from certsmith.kube.ratelimit import TokenBucket
 from certsmith.metrics.collector import CertsmithCollector
 from certsmith.metrics.issuance import IssuanceMetrics
-from certsmith.metrics.server import MetricsApp, metrics_registry, serve_metrics
+from certsmith.metrics.server import MetricsApp, metrics_registry, serve_metrics, serve_wsgi
 from certsmith.renewal import BackoffSettings
 from certsmith.runtime import Runtime
 from certsmith.scheduler import utc_now
@@ -151,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULTS.health_port,
         metavar="PORT",
-        help="serve liveness at http://0.0.0.0:PORT/healthz; 0 turns it off (default: %(default)s)",
+        help="serve /healthz (liveness) and /readyz (readiness) on PORT; 0: off (default: %(default)s)",
     )
     run.add_argument(
         "--kube-api-qps",
@@ -257,13 +258,15 @@ def _run(arguments: argparse.Namespace) -> int:
     runtime = Runtime(api, settings, utc_now, IssuanceMetrics(registry))
     registry.register(CertsmithCollector(runtime.store))
     serve_metrics(MetricsApp(registry, runtime.tls_secrets), settings)
+    if settings.health_port:
+        health = HealthApp(lambda: runtime.last_tick, lambda: runtime.not_serving)
+        serve_wsgi(health, "0.0.0.0", settings.health_port, "health probes")  # noqa: S104 -- the kubelet probes
     kopf.run(
         registry=operator_registry(runtime),
         settings=operator_settings(),
         standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
     )
     return 0
 

@@ -71,6 +71,10 @@ class Runtime:
         self._watches: dict[Key, SecretWatch] = {}
         self._errors: dict[WorkItem, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.last_tick = time.monotonic()
+        """When the event loop last ticked (monotonic), for the liveness probe."""
+        self.not_serving: str | None = "starting"
+        """Why this replica is not serving yet, for the readiness probe; None while it serves."""
         self._elector = (
             LeaderElector(
                 api,
@@ -87,11 +91,17 @@ class Runtime:
     async def run(self) -> None:
         """Lead (if elected), list what Certificates depend on, then reconcile; events received meanwhile
         wait in the queue, so a standby that takes over starts with a warm store."""
-        if self._elector is not None:
-            await self._lead(self._elector)
+        self._tasks.append(asyncio.create_task(self._tick(), name="certsmith-tick"))
         try:
+            if self._elector is not None:
+                self.not_serving = "standby: another replica holds the Lease"
+                await self._lead(self._elector)
             await self._serve()
         finally:
+            for task in self._tasks:
+                task.cancel()
+            for watch in self._watches.values():
+                watch.stop()
             if self._elector is not None:
                 await asyncio.to_thread(self._elector.release)
 
@@ -115,19 +125,22 @@ class Runtime:
     def _lease_key(self) -> tuple[str, str]:
         return self.settings.lease_namespace, self.settings.lease_name
 
+    async def _tick(self) -> None:
+        while True:
+            self.last_tick = time.monotonic()
+            await asyncio.sleep(1)
+
     async def _serve(self) -> None:
+        self.not_serving = "listing Secrets and issuers"
         listing = await asyncio.to_thread(self._listing)
         if listing is not None:
             self._fill(listing)
+        self.not_serving = None
         if self.tls_secrets is not None:
             self.tls_secrets.start()
         try:
             await asyncio.gather(self.scheduler.run(), *(self._work() for _ in range(self.settings.workers)))
         finally:
-            for task in self._tasks:
-                task.cancel()
-            for watch in self._watches.values():
-                watch.stop()
             if self.tls_secrets is not None:
                 self.tls_secrets.stop()
 

@@ -24,7 +24,8 @@ class OperatorSettings:
         safety net that no bug can get past. The shortest allowed duration (1h) needs one or two.
     kube_api_qps, kube_api_burst: client-side token bucket on certsmith's own requests; qps 0 turns
         it off.
-    health_port: liveness at http://0.0.0.0:PORT/healthz; 0 turns it off.
+    health_port: /healthz (liveness: the event loop ticks) and /readyz (readiness: this replica serves)
+        at http://0.0.0.0:PORT; 0 turns them off.
     metrics_port, metrics_address: Prometheus metrics at http://ADDRESS:PORT/metrics; port 0 turns
         them off. metrics_tls_cert and metrics_tls_key (PEM files) serve them over HTTPS instead.
     scan_tls_secrets: export the expiry of every kubernetes.io/tls Secret in the watched namespaces,

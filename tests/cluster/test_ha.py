@@ -4,11 +4,13 @@ is replaced within 30 s without any certificate issued twice, and a SIGTERMed on
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from kubernetes import client
 
-from certsmith.devcluster.kit import create_ca_issuer
+from certsmith.devcluster.kit import create_ca_issuer, free_port
 from tests.cluster.support import create_certificate, eventually, secret, wait_ready
 from tests.conftest import Cluster, OperatorProcess
 
@@ -25,7 +27,7 @@ def _holder(cluster: Cluster, namespace: str) -> str:
     return (lease.spec.holder_identity if lease.spec else None) or ""
 
 
-def _replica(cluster: Cluster, namespace: str, log: Path) -> OperatorProcess:
+def _replica(cluster: Cluster, namespace: str, log: Path, health_port: int) -> OperatorProcess:
     process = OperatorProcess(
         cluster.kubeconfig,
         log,
@@ -34,9 +36,21 @@ def _replica(cluster: Cluster, namespace: str, log: Path) -> OperatorProcess:
         "--leader-elect",
         "--leader-elect-namespace",
         namespace,
+        "--health-port",
+        str(health_port),
     )
     process.start()
     return process
+
+
+def _probe(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
 
 
 def _leader(replicas: list[OperatorProcess], holder: str) -> OperatorProcess:
@@ -61,10 +75,15 @@ def test_a_killed_leader_is_replaced_without_issuing_twice(
     cluster: Cluster, solo_namespace: str, tmp_path: Path
 ) -> None:
     namespace = solo_namespace
-    replicas = [_replica(cluster, namespace, tmp_path / f"replica-{index}.log") for index in range(2)]
+    ports = [free_port(), free_port()]
+    replicas = [_replica(cluster, namespace, tmp_path / f"replica-{i}.log", ports[i]) for i in range(2)]
     try:
         holder = eventually(lambda: _holder(cluster, namespace), 30, "a leader")
         leader = _leader(replicas, holder)
+        leading, standing_by = (ports[0], ports[1]) if leader is replicas[0] else (ports[1], ports[0])
+        eventually(lambda: _probe(leading, "/readyz") == 200, 30, "the leader to be ready")
+        assert _probe(standing_by, "/readyz") == 503, "the standby is not ready"
+        assert _probe(standing_by, "/healthz") == 200, "but it is live"
         issuer = create_ca_issuer(cluster.api, namespace, "ha root")
         wait_ready(cluster, namespace, "root")
         for index in range(COUNT):

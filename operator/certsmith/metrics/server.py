@@ -74,15 +74,29 @@ def serve_metrics(app: MetricsApp, settings: OperatorSettings) -> None:
     """Serve `app` from a daemon thread, unless metrics_port is 0."""
     if not settings.metrics_port:
         return
-    server = make_server(
-        settings.metrics_address, settings.metrics_port, app, _Server, handler_class=_QuietHandler
+    serve_wsgi(
+        app,
+        settings.metrics_address,
+        settings.metrics_port,
+        "metrics",
+        settings.metrics_tls_cert,
+        settings.metrics_tls_key,
     )
-    if settings.metrics_tls_cert:
+
+
+def serve_wsgi(
+    app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+    address: str,
+    port: int,
+    name: str,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> None:
+    """Serve a WSGI application from daemon threads (one per request), over HTTPS given a certificate."""
+    server = make_server(address, port, app, _Server, handler_class=_QuietHandler)
+    if certfile:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(settings.metrics_tls_cert, settings.metrics_tls_key)
+        context.load_cert_chain(certfile, keyfile)
         server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    scheme = "https" if settings.metrics_tls_cert else "http"
-    logger.info(
-        "serving metrics at %s://%s:%d/metrics", scheme, settings.metrics_address, settings.metrics_port
-    )
+    threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+    logger.info("serving %s at %s://%s:%d", name, "https" if certfile else "http", address, port)

@@ -1,0 +1,48 @@
+"""Liveness and readiness that mean something, served from a thread of their own.
+
+- `/healthz` (liveness): the event loop — which runs the watches, the queue and the scheduler — has
+  ticked within `STALLED_AFTER`; a stuck loop makes the kubelet restart the Pod.
+- `/readyz` (readiness): this replica is serving — it leads (or runs without leader election) and has
+  listed what it needs. A standby is live but not ready.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from certsmith.metrics.server import StartResponse
+
+STALLED_AFTER = 30.0
+"""Seconds without a tick of the event loop after which the operator counts as stuck."""
+
+
+class HealthApp:
+    def __init__(
+        self,
+        last_tick: Callable[[], float],
+        serving: Callable[[], str | None],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`last_tick`: when the event loop last ticked (monotonic); `serving`: None while serving,
+        else why not."""
+        self._last_tick = last_tick
+        self._serving = serving
+        self._monotonic = monotonic
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO")
+        if path == "/healthz":
+            stalled = self._monotonic() - self._last_tick()
+            problem = f"the event loop has not ticked for {stalled:.0f}s" if stalled > STALLED_AFTER else None
+        elif path == "/readyz":
+            problem = self._serving()
+        else:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"certsmith serves /healthz and /readyz\n"]
+        if problem is None:
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok\n"]
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [f"{problem}\n".encode()]
