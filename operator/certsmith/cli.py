@@ -259,7 +259,7 @@ def _run(arguments: argparse.Namespace) -> int:
     registry.register(CertsmithCollector(runtime.store))
     serve_metrics(MetricsApp(registry, runtime.tls_secrets), settings)
     if settings.health_port:
-        health = HealthApp(lambda: runtime.last_tick, lambda: runtime.not_serving)
+        health = HealthApp(lambda: runtime.last_tick, lambda: runtime.not_ready)
         serve_wsgi(health, "0.0.0.0", settings.health_port, "health probes")  # noqa: S104 -- the kubelet probes
     kopf.run(
         registry=operator_registry(runtime),

@@ -2,8 +2,10 @@
 
 - `/healthz` (liveness): the event loop — which runs the watches, the queue and the scheduler — has
   ticked within `STALLED_AFTER`; a stuck loop makes the kubelet restart the Pod.
-- `/readyz` (readiness): this replica is serving — it leads (or runs without leader election) and has
-  listed what it needs. A standby is live but not ready.
+- `/readyz` (readiness): this replica has started: it serves (it has listed what it needs), or it
+  stands by for the Lease. A standby counts as ready on purpose: a Deployment's rolling update waits
+  for new Pods to be ready, and a new Pod stands by until an old one releases the Lease, so a standby
+  that was never ready would stall every upgrade. Who leads is in the Lease.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ class HealthApp:
         serving: Callable[[], str | None],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`last_tick`: when the event loop last ticked (monotonic); `serving`: None while serving,
-        else why not."""
+        """`last_tick`: when the event loop last ticked (monotonic); `serving`: None once ready, else
+        why not yet."""
         self._last_tick = last_tick
         self._serving = serving
         self._monotonic = monotonic

@@ -73,8 +73,8 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self.last_tick = time.monotonic()
         """When the event loop last ticked (monotonic), for the liveness probe."""
-        self.not_serving: str | None = "starting"
-        """Why this replica is not serving yet, for the readiness probe; None while it serves."""
+        self.not_ready: str | None = "starting"
+        """Why this replica is not ready yet, for the readiness probe; None once it serves or stands by."""
         self._elector = (
             LeaderElector(
                 api,
@@ -94,7 +94,7 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._tick(), name="certsmith-tick"))
         try:
             if self._elector is not None:
-                self.not_serving = "standby: another replica holds the Lease"
+                self.not_ready = None  # a standby is ready: it takes over when the leader goes
                 await self._lead(self._elector)
             await self._serve()
         finally:
@@ -131,11 +131,11 @@ class Runtime:
             await asyncio.sleep(1)
 
     async def _serve(self) -> None:
-        self.not_serving = "listing Secrets and issuers"
+        self.not_ready = "listing Secrets and issuers"
         listing = await asyncio.to_thread(self._listing)
         if listing is not None:
             self._fill(listing)
-        self.not_serving = None
+        self.not_ready = None
         if self.tls_secrets is not None:
             self.tls_secrets.start()
         try:

@@ -15,6 +15,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from certsmith import __version__
 from tests.conftest import REPO, Cluster
 
 EXAMPLES = REPO / "docs" / "examples"
@@ -284,5 +285,33 @@ def test_deploy_kustomization_installs_the_crds_namespace_and_rbac(cluster: Clus
             "clusterrolebinding.rbac.authorization.k8s.io/certsmith",
             "role.rbac.authorization.k8s.io/certsmith-leader-election",
             "rolebinding.rbac.authorization.k8s.io/certsmith-leader-election",
+            "deployment.apps/certsmith",
+            "poddisruptionbudget.policy/certsmith",
         ]
     )
+
+
+def test_install_yaml_is_the_rendered_kustomization(cluster: Cluster) -> None:
+    rendered = _kubectl(cluster, "kustomize", str(REPO / "deploy"))
+    shipped = (REPO / "deploy" / "install.yaml").read_text()
+    assert list(yaml.safe_load_all(shipped)) == list(yaml.safe_load_all(rendered)), (
+        "deploy/install.yaml is stale: run kubectl kustomize deploy > deploy/install.yaml (keep its header)"
+    )
+
+
+def test_the_deployment_runs_this_version_hardened() -> None:
+    documents = yaml.safe_load_all((REPO / "deploy" / "deployment.yaml").read_text())
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == f"certsmith:{__version__}"
+    assert "--leader-elect" in container["args"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"

@@ -21,12 +21,12 @@ def test_liveness_fails_once_the_event_loop_stops_ticking() -> None:
     assert "has not ticked for 31s" in body
 
 
-def test_readiness_says_why_a_replica_does_not_serve() -> None:
-    reason: str | None = "standby: another replica holds the Lease"
+def test_readiness_says_why_a_replica_is_not_ready_yet() -> None:
+    reason: str | None = "listing Secrets and issuers"
     app = HealthApp(lambda: 0.0, lambda: reason, lambda: 0.0)
     status, body = _get(app, "/readyz")
     assert status.startswith("503")
-    assert "standby" in body
+    assert "listing" in body
     reason = None
     assert _get(app, "/readyz")[0] == "200 OK"
     assert _get(app, "/elsewhere")[0].startswith("404")

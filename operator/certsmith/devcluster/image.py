@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from certsmith import __version__
 from certsmith.devcluster.build import default_cache_dir, print_progress
 
 SOURCE_TREE = Path(__file__).resolve().parents[3]
@@ -36,13 +37,15 @@ class ImageBuildError(RuntimeError):
 
 
 def ensure_image() -> str:
-    """The tag of the operator image for the current source tree, built if it is not there yet."""
+    """The tag of the operator image for the current source tree, built if it is not there yet; it is
+    also tagged certsmith:<version>, the name deploy/deployment.yaml uses."""
     _require("docker", "install Docker (Debian: apt-get install docker.io) and start dockerd")
     base = _ensure_base()
     tag = f"{IMAGE}:{_source_hash(base)}"
     if _image_exists(tag):
         return tag
     _remove_older_images()
+    released = f"{IMAGE}:{__version__}"
     with tempfile.TemporaryDirectory(prefix="certsmith-image-") as directory:
         context = Path(directory)
         for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md"):
@@ -67,6 +70,8 @@ def ensure_image() -> str:
                 "PIP_NO_INDEX=1",
                 "--tag",
                 tag,
+                "--tag",
+                released,
                 str(context),
             ]
         )
