@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import subprocess
 import time
 from collections.abc import Callable
@@ -14,6 +15,17 @@ from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.kit import create_object, is_ready
+from certsmith.pki.encodings import certificates_pem
+from certsmith.pki.keys import (
+    KeyAlgorithm,
+    KeyEncoding,
+    KeySpec,
+    PrivateKey,
+    encode_private_key,
+    generate_private_key,
+)
+from certsmith.pki.request import CertificateTemplate
+from certsmith.pki.signing import self_sign
 from tests.conftest import Cluster
 
 T = TypeVar("T")
@@ -111,3 +123,35 @@ def openssl_verify(ca: Path, certificate: Path, *options: str) -> None:
         check=False,
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def key_pair(
+    common_name: str, is_ca: bool, duration: datetime.timedelta, key: PrivateKey | None = None
+) -> dict[str, bytes]:
+    """A self-signed certificate and its key as a TLS Secret's data."""
+    key = key or generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    now = datetime.datetime.now(datetime.UTC)
+    issued = self_sign(CertificateTemplate(common_name=common_name, is_ca=is_ca, duration=duration), key, now)
+    return {
+        "tls.crt": certificates_pem([issued.certificate]),
+        "tls.key": encode_private_key(key, KeyEncoding.PKCS8),
+    }
+
+
+def create_secret(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    data: dict[str, bytes],
+    kind: str = "kubernetes.io/tls",
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> client.V1Secret:
+    return client.CoreV1Api(cluster.api).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name, labels=labels, annotations=annotations),
+            type=kind,
+            data={key: base64.b64encode(value).decode() for key, value in data.items()},
+        ),
+    )

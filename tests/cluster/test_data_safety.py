@@ -3,7 +3,6 @@ manage, a CA about to end, weak or wrong CAs."""
 
 from __future__ import annotations
 
-import base64
 import datetime
 import time
 from pathlib import Path
@@ -13,23 +12,14 @@ from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.kit import condition
-from certsmith.pki.encodings import certificates_pem
-from certsmith.pki.keys import (
-    KeyAlgorithm,
-    KeyEncoding,
-    KeySpec,
-    PrivateKey,
-    encode_private_key,
-    generate_private_key,
-)
-from certsmith.pki.request import CertificateTemplate
-from certsmith.pki.signing import self_sign
 from tests.cluster.support import (
     certificate,
     create,
     create_certificate,
+    create_secret,
     event_objects,
     eventually,
+    key_pair,
     openssl_verify,
     patch_spec,
     secret,
@@ -37,39 +27,6 @@ from tests.cluster.support import (
     wait_ready,
 )
 from tests.conftest import Cluster, OperatorProcess
-
-ECDSA = KeySpec(KeyAlgorithm.ECDSA, 256)
-
-
-def _key_pair(
-    common_name: str, is_ca: bool, duration: datetime.timedelta, key: PrivateKey | None = None
-) -> dict[str, bytes]:
-    key = key or generate_private_key(ECDSA)
-    now = datetime.datetime.now(datetime.UTC)
-    issued = self_sign(CertificateTemplate(common_name=common_name, is_ca=is_ca, duration=duration), key, now)
-    return {
-        "tls.crt": certificates_pem([issued.certificate]),
-        "tls.key": encode_private_key(key, KeyEncoding.PKCS8),
-    }
-
-
-def _create_secret(
-    cluster: Cluster,
-    namespace: str,
-    name: str,
-    data: dict[str, bytes],
-    kind: str = "kubernetes.io/tls",
-    labels: dict[str, str] | None = None,
-    annotations: dict[str, str] | None = None,
-) -> client.V1Secret:
-    return client.CoreV1Api(cluster.api).create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name=name, labels=labels, annotations=annotations),
-            type=kind,
-            data={key: base64.b64encode(value).decode() for key, value in data.items()},
-        ),
-    )
 
 
 def _issuer_condition(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
@@ -107,8 +64,8 @@ def _issuer_reason_becomes(cluster: Cluster, namespace: str, name: str, reason: 
 def test_a_ca_key_pair_is_never_overwritten_by_a_certificate_naming_its_secret(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    before = _create_secret(
-        cluster, namespace, "goodca", _key_pair("good CA", True, datetime.timedelta(days=30))
+    before = create_secret(
+        cluster, namespace, "goodca", key_pair("good CA", True, datetime.timedelta(days=30))
     )
     create(cluster, namespace, "Issuer", "good", {"ca": {"secretName": "goodca"}})
     create_certificate(cluster, namespace, "typo", "good", secretName="goodca", dnsNames=["typo.example.com"])
@@ -128,7 +85,7 @@ def test_a_ca_key_pair_is_never_overwritten_by_a_certificate_naming_its_secret(
 def test_a_certificate_on_a_generic_secret_is_refused_with_a_status_and_an_event(
     cluster: Cluster, namespace: str, ca_issuer: str
 ) -> None:
-    _create_secret(cluster, namespace, "app-config", {"a": b"1"}, kind="Opaque")
+    create_secret(cluster, namespace, "app-config", {"a": b"1"}, kind="Opaque")
     create_certificate(
         cluster, namespace, "on-config", ca_issuer, secretName="app-config", dnsNames=["c.example.com"]
     )
@@ -140,7 +97,7 @@ def test_a_certificate_on_a_generic_secret_is_refused_with_a_status_and_an_event
 def test_a_handed_over_secret_keeps_the_users_data_keys(
     cluster: Cluster, namespace: str, ca_issuer: str
 ) -> None:
-    _create_secret(
+    create_secret(
         cluster,
         namespace,
         "imported",
@@ -167,7 +124,7 @@ def test_an_issuer_follows_a_ca_secret_it_does_not_manage(
     _issuer_reason_becomes(cluster, namespace, "late", "SecretNotFound")
     create_certificate(cluster, namespace, "waits", "late", dnsNames=["w.example.com"])
     _reason_becomes(cluster, namespace, "waits", "IssuerNotReady")
-    _create_secret(cluster, namespace, "late-ca", _key_pair("late CA", True, datetime.timedelta(days=30)))
+    create_secret(cluster, namespace, "late-ca", key_pair("late CA", True, datetime.timedelta(days=30)))
     _issuer_reason_becomes(cluster, namespace, "late", "KeyPairVerified")
     wait_ready(cluster, namespace, "waits", timeout=15)
     client.CoreV1Api(cluster.api).delete_namespaced_secret("late-ca", namespace)
@@ -177,7 +134,7 @@ def test_an_issuer_follows_a_ca_secret_it_does_not_manage(
 def test_a_ca_issuer_on_a_leaf_certificate_says_not_a_ca_end_to_end(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    _create_secret(cluster, namespace, "leaf", _key_pair("just a leaf", False, datetime.timedelta(days=30)))
+    create_secret(cluster, namespace, "leaf", key_pair("just a leaf", False, datetime.timedelta(days=30)))
     create(cluster, namespace, "Issuer", "leafy", {"ca": {"secretName": "leaf"}})
     assert "not a CA certificate" in _issuer_reason_becomes(cluster, namespace, "leafy", "NotACA")["message"]
     create_certificate(cluster, namespace, "under-leaf", "leafy", dnsNames=["l.example.com"])
@@ -188,9 +145,7 @@ def test_a_weak_ca_is_ready_but_says_why_clients_may_refuse_it(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 -- on purpose
-    _create_secret(
-        cluster, namespace, "weak-ca", _key_pair("weak CA", True, datetime.timedelta(days=30), weak)
-    )
+    create_secret(cluster, namespace, "weak-ca", key_pair("weak CA", True, datetime.timedelta(days=30), weak))
     create(cluster, namespace, "Issuer", "weak", {"ca": {"secretName": "weak-ca"}})
     ready = _issuer_reason_becomes(cluster, namespace, "weak", "KeyPairVerified")
     assert "RSA 1024 bits" in ready["message"]
@@ -238,7 +193,7 @@ def test_a_secret_in_use_is_taken_over_when_its_certificate_is_deleted(
 def test_a_ca_ending_in_minutes_gives_one_shortened_certificate(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    _create_secret(cluster, namespace, "brief-ca", _key_pair("brief CA", True, datetime.timedelta(minutes=2)))
+    create_secret(cluster, namespace, "brief-ca", key_pair("brief CA", True, datetime.timedelta(minutes=2)))
     create(cluster, namespace, "Issuer", "brief", {"ca": {"secretName": "brief-ca"}})
     create_certificate(cluster, namespace, "brief-leaf", "brief", dnsNames=["b.example.com"])
     body = wait_ready(cluster, namespace, "brief-leaf")

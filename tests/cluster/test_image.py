@@ -14,8 +14,8 @@ import pytest
 from certsmith.devcluster.image import ensure_image
 from certsmith.devcluster.kit import create_object
 from tests.cluster.support import create_certificate, wait_ready
-from tests.cluster.test_rbac import _ca_secret, _service_account_kubeconfig
-from tests.conftest import REPO, Cluster
+from tests.cluster.test_rbac import _service_account_kubeconfig, apply_deploy, ca_secret
+from tests.conftest import Cluster
 
 UID = "65532"
 
@@ -33,11 +33,7 @@ def _docker(*arguments: str) -> str:
 
 @pytest.fixture
 def container(cluster: Cluster, solo_namespace: str, tmp_path: Path, image: str) -> Iterator[str]:
-    subprocess.run(
-        [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-k", str(REPO / "deploy")],
-        capture_output=True,
-        check=True,
-    )
+    apply_deploy(cluster)
     kubeconfig = _service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
     kubeconfig.chmod(0o644)
     name = f"certsmith-test-{uuid.uuid4().hex[:8]}"
@@ -84,7 +80,7 @@ def test_the_image_runs_as_its_service_account_read_only_and_unprivileged(
 ) -> None:
     create_object(cluster.api, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
     create_certificate(cluster, solo_namespace, "from-container", "selfsigned", dnsNames=["c.example.com"])
-    _ca_secret(cluster, solo_namespace)
+    ca_secret(cluster, solo_namespace)
     create_object(cluster.api, solo_namespace, "Issuer", "ca", {"ca": {"secretName": "rbac-ca"}})
     create_certificate(cluster, solo_namespace, "ca-leaf", "ca", dnsNames=["l.example.com"])
     wait_ready(cluster, solo_namespace, "from-container", timeout=60)

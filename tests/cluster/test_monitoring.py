@@ -4,7 +4,6 @@ Certificate's series are gone by the next scrape."""
 
 from __future__ import annotations
 
-import base64
 import datetime
 import json
 import shutil
@@ -20,36 +19,11 @@ from kubernetes import client
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.kit import create_ca_issuer, free_port
 from certsmith.devcluster.prometheus import Prometheus
-from certsmith.pki.encodings import certificates_pem
-from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
-from certsmith.pki.request import CertificateTemplate
-from certsmith.pki.signing import self_sign
-from tests.cluster.support import create_certificate, eventually, wait_ready
+from tests.cluster.support import create_certificate, create_secret, eventually, key_pair, wait_ready
 from tests.conftest import REPO, Cluster, OperatorProcess
 
 MONITORING = REPO / "deploy" / "monitoring"
 DAY = 86400
-
-
-def _unmanaged_tls_secret(cluster: Cluster, namespace: str, name: str, days: int) -> None:
-    key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
-    issued = self_sign(
-        CertificateTemplate(common_name="legacy", duration=datetime.timedelta(days=days)),
-        key,
-        datetime.datetime.now(datetime.UTC),
-    )
-    data = {
-        "tls.crt": certificates_pem([issued.certificate]),
-        "tls.key": encode_private_key(key, KeyEncoding.PKCS8),
-    }
-    client.CoreV1Api(cluster.api).create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name=name),
-            type="kubernetes.io/tls",
-            data={k: base64.b64encode(v).decode() for k, v in data.items()},
-        ),
-    )
 
 
 def _panel_queries() -> dict[str, list[str]]:
@@ -97,7 +71,7 @@ def test_prometheus_scrapes_what_the_dashboard_shows(
     create_certificate(cluster, namespace, "web", issuer, dnsNames=["web.example.com"], duration="720h")
     create_certificate(cluster, namespace, "api", issuer, dnsNames=["api.example.com"], duration="2160h")
     create_certificate(cluster, namespace, "orphan", "no-such-issuer", dnsNames=["o.example.com"])
-    _unmanaged_tls_secret(cluster, namespace, "legacy-tls", days=10)
+    create_secret(cluster, namespace, "legacy-tls", key_pair("legacy", False, datetime.timedelta(days=10)))
     for name in ("root", "web", "api"):
         wait_ready(cluster, namespace, name)
 

@@ -4,7 +4,6 @@ API server never says Forbidden."""
 
 from __future__ import annotations
 
-import base64
 import datetime
 import subprocess
 import time
@@ -17,11 +16,15 @@ from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.kit import condition, create_object, free_port
-from certsmith.pki.encodings import certificates_pem
-from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
-from certsmith.pki.request import CertificateTemplate
-from certsmith.pki.signing import self_sign
-from tests.cluster.support import certificate, create_certificate, event_objects, eventually, wait_ready
+from tests.cluster.support import (
+    certificate,
+    create_certificate,
+    create_secret,
+    event_objects,
+    eventually,
+    key_pair,
+    wait_ready,
+)
 from tests.conftest import REPO, Cluster, OperatorProcess
 
 
@@ -50,30 +53,12 @@ def _service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
     return path
 
 
-def _ca_secret(cluster: Cluster, namespace: str) -> None:
-    key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
-    issued = self_sign(
-        CertificateTemplate(common_name="rbac CA", is_ca=True, duration=datetime.timedelta(days=30)),
-        key,
-        datetime.datetime.now(datetime.UTC),
-    )
-    data = {
-        "tls.crt": certificates_pem([issued.certificate]),
-        "tls.key": encode_private_key(key, KeyEncoding.PKCS8),
-    }
-    client.CoreV1Api(cluster.api).create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="rbac-ca"),
-            type="kubernetes.io/tls",
-            data={k: base64.b64encode(v).decode() for k, v in data.items()},
-        ),
-    )
+def ca_secret(cluster: Cluster, namespace: str) -> None:
+    """A CA key pair in the Secret rbac-ca, made by the administrator, not by certsmith."""
+    create_secret(cluster, namespace, "rbac-ca", key_pair("rbac CA", True, datetime.timedelta(days=30)))
 
 
-def test_the_operator_needs_nothing_beyond_its_service_account(
-    cluster: Cluster, solo_namespace: str, tmp_path: Path
-) -> None:
+def apply_deploy(cluster: Cluster) -> None:
     applied = subprocess.run(
         [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-k", str(REPO / "deploy")],
         capture_output=True,
@@ -81,6 +66,12 @@ def test_the_operator_needs_nothing_beyond_its_service_account(
         check=False,
     )
     assert applied.returncode == 0, applied.stderr
+
+
+def test_the_operator_needs_nothing_beyond_its_service_account(
+    cluster: Cluster, solo_namespace: str, tmp_path: Path
+) -> None:
+    apply_deploy(cluster)
     kubeconfig = _service_account_kubeconfig(cluster, tmp_path / "certsmith.kubeconfig")
     port = free_port()
     operator = OperatorProcess(
@@ -105,7 +96,7 @@ def test_the_operator_needs_nothing_beyond_its_service_account(
         namespace = solo_namespace
         create_object(cluster.api, namespace, "Issuer", "selfsigned", {"selfSigned": {}})
         create_certificate(cluster, namespace, "self", "selfsigned", dnsNames=["self.example.com"])
-        _ca_secret(cluster, namespace)
+        ca_secret(cluster, namespace)
         create_object(cluster.api, namespace, "Issuer", "ca", {"ca": {"secretName": "rbac-ca"}})
         create_certificate(cluster, namespace, "leaf", "ca", dnsNames=["leaf.example.com"])
         objects.create_cluster_custom_object(
@@ -190,13 +181,7 @@ def test_every_rule_is_needed(
     cluster: Cluster, solo_namespace: str, tmp_path: Path, kind: str, index: int
 ) -> None:
     """Without any one rule, the operator is refused something it does on the common paths."""
-    applied = subprocess.run(
-        [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-k", str(REPO / "deploy")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert applied.returncode == 0, applied.stderr
+    apply_deploy(cluster)
     _replace_role(cluster, kind, index)
     operator = OperatorProcess(
         _service_account_kubeconfig(cluster, tmp_path / "certsmith.kubeconfig"),
