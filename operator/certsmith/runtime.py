@@ -63,7 +63,11 @@ class Runtime:
         self.certificates = CertificateReconciler(
             self.store, self.port, self.resolver, settings, clock, metrics
         )
-        self.tls_secrets = TLSSecretScanner(api, settings.namespaces) if settings.scan_tls_secrets else None
+        self.tls_secrets = (
+            TLSSecretScanner(api, settings.namespaces)
+            if settings.scan_tls_secrets and settings.metrics_port
+            else None
+        )
         self.issuers = IssuerReconciler(self.store, self.port, self.resolver, clock)
         self.queue: WorkQueue[WorkItem] = WorkQueue()
         self.scheduler: Scheduler[WorkItem] = Scheduler(self.queue.add, clock)

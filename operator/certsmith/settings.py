@@ -29,7 +29,8 @@ class OperatorSettings:
     metrics_port, metrics_address: Prometheus metrics at http://ADDRESS:PORT/metrics; port 0 turns
         them off. metrics_tls_cert and metrics_tls_key (PEM files) serve them over HTTPS instead.
     scan_tls_secrets: export the expiry of every kubernetes.io/tls Secret in the watched namespaces,
-        managed or not (one watch selected by Secret type; only parsed facts are kept).
+        managed or not (one watch selected by Secret type; only parsed facts are kept). Only with
+        metrics on: the watch feeds nothing else.
     leader_election: act only while holding the Lease `lease_name` in `lease_namespace`, so that of
         several replicas one acts at a time (the others keep their caches warm and take over when it
         is gone: at once when it stops cleanly, after the Lease's 15 s otherwise).
