@@ -44,6 +44,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/scale.py storm
 	$(BIN)/python bench/scale.py idle-restart
 	$(BIN)/python bench/scale.py bystanders
+	$(BIN)/python bench/metrics.py
 
 ## Regenerate crds/clusterissuer.yaml after editing crds/issuer.yaml.
 crds:
