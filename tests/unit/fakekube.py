@@ -23,6 +23,7 @@ class FakeKube:
     certificates: set[Key] = field(default_factory=set)
     refuse_secret_writes: tuple[int, str] | None = None
     """(status, reason) with which every Secret write is refused, e.g. (403, "Forbidden")."""
+    refuse_status_patches: tuple[int, str] | None = None
     requests: list[str] = field(default_factory=list)
     _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -60,6 +61,8 @@ class FakeKube:
 
     def patch_status(self, plural: str, namespace: str | None, name: str, status: Mapping[str, Any]) -> None:
         self.requests.append(f"PATCH {plural}/{namespace or ''}/{name}/status")
+        if self.refuse_status_patches is not None:
+            raise ApiAccessError(f"patching the status of {plural}/{name}", *self.refuse_status_patches)
         merged = {**self.statuses.get((plural, (namespace or "", name)), {}), **status}
         self.statuses[(plural, (namespace or "", name))] = {k: v for k, v in merged.items() if v is not None}
 

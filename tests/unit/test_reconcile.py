@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
 from certsmith.issuers.resolver import IssuerResolver
+from certsmith.kube.port import ApiAccessError
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.inspection import describe, load_certificates
@@ -370,6 +371,21 @@ def test_a_refused_secret_write_is_a_failed_attempt_in_the_status(status: int, r
     assert f"answered {status}" in ready["message"]
     assert world.status("web")["failedIssuanceAttempts"] == 1
     assert world.kube.events[-1].warning
+
+
+def test_a_refused_status_patch_is_not_mistaken_for_a_refused_secret_write() -> None:
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    world.kube.refuse_status_patches = (429, "Too Many Requests")
+    world.certificate("web")
+    with pytest.raises(ApiAccessError, match="patching the status"):
+        world.reconcile("web")  # the runtime backs off; the Secret it wrote is kept
+    assert world.secret("web").data["tls.crt"]
+    world.kube.refuse_status_patches = None
+    world._watch()
+    world.reconcile("web")
+    assert world.ready("web")["status"] == "True"
+    assert world.status("web")["revision"] == 1, "found in place, not issued again"
 
 
 def test_a_ca_about_to_end_gives_one_shortened_certificate_not_a_storm() -> None:

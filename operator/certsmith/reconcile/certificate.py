@@ -50,7 +50,15 @@ from certsmith.policy import (
     shortened_warning,
     up_to_date_message,
 )
-from certsmith.reconcile.plan import Outcome, Plan, SecretWrite, StatusWrite, Written, apply_plan
+from certsmith.reconcile.plan import (
+    Outcome,
+    Plan,
+    SecretWrite,
+    SecretWriteRefusedError,
+    StatusWrite,
+    Written,
+    apply_plan,
+)
 from certsmith.reconcile.store import Store, WorkItem
 from certsmith.settings import OperatorSettings
 from certsmith.tls_secret import (
@@ -154,10 +162,8 @@ class CertificateReconciler:
                 if observed is not None and observed.contents.labels.get(MANAGED_LABEL) == "true":
                     read_back += Written(secrets=((secret_key, observed),))
                 continue
-            except ApiAccessError as error:
-                if plan.secret is None:
-                    raise
-                plan = self._failure(work, decision, _refusal_reason(error), str(error))
+            except SecretWriteRefusedError as error:
+                plan = self._failure(work, decision, _refusal_reason(error.refusal), str(error))
                 written = apply_plan(self._port, plan)
             else:
                 self._spend_budgets(work, decision, plan)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from certsmith.kube.port import EventRecord, Key, KubePort, ObjectRef
+from certsmith.kube.port import ApiAccessError, EventRecord, Key, KubePort, ObjectRef
 from certsmith.kube.secrets import ObservedSecret
 from certsmith.reconcile.store import IssuerState, Store, WorkItem
 from certsmith.tls_secret import SecretContents
@@ -76,15 +76,27 @@ class Outcome:
     written: Written = field(default_factory=Written)
 
 
+class SecretWriteRefusedError(RuntimeError):
+    """The API server refused the plan's Secret write (403, 429, ...); nothing else was written."""
+
+    def __init__(self, refusal: ApiAccessError) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
+
+
 def apply_plan(port: KubePort, plan: Plan) -> Written:
-    """Carry out `plan`. Raises SecretConflictError or ApiAccessError from the Secret write before
-    anything else is written."""
+    """Carry out `plan`. A Secret write that conflicts (SecretConflictError) or is refused
+    (SecretWriteRefusedError) stops the plan before anything else is written; a refused status patch or
+    Event raises ApiAccessError after the Secret was written."""
     secrets: tuple[tuple[Key, ObservedSecret], ...] = ()
     if plan.secret is not None:
         write = plan.secret
-        observed = port.write_secret(
-            write.namespace, write.name, write.contents, write.resource_version, write.owner
-        )
+        try:
+            observed = port.write_secret(
+                write.namespace, write.name, write.contents, write.resource_version, write.owner
+            )
+        except ApiAccessError as refusal:
+            raise SecretWriteRefusedError(refusal) from None
         secrets = (((write.namespace, write.name), observed),)
     statuses: tuple[StatusWrite, ...] = ()
     if plan.status is not None:
