@@ -117,12 +117,12 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._keep_leading(elector), name="certsmith-lease"))
 
     async def _keep_leading(self, elector: LeaderElector) -> None:
-        """Renew the Lease; if it cannot be renewed within the deadline, stop at once: another replica
-        may act from then on, and nothing of this one may write after it."""
+        """Renew the Lease; if another replica holds it, or it cannot be renewed within the deadline,
+        stop at once: nothing of this replica may write while another acts."""
         while True:
             await asyncio.sleep(elector.settings.retry.total_seconds())
-            await asyncio.to_thread(elector.try_lead)
-            if elector.lost():
+            leading = await asyncio.to_thread(elector.try_lead)
+            if not leading or elector.lost():
                 logger.critical("leader election: Lease %s/%s lost; exiting", *self._lease_key())
                 os._exit(1)
 

@@ -50,8 +50,9 @@ class LeaderElector:
         identity: str,
         settings: LeaseSettings,
         monotonic: Callable[[], float] = time.monotonic,
+        leases: client.CoordinationV1Api | None = None,
     ) -> None:
-        self._api = client.CoordinationV1Api(api)
+        self._api = leases or client.CoordinationV1Api(api)
         self.identity = identity
         self.settings = settings
         self._monotonic = monotonic
@@ -125,8 +126,8 @@ class LeaderElector:
                 lease.spec = spec
                 self._api.replace_namespaced_lease(self.settings.name, self.settings.namespace, lease)
         except ApiException as error:
-            if error.status in (_HTTP_CONFLICT,):
-                return self._renewed_at is not None and not self.lost()
+            if error.status == _HTTP_CONFLICT:
+                return False  # someone else wrote the Lease meanwhile: not ours, for now at least
             return self._failed(error)
         if taking_over:
             logger.info("leader election: %s leads through Lease %s", self.identity, self._where())
