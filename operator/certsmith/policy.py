@@ -184,6 +184,11 @@ class Decision:
     """For WAIT and HOLD: when to look again."""
 
     @property
+    def renewing(self) -> bool:
+        """The decision renews a certificate (due, or asked for by hand)."""
+        return self.reason in RENEWALS
+
+    @property
     def rewrite(self) -> bool:
         """A write for this decision spends the rewrite budget."""
         return self.reason in CHANGED_BY_OTHERS
@@ -334,7 +339,7 @@ def shortened_warning(spec: CertificateSpec, info: CertificateInfo) -> str | Non
 def ready_after_failure(decision: Decision, reason: str, message: str) -> tuple[bool, str, str]:
     """(status, reason, message) of Ready after a failed attempt: still True while the stored
     certificate is valid and only its renewal failed."""
-    if decision.stored is not None and decision.reason in RENEWALS:
+    if decision.stored is not None and decision.renewing:
         return True, "Ready", f"the current certificate is still valid, but renewing it failed: {message}"
     return False, reason, message
 
@@ -369,7 +374,7 @@ def reusable_key(
     return key if spec_of(key) == spec.private_key.spec else None
 
 
-def takeover_instructions(secret_name: str, certificate_name: str) -> str:
+def _takeover_instructions(secret_name: str, certificate_name: str) -> str:
     return (
         f"to hand it over, delete it, or run: kubectl label secret {secret_name} {MANAGED_LABEL}=true "
         f"&& kubectl annotate secret {secret_name} {CERTIFICATE_NAME}={certificate_name}"
@@ -394,7 +399,7 @@ def _ownership(observation: Observation, secret: SecretContents) -> Decision | N
             Reason.SECRET_NOT_OWNED,
             f"Secret {spec.secret_name} exists and was not created by certsmith for this Certificate, "
             f"so certsmith leaves it untouched; choose another spec.secretName, or, "
-            f"{takeover_instructions(spec.secret_name, name)}",
+            f"{_takeover_instructions(spec.secret_name, name)}",
         )
     if owner != name and observation.owner_exists:
         return Decision(

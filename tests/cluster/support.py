@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -26,7 +27,7 @@ from certsmith.pki.keys import (
 )
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
-from tests.conftest import Cluster
+from tests.conftest import REPO, Cluster
 
 T = TypeVar("T")
 
@@ -155,3 +156,43 @@ def create_secret(
             data={key: base64.b64encode(value).decode() for key, value in data.items()},
         ),
     )
+
+
+def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
+    """A kubeconfig holding only a token for certsmith/certsmith, for the admin's API server."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    token = client.CoreV1Api(cluster.api).create_namespaced_service_account_token(
+        "certsmith", "certsmith", request
+    )
+    assert token.status is not None
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
+                "users": [{"name": "certsmith", "user": {"token": token.status.token}}],
+                "contexts": [{"name": "certsmith", "context": {"cluster": "local", "user": "certsmith"}}],
+                "current-context": "certsmith",
+            }
+        )
+    )
+    return path
+
+
+def ca_secret(cluster: Cluster, namespace: str) -> None:
+    """A CA key pair in the Secret rbac-ca, made by the administrator, not by certsmith."""
+    create_secret(cluster, namespace, "rbac-ca", key_pair("rbac CA", True, datetime.timedelta(days=30)))
+
+
+def apply_deploy(cluster: Cluster) -> None:
+    applied = subprocess.run(
+        [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-k", str(REPO / "deploy")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr

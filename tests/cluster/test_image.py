@@ -13,8 +13,13 @@ import pytest
 
 from certsmith.devcluster.image import ensure_image
 from certsmith.devcluster.kit import create_object
-from tests.cluster.support import create_certificate, wait_ready
-from tests.cluster.test_rbac import _service_account_kubeconfig, apply_deploy, ca_secret
+from tests.cluster.support import (
+    apply_deploy,
+    ca_secret,
+    create_certificate,
+    service_account_kubeconfig,
+    wait_ready,
+)
 from tests.conftest import Cluster
 
 UID = "65532"
@@ -34,7 +39,7 @@ def _docker(*arguments: str) -> str:
 @pytest.fixture
 def container(cluster: Cluster, solo_namespace: str, tmp_path: Path, image: str) -> Iterator[str]:
     apply_deploy(cluster)
-    kubeconfig = _service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
+    kubeconfig = service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
     kubeconfig.chmod(0o644)
     name = f"certsmith-test-{uuid.uuid4().hex[:8]}"
     _docker(

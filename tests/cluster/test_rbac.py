@@ -4,8 +4,6 @@ API server never says Forbidden."""
 
 from __future__ import annotations
 
-import datetime
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -17,62 +15,23 @@ from kubernetes import client
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.kit import condition, create_object, free_port
 from tests.cluster.support import (
+    apply_deploy,
+    ca_secret,
     certificate,
     create_certificate,
-    create_secret,
     event_objects,
     eventually,
-    key_pair,
+    service_account_kubeconfig,
     wait_ready,
 )
 from tests.conftest import REPO, Cluster, OperatorProcess
-
-
-def _service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
-    """A kubeconfig holding only a token for certsmith/certsmith, for the admin's API server."""
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-    )
-    token = client.CoreV1Api(cluster.api).create_namespaced_service_account_token(
-        "certsmith", "certsmith", request
-    )
-    assert token.status is not None
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
-                "users": [{"name": "certsmith", "user": {"token": token.status.token}}],
-                "contexts": [{"name": "certsmith", "context": {"cluster": "local", "user": "certsmith"}}],
-                "current-context": "certsmith",
-            }
-        )
-    )
-    return path
-
-
-def ca_secret(cluster: Cluster, namespace: str) -> None:
-    """A CA key pair in the Secret rbac-ca, made by the administrator, not by certsmith."""
-    create_secret(cluster, namespace, "rbac-ca", key_pair("rbac CA", True, datetime.timedelta(days=30)))
-
-
-def apply_deploy(cluster: Cluster) -> None:
-    applied = subprocess.run(
-        [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-k", str(REPO / "deploy")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert applied.returncode == 0, applied.stderr
 
 
 def test_the_operator_needs_nothing_beyond_its_service_account(
     cluster: Cluster, solo_namespace: str, tmp_path: Path
 ) -> None:
     apply_deploy(cluster)
-    kubeconfig = _service_account_kubeconfig(cluster, tmp_path / "certsmith.kubeconfig")
+    kubeconfig = service_account_kubeconfig(cluster, tmp_path / "certsmith.kubeconfig")
     port = free_port()
     operator = OperatorProcess(
         kubeconfig,
@@ -184,7 +143,7 @@ def test_every_rule_is_needed(
     apply_deploy(cluster)
     _replace_role(cluster, kind, index)
     operator = OperatorProcess(
-        _service_account_kubeconfig(cluster, tmp_path / "certsmith.kubeconfig"),
+        service_account_kubeconfig(cluster, tmp_path / "certsmith.kubeconfig"),
         tmp_path / "operator.log",
         "--namespace",
         solo_namespace,

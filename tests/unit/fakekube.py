@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from certsmith.kube.port import ApiAccessError, EventRecord, Key, ObjectRef, SecretConflictError
@@ -100,7 +100,3 @@ class Clock:
 
     def advance(self, delta: datetime.timedelta) -> None:
         self.now += delta
-
-
-def with_contents(observed: ObservedSecret, **changes: Any) -> SecretContents:
-    return replace(observed.contents, **changes)

@@ -73,7 +73,16 @@ class IssuerResolver:
             raise IssuerNotReadyError(
                 "Unsupported", f"ACME issuers are not supported by this version of certsmith ({spec.server})"
             )
-        authority = self._authority(spec, self.ca_secret(spec, issuer), now)
+        try:
+            authority = self._authority(spec, self.ca_secret(spec, issuer), now)
+        except IssuerNotReadyError as error:
+            if issuer[0] == CLUSTER_ISSUERS and error.reason == "SecretNotFound":
+                raise IssuerNotReadyError(
+                    error.reason,
+                    f"{error}; a ClusterIssuer's CA Secret lives in the operator's cluster resource "
+                    f"namespace (certsmith run --cluster-resource-namespace)",
+                ) from None
+            raise
         return Resolved(CASigner(authority), authority.certificate, authority)
 
     def resolve(self, reference: IssuerRef, namespace: str, now: datetime.datetime) -> Resolved:

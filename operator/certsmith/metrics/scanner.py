@@ -47,7 +47,7 @@ class TLSSecretScanner:
         def receive(event: Listed | Changed) -> None:
             if isinstance(event, Listed):
                 parsed = {
-                    key: tls_secret_facts(dict(secret.contents.data), _managed(secret.contents.labels))
+                    key: tls_secret_facts(secret.contents.data, _managed(secret.contents.labels))
                     for key, secret in event.secrets.items()
                     if self._watched(key[0])
                 }
@@ -64,7 +64,7 @@ class TLSSecretScanner:
                     self._facts.pop(event.key, None)
                     self._version += 1
                 return
-            facts = tls_secret_facts(dict(event.secret.contents.data), _managed(event.secret.contents.labels))
+            facts = tls_secret_facts(event.secret.contents.data, _managed(event.secret.contents.labels))
             with self._lock:
                 self._facts[event.key] = facts
                 self._version += 1

@@ -4,6 +4,7 @@ nothing else. Pure: Secret data in, facts out; a Secret body is never kept."""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -34,7 +35,7 @@ class TLSSecretFacts:
     certificates: tuple[CertificateFacts, ...]
 
 
-def tls_secret_facts(data: dict[str, bytes], managed: bool) -> TLSSecretFacts:
+def tls_secret_facts(data: Mapping[str, bytes], managed: bool) -> TLSSecretFacts:
     """The certificates in a TLS Secret's tls.crt and ca.crt; unreadable keys are skipped."""
     found = []
     for key in SCANNED_KEYS:

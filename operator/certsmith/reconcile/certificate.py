@@ -20,7 +20,7 @@ from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
 from certsmith.api.status import condition, parse_timestamp, status_differs, timestamp
 from certsmith.budget import RewriteBudget
 from certsmith.issuers import IssuerNotReadyError
-from certsmith.issuers.resolver import IssuerResolver, issuer_id
+from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
 from certsmith.kube.port import (
     HTTP_FORBIDDEN,
     ApiAccessError,
@@ -37,7 +37,6 @@ from certsmith.pki.inspection import describe
 from certsmith.pki.keys import PrivateKey, encode_private_key, generate_private_key
 from certsmith.pki.signing import IssuedCertificate
 from certsmith.policy import (
-    RENEWALS,
     Action,
     Decision,
     Gates,
@@ -103,6 +102,8 @@ class _Work:
     spec: CertificateSpec
     observed: ObservedSecret | None
     observation: Observation
+    issuer: Resolved | IssuerNotReadyError
+    """The issuer's signer as resolved for this reconcile, or why there is none."""
 
     @property
     def status(self) -> Mapping[str, Any]:
@@ -183,10 +184,11 @@ class CertificateReconciler:
             owner_exists = (key[0], owner) in self._store.certificates or self._port.certificate_exists(
                 key[0], owner
             )
+        issuer: Resolved | IssuerNotReadyError
         try:
-            issuer_ca = self._resolver.resolve(spec.issuer_ref, key[0], now).ca_certificate
-        except IssuerNotReadyError:
-            issuer_ca = None
+            issuer = self._resolver.resolve(spec.issuer_ref, key[0], now)
+        except IssuerNotReadyError as error:
+            issuer = error
         password_version = None
         if spec.pkcs12 is not None:
             password_secret = self._resolver.referenced_secret((key[0], spec.pkcs12.password.name))
@@ -208,11 +210,11 @@ class CertificateReconciler:
             now=now,
             renew_request=(body["metadata"].get("annotations") or {}).get(RENEW_REQUEST),
             owner_exists=owner_exists,
-            issuer_ca=issuer_ca,
+            issuer_ca=issuer.ca_certificate if isinstance(issuer, Resolved) else None,
             keystore_password_version=password_version,
             gates=gates,
         )
-        return _Work(key, body, spec, observed, observation)
+        return _Work(key, body, spec, observed, observation, issuer)
 
     def _plan(self, work: _Work, decision: Decision) -> Plan:
         match decision.action:
@@ -293,7 +295,9 @@ class CertificateReconciler:
         now = self._clock()
         spec = work.spec
         try:
-            resolved = self._resolver.resolve(spec.issuer_ref, work.key[0], now)
+            if isinstance(work.issuer, IssuerNotReadyError):
+                raise work.issuer
+            resolved = work.issuer
             private_key = reusable_key(spec, decision, work.observation.secret) or generate_private_key(
                 spec.private_key.spec
             )
@@ -309,7 +313,7 @@ class CertificateReconciler:
             return self._failure(work, decision, "SigningFailed", str(error))
         info = describe(issued.certificate)
         renewal = planned_renewal(spec, issued, resolved.ca_certificate, now)
-        verb = "Renewed" if decision.reason in RENEWALS else "Issued"
+        verb = "Renewed" if decision.renewing else "Issued"
         message = (
             f"{verb} certificate serial {info.serial_number:x}, valid until "
             f"{timestamp(info.not_after)}, signed by {spec.issuer_ref} "
@@ -402,7 +406,7 @@ class CertificateReconciler:
         if plan.issued:
             self._metrics.issued(kind, seconds)
         elif plan.issued is False:
-            self._metrics.failed(kind, renewal=decision.stored is not None and decision.reason in RENEWALS)
+            self._metrics.failed(kind, renewal=decision.renewing and decision.stored is not None)
 
     def _spend_budgets(self, work: _Work, decision: Decision, plan: Plan) -> None:
         if plan.secret is None:

@@ -49,7 +49,7 @@ class IssuerReconciler:
         except SpecError as error:
             ready, reason, message = False, "InvalidSpec", str(error)
         except IssuerNotReadyError as error:
-            ready, reason, message = False, error.reason, self._explained(item, error)
+            ready, reason, message = False, error.reason, str(error)
         else:
             ready, reason, message = True, _ready_reason(spec), _ready_message(spec)
             if resolved.authority is not None:
@@ -102,14 +102,6 @@ class IssuerReconciler:
             for key, body in list(self._store.certificates.items())
             if _references(body, kind, name) and (kind is IssuerKind.CLUSTER_ISSUER or key[0] == namespace)
         )
-
-    def _explained(self, item: WorkItem, error: IssuerNotReadyError) -> str:
-        if item.plural == CLUSTER_ISSUERS and error.reason == "SecretNotFound":
-            return (
-                f"{error}; a ClusterIssuer's CA Secret lives in the operator's cluster resource namespace "
-                f"(certsmith run --cluster-resource-namespace)"
-            )
-        return str(error)
 
 
 def _references(body: Mapping[str, Any], kind: IssuerKind, name: str) -> bool:
