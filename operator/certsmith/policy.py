@@ -166,6 +166,9 @@ class Observation:
     """Whether the Certificate named in the Secret's certificate-name annotation exists."""
     issuer_ca: x509.Certificate | None = None
     """The issuer's current CA certificate, if it has one and it is usable."""
+    issuer_root: x509.Certificate | None = None
+    """The root of the issuer's chain, when the issuer knows it (CA issuers), so a deleted ca.crt is
+    repaired rather than left missing."""
     keystore_password_version: str | None = None
     """The resourceVersion of the keystore password Secret, when known."""
     gates: Gates = Gates()
@@ -209,7 +212,7 @@ def _trigger(observation: Observation) -> Decision:
     ownership = _ownership(observation, secret)
     if ownership is not None:
         return ownership
-    stored = _read(secret)
+    stored = _read(secret, observation.issuer_root)
     if isinstance(stored, Decision):
         return stored
     info = stored.info
@@ -426,13 +429,15 @@ def _ownership(observation: Observation, secret: SecretContents) -> Decision | N
     return None
 
 
-def _read(secret: SecretContents) -> StoredCertificate | Decision:
-    missing = [key for key in (TLS_CERT, TLS_KEY, CA_CERT) if not secret.data.get(key)]
+def _read(secret: SecretContents, issuer_root: x509.Certificate | None) -> StoredCertificate | Decision:
+    """The stored certificate; without ca.crt, its root is the leaf itself when self-signed, else the
+    issuer's root when the issuer signed it (ACME chains may have no root: then there is none)."""
+    missing = [key for key in (TLS_CERT, TLS_KEY) if not secret.data.get(key)]
     if missing:
         return Decision(Action.ISSUE, Reason.MISSING_DATA, f"the Secret has no {', '.join(missing)}")
     try:
         chain = load_certificates(secret.data[TLS_CERT])
-        roots = load_certificates(secret.data[CA_CERT])
+        roots = load_certificates(secret.data[CA_CERT]) if secret.data.get(CA_CERT) else []
         info = describe(chain[0])
     except PKIError as error:
         return Decision(Action.ISSUE, Reason.INVALID_CERTIFICATE, f"tls.crt or ca.crt is unusable: {error}")
@@ -448,7 +453,20 @@ def _read(secret: SecretContents) -> StoredCertificate | Decision:
         revision = int(secret.annotations.get(REVISION, "0"))
     except ValueError:
         revision = 0
-    return StoredCertificate(key, IssuedCertificate(chain[0], tuple(chain[1:]), roots[0]), info, revision)
+    leaf = chain[0]
+    root = roots[0] if roots else _implied_root(leaf, tuple(chain[1:]), issuer_root)
+    return StoredCertificate(key, IssuedCertificate(leaf, tuple(chain[1:]), root), info, revision)
+
+
+def _implied_root(
+    leaf: x509.Certificate, intermediates: tuple[x509.Certificate, ...], issuer_root: x509.Certificate | None
+) -> x509.Certificate | None:
+    if leaf.issuer == leaf.subject:
+        return leaf
+    top = intermediates[-1] if intermediates else leaf
+    if issuer_root is not None and top.issuer == issuer_root.subject:
+        return issuer_root
+    return None
 
 
 def _key_spec(inputs: _Inputs) -> Decision | None:

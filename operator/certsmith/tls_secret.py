@@ -89,7 +89,9 @@ def derived_data(
     PKCS#12 stores are salted, so they are not derived here: see `keystores`.
     """
     chain = (issued.certificate, *issued.intermediates)
-    data = {TLS_CERT: certificates_pem(chain), TLS_KEY: key_pem, CA_CERT: certificates_pem([issued.root])}
+    data = {TLS_CERT: certificates_pem(chain), TLS_KEY: key_pem}
+    if issued.root is not None:
+        data[CA_CERT] = certificates_pem([issued.root])
     if spec.der_key:
         data[DER_KEY] = private_key_der(key)
     if spec.combined_pem:
@@ -103,13 +105,14 @@ def keystores(
     if spec.pkcs12 is None:
         return {}
     chain = (issued.certificate, *issued.intermediates)
-    return {
-        KEYSTORE: pkcs12_keystore(key, chain, password, spec.pkcs12.profile, spec.secret_name),
-        TRUSTSTORE: pkcs12_truststore([issued.root], password, spec.pkcs12.profile),
-    }
+    stores = {KEYSTORE: pkcs12_keystore(key, chain, password, spec.pkcs12.profile, spec.secret_name)}
+    if issued.root is not None:
+        stores[TRUSTSTORE] = pkcs12_truststore([issued.root], password, spec.pkcs12.profile)
+    return stores
 
 
-OPTIONAL_KEYS = frozenset({DER_KEY, COMBINED_PEM, KEYSTORE, TRUSTSTORE})
+OPTIONAL_KEYS = frozenset({CA_CERT, DER_KEY, COMBINED_PEM, KEYSTORE, TRUSTSTORE})
+"""Data keys certsmith writes only when it knows them (ca.crt) or the spec asks for them."""
 
 
 def merged_contents(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
 from certsmith.pki.keys import KeyAlgorithm, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
-from certsmith.pki.signing import SigningAuthority, self_sign, sign_with_authority
+from certsmith.pki.signing import IssuedCertificate, SigningAuthority, self_sign, sign_with_authority
 from certsmith.policy import Action, Decision, Gates, Observation, Reason, decide
 from certsmith.renewal import BackoffSettings
 from certsmith.tls_secret import (
@@ -168,8 +168,10 @@ def test_a_secret_certsmith_did_not_make_is_never_touched() -> None:
 def test_a_handed_over_secret_is_used_if_it_can_be() -> None:
     spec = _spec()
     handed_over = {CERTIFICATE_NAME: "web"}
-    imported = SecretContents({}, handed_over, {"tls.crt": b"x", "tls.key": b"y"})
+    imported = SecretContents({}, handed_over, {"tls.key": b"y"})
     assert _decide(spec, "web", imported, NOW).reason is Reason.MISSING_DATA
+    unreadable = SecretContents({}, handed_over, {"tls.crt": b"x", "tls.key": b"y"})
+    assert _decide(spec, "web", unreadable, NOW).reason is Reason.INVALID_CERTIFICATE
     opaque = SecretContents({}, handed_over, {"a": b"1"}, type="Opaque")
     decision = _decide(spec, "web", opaque, NOW)
     assert (decision.action, decision.reason) == (Action.BLOCKED, Reason.SECRET_TYPE_MISMATCH)
@@ -344,3 +346,28 @@ def test_a_certificate_a_few_seconds_shorter_than_asked_is_not_reported() -> Non
     assert decision.reason is Reason.UP_TO_DATE
     assert "instead of" not in decision.message
     assert decision.renewal_time is not None
+
+
+def test_a_deleted_ca_crt_is_repaired_not_reissued() -> None:
+    spec = _spec()
+    secret = _issued_secret(spec)
+    without = _with(secret, data={k: v for k, v in secret.data.items() if k != "ca.crt"})
+    decision = _decide(spec, "web", without, NOW)
+    assert (decision.action, decision.message) == (Action.REPAIR, "repairing data ca.crt of Secret web-tls")
+
+
+def test_a_chain_without_its_root_is_up_to_date_without_ca_crt() -> None:
+    """ACME CAs may return a chain without the root: ca.crt is then absent, and that is no reason to
+    issue or repair."""
+    spec = _spec()
+    ca_key = generate_private_key(spec.private_key.spec)
+    root = self_sign(CertificateTemplate(common_name="root", is_ca=True), ca_key, NOW - datetime.timedelta(hours=1))
+    authority = SigningAuthority(root.certificate, ca_key, (), root.certificate)
+    key = generate_private_key(spec.private_key.spec)
+    issued = sign_with_authority(spec.request, key.public_key(), authority, NOW - datetime.timedelta(hours=1))
+    chainless = IssuedCertificate(issued.certificate, issued.intermediates, None)
+    labels, annotations = desired_metadata(spec, "web", 1, None)
+    data = derived_data(spec, key, encode_private_key(key, spec.private_key.encoding), chainless)
+    assert "ca.crt" not in data
+    decision = _decide(spec, "web", SecretContents(labels, annotations, data), NOW)
+    assert decision.action is Action.NOTHING, decision.message

@@ -49,11 +49,12 @@ class SigningAuthority:
 
 @dataclass(frozen=True)
 class IssuedCertificate:
-    """The signed leaf, the intermediates to send with it, and the root a client should trust."""
+    """The signed leaf, the intermediates to send with it, and the root a client should trust, when
+    known (an ACME CA's chain need not include its root)."""
 
     certificate: x509.Certificate
     intermediates: tuple[x509.Certificate, ...]
-    root: x509.Certificate
+    root: x509.Certificate | None
 
 
 def self_sign(

@@ -211,6 +211,7 @@ class CertificateReconciler:
             renew_request=(body["metadata"].get("annotations") or {}).get(RENEW_REQUEST),
             owner_exists=owner_exists,
             issuer_ca=issuer.ca_certificate if isinstance(issuer, Resolved) else None,
+            issuer_root=issuer.authority.root if isinstance(issuer, Resolved) and issuer.authority else None,
             keystore_password_version=password_version,
             gates=gates,
         )
