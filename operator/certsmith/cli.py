@@ -214,6 +214,26 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="issuances allowed per Certificate in any hour, a bound against loops (default: %(default)s)",
     )
+    run.add_argument(
+        "--acme-http01-port",
+        type=int,
+        default=DEFAULTS.acme_http01_port,
+        metavar="PORT",
+        help="answer ACME HTTP-01 challenges on PORT; 0 turns the solver off (default: %(default)s)",
+    )
+    run.add_argument(
+        "--acme-http01-address",
+        default=DEFAULTS.acme_http01_address,
+        metavar="ADDRESS",
+        help="address the HTTP-01 solver listens on (default: %(default)s)",
+    )
+    run.add_argument(
+        "--acme-orders-per-hour",
+        type=int,
+        default=DEFAULTS.acme_orders_per_hour,
+        metavar="N",
+        help="new ACME orders allowed per Certificate in any hour (default: %(default)s)",
+    )
     run.add_argument("--log-format", choices=["plain", "json"], default="plain", help="log line format")
     run.add_argument("--verbose", action="store_true", help="log kopf's internals too")
     run.set_defaults(handler=_run)
@@ -243,6 +263,9 @@ def _run(arguments: argparse.Namespace) -> int:
         leader_election=arguments.leader_elect,
         lease_namespace=arguments.leader_elect_namespace,
         lease_name=arguments.leader_elect_lease,
+        acme_http01_port=arguments.acme_http01_port,
+        acme_http01_address=arguments.acme_http01_address,
+        acme_orders_per_hour=arguments.acme_orders_per_hour,
     )
     kopf.configure(
         verbose=arguments.verbose,
@@ -261,6 +284,9 @@ def _run(arguments: argparse.Namespace) -> int:
     if settings.health_port:
         health = HealthApp(lambda: runtime.last_tick, lambda: runtime.not_ready)
         serve_wsgi(health, "0.0.0.0", settings.health_port, "health probes")  # noqa: S104 -- the kubelet probes
+    if settings.acme_http01_port:
+        address, port = settings.acme_http01_address, settings.acme_http01_port
+        serve_wsgi(runtime.acme.http01, address, port, "ACME HTTP-01 solver")
     kopf.run(
         registry=operator_registry(runtime),
         settings=operator_settings(),

@@ -20,6 +20,11 @@ from typing import Any
 from kubernetes import client
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.api.issuer import issuer_secret_names
+from certsmith.api.references import IssuerKind, IssuerRef
+from certsmith.issuers.acme.http01 import HTTP01Responder
+from certsmith.issuers.acme.orders import presents_http01
+from certsmith.issuers.acme.signer import AcmeContext
 from certsmith.issuers.resolver import IssuerResolver
 from certsmith.kube.lease import LeaderElector, LeaseSettings
 from certsmith.kube.port import ApiAccessError, ApiServer, Key
@@ -54,11 +59,13 @@ class Runtime:
         self.clock = clock
         self.store = Store()
         self.port = ApiServer(api)
+        self.acme = AcmeContext(HTTP01Responder(self._http01_answer), settings.acme_orders_per_hour)
         self.resolver = IssuerResolver(
             lambda plural, key: self.store.objects(plural).get(key),
             self.store.referenced,
             self.port,
             settings.cluster_resource_namespace,
+            self.acme,
         )
         self.certificates = CertificateReconciler(
             self.store, self.port, self.resolver, settings, clock, metrics
@@ -148,6 +155,16 @@ class Runtime:
             if self.tls_secrets is not None:
                 self.tls_secrets.stop()
 
+    def _http01_answer(self, token: str) -> str | None:
+        """An HTTP-01 token presented by another replica, or by this one before a restart: found in
+        the Certificates' status. Runs in the solver's threads; reads a copy of the store."""
+        for (namespace, _), body in list(self.store.certificates.items()):
+            if presents_http01(body.get("status") or {}, token):
+                reference = (body.get("spec") or {}).get("issuerRef") or {}
+                issuer = IssuerRef(reference.get("name", ""), IssuerKind(reference.get("kind") or "Issuer"))
+                return self.resolver.key_authorization(issuer, namespace, token)
+        return None
+
     def custom_object_event(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         key = _key(body, cluster_scoped=plural == CLUSTER_ISSUERS)
         objects = self.store.objects(plural)
@@ -232,19 +249,17 @@ class Runtime:
             self.store.referenced.setdefault(key, referenced)
 
     def _referenced_by(self, item: WorkItem, body: Mapping[str, Any]) -> frozenset[Key]:
-        """The unmanaged Secrets an object reads: an issuer's CA Secret, a keystore's password Secret."""
+        """The unmanaged Secrets an object reads: an issuer's CA Secret or ACME account key and
+        credentials, a keystore's password Secret."""
         spec = body.get("spec") or {}
         if item.plural == CERTIFICATES:
             pkcs12 = (spec.get("keystores") or {}).get("pkcs12") or {}
             password = (pkcs12.get("passwordSecretRef") or {}).get("name")
             return frozenset({(item.key[0], password)}) if pkcs12.get("create") and password else frozenset()
-        secret_name = (spec.get("ca") or {}).get("secretName")
-        if not secret_name:
-            return frozenset()
         namespace = (
             self.settings.cluster_resource_namespace if item.plural == CLUSTER_ISSUERS else item.key[0]
         )
-        return frozenset({(namespace, secret_name)})
+        return frozenset((namespace, name) for name in issuer_secret_names(spec))
 
     def _refer(self, item: WorkItem, keys: frozenset[Key]) -> None:
         started, stopped = self._references.update(item, keys)

@@ -34,6 +34,10 @@ class OperatorSettings:
     leader_election: act only while holding the Lease `lease_name` in `lease_namespace`, so that of
         several replicas one acts at a time (the others keep their caches warm and take over when it
         is gone: at once when it stops cleanly, after the Lease's 15 s otherwise).
+    acme_http01_port, acme_http01_address: where the operator answers ACME HTTP-01 challenges
+        (/.well-known/acme-challenge/TOKEN); port 0 turns the solver off.
+    acme_orders_per_hour: new ACME orders allowed per Certificate in any hour, so that no
+        misconfiguration can hammer a CA (Let's Encrypt allows 300 new orders per account per 3 h).
     """
 
     namespaces: tuple[str, ...] = ()
@@ -55,3 +59,6 @@ class OperatorSettings:
     leader_election: bool = False
     lease_namespace: str = "certsmith"
     lease_name: str = "certsmith"
+    acme_http01_port: int = 8089
+    acme_http01_address: str = "0.0.0.0"  # noqa: S104 -- the CA's validator connects from outside
+    acme_orders_per_hour: int = 6

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from prometheus_client import CollectorRegistry
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.issuers.acme.http01 import HTTP01Responder
+from certsmith.issuers.acme.signer import AcmeContext
 from certsmith.issuers.resolver import IssuerResolver
 from certsmith.kube.port import ApiAccessError
 from certsmith.metrics.issuance import IssuanceMetrics
@@ -56,6 +58,7 @@ class World:
             self.store.referenced,
             self.kube,
             "certsmith",
+            AcmeContext(HTTP01Responder(), self.settings.acme_orders_per_hour),
         )
         self.registry = CollectorRegistry()
         self.certificates = CertificateReconciler(

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from certsmith.api import SpecError
+from certsmith.api.acme import ACMEIssuerSpec, parse_acme_spec
 from certsmith.pki.signing import IssuerURLs
 
 
@@ -26,11 +27,6 @@ class SelfSignedIssuerSpec:
 class CAIssuerSpec:
     secret_name: str
     urls: IssuerURLs
-
-
-@dataclass(frozen=True)
-class ACMEIssuerSpec:
-    server: str
 
 
 IssuerSpec = SelfSignedIssuerSpec | CAIssuerSpec | ACMEIssuerSpec
@@ -63,4 +59,16 @@ def parse_issuer_spec(spec: Mapping[str, Any]) -> IssuerSpec:
                 issuing_certificate_urls=tuple(ca.get("issuingCertificateURLs") or ()),
             ),
         )
-    return ACMEIssuerSpec(spec["acme"].get("server", ""))
+    return parse_acme_spec(spec["acme"])
+
+
+def issuer_secret_names(spec: Mapping[str, Any]) -> set[str]:
+    """The Secrets an issuer's spec names: a CA's key pair; an ACME account key, EAB and TSIG keys."""
+    names = {(spec.get("ca") or {}).get("secretName")}
+    acme = spec.get("acme") or {}
+    names.add((acme.get("privateKeySecretRef") or {}).get("name"))
+    names.add(((acme.get("externalAccountBinding") or {}).get("keySecretRef") or {}).get("name"))
+    for solver in acme.get("solvers") or ():
+        rfc2136 = ((solver or {}).get("dns01") or {}).get("rfc2136") or {}
+        names.add((rfc2136.get("tsigSecretSecretRef") or {}).get("name"))
+    return {name for name in names if name}

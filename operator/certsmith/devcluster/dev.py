@@ -104,8 +104,8 @@ def _publish_kubeconfig(kubeconfig: Path, out: Path | None) -> Path:
 
 
 def operator_argv(kubeconfig: Path, *arguments: str) -> list[str]:
-    """The command that runs the operator against `kubeconfig` as its own process, without a health or
-    metrics port (several run at once in the tests) unless `arguments` ask for them."""
+    """The command that runs the operator against `kubeconfig` as its own process, without a health,
+    metrics or HTTP-01 port (several run at once in the tests) unless `arguments` ask for them."""
     return [
         sys.executable,
         "-m",
@@ -116,6 +116,8 @@ def operator_argv(kubeconfig: Path, *arguments: str) -> list[str]:
         "--health-port",
         "0",
         "--metrics-port",
+        "0",
+        "--acme-http01-port",
         "0",
         *arguments,
     ]

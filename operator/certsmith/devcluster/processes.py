@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -25,7 +25,13 @@ _STOP_GRACE_SECONDS = 10.0
 class ManagedProcess:
     """A named child process whose output goes to a log file, or to our own stderr when log_path is None."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path | None,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_path
         with log_path.open("wb") if log_path else contextlib.nullcontext(None) as log:
@@ -34,7 +40,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT if log else None,
-                env={**os.environ, OWNER_ENVIRONMENT_VARIABLE: str(os.getpid())},
+                env={**os.environ, **(environment or {}), OWNER_ENVIRONMENT_VARIABLE: str(os.getpid())},
                 start_new_session=True,  # Ctrl-C reaches us, and we stop the children in order
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 -- only async-signal-safe work, before exec
             )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from certsmith.pki.keys import PrivateKey
 from certsmith.pki.request import CertificateTemplate
@@ -18,9 +20,40 @@ class IssuerNotReadyError(RuntimeError):
         self.reason = reason
 
 
+class SigningFailedError(RuntimeError):
+    """This attempt failed (the CA refused, a challenge failed, the CA is unreachable). `order` is the
+    ACME order state to keep in the status, so the next attempt knows what happened."""
+
+    def __init__(self, reason: str, message: str, order: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.order = order
+
+
+@dataclass(frozen=True)
+class SigningRequest:
+    template: CertificateTemplate
+    key: Callable[[], PrivateKey]
+    """The certificate's key, made (or taken from the Secret) on first call, the same on every call."""
+    now: datetime.datetime
+    certificate: tuple[str, str]
+    """(namespace, name) of the Certificate."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    order: Mapping[str, Any] | None = None
+    """The ACME order kept in the Certificate's status, if any."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Signing takes longer than one reconcile (an ACME order): keep `order`, come back at `until`."""
+
+    order: Mapping[str, Any]
+    until: datetime.datetime
+    message: str
+    new_order: bool = False
+
+
 class Signer(Protocol):
-    def sign(
-        self, request: CertificateTemplate, key: PrivateKey, now: datetime.datetime
-    ) -> IssuedCertificate:
-        """Sign a certificate for `key`'s public half. The private key is used only by self-signing."""
+    def sign(self, request: SigningRequest) -> IssuedCertificate | Pending:
+        """Sign a certificate for the request's key. Only self-signing uses the private key itself."""
         ...

@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from certsmith.issuers import IssuerNotReadyError
+from certsmith.issuers import IssuerNotReadyError, SigningRequest
 from certsmith.pki import PKIError
 from certsmith.pki.inspection import is_self_signed, load_certificates
-from certsmith.pki.keys import PrivateKey, load_private_key
-from certsmith.pki.request import CertificateTemplate
+from certsmith.pki.keys import load_private_key
 from certsmith.pki.signing import (
     AuthorityError,
     IssuedCertificate,
@@ -25,10 +24,8 @@ from certsmith.tls_secret import CA_CERT, TLS_CERT, TLS_KEY, SecretContents
 class CASigner:
     authority: SigningAuthority
 
-    def sign(
-        self, request: CertificateTemplate, key: PrivateKey, now: datetime.datetime
-    ) -> IssuedCertificate:
-        return sign_with_authority(request, key.public_key(), self.authority, now)
+    def sign(self, request: SigningRequest) -> IssuedCertificate:
+        return sign_with_authority(request.template, request.key().public_key(), self.authority, request.now)
 
 
 def load_authority(

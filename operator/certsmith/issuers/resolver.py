@@ -16,8 +16,8 @@ from typing import Any
 from cryptography import x509
 
 from certsmith.api import CLUSTER_ISSUERS, ISSUERS, SpecError
+from certsmith.api.acme import ACMEIssuerSpec, SecretKeyRef, Solver
 from certsmith.api.issuer import (
-    ACMEIssuerSpec,
     CAIssuerSpec,
     IssuerSpec,
     SelfSignedIssuerSpec,
@@ -25,10 +25,15 @@ from certsmith.api.issuer import (
 )
 from certsmith.api.references import IssuerKind, IssuerRef
 from certsmith.issuers import IssuerNotReadyError, Signer
+from certsmith.issuers.acme.client import AcmeClient, AcmeError, key_authorization
+from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, RFC2136Provider
+from certsmith.issuers.acme.signer import AcmeContext, AcmeSigner
 from certsmith.issuers.ca import CASigner, load_authority
 from certsmith.issuers.selfsigned import SelfSignedSigner
 from certsmith.kube.port import Key, KubePort
 from certsmith.kube.secrets import ObservedSecret
+from certsmith.pki import PKIError
+from certsmith.pki.keys import load_private_key
 from certsmith.pki.signing import SigningAuthority
 
 IssuerId = tuple[str, Key]
@@ -42,6 +47,8 @@ class Resolved:
     ca_certificate: x509.Certificate | None
     """The CA certificate that signs, for CA issuers."""
     authority: SigningAuthority | None = None
+    account_uri: str | None = None
+    """The ACME account, for ACME issuers."""
 
 
 class IssuerResolver:
@@ -51,30 +58,34 @@ class IssuerResolver:
         referenced: Mapping[Key, ObservedSecret | None],
         port: KubePort,
         cluster_resource_namespace: str,
+        acme: AcmeContext,
     ) -> None:
         self._issuers = issuers
         self._referenced = referenced
         self._port = port
         self._cluster_resource_namespace = cluster_resource_namespace
+        self._acme = acme
         self._authorities: dict[tuple[Key, str, CAIssuerSpec], SigningAuthority] = {}
+        self._accounts: dict[tuple[IssuerId, str, ACMEIssuerSpec], AcmeClient] = {}
         self._lock = threading.Lock()
+        self._registering = threading.Lock()
 
-    def ca_secret(self, spec: CAIssuerSpec, issuer: IssuerId) -> Key:
-        """The Secret with a CA issuer's key pair; a ClusterIssuer's is in the cluster resource namespace."""
+    def issuer_secret(self, name: str, issuer: IssuerId) -> Key:
+        """A Secret an issuer names; a ClusterIssuer's are in the cluster resource namespace."""
         plural, key = issuer
         namespace = self._cluster_resource_namespace if plural == CLUSTER_ISSUERS else key[0]
-        return (namespace, spec.secret_name)
+        return (namespace, name)
 
     def resolve_spec(self, spec: IssuerSpec, issuer: IssuerId, now: datetime.datetime) -> Resolved:
         """Raises IssuerNotReadyError with the reason this issuer cannot sign."""
         if isinstance(spec, SelfSignedIssuerSpec):
             return Resolved(SelfSignedSigner(spec.urls), None)
         if isinstance(spec, ACMEIssuerSpec):
-            raise IssuerNotReadyError(
-                "Unsupported", f"ACME issuers are not supported by this version of certsmith ({spec.server})"
-            )
+            client = self._account(spec, issuer)
+            signer = AcmeSigner(client, spec, self._acme, lambda solver: self._dns_provider(solver, issuer))
+            return Resolved(signer, None, account_uri=client.account_uri)
         try:
-            authority = self._authority(spec, self.ca_secret(spec, issuer), now)
+            authority = self._authority(spec, self.issuer_secret(spec.secret_name, issuer), now)
         except IssuerNotReadyError as error:
             if issuer[0] == CLUSTER_ISSUERS and error.reason == "SecretNotFound":
                 raise IssuerNotReadyError(
@@ -109,6 +120,81 @@ class IssuerResolver:
         if key in self._referenced:
             return self._referenced[key]
         return self._port.read_secret(*key)
+
+    def _account(self, spec: ACMEIssuerSpec, issuer: IssuerId) -> AcmeClient:
+        """The registered ACME account; registers (one issuer at a time) when its key or spec is new."""
+        secret_key = self.issuer_secret(spec.private_key.name, issuer)
+        observed = self.referenced_secret(secret_key)
+        pem = observed.contents.data.get(spec.private_key.key) if observed else None
+        if observed is None or pem is None:
+            raise IssuerNotReadyError(
+                "AccountKeyMissing",
+                f"Secret {secret_key[0]}/{secret_key[1]} has no key {spec.private_key.key} for the ACME "
+                f"account; certsmith creates it when the Secret does not exist",
+            )
+        cache_key = (issuer, observed.resource_version, spec)
+        with self._registering:
+            client = self._accounts.get(cache_key)
+            if client is not None:
+                return client
+            try:
+                client = AcmeClient(spec.server, load_private_key(pem), spec.ca_bundle, spec.skip_tls_verify)
+                client.register(spec.email, self._binding(spec, issuer))
+            except PKIError as error:
+                raise IssuerNotReadyError("InvalidAccountKey", f"Secret {secret_key[1]}: {error}") from None
+            except AcmeError as error:
+                raise IssuerNotReadyError(error.reason, str(error)) from None
+            self._accounts = {k: v for k, v in self._accounts.items() if k[0] != issuer}
+            self._accounts[cache_key] = client
+            return client
+
+    def key_authorization(self, reference: IssuerRef, namespace: str, token: str) -> str | None:
+        """The answer to an HTTP-01 challenge of the ACME issuer a Certificate in `namespace` names,
+        from the account key alone (no registration needed): for challenges another replica, or this
+        one before a restart, presented."""
+        item = issuer_id(reference, namespace)
+        body = self._issuers(*item)
+        try:
+            spec = parse_issuer_spec((body or {}).get("spec") or {})
+        except SpecError:
+            return None
+        if not isinstance(spec, ACMEIssuerSpec):
+            return None
+        observed = self.referenced_secret(self.issuer_secret(spec.private_key.name, item))
+        pem = observed.contents.data.get(spec.private_key.key) if observed else None
+        try:
+            return key_authorization(token, load_private_key(pem)) if pem else None
+        except PKIError:
+            return None
+
+    def _binding(self, spec: ACMEIssuerSpec, issuer: IssuerId) -> tuple[str, str] | None:
+        binding = spec.external_account_binding
+        if binding is None:
+            return None
+        mac = self._secret_value(binding.key_secret, issuer, "externalAccountBinding.keySecretRef")
+        return binding.key_id, mac.decode("ascii").strip()
+
+    def _dns_provider(self, solver: Solver, issuer: IssuerId) -> DNSProvider:
+        rfc2136 = solver.dns01
+        if rfc2136 is None:
+            raise DNSProviderError("the solver has no dns01 configuration")
+        secret = None
+        if rfc2136.tsig_secret is not None:
+            try:
+                secret = self._secret_value(rfc2136.tsig_secret, issuer, "rfc2136.tsigSecretSecretRef")
+            except IssuerNotReadyError as error:
+                raise DNSProviderError(str(error)) from None
+        return RFC2136Provider(rfc2136, secret)
+
+    def _secret_value(self, reference: SecretKeyRef, issuer: IssuerId, field: str) -> bytes:
+        key = self.issuer_secret(reference.name, issuer)
+        observed = self.referenced_secret(key)
+        value = observed.contents.data.get(reference.key) if observed else None
+        if value is None:
+            raise IssuerNotReadyError(
+                "SecretNotFound", f"{field}: Secret {key[0]}/{key[1]} has no key {reference.key}; create it"
+            )
+        return value
 
     def _authority(self, spec: CAIssuerSpec, secret_key: Key, now: datetime.datetime) -> SigningAuthority:
         observed = self.referenced_secret(secret_key)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 
-from certsmith.issuers import IssuerNotReadyError
+from certsmith.issuers import IssuerNotReadyError, SigningRequest
 from certsmith.pki import PKIError
-from certsmith.pki.keys import PrivateKey
-from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import IssuedCertificate, IssuerURLs, self_sign
 
 
@@ -16,10 +13,8 @@ from certsmith.pki.signing import IssuedCertificate, IssuerURLs, self_sign
 class SelfSignedSigner:
     urls: IssuerURLs
 
-    def sign(
-        self, request: CertificateTemplate, key: PrivateKey, now: datetime.datetime
-    ) -> IssuedCertificate:
+    def sign(self, request: SigningRequest) -> IssuedCertificate:
         try:
-            return self_sign(request, key, now, self.urls)
+            return self_sign(request.template, request.key(), request.now, self.urls)
         except PKIError as error:
             raise IssuerNotReadyError("InvalidRequest", str(error)) from None

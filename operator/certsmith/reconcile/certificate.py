@@ -9,6 +9,7 @@ a restart keeps every back-off.
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from certsmith.api import CERTIFICATES, SpecError
 from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
 from certsmith.api.status import condition, parse_timestamp, status_differs, timestamp
 from certsmith.budget import RewriteBudget
-from certsmith.issuers import IssuerNotReadyError
+from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
 from certsmith.kube.port import (
     HTTP_FORBIDDEN,
@@ -91,6 +92,10 @@ class StatusUpdate:
     failed_at: datetime.datetime | None = None
     warn: bool = False
     """Post a Warning Event when Ready changes to this."""
+    issuing_warning: bool = True
+    """Post the Issuing condition as a Warning Event (not for an order that is merely in progress)."""
+    acme_order: Mapping[str, Any] | None = None
+    """The ACME order to keep in the status; an empty mapping removes it."""
 
 
 @dataclass(frozen=True)
@@ -295,19 +300,34 @@ class CertificateReconciler:
     def _issue(self, work: _Work, decision: Decision) -> Plan:
         now = self._clock()
         spec = work.spec
+        acme = isinstance(work.issuer, Resolved) and work.issuer.account_uri is not None
         try:
             if isinstance(work.issuer, IssuerNotReadyError):
                 raise work.issuer
             resolved = work.issuer
-            private_key = reusable_key(spec, decision, work.observation.secret) or generate_private_key(
-                spec.private_key.spec
+            private_key = functools.cache(
+                lambda: reusable_key(spec, decision, work.observation.secret)
+                or generate_private_key(spec.private_key.spec)
             )
-            issued = resolved.signer.sign(spec.request, private_key, now)
+            request = SigningRequest(
+                spec.request,
+                private_key,
+                now,
+                work.key,
+                work.body["metadata"].get("labels") or {},
+                (work.status.get("acme") or {}).get("order"),
+            )
+            signed = resolved.signer.sign(request)
+            if isinstance(signed, Pending):
+                return self._pending(work, decision, signed)
+            issued = signed
             revision = (
                 max(int(work.status.get("revision") or 0), decision.stored.revision if decision.stored else 0)
                 + 1
             )
-            contents = self._contents(work, private_key, issued, revision, work.observation.renew_request)
+            contents = self._contents(work, private_key(), issued, revision, work.observation.renew_request)
+        except SigningFailedError as error:
+            return self._failure(work, decision, error.reason, str(error), error.order)
         except (IssuerNotReadyError, _AttemptFailed) as error:
             return self._failure(work, decision, error.reason, str(error))
         except PKIError as error:
@@ -330,6 +350,7 @@ class CertificateReconciler:
             renewal=renewal,
             revision=revision,
             failures=0,
+            acme_order={} if acme else None,
         )
         status = self._status_plan(work.key, work.body, update)
         return Plan(
@@ -341,7 +362,36 @@ class CertificateReconciler:
             issued=True,
         )
 
-    def _failure(self, work: _Work, decision: Decision, reason: str, message: str) -> Plan:
+    def _pending(self, work: _Work, decision: Decision, pending: Pending) -> Plan:
+        """An ACME order in progress: its state into the status, and a recheck when it is due."""
+        stored = decision.stored
+        ready = ready_when_held(work.spec, decision, self._clock())
+        if not ready[0]:
+            ready = (False, "OrderPending", pending.message)
+        update = StatusUpdate(
+            ready,
+            issuing=("OrderPending", pending.message),
+            issued=stored.issued if stored else None,
+            renewal=decision.renewal_time,
+            revision=stored.revision if stored else None,
+            issuing_warning=False,
+            acme_order=pending.order,
+        )
+        status = self._status_plan(work.key, work.body, update)
+        events = status.events
+        if pending.new_order:
+            created = self._event(work, False, "OrderCreated", f"{pending.message} ({decision.message})")
+            events = (created, *events)
+        return Plan(status=status.status, events=events, recheck_at=pending.until)
+
+    def _failure(
+        self,
+        work: _Work,
+        decision: Decision,
+        reason: str,
+        message: str,
+        acme_order: Mapping[str, Any] | None = None,
+    ) -> Plan:
         now = self._clock()
         failures = int(work.status.get("failedIssuanceAttempts") or 0) + 1
         retry_at = now.replace(microsecond=0) + self._settings.backoff.delay(failures)
@@ -356,6 +406,7 @@ class CertificateReconciler:
             renewal=decision.renewal_time,
             revision=stored.revision if stored else None,
             warn=True,
+            acme_order=acme_order,
         )
         status = self._status_plan(work.key, work.body, update)
         return Plan(
@@ -439,11 +490,13 @@ class CertificateReconciler:
         if update.failures is not None:
             status["failedIssuanceAttempts"] = update.failures
             status["lastFailureTime"] = timestamp(update.failed_at) if update.failed_at else None
+        if update.acme_order is not None:
+            status["acme"] = {"order": update.acme_order} if update.acme_order else None
         if not status_differs(current, status):
             return Plan()
         events: tuple[EventRecord, ...] = ()
         subject = _subject(key, body)
-        if issuing is not None:
+        if issuing is not None and update.issuing_warning:
             events = (EventRecord(subject, True, issuing[0], issuing[1]),)
         elif update.warn and _condition_changed(previous, "Ready", ready):
             events = (EventRecord(subject, True, ready[1], ready[2]),)

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, SpecError
-from certsmith.api.issuer import ACMEIssuerSpec, CAIssuerSpec, IssuerSpec, issuer_type, parse_issuer_spec
+from certsmith.api.acme import ACMEIssuerSpec
+from certsmith.api.issuer import CAIssuerSpec, IssuerSpec, IssuerType, issuer_type, parse_issuer_spec
 from certsmith.api.references import IssuerKind
 from certsmith.api.status import condition, status_differs
 from certsmith.issuers import IssuerNotReadyError
 from certsmith.issuers.resolver import IssuerResolver
-from certsmith.kube.port import EventRecord, KubePort, ObjectRef
+from certsmith.kube.port import EventRecord, KubePort, ObjectRef, SecretConflictError
+from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.signing import authority_weaknesses
 from certsmith.reconcile.plan import Outcome, Plan, StatusWrite, Written, apply_plan
 from certsmith.reconcile.store import IssuerState, Store, WorkItem
+from certsmith.tls_secret import SecretContents
+
+logger = logging.getLogger("certsmith")
+
+_ACME_RETRY = datetime.timedelta(minutes=1)
+"""How soon an ACME issuer that could not register tries again (a CA that is down, a TLS problem)."""
+ACCOUNT_KEY_LABEL = "certsmith.dev/acme-account-key"
 
 
 class IssuerReconciler:
@@ -42,9 +52,12 @@ class IssuerReconciler:
         expires: datetime.datetime | None = None
         ca_serial: int | None = None
         warnings: list[str] = []
+        account_uri: str | None = None
         try:
             spec = parse_issuer_spec(body.get("spec") or {})
             type_name = issuer_type(spec).value
+            if isinstance(spec, ACMEIssuerSpec):
+                self._ensure_account_key(spec, item)
             resolved = self._resolver.resolve_spec(spec, (item.plural, item.key), now)
         except SpecError as error:
             ready, reason, message = False, "InvalidSpec", str(error)
@@ -52,6 +65,7 @@ class IssuerReconciler:
             ready, reason, message = False, error.reason, str(error)
         else:
             ready, reason, message = True, _ready_reason(spec), _ready_message(spec)
+            account_uri = resolved.account_uri
             if resolved.authority is not None:
                 expires = resolved.authority.certificate.not_valid_after_utc
                 ca_serial = resolved.authority.certificate.serial_number
@@ -67,7 +81,12 @@ class IssuerReconciler:
             ],
             "observedGeneration": metadata.get("generation"),
         }
-        plan = Plan(recheck_at=expires)
+        if type_name == IssuerType.ACME.value:
+            status["acme"] = {"uri": account_uri} if account_uri else None
+        recheck = expires
+        if not ready and type_name == IssuerType.ACME.value:
+            recheck = now + _ACME_RETRY
+        plan = Plan(recheck_at=recheck)
         if status_differs(body.get("status") or {}, status):
             subject = ObjectRef(
                 kind,
@@ -92,6 +111,24 @@ class IssuerReconciler:
         if before is None or (before.ready_since is None) != (since is None) or before.ca_serial != ca_serial:
             follow_up = self.dependents(item)
         return Outcome(expires, follow_up, written + Written(issuer_states=((item, state),)))
+
+    def _ensure_account_key(self, spec: ACMEIssuerSpec, item: WorkItem) -> None:
+        """Generate the ACME account key into its Secret when that Secret does not exist. An existing
+        Secret is never written (a missing key in it is reported instead)."""
+        namespace, name = self._resolver.issuer_secret(spec.private_key.name, (item.plural, item.key))
+        if self._resolver.referenced_secret((namespace, name)) is not None:
+            return
+        key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+        contents = SecretContents(
+            labels={ACCOUNT_KEY_LABEL: "true"},
+            data={spec.private_key.key: encode_private_key(key, KeyEncoding.PKCS8)},
+            type="Opaque",
+        )
+        try:
+            self._port.write_secret(namespace, name, contents, None, None)
+        except SecretConflictError:
+            return
+        logger.info("generated the ACME account key of %s into Secret %s/%s", item, namespace, name)
 
     def dependents(self, issuer: WorkItem) -> tuple[WorkItem, ...]:
         """The Certificates that name `issuer`."""

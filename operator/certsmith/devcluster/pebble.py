@@ -1,0 +1,175 @@
+"""A real ACME CA on loopback: Let's Encrypt's Pebble (Debian's `pebble` package), for the ACME tests,
+the ACME benchmark and `certsmith dev --acme`.
+
+Pebble's validator resolves every name through `dns_server`; by default `pebble-challtestsrv` answers
+127.0.0.1 for any name, so HTTP-01 validation reaches the operator's solver on `http01_port`. Pebble's
+TLS certificate is made here, by a CA whose PEM is `ca_bundle` (what an Issuer's caBundle trusts).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import json
+import shutil
+import ssl
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from certsmith.devcluster.kit import free_port
+from certsmith.devcluster.processes import ManagedProcess
+from certsmith.pki.encodings import certificates_pem
+from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
+from certsmith.pki.request import CertificateTemplate
+from certsmith.pki.signing import SigningAuthority, self_sign, sign_with_authority
+
+_READY_TIMEOUT = 30.0
+EAB_KEY_ID = "certsmith-test"
+EAB_MAC_KEY = base64.urlsafe_b64encode(b"certsmith-test-external-account-mac-key!").decode().rstrip("=")
+
+
+class PebbleNotFoundError(RuntimeError):
+    """No `pebble` binary: install Debian's package (`apt-get install pebble`)."""
+
+
+class Pebble:
+    """Started on entry, stopped on exit. `restart()` stops and starts Pebble alone (it forgets every
+    account and order, as a CA that lost its state would)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        http01_port: int,
+        dns_server: str | None = None,
+        require_eab: bool = False,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        for binary in ("pebble", "pebble-challtestsrv"):
+            if shutil.which(binary) is None:
+                raise PebbleNotFoundError(f"{binary} is not installed (Debian: apt-get install pebble)")
+        directory.mkdir(parents=True, exist_ok=True)
+        self._directory = directory
+        self.port = free_port()
+        self.management_port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}/dir"
+        self._dns_port = free_port()
+        self.dns_server = dns_server or f"127.0.0.1:{self._dns_port}"
+        self._own_dns = dns_server is None
+        self.environment = {"PEBBLE_VA_NOSLEEP": "1", **(environment or {})}
+        self.ca_bundle = self._serving_certificate(directory)
+        config = {
+            "pebble": {
+                "listenAddress": f"127.0.0.1:{self.port}",
+                "managementListenAddress": f"127.0.0.1:{self.management_port}",
+                "certificate": str(directory / "cert.pem"),
+                "privateKey": str(directory / "key.pem"),
+                "httpPort": http01_port,
+                "tlsPort": free_port(),
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": require_eab,
+                "externalAccountMACKeys": {EAB_KEY_ID: EAB_MAC_KEY},
+            }
+        }
+        (directory / "pebble.json").write_text(json.dumps(config))
+        self._processes: list[ManagedProcess] = []
+        self._pebble: ManagedProcess | None = None
+
+    def __enter__(self) -> Pebble:
+        if self._own_dns:
+            argv = [
+                "pebble-challtestsrv",
+                f"-dns01=127.0.0.1:{self._dns_port}",
+                "-http01=",
+                "-https01=",
+                "-tlsalpn01=",
+                f"-management=127.0.0.1:{free_port()}",
+                "-defaultIPv4=127.0.0.1",
+                "-defaultIPv6=",
+            ]
+            self._processes.append(
+                ManagedProcess("pebble-challtestsrv", argv, self._directory / "challtestsrv.log")
+            )
+        self._start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+        for process in reversed(self._processes):
+            process.stop()
+
+    def stop(self) -> None:
+        if self._pebble is not None:
+            self._pebble.stop()
+            self._pebble = None
+
+    def restart(self) -> None:
+        self.stop()
+        self._start()
+
+    def roots(self) -> bytes:
+        """PEM of the root that Pebble issues under now (from its management endpoint)."""
+        url = f"https://127.0.0.1:{self.management_port}/roots/0"
+        with urllib.request.urlopen(url, context=self._tls(), timeout=10) as response:
+            return bytes(response.read())
+
+    def _start(self) -> None:
+        argv = ["pebble", "-config", str(self._directory / "pebble.json"), "-dnsserver", self.dns_server]
+        argv.append("-strict=false")
+        log = self._directory / f"pebble-{int(time.time() * 1000)}.log"
+        self._pebble = ManagedProcess("pebble", argv, log, self.environment)
+        deadline = time.monotonic() + _READY_TIMEOUT
+        while not self._ready():
+            if self._pebble.exit_code() is not None or time.monotonic() > deadline:
+                tail = self._pebble.log_tail()
+                self.stop()
+                raise RuntimeError(f"Pebble did not start; its log ends:\n{tail}")
+            time.sleep(0.1)
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url, context=self._tls(), timeout=2) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def _tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cadata=self.ca_bundle.decode("ascii"))
+
+    @staticmethod
+    def _serving_certificate(directory: Path) -> bytes:
+        """Write Pebble's TLS key pair (for 127.0.0.1 and localhost); the PEM of the CA that signed it."""
+        now = datetime.datetime.now(datetime.UTC)
+        spec = KeySpec(KeyAlgorithm.ECDSA, 256)
+        ca_key = generate_private_key(spec)
+        ca = self_sign(
+            CertificateTemplate(
+                common_name="certsmith test ACME server CA", is_ca=True, duration=datetime.timedelta(days=30)
+            ),
+            ca_key,
+            now,
+        ).certificate
+        key = generate_private_key(spec)
+        served = sign_with_authority(
+            CertificateTemplate(
+                common_name="localhost",
+                dns_names=("localhost",),
+                ip_addresses=(ipaddress.ip_address("127.0.0.1"),),
+                usages=frozenset({"digital signature", "server auth"}),
+                duration=datetime.timedelta(days=30),
+            ),
+            key.public_key(),
+            SigningAuthority(ca, ca_key, (), ca),
+            now,
+        )
+        (directory / "cert.pem").write_bytes(certificates_pem([served.certificate]))
+        (directory / "key.pem").write_bytes(encode_private_key(key, KeyEncoding.PKCS8))
+        return certificates_pem([ca])

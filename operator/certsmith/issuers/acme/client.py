@@ -1,0 +1,251 @@
+"""The only code that talks to an ACME CA: certbot's `acme` package (JWS, nonces, RFC 8555 messages)
+with our error mapping. Every call blocks; reconciles call it from worker threads, never the loop.
+
+Answers come back as the CA's JSON, for the pure `orders` module to fold. Failures come back as
+`AcmeError` with a CamelCase reason for status conditions and a message in the CA's own words.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import tempfile
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from acme import errors, messages
+from acme.client import ClientNetwork, ClientV2
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from josepy import b64
+from josepy.errors import Error as JoseError
+from josepy.interfaces import JSONDeSerializable
+from josepy.jwa import ES256, ES384, ES512, RS256, JWASignature
+from josepy.jwk import JWK, JWKEC, JWKRSA
+
+from certsmith import __version__
+from certsmith.pki.keys import PrivateKey
+
+_TIMEOUT = 30
+_NONCE_ATTEMPTS = 4
+"""Attempts of one request on badNonce (the acme package retries once more inside each)."""
+
+
+class AcmeError(RuntimeError):
+    def __init__(self, reason: str, message: str, retry_after: datetime.datetime | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class OrderGoneError(AcmeError):
+    """The CA no longer knows the order (expired, or the CA lost it): start a new one."""
+
+
+@dataclass(frozen=True)
+class OrderAnswer:
+    url: str
+    body: Mapping[str, Any]
+    authorizations: Mapping[str, Mapping[str, Any]]
+    retry_after: datetime.datetime | None = None
+
+
+class AcmeClient:
+    """One ACME account at one server."""
+
+    def __init__(self, server: str, key: PrivateKey, ca_bundle: bytes | None, skip_tls_verify: bool) -> None:
+        self.server = server
+        self.jwk, algorithm = _jwk(key)
+        self._net = ClientNetwork(
+            self.jwk, alg=algorithm, user_agent=f"certsmith/{__version__}", timeout=_TIMEOUT
+        )
+        verify: bool | str = not skip_tls_verify
+        if ca_bundle is not None:
+            handle, path = tempfile.mkstemp(prefix="certsmith-acme-ca-", suffix=".pem")
+            with os.fdopen(handle, "wb") as file:
+                file.write(ca_bundle)
+            weakref.finalize(self, os.unlink, path)
+            verify = path
+        self._net.verify_ssl = verify  # type: ignore[assignment]  # requests takes a bundle's path too
+        self._client: ClientV2 | None = None
+        self.account_uri: str | None = None
+
+    @property
+    def _v2(self) -> ClientV2:
+        if self._client is None:
+            with _calling(f"reading the ACME directory {self.server}"):
+                directory = ClientV2.get_directory(self.server, self._net)
+            self._client = ClientV2(directory, self._net)
+        return self._client
+
+    def register(self, email: str | None, binding: tuple[str, str] | None) -> str:
+        """The account's URI, registering the key (or finding its account) at the CA.
+
+        `binding` is (key ID, base64url MAC key) for external account binding.
+        """
+        client = self._v2
+        eab = None
+        with _calling("registering the ACME account"):
+            if binding is not None:
+                eab = messages.ExternalAccountBinding.from_data(
+                    self.jwk.public_key(), binding[0], binding[1], client.directory
+                )
+            elif client.external_account_required():
+                raise AcmeError(
+                    "ExternalAccountRequired",
+                    f"{self.server} requires external account binding: set "
+                    f"spec.acme.externalAccountBinding with the key ID and MAC key the CA gave you",
+                )
+            registration = messages.NewRegistration.from_data(
+                email=email, terms_of_service_agreed=True, external_account_binding=eab
+            )
+            try:
+                account = client.new_account(registration)
+                uri = str(account.uri)
+            except errors.ConflictError as existing:
+                uri = str(existing.location)
+                self._net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
+        self.account_uri = uri
+        return uri
+
+    def new_order(self, identifiers: Sequence[str]) -> OrderAnswer:
+        client = self._v2
+        order = messages.NewOrder(
+            identifiers=[
+                messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=name) for name in identifiers
+            ]
+        )
+        with _calling(f"creating an order for {', '.join(identifiers)}"):
+            response = self._post(client.directory["newOrder"], order)
+            url = response.headers.get("Location")
+            if not url:
+                raise AcmeError("OrderFailed", "the CA created an order without a Location")
+            body = response.json()
+            return OrderAnswer(url, body, self._authorizations(body.get("authorizations") or ()))
+
+    def fetch(self, url: str, authorizations: Sequence[str]) -> OrderAnswer:
+        """The order and the named authorizations (the others are final and need no fetch). The
+        authorizations are read first, so the order's state is never older than theirs."""
+        with _calling(f"fetching order {url}"):
+            try:
+                fetched = self._authorizations(authorizations)
+                response = self._post(url, None)
+            except messages.Error as error:
+                if error.code in ("malformed", "notFound", "unauthorized") or "404" in str(error):
+                    message = f"the CA no longer knows order {url}: {error}"
+                    raise OrderGoneError("OrderGone", message) from None
+                raise
+            return OrderAnswer(
+                url,
+                response.json(),
+                fetched,
+                ClientV2.retry_after(response, 0) if "Retry-After" in response.headers else None,
+            )
+
+    def answer(self, challenge_url: str) -> Mapping[str, Any]:
+        """Tell the CA the challenge is ready to be validated; its answer (the challenge object)."""
+        with _calling(f"answering challenge {challenge_url}"):
+            response: Mapping[str, Any] = self._post(challenge_url, _EmptyObject()).json()
+            return response
+
+    def finalize(
+        self, order_url: str, finalize_url: str, csr: x509.CertificateSigningRequest, deadline: float
+    ) -> list[str]:
+        """Send the CSR and wait (until time.monotonic() `deadline`) for the certificate; every chain
+        the CA offers, as PEM, the default first."""
+        with _calling(f"finalizing order {order_url}"):
+            body = self._post(finalize_url, messages.CertificateRequest(csr=csr)).json()
+            pause = 0.1
+            while body.get("status") in ("processing", "ready") and time.monotonic() < deadline:
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                body = self._post(order_url, None).json()
+            status = body.get("status")
+            if status == "invalid":
+                problem = body.get("error") or {}
+                raise AcmeError("OrderFailed", f"the CA refused to finalize: {problem.get('detail', status)}")
+            if status != "valid" or not body.get("certificate"):
+                raise AcmeError("OrderFailed", f"order {order_url} is still {status} after finalizing")
+            download = self._post(body["certificate"], None)
+            links = [
+                link["url"]
+                for link in requests.utils.parse_header_links(download.headers.get("Link", ""))
+                if link.get("rel") == "alternate" and link.get("url")
+            ]
+            return [download.text, *(self._post(link, None).text for link in links)]
+
+    def key_authorization(self, token: str) -> str:
+        return _key_authorization(token, self.jwk)
+
+    def _authorizations(self, urls: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        return {url: self._post(url, None).json() for url in urls}
+
+    def _post(self, url: str, body: JSONDeSerializable | None) -> requests.Response:
+        new_nonce = self._v2.directory["newNonce"]
+        for attempt in range(_NONCE_ATTEMPTS):
+            try:
+                return self._net.post(url, body, new_nonce_url=new_nonce)
+            except messages.Error as error:
+                if error.code != "badNonce" or attempt == _NONCE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+
+class _EmptyObject(JSONDeSerializable):
+    """The `{}` payload that answers a challenge (RFC 8555 section 7.5.1)."""
+
+    def to_partial_json(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_json(cls, jobj: object) -> _EmptyObject:
+        return cls()
+
+
+@contextlib.contextmanager
+def _calling(action: str) -> Iterator[None]:
+    try:
+        yield
+    except AcmeError:
+        raise
+    except messages.Error as error:
+        code = error.code or "error"
+        reason = code[0].upper() + code[1:]
+        raise AcmeError(reason, f"{action}: the CA answered {error.typ}: {error.detail}") from None
+    except requests.exceptions.SSLError as error:
+        raise AcmeError(
+            "TLSError",
+            f"{action}: the CA's TLS certificate was not trusted ({_first_line(error)}); "
+            f"set spec.acme.caBundle to the CA's root",
+        ) from None
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+        raise AcmeError("ServerUnreachable", f"{action}: {_first_line(error)}") from None
+    except (errors.Error, requests.exceptions.RequestException, ValueError, JoseError) as error:
+        raise AcmeError("ACMEError", f"{action}: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error) or type(error).__name__).splitlines()[0][:300]
+
+
+def key_authorization(token: str, account_key: PrivateKey) -> str:
+    """What answers a challenge (RFC 8555 section 8.1): the token and the account key's thumbprint."""
+    return _key_authorization(token, _jwk(account_key)[0])
+
+
+def _key_authorization(token: str, jwk: JWK) -> str:
+    return f"{token}.{b64.b64encode(jwk.thumbprint()).decode('ascii')}"
+
+
+def _jwk(key: PrivateKey) -> tuple[JWK, JWASignature]:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        algorithms = {256: ES256, 384: ES384, 521: ES512}
+        return JWKEC(key=key), algorithms[key.curve.key_size]
+    if isinstance(key, rsa.RSAPrivateKey):
+        return JWKRSA(key=key), RS256
+    raise AcmeError("AccountKeyUnsupported", "the ACME account key must be an ECDSA or RSA key")

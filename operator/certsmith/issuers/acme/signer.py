@@ -1,0 +1,275 @@
+"""The ACME signer: runs `orders.next_step` against the CA until the order needs time or is done.
+
+One call does as many steps as it can without waiting (create the order, present every challenge,
+poll once, finalize), so an HTTP-01 certificate from a fast CA takes two reconciles: one that asks
+for validation, one that finalizes. Between calls the order lives in the Certificate's status.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography import x509
+from josepy import b64
+
+from certsmith.api.acme import ACMEIssuerSpec, Solver, solver_for
+from certsmith.budget import RewriteBudget
+from certsmith.issuers import Pending, SigningFailedError, SigningRequest
+from certsmith.issuers.acme.client import AcmeClient, AcmeError, OrderGoneError
+from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, validation_name
+from certsmith.issuers.acme.http01 import HTTP01Responder
+from certsmith.issuers.acme.orders import (
+    Answer,
+    Authorization,
+    Finalize,
+    NewOrder,
+    Order,
+    Present,
+    Refresh,
+    Status,
+    Step,
+    Wait,
+    abandoned,
+    answered,
+    failure,
+    fold_order,
+    next_step,
+    order_from_status,
+    order_status,
+    presented,
+)
+from certsmith.pki import PKIError
+from certsmith.pki.inspection import is_self_signed, load_certificates
+from certsmith.pki.request import build_csr
+from certsmith.pki.signing import IssuedCertificate
+
+logger = logging.getLogger("certsmith")
+
+_STEPS_PER_CALL = 12
+_FINALIZE_WITHIN = 60.0
+_ORDER_WINDOW = datetime.timedelta(hours=1)
+
+DNSProviders = Callable[[Solver], DNSProvider]
+"""A solver's DNS provider, with its credentials; raises DNSProviderError when it cannot be made."""
+
+
+@dataclass
+class AcmeContext:
+    """What all ACME issuers of one operator process share."""
+
+    http01: HTTP01Responder
+    orders_per_hour: int
+
+    def __post_init__(self) -> None:
+        self.orders: RewriteBudget[tuple[str, str]] = RewriteBudget(self.orders_per_hour, _ORDER_WINDOW)
+        self.lock = threading.Lock()
+
+
+class AcmeSigner:
+    def __init__(
+        self, client: AcmeClient, spec: ACMEIssuerSpec, context: AcmeContext, dns_providers: DNSProviders
+    ) -> None:
+        self._client = client
+        self._spec = spec
+        self._context = context
+        self._dns_providers = dns_providers
+
+    def sign(self, request: SigningRequest) -> IssuedCertificate | Pending:
+        names = _names(request)
+        run = _Run(order_from_status(request.order))
+        for _ in range(_STEPS_PER_CALL):
+            now = datetime.datetime.now(datetime.UTC)
+            try:
+                done = self._take(next_step(run.order, names, now), run, request, now)
+            except (AcmeError, DNSProviderError, PKIError) as error:
+                reason = error.reason if isinstance(error, AcmeError) else type(error).__name__
+                kept = order_status(run.order) if run.order else None
+                raise SigningFailedError(reason.removesuffix("Error"), str(error), kept) from None
+            if done is not None:
+                return done
+            problem = failure(run.order, now) if run.order is not None else None
+            if problem is not None and run.order is not None:
+                self._cleanup(run.order)
+                raise SigningFailedError(*problem, order_status(abandoned(run.order, problem[1])))
+        order = run.require()
+        soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)
+        return Pending(order_status(order), soon, f"order {order.url} is {order.status}", run.new_order)
+
+    def _take(
+        self, step: Step, run: _Run, request: SigningRequest, now: datetime.datetime
+    ) -> IssuedCertificate | Pending | None:
+        """Do one step; the certificate or a reason to wait, else None (the next step follows)."""
+        match step:
+            case NewOrder(why=why):
+                return self._new_order(run, request, why, now)
+            case Present(authorization=authorization):
+                self._present(authorization)
+                run.order = presented(run.require(), authorization)
+            case Answer(authorizations=authorizations):
+                for authorization in authorizations:
+                    challenge_url = authorization.challenge.url if authorization.challenge else ""
+                    run.order = answered(run.require(), authorization, self._client.answer(challenge_url))
+            case Refresh():
+                self._refresh(run, request, now)
+            case Finalize():
+                order = run.require()
+                csr = build_csr(request.template, request.key())
+                deadline = time.monotonic() + _FINALIZE_WITHIN
+                chains = self._client.finalize(order.url, order.finalize_url, csr, deadline)
+                self._cleanup(order)
+                return _issued(chains, self._spec.preferred_chain)
+            case Wait(until=until, message=message):
+                return Pending(order_status(run.require()), until, message, run.new_order)
+        return None
+
+    def _new_order(
+        self, run: _Run, request: SigningRequest, why: str, now: datetime.datetime
+    ) -> Pending | None:
+        if run.order is not None:
+            self._cleanup(run.order)
+        held = self._held(request.certificate, now, run.order)
+        if held is not None:
+            return held
+        names = _names(request)
+        answer = self._client.new_order(names)
+        with self._context.lock:
+            self._context.orders.spend(request.certificate, now)
+        logger.info("certificate %s/%s: new ACME order %s (%s)", *request.certificate, answer.url, why)
+        run.order = fold_order(
+            answer.url, answer.body, answer.authorizations, None, self._chooser(request), now
+        )
+        run.new_order = True
+        return None
+
+    def _refresh(self, run: _Run, request: SigningRequest, now: datetime.datetime) -> None:
+        order = run.require()
+        unfinished = [a.url for a in order.authorizations if a.status == Status.PENDING]
+        try:
+            answer = self._client.fetch(order.url, unfinished)
+        except OrderGoneError as gone:
+            logger.warning("certificate %s/%s: %s", *request.certificate, gone)
+            self._cleanup(order)
+            run.order = None
+            return
+        run.order = fold_order(
+            order.url,
+            answer.body,
+            answer.authorizations,
+            order,
+            self._chooser(request),
+            now,
+            answer.retry_after,
+        )
+
+    def _held(
+        self, certificate: tuple[str, str], now: datetime.datetime, order: Order | None
+    ) -> Pending | None:
+        with self._context.lock:
+            allowed = self._context.orders.next_allowed(certificate, now)
+        if allowed is None:
+            return None
+        message = (
+            f"{self._context.orders_per_hour} ACME orders for this certificate in the last hour; "
+            f"the next one no sooner than {allowed.isoformat(timespec='seconds')} (certsmith run "
+            f"--acme-orders-per-hour)"
+        )
+        return Pending(order_status(order) if order else {}, allowed, message)
+
+    def _chooser(self, request: SigningRequest) -> Callable[[str], str | None]:
+        def choose(identifier: str) -> str | None:
+            solver = solver_for(self._spec.solvers, identifier, request.labels)
+            return solver.challenge_type if solver else None
+
+        return choose
+
+    def _present(self, authorization: Authorization) -> None:
+        challenge = authorization.challenge
+        if challenge is None:
+            return
+        key_authorization = self._key_authorization(challenge.token)
+        if challenge.type == "http-01":
+            self._context.http01.present(challenge.token, key_authorization)
+            return
+        provider = self._dns_provider(authorization.identifier)
+        provider.present(validation_name(authorization.identifier), _dns_value(key_authorization))
+
+    def _cleanup(self, order: Order) -> None:
+        """Remove what was presented for `order`; failures are logged, never raised (the CA no longer
+        looks at a finished order's records)."""
+        for authorization in order.authorizations:
+            challenge = authorization.challenge
+            if not authorization.presented or challenge is None:
+                continue
+            if challenge.type == "http-01":
+                self._context.http01.cleanup(challenge.token)
+                continue
+            value = _dns_value(self._key_authorization(challenge.token))
+            try:
+                self._dns_provider(authorization.identifier).cleanup(
+                    validation_name(authorization.identifier), value
+                )
+            except DNSProviderError as error:
+                logger.warning("leaving a TXT record for %s: %s", authorization.identifier, error)
+
+    def _dns_provider(self, identifier: str) -> DNSProvider:
+        solver = solver_for(self._spec.solvers, identifier, {})
+        if solver is None or solver.dns01 is None:
+            raise DNSProviderError(f"no dns01 solver for {identifier}")
+        return self._dns_providers(solver)
+
+    def _key_authorization(self, token: str) -> str:
+        return self._client.key_authorization(token)
+
+
+@dataclass
+class _Run:
+    """One call's order, as the steps change it."""
+
+    order: Order | None
+    new_order: bool = False
+
+    def require(self) -> Order:
+        if self.order is None:
+            raise RuntimeError("an ACME order step without an order")
+        return self.order
+
+
+def _names(request: SigningRequest) -> tuple[str, ...]:
+    template = request.template
+    if template.ip_addresses or template.uris or template.email_addresses:
+        raise SigningFailedError(
+            "UnsupportedIdentifiers",
+            "ACME issuers certify DNS names only: remove ipAddresses, uris and emailAddresses",
+        )
+    names = tuple(dict.fromkeys(n.lower() for n in (*template.dns_names, template.common_name or "") if n))
+    if not names:
+        raise SigningFailedError("UnsupportedIdentifiers", "an ACME certificate needs at least one DNS name")
+    return names
+
+
+def _dns_value(key_authorization: str) -> str:
+    return b64.b64encode(hashlib.sha256(key_authorization.encode("ascii")).digest()).decode("ascii")
+
+
+def _issued(chains: list[str], preferred: str | None) -> IssuedCertificate:
+    """The certificate from the chain whose top names `preferred` (else the CA's default chain); a
+    self-signed top is the root, kept apart from the intermediates."""
+    parsed = [load_certificates(chain.encode("ascii")) for chain in chains]
+    chosen = parsed[0]
+    if preferred:
+        chosen = next((chain for chain in parsed if _top_name(chain) == preferred), chosen)
+    leaf, *rest = chosen
+    root = rest.pop() if rest and is_self_signed(rest[-1]) else None
+    return IssuedCertificate(leaf, tuple(rest), root)
+
+
+def _top_name(chain: list[x509.Certificate]) -> str:
+    top = chain[-1]
+    names = top.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
