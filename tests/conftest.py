@@ -127,19 +127,19 @@ def assert_no_key_material(text: str, where: str) -> None:
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
     """A fresh namespace for one test, deleted afterwards."""
-    with _fresh_namespace(cluster, "test") as name:
+    with fresh_namespace(cluster, "test") as name:
         yield name
 
 
 @pytest.fixture
 def solo_namespace(cluster: Cluster) -> Iterator[str]:
     """A namespace the shared operator ignores, for tests that run an operator of their own."""
-    with _fresh_namespace(cluster, "solo") as name:
+    with fresh_namespace(cluster, "solo") as name:
         yield name
 
 
 @contextlib.contextmanager
-def _fresh_namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
+def fresh_namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(cluster.api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))

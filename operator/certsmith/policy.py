@@ -166,6 +166,9 @@ class Observation:
     """Whether the Certificate named in the Secret's certificate-name annotation exists."""
     issuer_ca: x509.Certificate | None = None
     """The issuer's current CA certificate, if it has one and it is usable."""
+    issuer_sets_profile: bool = False
+    """The issuer, not the spec, decides the subject, usages and lifetime (ACME: the CA ignores all
+    but the names of a CSR), so only the names are compared."""
     issuer_root: x509.Certificate | None = None
     """The root of the issuer's chain, when the issuer knows it (CA issuers), so a deleted ca.crt is
     repaired rather than left missing."""
@@ -248,7 +251,11 @@ def _trigger(observation: Observation) -> Decision:
 def _gate(observation: Observation, decision: Decision, backoff: BackoffSettings) -> Decision:
     gates, now = observation.gates, observation.now
     if gates.failures and gates.last_failure and not gates.spec_changed_since_failure:
-        released = gates.issuer_ready_since is not None and gates.issuer_ready_since >= gates.last_failure
+        # lastFailureTime has whole seconds: an issuer ready within the failure's second is not "since".
+        released = (
+            gates.issuer_ready_since is not None
+            and gates.issuer_ready_since.replace(microsecond=0) > gates.last_failure
+        )
         next_attempt = gates.last_failure + backoff.delay(gates.failures)
         if not released and now < next_attempt:
             return replace(
@@ -490,20 +497,24 @@ def _key_spec(inputs: _Inputs) -> Decision | None:
 
 def _spec_fields(inputs: _Inputs) -> Decision | None:
     request, info = inputs.observation.spec.request, inputs.stored.info
-    differing = [
-        name
-        for name, wanted, found in (
+    compared: tuple[tuple[str, object, object], ...] = (
+        ("dnsNames", frozenset(request.dns_names), info.dns_names),
+        ("ipAddresses", frozenset(request.ip_addresses), info.ip_addresses),
+        ("uris", frozenset(request.uris), info.uris),
+        ("emailAddresses", frozenset(request.email_addresses), info.email_addresses),
+    )
+    if inputs.observation.issuer_sets_profile:
+        names = frozenset(request.dns_names) | ({request.common_name} if request.common_name else set())
+        compared = (("dnsNames", names, info.dns_names),)
+    else:
+        compared = (
             ("commonName", request.common_name, info.common_name),
-            ("dnsNames", frozenset(request.dns_names), info.dns_names),
-            ("ipAddresses", frozenset(request.ip_addresses), info.ip_addresses),
-            ("uris", frozenset(request.uris), info.uris),
-            ("emailAddresses", frozenset(request.email_addresses), info.email_addresses),
+            *compared,
             ("subject", request.subject, info.subject),
             ("usages", request.usages, info.usages),
             ("isCA", request.is_ca, info.is_ca),
         )
-        if wanted != found
-    ]
+    differing = [name for name, wanted, found in compared if wanted != found]
     if not differing:
         return None
     return Decision(
@@ -529,6 +540,8 @@ def _issuer(inputs: _Inputs) -> Decision | None:
 
 
 def _duration(inputs: _Inputs) -> Decision | None:
+    if inputs.observation.issuer_sets_profile:
+        return None
     recorded = inputs.secret.annotations.get(REQUESTED_DURATION)
     wanted = str(int(inputs.observation.spec.request.duration.total_seconds()))
     if recorded is None or recorded == wanted:

@@ -312,6 +312,15 @@ FAILED_AT = NOW - datetime.timedelta(seconds=30)
             Action.ISSUE,
             Reason.SECRET_MISSING,
         ),
+        (  # the failure's time has whole seconds: an issuer ready within that second came before it
+            Gates(
+                failures=1,
+                last_failure=FAILED_AT,
+                issuer_ready_since=FAILED_AT + datetime.timedelta(milliseconds=500),
+            ),
+            Action.WAIT,
+            Reason.BACKING_OFF,
+        ),
         (
             Gates(rewrite_allowed_at=NOW + datetime.timedelta(minutes=5)),
             Action.HOLD,

@@ -200,6 +200,7 @@ class CertificateReconciler:
             password_version = password_secret.resource_version if password_secret else None
         plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
         issuer_state = self._store.issuer_states.get(WorkItem(plural, issuer_key))
+        issuer_body = self._store.objects(plural).get(issuer_key) or {}
         gates = Gates(
             failures=int(status.get("failedIssuanceAttempts") or 0),
             last_failure=parse_timestamp(status.get("lastFailureTime")),
@@ -217,6 +218,7 @@ class CertificateReconciler:
             owner_exists=owner_exists,
             issuer_ca=issuer.ca_certificate if isinstance(issuer, Resolved) else None,
             issuer_root=issuer.authority.root if isinstance(issuer, Resolved) and issuer.authority else None,
+            issuer_sets_profile="acme" in (issuer_body.get("spec") or {}),
             keystore_password_version=password_version,
             gates=gates,
         )
@@ -341,7 +343,7 @@ class CertificateReconciler:
             f"(revision {revision}; reason {decision.reason.value}: {decision.message})"
         )
         events = [self._event(work, False, verb, message)]
-        shortened = shortened_warning(spec, info)
+        shortened = None if work.observation.issuer_sets_profile else shortened_warning(spec, info)
         if shortened:
             events.append(self._event(work, True, "Shortened", f"certificate {shortened}"))
         update = StatusUpdate(

@@ -74,6 +74,7 @@ class AcmeClient:
         self._net.verify_ssl = verify  # type: ignore[assignment]  # requests takes a bundle's path too
         self._client: ClientV2 | None = None
         self.account_uri: str | None = None
+        self._registration: tuple[str | None, tuple[str, str] | None] | None = None
 
     @property
     def _v2(self) -> ClientV2:
@@ -111,6 +112,7 @@ class AcmeClient:
                 uri = str(existing.location)
                 self._net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
         self.account_uri = uri
+        self._registration = (email, binding)
         return uri
 
     def new_order(self, identifiers: Sequence[str]) -> OrderAnswer:
@@ -186,14 +188,22 @@ class AcmeClient:
         return {url: self._post(url, None).json() for url in urls}
 
     def _post(self, url: str, body: JSONDeSerializable | None) -> requests.Response:
+        """POST, retrying on badNonce, and registering again once if the CA forgot the account (a CA
+        that lost its database, or an account deactivated by hand)."""
         new_nonce = self._v2.directory["newNonce"]
+        registered_again = False
         for attempt in range(_NONCE_ATTEMPTS):
             try:
                 return self._net.post(url, body, new_nonce_url=new_nonce)
             except messages.Error as error:
+                if error.code == "accountDoesNotExist" and self._registration and not registered_again:
+                    self._net.account = None
+                    self.register(*self._registration)
+                    registered_again = True
+                    continue
                 if error.code != "badNonce" or attempt == _NONCE_ATTEMPTS - 1:
                     raise
-        raise AssertionError("unreachable")
+        raise AcmeError("BadNonce", f"{url}: the CA rejected {_NONCE_ATTEMPTS} nonces in a row")
 
 
 class _EmptyObject(JSONDeSerializable):

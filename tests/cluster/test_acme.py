@@ -1,0 +1,198 @@
+"""ACME issuance against a real Pebble: HTTP-01 answered by the operator, external account binding, a
+challenge that cannot validate, a restart in the middle of an order, a CA that restarts."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from certsmith.api import GROUP, VERSION
+from certsmith.devcluster.kit import condition, free_port, why_not_ready
+from certsmith.devcluster.pebble import EAB_KEY_ID, EAB_MAC_KEY, Pebble
+from tests.cluster.support import (
+    certificate,
+    create,
+    create_certificate,
+    create_secret,
+    events,
+    eventually,
+    openssl_verify,
+    secret_data,
+    wait_ready,
+)
+from tests.conftest import Cluster, OperatorProcess, assert_no_key_material, fresh_namespace
+
+pytestmark = pytest.mark.cluster
+
+NAMESPACES = "solo-acme-*"
+
+
+@pytest.fixture(scope="module")
+def http01_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def pebble(tmp_path_factory: pytest.TempPathFactory, http01_port: int) -> Iterator[Pebble]:
+    with Pebble(tmp_path_factory.mktemp("pebble"), http01_port) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def acme_operator(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, http01_port: int
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(
+        cluster.kubeconfig,
+        tmp_path_factory.mktemp("acme-operator") / "operator.log",
+        *("--namespace", NAMESPACES, "--backoff-initial", "1s", "--backoff-max", "4s"),
+        *("--acme-http01-port", str(http01_port), "--acme-http01-address", "127.0.0.1"),
+    )
+    process.start()
+    yield process
+    process.stop()
+    print(f"ACME operator log: {process.log_path}")
+    assert_no_key_material(process.log(), "the ACME operator's log")
+
+
+@pytest.fixture
+def acme_namespace(cluster: Cluster, acme_operator: OperatorProcess) -> Iterator[str]:
+    with fresh_namespace(cluster, "solo-acme") as name:
+        yield name
+
+
+def acme_issuer(cluster: Cluster, namespace: str, pebble: Pebble, name: str = "pebble", **acme: Any) -> None:
+    create(
+        cluster,
+        namespace,
+        "Issuer",
+        name,
+        {
+            "acme": {
+                "server": pebble.url,
+                "email": "ops@example.com",
+                "privateKeySecretRef": {"name": f"{name}-account"},
+                "caBundle": base64.b64encode(pebble.ca_bundle).decode(),
+                "solvers": [{"http01": {"ingress": {}}}],
+                **acme,
+            }
+        },
+    )
+
+
+def issuer(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    body = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "issuers", name
+    )
+    assert isinstance(body, dict)
+    return body
+
+
+def issuer_condition(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return condition(issuer(cluster, namespace, name))
+
+
+def test_http01_certificate_for_two_names_is_issued_and_chains_to_pebbles_root(
+    cluster: Cluster, pebble: Pebble, acme_namespace: str, tmp_path: Path
+) -> None:
+    acme_issuer(cluster, acme_namespace, pebble)
+    ready = eventually(
+        lambda: issuer_condition(cluster, acme_namespace, "pebble").get("status") == "True",
+        what="the ACME Issuer to be Ready",
+    )
+    assert ready
+    account = issuer(cluster, acme_namespace, "pebble")["status"]["acme"]["uri"]
+    assert account.startswith(pebble.url.removesuffix("/dir"))
+    account_key = secret_data(cluster, acme_namespace, "pebble-account")
+    assert set(account_key) == {"tls.key"}
+
+    create_certificate(
+        cluster, acme_namespace, "web", "pebble", dnsNames=["web.example.com", "www.example.com"]
+    )
+    body = wait_ready(cluster, acme_namespace, "web")
+    assert "acme" not in body["status"], "the finished order stays in the status"
+    data = secret_data(cluster, acme_namespace, "web")
+    assert "ca.crt" not in data, "Pebble's chain has no root, so ca.crt must be absent"
+    (tmp_path / "chain.pem").write_bytes(data["tls.crt"])
+    (tmp_path / "root.pem").write_bytes(pebble.roots())
+    openssl_verify(tmp_path / "root.pem", tmp_path / "chain.pem", "-untrusted", str(tmp_path / "chain.pem"))
+    reasons = [reason for _, reason, _ in events(cluster, acme_namespace, "web")]
+    assert reasons.count("OrderCreated") == 1, reasons
+    assert "Issued" in reasons
+
+
+@pytest.fixture
+def eab_pebble(tmp_path: Path, http01_port: int) -> Iterator[Pebble]:
+    with Pebble(tmp_path / "pebble", http01_port, require_eab=True) as server:
+        yield server
+
+
+def test_external_account_binding_is_required_checked_and_used(
+    cluster: Cluster, eab_pebble: Pebble, acme_namespace: str
+) -> None:
+    keys = {"right": EAB_MAC_KEY.encode(), "wrong": EAB_MAC_KEY[::-1].encode()}
+    create_secret(cluster, acme_namespace, "eab", keys, kind="Opaque")
+    acme_issuer(cluster, acme_namespace, eab_pebble, "unbound")
+    refused = eventually(
+        lambda: (found := issuer_condition(cluster, acme_namespace, "unbound")).get("reason")
+        == "ExternalAccountRequired"
+        and found,
+        what="an Issuer without EAB to say the CA requires it",
+    )
+    assert "spec.acme.externalAccountBinding" in refused["message"]
+
+    def bound(name: str, key: str) -> None:
+        binding = {"keyID": EAB_KEY_ID, "keySecretRef": {"name": "eab", "key": key}}
+        acme_issuer(cluster, acme_namespace, eab_pebble, name, externalAccountBinding=binding)
+
+    bound("wrong", "wrong")
+    wrong = eventually(
+        lambda: (found := issuer_condition(cluster, acme_namespace, "wrong")).get("status") == "False"
+        and found.get("reason") not in (None, "AccountKeyMissing")
+        and found,
+        what="an Issuer with a wrong EAB key to be refused",
+    )
+    assert "registering the ACME account" in wrong["message"], wrong
+
+    bound("right", "right")
+    eventually(
+        lambda: issuer_condition(cluster, acme_namespace, "right").get("status") == "True",
+        what="an Issuer with the right EAB key to be Ready",
+    )
+    create_certificate(cluster, acme_namespace, "bound", "right", dnsNames=["bound.example.com"])
+    wait_ready(cluster, acme_namespace, "bound")
+
+
+def test_a_challenge_that_cannot_validate_fails_with_the_cas_words_and_orders_stay_bounded(
+    cluster: Cluster, tmp_path: Path, acme_namespace: str, acme_operator: OperatorProcess
+) -> None:
+    """Pebble's validator connects to a port where nothing listens: every order fails. The operator
+    backs off, and after --acme-orders-per-hour (6) orders it stops making new ones."""
+    with Pebble(tmp_path / "pebble", free_port()) as unreachable:
+        acme_issuer(cluster, acme_namespace, unreachable)
+        create_certificate(cluster, acme_namespace, "lost", "pebble", dnsNames=["lost.example.com"])
+        def issuing() -> dict[str, Any]:
+            return condition(certificate(cluster, acme_namespace, "lost"), "Issuing")
+
+        failed = eventually(
+            lambda: (found := issuing()).get("reason") == "ChallengeFailed" and found,
+            what="the challenge to fail",
+        )
+        assert "http-01 challenge for lost.example.com failed" in failed["message"], failed
+        assert "Connection refused" in failed["message"] or "connection refused" in failed["message"], failed
+        held = eventually(
+            lambda: "ACME orders for this certificate in the last hour" in issuing().get("message", ""),
+            timeout=90,
+            what="the order bound to hold further orders",
+        )
+        assert held
+        orders = acme_operator.log().count(f"certificate {acme_namespace}/lost: new ACME order")
+        assert orders == 6, f"{orders} orders made; the bound is 6 per hour"
+        body = certificate(cluster, acme_namespace, "lost")
+        assert condition(body).get("status") != "True", why_not_ready(body)
+        assert body["status"]["acme"]["order"]["state"] == "invalid"
