@@ -251,11 +251,7 @@ def _trigger(observation: Observation) -> Decision:
 def _gate(observation: Observation, decision: Decision, backoff: BackoffSettings) -> Decision:
     gates, now = observation.gates, observation.now
     if gates.failures and gates.last_failure and not gates.spec_changed_since_failure:
-        # lastFailureTime has whole seconds: an issuer ready within the failure's second is not "since".
-        released = (
-            gates.issuer_ready_since is not None
-            and gates.issuer_ready_since.replace(microsecond=0) > gates.last_failure
-        )
+        released = gates.issuer_ready_since is not None and gates.issuer_ready_since >= gates.last_failure
         next_attempt = gates.last_failure + backoff.delay(gates.failures)
         if not released and now < next_attempt:
             return replace(

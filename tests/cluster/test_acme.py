@@ -4,6 +4,9 @@ challenge that cannot validate, a restart in the middle of an order, a CA that r
 from __future__ import annotations
 
 import base64
+import datetime
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,9 @@ from kubernetes import client
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.kit import condition, free_port, why_not_ready
 from certsmith.devcluster.pebble import EAB_KEY_ID, EAB_MAC_KEY, Pebble
+from certsmith.issuers.acme.client import AcmeClient
+from certsmith.issuers.acme.orders import fold_order, order_status
+from certsmith.pki.keys import load_private_key
 from tests.cluster.support import (
     certificate,
     create,
@@ -139,9 +145,11 @@ def test_external_account_binding_is_required_checked_and_used(
     create_secret(cluster, acme_namespace, "eab", keys, kind="Opaque")
     acme_issuer(cluster, acme_namespace, eab_pebble, "unbound")
     refused = eventually(
-        lambda: (found := issuer_condition(cluster, acme_namespace, "unbound")).get("reason")
-        == "ExternalAccountRequired"
-        and found,
+        lambda: (
+            (found := issuer_condition(cluster, acme_namespace, "unbound")).get("reason")
+            == "ExternalAccountRequired"
+            and found
+        ),
         what="an Issuer without EAB to say the CA requires it",
     )
     assert "spec.acme.externalAccountBinding" in refused["message"]
@@ -152,9 +160,11 @@ def test_external_account_binding_is_required_checked_and_used(
 
     bound("wrong", "wrong")
     wrong = eventually(
-        lambda: (found := issuer_condition(cluster, acme_namespace, "wrong")).get("status") == "False"
-        and found.get("reason") not in (None, "AccountKeyMissing")
-        and found,
+        lambda: (
+            (found := issuer_condition(cluster, acme_namespace, "wrong")).get("status") == "False"
+            and found.get("reason") not in (None, "AccountKeyMissing")
+            and found
+        ),
         what="an Issuer with a wrong EAB key to be refused",
     )
     assert "registering the ACME account" in wrong["message"], wrong
@@ -176,6 +186,7 @@ def test_a_challenge_that_cannot_validate_fails_with_the_cas_words_and_orders_st
     with Pebble(tmp_path / "pebble", free_port()) as unreachable:
         acme_issuer(cluster, acme_namespace, unreachable)
         create_certificate(cluster, acme_namespace, "lost", "pebble", dnsNames=["lost.example.com"])
+
         def issuing() -> dict[str, Any]:
             return condition(certificate(cluster, acme_namespace, "lost"), "Issuing")
 
@@ -196,3 +207,121 @@ def test_a_challenge_that_cannot_validate_fails_with_the_cas_words_and_orders_st
         body = certificate(cluster, acme_namespace, "lost")
         assert condition(body).get("status") != "True", why_not_ready(body)
         assert body["status"]["acme"]["order"]["state"] == "invalid"
+
+
+def test_a_restarted_operator_resumes_the_order_in_the_status(
+    cluster: Cluster, pebble: Pebble, acme_namespace: str, acme_operator: OperatorProcess
+) -> None:
+    """The order is made while no operator runs (as if the one that made it had died right after
+    saving it); the operator that starts finishes that order instead of making another."""
+    acme_issuer(cluster, acme_namespace, pebble)
+    eventually(lambda: issuer_condition(cluster, acme_namespace, "pebble").get("status") == "True")
+    acme_operator.stop()
+    try:
+        names = ["resumed.example.com"]
+        create_certificate(cluster, acme_namespace, "resumed", "pebble", dnsNames=names)
+        account = AcmeClient(
+            pebble.url,
+            load_private_key(secret_data(cluster, acme_namespace, "pebble-account")["tls.key"]),
+            pebble.ca_bundle,
+            skip_tls_verify=False,
+        )
+        account.register("ops@example.com", None)
+        answer = account.new_order(names)
+        now = datetime.datetime.now(datetime.UTC)
+        order = fold_order(answer.url, answer.body, answer.authorizations, None, lambda _: "http-01", now)
+        status = {"status": {"acme": {"order": order_status(order)}}}
+        client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object_status(
+            GROUP, VERSION, acme_namespace, "certificates", "resumed", status
+        )
+    finally:
+        acme_operator.start()
+    wait_ready(cluster, acme_namespace, "resumed")
+    assert f"certificate {acme_namespace}/resumed: new ACME order" not in acme_operator.log()
+    assert account.fetch(answer.url, []).body["status"] == "valid"
+
+
+def test_a_ca_that_restarts_and_forgets_everything_ends_in_a_certificate(
+    cluster: Cluster, tmp_path: Path, http01_port: int, acme_namespace: str, acme_operator: OperatorProcess
+) -> None:
+    with Pebble(tmp_path / "pebble", http01_port) as forgetful:
+        acme_issuer(cluster, acme_namespace, forgetful)
+        eventually(lambda: issuer_condition(cluster, acme_namespace, "pebble").get("status") == "True")
+        forgetful.stop()
+        create_certificate(cluster, acme_namespace, "patient", "pebble", dnsNames=["patient.example.com"])
+        down = eventually(
+            lambda: (
+                (found := condition(certificate(cluster, acme_namespace, "patient"), "Issuing"))
+                .get("reason", "")
+                .startswith("ServerUnreachable")
+                and found
+            ),
+            what="the CA's absence to be reported",
+        )
+        assert "connect" in down["message"].lower(), down
+        forgetful.restart()
+        wait_ready(cluster, acme_namespace, "patient", timeout=60)
+    orders = acme_operator.log().count(f"certificate {acme_namespace}/patient: new ACME order")
+    assert orders == 1, f"{orders} orders for one certificate"
+
+
+def test_a_ca_that_rejects_half_the_nonces_still_issues(
+    cluster: Cluster, tmp_path: Path, http01_port: int, acme_namespace: str
+) -> None:
+    with Pebble(tmp_path / "pebble", http01_port, environment={"PEBBLE_WFE_NONCEREJECT": "50"}) as picky:
+        acme_issuer(cluster, acme_namespace, picky)
+        create_certificate(cluster, acme_namespace, "nonces", "pebble", dnsNames=["nonces.example.com"])
+        wait_ready(cluster, acme_namespace, "nonces", timeout=60)
+
+
+def test_a_standby_replica_answers_http01_from_the_status(
+    cluster: Cluster, tmp_path: Path, solo_namespace: str
+) -> None:
+    """Pebble validates through the standby's solver port only: the leader's own memory cannot answer."""
+    namespace = solo_namespace
+    leader_port, standby_port = free_port(), free_port()
+
+    def replica(name: str, port: int) -> OperatorProcess:
+        process = OperatorProcess(
+            cluster.kubeconfig,
+            tmp_path / f"{name}.log",
+            *("--namespace", namespace, "--leader-elect", "--leader-elect-namespace", namespace),
+            *("--acme-http01-port", str(port), "--acme-http01-address", "127.0.0.1"),
+        )
+        process.start()
+        return process
+
+    leader = replica("leader", leader_port)
+    standby: OperatorProcess | None = None
+    try:
+        eventually(lambda: f"_{leader.pid}_" in _lease_holder(cluster, namespace), what="a leader")
+        standby = replica("standby", standby_port)
+        eventually(lambda: _http_status(standby_port, "/.well-known/acme-challenge/none") == 404)
+        with Pebble(tmp_path / "pebble", standby_port) as server:
+            acme_issuer(cluster, namespace, server)
+            create_certificate(cluster, namespace, "ha", "pebble", dnsNames=["ha.example.com"])
+            wait_ready(cluster, namespace, "ha")
+        assert "new ACME order" in leader.log()
+        assert "new ACME order" not in standby.log()
+    finally:
+        leader.stop()
+        if standby is not None:
+            standby.stop()
+
+
+def _lease_holder(cluster: Cluster, namespace: str) -> str:
+    try:
+        lease = client.CoordinationV1Api(cluster.api).read_namespaced_lease("certsmith", namespace)
+    except client.exceptions.ApiException:
+        return ""
+    return (lease.spec.holder_identity if lease.spec else None) or ""
+
+
+def _http_status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0

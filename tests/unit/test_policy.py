@@ -312,11 +312,11 @@ FAILED_AT = NOW - datetime.timedelta(seconds=30)
             Action.ISSUE,
             Reason.SECRET_MISSING,
         ),
-        (  # the failure's time has whole seconds: an issuer ready within that second came before it
+        (  # an issuer ready before the failure does not release its back-off, however close
             Gates(
                 failures=1,
                 last_failure=FAILED_AT,
-                issuer_ready_since=FAILED_AT + datetime.timedelta(milliseconds=500),
+                issuer_ready_since=FAILED_AT - datetime.timedelta(milliseconds=1),
             ),
             Action.WAIT,
             Reason.BACKING_OFF,
@@ -370,10 +370,11 @@ def test_a_chain_without_its_root_is_up_to_date_without_ca_crt() -> None:
     issue or repair."""
     spec = _spec()
     ca_key = generate_private_key(spec.private_key.spec)
-    root = self_sign(CertificateTemplate(common_name="root", is_ca=True), ca_key, NOW - datetime.timedelta(hours=1))
+    earlier = NOW - datetime.timedelta(hours=1)
+    root = self_sign(CertificateTemplate(common_name="root", is_ca=True), ca_key, earlier)
     authority = SigningAuthority(root.certificate, ca_key, (), root.certificate)
     key = generate_private_key(spec.private_key.spec)
-    issued = sign_with_authority(spec.request, key.public_key(), authority, NOW - datetime.timedelta(hours=1))
+    issued = sign_with_authority(spec.request, key.public_key(), authority, earlier)
     chainless = IssuedCertificate(issued.certificate, issued.intermediates, None)
     labels, annotations = desired_metadata(spec, "web", 1, None)
     data = derived_data(spec, key, encode_private_key(key, spec.private_key.encoding), chainless)

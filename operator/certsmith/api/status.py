@@ -12,6 +12,12 @@ def timestamp(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def precise_timestamp(moment: datetime.datetime) -> str:
+    """RFC 3339 in UTC, to the microsecond (as Kubernetes' MicroTime), where order within a second
+    matters: a failure and an issuer that became ready in the same second."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def parse_timestamp(text: str | None) -> datetime.datetime | None:
     if not text:
         return None

@@ -18,7 +18,7 @@ from typing import Any
 
 from certsmith.api import CERTIFICATES, SpecError
 from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
-from certsmith.api.status import condition, parse_timestamp, status_differs, timestamp
+from certsmith.api.status import condition, parse_timestamp, precise_timestamp, status_differs, timestamp
 from certsmith.budget import RewriteBudget
 from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
@@ -491,7 +491,7 @@ class CertificateReconciler:
             status["revision"] = update.revision
         if update.failures is not None:
             status["failedIssuanceAttempts"] = update.failures
-            status["lastFailureTime"] = timestamp(update.failed_at) if update.failed_at else None
+            status["lastFailureTime"] = precise_timestamp(update.failed_at) if update.failed_at else None
         if update.acme_order is not None:
             status["acme"] = {"order": update.acme_order} if update.acme_order else None
         if not status_differs(current, status):
