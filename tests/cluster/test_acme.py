@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
+from certsmith.devcluster.bind import TSIG_KEY_NAME, Bind
 from certsmith.devcluster.kit import condition, free_port, why_not_ready
 from certsmith.devcluster.pebble import EAB_KEY_ID, EAB_MAC_KEY, Pebble
 from certsmith.issuers.acme.client import AcmeClient
@@ -97,6 +99,11 @@ def issuer(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     )
     assert isinstance(body, dict)
     return body
+
+
+def issuing(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    """The Certificate's Issuing condition ({} when there is none)."""
+    return condition(certificate(cluster, namespace, name), "Issuing")
 
 
 def issuer_condition(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
@@ -187,17 +194,20 @@ def test_a_challenge_that_cannot_validate_fails_with_the_cas_words_and_orders_st
         acme_issuer(cluster, acme_namespace, unreachable)
         create_certificate(cluster, acme_namespace, "lost", "pebble", dnsNames=["lost.example.com"])
 
-        def issuing() -> dict[str, Any]:
-            return condition(certificate(cluster, acme_namespace, "lost"), "Issuing")
-
         failed = eventually(
-            lambda: (found := issuing()).get("reason") == "ChallengeFailed" and found,
+            lambda: (
+                (found := issuing(cluster, acme_namespace, "lost")).get("reason") == "ChallengeFailed"
+                and found
+            ),
             what="the challenge to fail",
         )
         assert "http-01 challenge for lost.example.com failed" in failed["message"], failed
         assert "Connection refused" in failed["message"] or "connection refused" in failed["message"], failed
         held = eventually(
-            lambda: "ACME orders for this certificate in the last hour" in issuing().get("message", ""),
+            lambda: (
+                "ACME orders for this certificate in the last hour"
+                in issuing(cluster, acme_namespace, "lost").get("message", "")
+            ),
             timeout=90,
             what="the order bound to hold further orders",
         )
@@ -251,7 +261,7 @@ def test_a_ca_that_restarts_and_forgets_everything_ends_in_a_certificate(
         create_certificate(cluster, acme_namespace, "patient", "pebble", dnsNames=["patient.example.com"])
         down = eventually(
             lambda: (
-                (found := condition(certificate(cluster, acme_namespace, "patient"), "Issuing"))
+                (found := issuing(cluster, acme_namespace, "patient"))
                 .get("reason", "")
                 .startswith("ServerUnreachable")
                 and found
@@ -325,3 +335,41 @@ def _http_status(port: int, path: str) -> int:
         return int(error.code)
     except OSError:
         return 0
+
+
+def test_dns01_wildcard_and_apex_through_a_real_bind(
+    cluster: Cluster, tmp_path: Path, http01_port: int, acme_namespace: str
+) -> None:
+    """Pebble resolves through BIND, which takes TSIG-signed updates: the TXT records are published,
+    validated and removed again."""
+    with (
+        Bind(tmp_path / "bind", "example.test") as bind,
+        Pebble(tmp_path / "pebble", http01_port, dns_server=bind.address) as server,
+    ):
+        create_secret(cluster, acme_namespace, "tsig", {"secret": bind.tsig_secret.encode()}, kind="Opaque")
+        rfc2136 = {
+            "nameserver": bind.address,
+            "tsigKeyName": TSIG_KEY_NAME,
+            "tsigAlgorithm": "HMACSHA256",
+            "tsigSecretSecretRef": {"name": "tsig", "key": "secret"},
+        }
+        acme_issuer(cluster, acme_namespace, server, solvers=[{"dns01": {"rfc2136": rfc2136}}])
+        names = ["example.test", "*.example.test"]
+        create_certificate(cluster, acme_namespace, "wild", "pebble", dnsNames=names)
+        wait_ready(cluster, acme_namespace, "wild")
+        leaf = x509.load_pem_x509_certificate(secret_data(cluster, acme_namespace, "wild")["tls.crt"])
+        sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert sorted(sans.get_values_for_type(x509.DNSName)) == sorted(names)
+        assert bind.txt("_acme-challenge.example.test.") == set(), "TXT records left behind"
+
+
+def test_a_wildcard_without_a_dns01_solver_says_so(
+    cluster: Cluster, pebble: Pebble, acme_namespace: str
+) -> None:
+    acme_issuer(cluster, acme_namespace, pebble)
+    create_certificate(cluster, acme_namespace, "nosolver", "pebble", dnsNames=["*.example.com"])
+    refused = eventually(
+        lambda: (found := issuing(cluster, acme_namespace, "nosolver")).get("reason") == "NoSolver" and found,
+        what="the missing solver to be reported",
+    )
+    assert "a wildcard needs a dns01 solver" in refused["message"]

@@ -1,0 +1,102 @@
+"""A real authoritative DNS server on loopback: BIND 9 (Debian's `bind9`), serving one zone that takes
+TSIG-signed dynamic updates (RFC 2136), for the DNS-01 tests. Pebble resolves through it."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import shutil
+import time
+from pathlib import Path
+from types import TracebackType
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
+
+from certsmith.devcluster.kit import free_port
+from certsmith.devcluster.processes import ManagedProcess
+
+_READY_TIMEOUT = 30.0
+TSIG_KEY_NAME = "certsmith-test"
+
+
+class BindNotFoundError(RuntimeError):
+    """No `named` binary: install Debian's package (`apt-get install bind9`)."""
+
+
+class Bind:
+    """Started on entry, stopped on exit. Every name in `zone` resolves to 127.0.0.1."""
+
+    def __init__(self, directory: Path, zone: str) -> None:
+        binary = shutil.which("named") or ("/usr/sbin/named" if Path("/usr/sbin/named").exists() else None)
+        if binary is None:
+            raise BindNotFoundError("named is not installed (Debian: apt-get install bind9)")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.zone = zone
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.tsig_secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        (directory / f"{zone}.zone").write_text(
+            f"$TTL 60\n"
+            f"@ IN SOA ns.{zone}. hostmaster.{zone}. 1 60 60 600 60\n"
+            f"@ IN NS ns.{zone}.\n"
+            f"ns IN A 127.0.0.1\n"
+            f"@ IN A 127.0.0.1\n"
+            f"* IN A 127.0.0.1\n"
+        )
+        (directory / "named.conf").write_text(
+            f'options {{ directory "{directory}"; pid-file "{directory}/named.pid";\n'
+            f"  listen-on port {self.port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};\n"
+            f"  recursion no; allow-query {{ any; }}; dnssec-validation no; }};\n"
+            f'key "{TSIG_KEY_NAME}" {{ algorithm hmac-sha256; secret "{self.tsig_secret}"; }};\n'
+            f'zone "{zone}" {{ type primary; file "{directory}/{zone}.zone";\n'
+            f'  allow-update {{ key "{TSIG_KEY_NAME}"; }}; }};\n'
+            f"controls {{ }};\n"
+        )
+        self._argv = [binary, "-g", "-n", "1", "-c", str(directory / "named.conf")]
+        self._log = directory / "named.log"
+        self._process: ManagedProcess | None = None
+
+    def __enter__(self) -> Bind:
+        self._process = ManagedProcess("named", self._argv, self._log)
+        deadline = time.monotonic() + _READY_TIMEOUT
+        while not self._answers():
+            if self._process.exit_code() is not None or time.monotonic() > deadline:
+                tail = self._process.log_tail()
+                self._process.stop()
+                raise RuntimeError(f"BIND did not start; its log ends:\n{tail}")
+            time.sleep(0.1)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+    def txt(self, name: str) -> set[str]:
+        """The TXT values at `name`, as the server answers now."""
+        response = self._query(name, dns.rdatatype.TXT)
+        if response is None:
+            return set()
+        return {
+            b"".join(item.strings).decode()
+            for rrset in response.answer
+            if rrset.rdtype == dns.rdatatype.TXT
+            for item in rrset
+        }
+
+    def _answers(self) -> bool:
+        response = self._query(self.zone, dns.rdatatype.SOA)
+        return response is not None and bool(response.answer)
+
+    def _query(self, name: str, kind: dns.rdatatype.RdataType) -> dns.message.Message | None:
+        try:
+            return dns.query.udp(dns.message.make_query(name, kind), "127.0.0.1", 1.0, self.port)
+        except (dns.exception.DNSException, OSError):
+            return None
