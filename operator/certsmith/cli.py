@@ -228,6 +228,13 @@ def _parser() -> argparse.ArgumentParser:
         help="address the HTTP-01 solver listens on (default: %(default)s)",
     )
     run.add_argument(
+        "--acme-solver-service",
+        default=DEFAULTS.acme_solver_service,
+        metavar="NAMESPACE/NAME",
+        help="the Service in front of the HTTP-01 solver: each HTTP-01 challenge then gets an Ingress "
+        "routing its path to it (in a cluster: certsmith/certsmith-acme-solver)",
+    )
+    run.add_argument(
         "--acme-orders-per-hour",
         type=int,
         default=DEFAULTS.acme_orders_per_hour,
@@ -265,6 +272,7 @@ def _run(arguments: argparse.Namespace) -> int:
         lease_name=arguments.leader_elect_lease,
         acme_http01_port=arguments.acme_http01_port,
         acme_http01_address=arguments.acme_http01_address,
+        acme_solver_service=arguments.acme_solver_service,
         acme_orders_per_hour=arguments.acme_orders_per_hour,
     )
     kopf.configure(

@@ -28,6 +28,7 @@ from certsmith.issuers.acme.signer import AcmeContext
 from certsmith.issuers.resolver import IssuerResolver
 from certsmith.kube.lease import LeaderElector, LeaseSettings
 from certsmith.kube.port import ApiAccessError, ApiServer, Key
+from certsmith.kube.routes import ChallengeRoutes
 from certsmith.kube.secrets import ObservedSecret, observed_secret
 from certsmith.kube.watch import Changed, Listed, SecretWatch
 from certsmith.metrics.issuance import IssuanceMetrics
@@ -59,7 +60,8 @@ class Runtime:
         self.clock = clock
         self.store = Store()
         self.port = ApiServer(api)
-        self.acme = AcmeContext(HTTP01Responder(self._http01_answer), settings.acme_orders_per_hour)
+        routes = ChallengeRoutes(api, settings.acme_solver_service) if settings.acme_solver_service else None
+        self.acme = AcmeContext(HTTP01Responder(self._http01_answer), settings.acme_orders_per_hour, routes)
         self.resolver = IssuerResolver(
             lambda plural, key: self.store.objects(plural).get(key),
             self.store.referenced,

@@ -36,6 +36,9 @@ class OperatorSettings:
         is gone: at once when it stops cleanly, after the Lease's 15 s otherwise).
     acme_http01_port, acme_http01_address: where the operator answers ACME HTTP-01 challenges
         (/.well-known/acme-challenge/TOKEN); port 0 turns the solver off.
+    acme_solver_service: NAMESPACE/NAME of the Service in front of the HTTP-01 solver (in a cluster:
+        certsmith/certsmith-acme-solver). When set, each HTTP-01 challenge gets an Ingress for its name
+        (and, beside it, an ExternalName Service to the solver Service), removed when it is done.
     acme_orders_per_hour: new ACME orders allowed per Certificate in any hour, so that no
         misconfiguration can hammer a CA (Let's Encrypt allows 300 new orders per account per 3 h).
     """
@@ -61,4 +64,5 @@ class OperatorSettings:
     lease_name: str = "certsmith"
     acme_http01_port: int = 8089
     acme_http01_address: str = "0.0.0.0"  # noqa: S104 -- the CA's validator connects from outside
+    acme_solver_service: str = ""
     acme_orders_per_hour: int = 6

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from kubernetes import client
+from kubernetes import client, watch
 
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.bind import TSIG_KEY_NAME, Bind
@@ -60,6 +60,7 @@ def acme_operator(
         tmp_path_factory.mktemp("acme-operator") / "operator.log",
         *("--namespace", NAMESPACES, "--backoff-initial", "1s", "--backoff-max", "4s"),
         *("--acme-http01-port", str(http01_port), "--acme-http01-address", "127.0.0.1"),
+        *("--acme-solver-service", "certsmith/certsmith-acme-solver"),
     )
     process.start()
     yield process
@@ -373,3 +374,46 @@ def test_a_wildcard_without_a_dns01_solver_says_so(
         what="the missing solver to be reported",
     )
     assert "a wildcard needs a dns01 solver" in refused["message"]
+
+
+def test_each_http01_challenge_gets_an_ingress_to_the_solver_that_is_removed_afterwards(
+    cluster: Cluster, pebble: Pebble, acme_namespace: str
+) -> None:
+    """What an ingress controller would route: the replayed watch shows every Ingress and Service the
+    operator made for the challenges, and their deletion."""
+    ingress = {"ingressClassName": "nginx", "annotations": {"example.com/team": "web"}}
+    acme_issuer(cluster, acme_namespace, pebble, solvers=[{"http01": {"ingress": ingress}}])
+    networking, core = client.NetworkingV1Api(cluster.api), client.CoreV1Api(cluster.api)
+    since = {
+        "ingresses": _version(networking.list_namespaced_ingress(acme_namespace)),
+        "services": _version(core.list_namespaced_service(acme_namespace)),
+    }
+    create_certificate(cluster, acme_namespace, "routed", "pebble", dnsNames=["routed.example.com"])
+    body = wait_ready(cluster, acme_namespace, "routed")
+    assert "acme" not in body["status"]
+    ingresses = _replayed(networking.list_namespaced_ingress, acme_namespace, since["ingresses"])
+    services = _replayed(core.list_namespaced_service, acme_namespace, since["services"])
+    assert [kind for kind, _ in ingresses] == ["ADDED", "DELETED"], ingresses
+    assert [kind for kind, _ in services] == ["ADDED", "DELETED"], services
+    made = ingresses[0][1]
+    assert made.spec.ingress_class_name == "nginx"
+    assert made.metadata.annotations == {"example.com/team": "web"}
+    (rule,) = made.spec.rules
+    assert rule.host == "routed.example.com"
+    (path,) = rule.http.paths
+    assert path.path.startswith("/.well-known/acme-challenge/")
+    assert path.path_type == "Exact"
+    assert path.backend.service.name == services[0][1].metadata.name
+    assert services[0][1].spec.type == "ExternalName"
+    assert services[0][1].spec.external_name == "certsmith-acme-solver.certsmith.svc"
+
+
+def _version(listed: Any) -> str:
+    return str(listed.metadata.resource_version)
+
+
+def _replayed(lister: Any, namespace: str, since: str) -> list[tuple[str, Any]]:
+    """The watch events of a namespace's objects after resourceVersion `since`."""
+    replay = watch.Watch()  # type: ignore[no-untyped-call]
+    stream = replay.stream(lister, namespace, resource_version=since, timeout_seconds=2)  # type: ignore[no-untyped-call]
+    return [(event["type"], event["object"]) for event in stream]

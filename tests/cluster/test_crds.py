@@ -202,7 +202,6 @@ def test_issuer_defaults_are_applied_on_create(cluster: Cluster, namespace: str)
     acme = issuer["spec"]["acme"]
     assert acme["privateKeySecretRef"]["key"] == "tls.key"
     assert acme["solvers"][0]["dns01"]["rfc2136"]["tsigAlgorithm"] == "HMACSHA256"
-    assert acme["solvers"][1]["http01"]["ingress"]["serviceType"] == "NodePort"
 
 
 def test_printer_columns_answer_the_first_questions(cluster: Cluster, namespace: str) -> None:

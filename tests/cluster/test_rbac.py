@@ -4,8 +4,11 @@ API server never says Forbidden."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.kit import condition, create_object, free_port
+from certsmith.devcluster.pebble import Pebble
 from tests.cluster.support import (
     apply_deploy,
     ca_secret,
@@ -28,11 +32,11 @@ from tests.conftest import REPO, Cluster, OperatorProcess
 
 
 def test_the_operator_needs_nothing_beyond_its_service_account(
-    cluster: Cluster, solo_namespace: str, tmp_path: Path
+    cluster: Cluster, solo_namespace: str, tmp_path: Path, stack: contextlib.ExitStack
 ) -> None:
     apply_deploy(cluster)
     kubeconfig = service_account_kubeconfig(cluster, tmp_path / "certsmith.kubeconfig")
-    port = free_port()
+    port, http01_port = free_port(), free_port()
     operator = OperatorProcess(
         kubeconfig,
         tmp_path / "operator.log",
@@ -47,7 +51,9 @@ def test_the_operator_needs_nothing_beyond_its_service_account(
         "1s",
         "--backoff-max",
         "2s",
+        *_acme_arguments(http01_port),
     )
+    pebble = stack.enter_context(Pebble(tmp_path / "pebble", http01_port))
     operator.start()
     cluster_issuer = f"rbac-{solo_namespace}"
     objects = client.CustomObjectsApi(cluster.api)
@@ -81,7 +87,8 @@ def test_the_operator_needs_nothing_beyond_its_service_account(
             cluster, namespace, "twin1", "selfsigned", secretName="shared", dnsNames=["t.example.com"]
         )
         create_certificate(cluster, namespace, "orphan", "missing", dnsNames=["o.example.com"])
-        for name in ("self", "leaf", "cluster", "twin1"):
+        _acme_scenario(cluster, namespace, pebble)
+        for name in ("self", "leaf", "cluster", "twin1", "acme"):
             wait_ready(cluster, namespace, name, timeout=60)
         create_certificate(
             cluster, namespace, "twin2", "selfsigned", secretName="shared", dnsNames=["t.example.com"]
@@ -108,6 +115,32 @@ def test_the_operator_needs_nothing_beyond_its_service_account(
     log = operator.log()
     assert "403" not in log, log[-3000:]
     assert "Forbidden" not in log, log[-3000:]
+
+
+@pytest.fixture
+def stack() -> Iterator[contextlib.ExitStack]:
+    """Context managers entered by a test, exited after it."""
+    with contextlib.ExitStack() as entered:
+        yield entered
+
+
+def _acme_arguments(http01_port: int) -> tuple[str, ...]:
+    return (
+        *("--acme-http01-port", str(http01_port), "--acme-http01-address", "127.0.0.1"),
+        *("--acme-solver-service", "certsmith/certsmith-acme-solver"),
+    )
+
+
+def _acme_scenario(cluster: Cluster, namespace: str, pebble: Pebble) -> None:
+    """An ACME issuer whose account key certsmith makes, and an HTTP-01 certificate (with its Ingress)."""
+    acme = {
+        "server": pebble.url,
+        "privateKeySecretRef": {"name": "acme-account"},
+        "caBundle": base64.b64encode(pebble.ca_bundle).decode(),
+        "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
+    }
+    create_object(cluster.api, namespace, "Issuer", "acme", {"acme": acme})
+    create_certificate(cluster, namespace, "acme", "acme", dnsNames=["acme.example.com"])
 
 
 def _rules() -> list[tuple[str, int]]:
@@ -137,11 +170,12 @@ def _replace_role(cluster: Cluster, kind: str, without: int | None) -> None:
 
 @pytest.mark.parametrize(("kind", "index"), _rules(), ids=str)
 def test_every_rule_is_needed(
-    cluster: Cluster, solo_namespace: str, tmp_path: Path, kind: str, index: int
+    cluster: Cluster, solo_namespace: str, tmp_path: Path, stack: contextlib.ExitStack, kind: str, index: int
 ) -> None:
     """Without any one rule, the operator is refused something it does on the common paths."""
     apply_deploy(cluster)
     _replace_role(cluster, kind, index)
+    http01_port = free_port()
     operator = OperatorProcess(
         service_account_kubeconfig(cluster, tmp_path / "certsmith.kubeconfig"),
         tmp_path / "operator.log",
@@ -154,9 +188,12 @@ def test_every_rule_is_needed(
         "1s",
         "--backoff-max",
         "2s",
+        *_acme_arguments(http01_port),
     )
+    pebble = stack.enter_context(Pebble(tmp_path / "pebble", http01_port))
     operator.start()
     try:
+        _acme_scenario(cluster, solo_namespace, pebble)
         create_object(cluster.api, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
         create_certificate(
             cluster, solo_namespace, "twin1", "selfsigned", secretName="shared", dnsNames=["t.example.com"]

@@ -33,9 +33,12 @@ class SolverSelector:
 
 @dataclass(frozen=True)
 class HTTP01Solver:
+    """The Ingress made per challenge in a cluster: its class (spec.ingressClassName, or the legacy
+    annotation) and extra annotations."""
+
     ingress_class_name: str | None = None
     ingress_class: str | None = None
-    ingress_name: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
 
 
 class TSIGAlgorithm(StrEnum):
@@ -121,7 +124,11 @@ def _solver(index: int, item: Mapping[str, Any]) -> Solver:
         ingress = (item["http01"] or {}).get("ingress") or {}
         return Solver(
             parsed,
-            http01=HTTP01Solver(ingress.get("ingressClassName"), ingress.get("class"), ingress.get("name")),
+            http01=HTTP01Solver(
+                ingress.get("ingressClassName"),
+                ingress.get("class"),
+                tuple(sorted((ingress.get("annotations") or {}).items())),
+            ),
         )
     rfc2136 = (item.get("dns01") or {}).get("rfc2136")
     if not rfc2136 or not rfc2136.get("nameserver"):

@@ -120,7 +120,7 @@ class ApiServer:
         except ApiException as error:
             if error.status == HTTP_NOT_FOUND:
                 return None
-            raise _access_error(f"reading Secret {namespace}/{name}", error) from None
+            raise access_error(f"reading Secret {namespace}/{name}", error) from None
 
     def write_secret(
         self,
@@ -141,7 +141,7 @@ class ApiServer:
                 raise SecretConflictError(
                     f"Secret {namespace}/{name} changed while certsmith was writing it"
                 ) from None
-            raise _access_error(f"writing Secret {namespace}/{name}", error) from None
+            raise access_error(f"writing Secret {namespace}/{name}", error) from None
         return ObservedSecret(
             contents, (written.metadata.resource_version if written.metadata else None) or ""
         )
@@ -157,7 +157,7 @@ class ApiServer:
                 )
         except ApiException as error:
             where = f"{namespace}/{name}" if namespace else name
-            raise _access_error(f"patching the status of {plural}/{where}", error) from None
+            raise access_error(f"patching the status of {plural}/{where}", error) from None
 
     def post_event(self, event: EventRecord) -> None:
         regarding = event.regarding
@@ -181,7 +181,7 @@ class ApiServer:
                     return
             created = self._core.create_namespaced_event(namespace, _event_model(event, namespace, now))
         except ApiException as error:
-            raise _access_error(f"posting an Event about {regarding.kind} {regarding.name}", error) from None
+            raise access_error(f"posting an Event about {regarding.kind} {regarding.name}", error) from None
         if created.metadata and created.metadata.name:
             self._events.remember(aggregate, created.metadata.name, 1, now)
 
@@ -191,7 +191,7 @@ class ApiServer:
         except ApiException as error:
             if error.status == HTTP_NOT_FOUND:
                 return False
-            raise _access_error(f"reading Certificate {namespace}/{name}", error) from None
+            raise access_error(f"reading Certificate {namespace}/{name}", error) from None
         return True
 
     def list_secrets(self, namespace: str | None, label_selector: str) -> list[tuple[Key, ObservedSecret]]:
@@ -279,5 +279,5 @@ def _owner_reference(owner: ObjectRef | None) -> client.V1OwnerReference | None:
     )
 
 
-def _access_error(action: str, error: ApiException) -> ApiAccessError:
+def access_error(action: str, error: ApiException) -> ApiAccessError:
     return ApiAccessError(action, int(error.status or 0), str(error.reason or ""))

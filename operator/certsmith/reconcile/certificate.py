@@ -308,8 +308,10 @@ class CertificateReconciler:
                 raise work.issuer
             resolved = work.issuer
             private_key = functools.cache(
-                lambda: reusable_key(spec, decision, work.observation.secret)
-                or generate_private_key(spec.private_key.spec)
+                lambda: (
+                    reusable_key(spec, decision, work.observation.secret)
+                    or generate_private_key(spec.private_key.spec)
+                )
             )
             request = SigningRequest(
                 spec.request,

@@ -44,6 +44,8 @@ from certsmith.issuers.acme.orders import (
     order_status,
     presented,
 )
+from certsmith.kube.port import ApiAccessError
+from certsmith.kube.routes import ChallengeRoutes, IngressOptions
 from certsmith.pki import PKIError
 from certsmith.pki.inspection import is_self_signed, load_certificates
 from certsmith.pki.request import build_csr
@@ -65,6 +67,9 @@ class AcmeContext:
 
     http01: HTTP01Responder
     orders_per_hour: int
+    routes: ChallengeRoutes | None = None
+    """Where HTTP-01 challenges get an Ingress (in a cluster); None where the CA reaches the solver
+    port directly."""
 
     def __post_init__(self) -> None:
         self.orders: RewriteBudget[tuple[str, str]] = RewriteBudget(self.orders_per_hour, _ORDER_WINDOW)
@@ -87,15 +92,17 @@ class AcmeSigner:
             now = datetime.datetime.now(datetime.UTC)
             try:
                 done = self._take(next_step(run.order, names, now), run, request, now)
-            except (AcmeError, DNSProviderError, PKIError) as error:
+            except (AcmeError, DNSProviderError, PKIError, ApiAccessError) as error:
                 reason = error.reason if isinstance(error, AcmeError) else type(error).__name__
+                if isinstance(error, ApiAccessError):
+                    reason = "ChallengeRouteRefused"
                 kept = order_status(run.order) if run.order else None
                 raise SigningFailedError(reason.removesuffix("Error"), str(error), kept) from None
             if done is not None:
                 return done
             problem = failure(run.order, now) if run.order is not None else None
             if problem is not None and run.order is not None:
-                self._cleanup(run.order)
+                self._cleanup(run.order, request)
                 raise SigningFailedError(*problem, order_status(abandoned(run.order, problem[1])))
         order = run.require()
         soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)
@@ -109,7 +116,7 @@ class AcmeSigner:
             case NewOrder(why=why):
                 return self._new_order(run, request, why, now)
             case Present(authorization=authorization):
-                self._present(authorization)
+                self._present(authorization, request)
                 run.order = presented(run.require(), authorization)
             case Answer(authorizations=authorizations):
                 for authorization in authorizations:
@@ -122,7 +129,7 @@ class AcmeSigner:
                 csr = build_csr(request.template, request.key())
                 deadline = time.monotonic() + _FINALIZE_WITHIN
                 chains = self._client.finalize(order.url, order.finalize_url, csr, deadline)
-                self._cleanup(order)
+                self._cleanup(order, request)
                 return _issued(chains, self._spec.preferred_chain)
             case Wait(until=until, message=message):
                 return Pending(order_status(run.require()), until, message, run.new_order)
@@ -132,7 +139,7 @@ class AcmeSigner:
         self, run: _Run, request: SigningRequest, why: str, now: datetime.datetime
     ) -> Pending | None:
         if run.order is not None:
-            self._cleanup(run.order)
+            self._cleanup(run.order, request)
         held = self._held(request.certificate, now, run.order)
         if held is not None:
             return held
@@ -154,7 +161,7 @@ class AcmeSigner:
             answer = self._client.fetch(order.url, unfinished)
         except OrderGoneError as gone:
             logger.warning("certificate %s/%s: %s", *request.certificate, gone)
-            self._cleanup(order)
+            self._cleanup(order, request)
             run.order = None
             return
         run.order = fold_order(
@@ -188,40 +195,52 @@ class AcmeSigner:
 
         return choose
 
-    def _present(self, authorization: Authorization) -> None:
+    def _present(self, authorization: Authorization, request: SigningRequest) -> None:
         challenge = authorization.challenge
-        if challenge is None:
+        solver = self._solver(authorization, request)
+        key_authorization = self._key_authorization(challenge.token) if challenge else ""
+        if challenge is None or solver is None:
             return
-        key_authorization = self._key_authorization(challenge.token)
-        if challenge.type == "http-01":
+        if solver.http01 is not None:
             self._context.http01.present(challenge.token, key_authorization)
+            if self._context.routes is not None:
+                http01 = solver.http01
+                ingress = IngressOptions(http01.ingress_class_name, http01.ingress_class, http01.annotations)
+                namespace = request.certificate[0]
+                self._context.routes.publish(namespace, challenge.token, authorization.identifier, ingress)
             return
-        provider = self._dns_provider(authorization.identifier)
+        provider = self._dns_providers(solver)
         provider.present(validation_name(authorization.identifier), _dns_value(key_authorization))
 
-    def _cleanup(self, order: Order) -> None:
+    def _cleanup(self, order: Order, request: SigningRequest) -> None:
         """Remove what was presented for `order`; failures are logged, never raised (the CA no longer
         looks at a finished order's records)."""
         for authorization in order.authorizations:
             challenge = authorization.challenge
-            if not authorization.presented or challenge is None:
+            solver = self._solver(authorization, request)
+            if not authorization.presented or challenge is None or solver is None:
                 continue
-            if challenge.type == "http-01":
-                self._context.http01.cleanup(challenge.token)
-                continue
-            value = _dns_value(self._key_authorization(challenge.token))
             try:
-                self._dns_provider(authorization.identifier).cleanup(
-                    validation_name(authorization.identifier), value
+                if solver.http01 is not None:
+                    self._context.http01.cleanup(challenge.token)
+                    if self._context.routes is not None:
+                        self._context.routes.withdraw(request.certificate[0], challenge.token)
+                    continue
+                value = _dns_value(self._key_authorization(challenge.token))
+                self._dns_providers(solver).cleanup(validation_name(authorization.identifier), value)
+            except (DNSProviderError, ApiAccessError) as error:
+                logger.warning(
+                    "leaving the %s challenge of %s: %s", challenge.type, authorization.identifier, error
                 )
-            except DNSProviderError as error:
-                logger.warning("leaving a TXT record for %s: %s", authorization.identifier, error)
 
-    def _dns_provider(self, identifier: str) -> DNSProvider:
-        solver = solver_for(self._spec.solvers, identifier, {})
-        if solver is None or solver.dns01 is None:
-            raise DNSProviderError(f"no dns01 solver for {identifier}")
-        return self._dns_providers(solver)
+    def _solver(self, authorization: Authorization, request: SigningRequest) -> Solver | None:
+        """The solver of the challenge type chosen for `authorization` (the issuer's solvers may have
+        changed since: then none, and nothing is presented)."""
+        solver = solver_for(self._spec.solvers, authorization.identifier, request.labels)
+        challenge = authorization.challenge
+        if solver is None or challenge is None or solver.challenge_type != challenge.type:
+            return None
+        return solver
 
     def _key_authorization(self, token: str) -> str:
         return self._client.key_authorization(token)
