@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also run Prometheus (Debian's package) on loopback, scraping the operator with the alert rules",
     )
     dev.add_argument(
+        "--acme",
+        action="store_true",
+        help="also run Pebble (an ACME CA, Debian's package) and create the ClusterIssuer pebble, HTTP-01 "
+        "for any name",
+    )
+    dev.add_argument(
         "--demo-timeout",
         type=float,
         default=120.0,
@@ -330,6 +336,7 @@ def _dev(arguments: argparse.Namespace) -> int:
             demo_timeout=arguments.demo_timeout,
             metrics_port=arguments.metrics_port,
             monitoring=arguments.monitoring,
+            acme=arguments.acme,
         )
     )
 

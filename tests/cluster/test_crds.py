@@ -266,7 +266,9 @@ def _run_kubectl(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[st
     )
 
 
-def test_deploy_kustomization_installs_crds_namespace_rbac_operator_and_solver_service(cluster: Cluster) -> None:
+def test_deploy_kustomization_installs_crds_namespace_rbac_operator_and_solver_service(
+    cluster: Cluster,
+) -> None:
     core = client.CoreV1Api(cluster.api)
     if "certsmith" not in {n.metadata.name for n in core.list_namespace().items if n.metadata}:
         # a server-side dry run cannot create the namespace that the namespaced objects go into

@@ -86,7 +86,7 @@ def _operator_pid(parent: int) -> int:
     return pids[0]
 
 
-def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_operator_crash(
+def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_operator_crash_and_does_acme(
     tmp_path: Path,
 ) -> None:
     kubeconfig = tmp_path / "dev.kubeconfig"
@@ -104,6 +104,7 @@ def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_op
             "--metrics-port",
             str(metrics_port),
             "--monitoring",
+            "--acme",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -113,6 +114,7 @@ def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_op
     )
     output = _Output(dev)
     try:
+        output.wait_for("created ClusterIssuer pebble")
         output.wait_for("applied the demo")
         applied = time.monotonic()
         objects = client.CustomObjectsApi(api_client_from_kubeconfig(kubeconfig))
@@ -149,16 +151,24 @@ def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_op
             "certificates",
             _certificate("after-crash", {"name": "intermediate-ca", "kind": "Issuer"}),
         )
-        deadline = time.monotonic() + 60
-        while True:
-            body = objects.get_namespaced_custom_object(GROUP, VERSION, "demo", "certificates", "after-crash")
-            assert isinstance(body, dict)
-            if condition(body).get("status") == "True":
-                break
-            assert time.monotonic() < deadline, (
-                f"not Ready after the operator restarted: {body.get('status')}"
-            )
-            time.sleep(0.5)
+        objects.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            "demo",
+            "certificates",
+            _certificate("acme", {"name": "pebble", "kind": "ClusterIssuer"}),
+        )
+        for name in ("after-crash", "acme"):
+            deadline = time.monotonic() + 60
+            while True:
+                body = objects.get_namespaced_custom_object(GROUP, VERSION, "demo", "certificates", name)
+                assert isinstance(body, dict)
+                if condition(body).get("status") == "True":
+                    break
+                assert time.monotonic() < deadline, (
+                    f"{name} not Ready after the restart: {body.get('status')}"
+                )
+                time.sleep(0.5)
 
         dev.send_signal(signal.SIGINT)
         dev.wait(timeout=60)

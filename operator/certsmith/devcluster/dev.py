@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import shutil
 import subprocess
@@ -17,7 +18,8 @@ from kubernetes.client.exceptions import ApiException
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.build import ControlPlaneBuildError, print_progress
 from certsmith.devcluster.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
-from certsmith.devcluster.kit import is_ready, why_not_ready
+from certsmith.devcluster.kit import free_port, is_ready, why_not_ready
+from certsmith.devcluster.pebble import Pebble, PebbleNotFoundError
 from certsmith.devcluster.processes import ManagedProcess, stop_signals_raise_keyboard_interrupt
 from certsmith.devcluster.prometheus import Prometheus, PrometheusNotFoundError
 from certsmith.devcluster.versions import KUBERNETES_VERSION
@@ -45,6 +47,7 @@ class DevOptions:
     demo_timeout: float = 120.0
     metrics_port: int = 9402
     monitoring: bool = False
+    acme: bool = False
 
 
 def run_dev(options: DevOptions) -> int:
@@ -57,13 +60,20 @@ def run_dev(options: DevOptions) -> int:
             names = install_crds(api, crds)
             print_progress(f"certsmith dev: installed {', '.join(names)}")
             kubeconfig = _publish_kubeconfig(cluster.kubeconfig, options.kubeconfig_out)
-            operator = (
-                _SupervisedOperator(cluster.kubeconfig, _metrics_arguments(options.metrics_port))
-                if options.operator
-                else None
-            )
             monitoring = contextlib.ExitStack()
+            pebble = monitoring.enter_context(_pebble(cluster)) if options.acme else None
+            arguments = _metrics_arguments(options.metrics_port)
+            if pebble is not None:
+                arguments += [
+                    "--acme-http01-port",
+                    str(pebble.http01_port),
+                    "--acme-http01-address",
+                    "127.0.0.1",
+                ]
+            operator = _SupervisedOperator(cluster.kubeconfig, arguments) if options.operator else None
             try:
+                if pebble is not None:
+                    _create_pebble_issuer(api, pebble)
                 prometheus = (
                     monitoring.enter_context(_prometheus(cluster, options.metrics_port))
                     if options.monitoring
@@ -72,17 +82,17 @@ def run_dev(options: DevOptions) -> int:
                 demo = _apply_demo(cluster, options.demo) if options.apply_demo else []
                 if demo and operator is not None:
                     _wait_for_demo(api, demo, options.demo_timeout, cluster, operator)
-                print(_instructions(cluster, kubeconfig, options, prometheus), flush=True)
+                print(_instructions(cluster, kubeconfig, options, prometheus, pebble), flush=True)
                 while True:
                     cluster.raise_if_crashed()
                     if operator is not None:
                         operator.check()
                     time.sleep(_HEALTH_CHECK_INTERVAL)
             finally:
-                monitoring.close()
                 if operator is not None:
                     print_progress("certsmith dev: stopping the operator")
                     operator.stop()
+                monitoring.close()
                 print_progress("certsmith dev: stopping the control plane")
                 if options.kubeconfig_out is not None:
                     options.kubeconfig_out.unlink(missing_ok=True)
@@ -186,6 +196,39 @@ def _prometheus(cluster: ControlPlane, metrics_port: int) -> Prometheus:
         raise ControlPlaneStartError(str(error)) from None
 
 
+def _pebble(cluster: ControlPlane) -> Pebble:
+    """Pebble on loopback with a DNS server answering 127.0.0.1 for every name, so any name validates
+    through the operator's HTTP-01 solver."""
+    try:
+        return Pebble(cluster.directory / "pebble", free_port())
+    except PebbleNotFoundError as error:
+        raise ControlPlaneStartError(str(error)) from None
+
+
+def _create_pebble_issuer(api: client.ApiClient, pebble: Pebble) -> None:
+    """The ClusterIssuer "pebble": ACME against the local Pebble, HTTP-01."""
+    client.CustomObjectsApi(api).create_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "clusterissuers",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ClusterIssuer",
+            "metadata": {"name": "pebble"},
+            "spec": {
+                "acme": {
+                    "server": pebble.url,
+                    "email": "dev@example.com",
+                    "privateKeySecretRef": {"name": "pebble-account"},
+                    "caBundle": base64.b64encode(pebble.ca_bundle).decode(),
+                    "solvers": [{"http01": {"ingress": {}}}],
+                }
+            },
+        },
+    )
+    print_progress(f"certsmith dev: created ClusterIssuer pebble (ACME at {pebble.url}, HTTP-01)")
+
+
 def _apply_demo(cluster: ControlPlane, demo: Path) -> list[tuple[str, str]]:
     """Apply the demo; (namespace, name) of its Certificates. A demo that cannot be applied is
     reported, not fatal: the cluster is what `certsmith dev` is for."""
@@ -251,7 +294,11 @@ def _wait_for_demo(
 
 
 def _instructions(
-    cluster: ControlPlane, kubeconfig: Path, options: DevOptions, prometheus: Prometheus | None
+    cluster: ControlPlane,
+    kubeconfig: Path,
+    options: DevOptions,
+    prometheus: Prometheus | None,
+    pebble: Pebble | None,
 ) -> str:
     kubectl = cluster.binaries.kubectl
     text = f"""
@@ -278,6 +325,17 @@ Metrics: http://127.0.0.1:{options.metrics_port}/metrics
     if prometheus is not None:
         text += f"""Prometheus: {prometheus.url}  (alerts: {prometheus.url}/alerts, try the query
   (certsmith_certificate_not_after_timestamp_seconds - time()) / 86400)
+"""
+    if pebble is not None:
+        text += f"""
+ACME: Pebble at {pebble.url}, ClusterIssuer "pebble" (HTTP-01; every name resolves to 127.0.0.1):
+  kubectl create namespace acme
+  kubectl -n acme apply -f - <<EOF
+  {{"apiVersion": "{GROUP}/{VERSION}", "kind": "Certificate", "metadata": {{"name": "any"}},
+   "spec": {{"secretName": "any-tls", "dnsNames": ["any.name.you.like"],
+            "issuerRef": {{"name": "pebble", "kind": "ClusterIssuer"}}}}}}
+  EOF
+  kubectl -n acme get certificate any -o yaml     # status.acme.order while the order runs
 """
     if not options.operator:
         text += f"""

@@ -53,6 +53,7 @@ class Pebble:
                 raise PebbleNotFoundError(f"{binary} is not installed (Debian: apt-get install pebble)")
         directory.mkdir(parents=True, exist_ok=True)
         self._directory = directory
+        self.http01_port = http01_port
         self.port = free_port()
         self.management_port = free_port()
         self.url = f"https://127.0.0.1:{self.port}/dir"
