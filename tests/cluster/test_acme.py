@@ -417,3 +417,21 @@ def _replayed(lister: Any, namespace: str, since: str) -> list[tuple[str, Any]]:
     replay = watch.Watch()  # type: ignore[no-untyped-call]
     stream = replay.stream(lister, namespace, resource_version=since, timeout_seconds=2)  # type: ignore[no-untyped-call]
     return [(event["type"], event["object"]) for event in stream]
+
+
+def test_preferred_chain_picks_the_alternate_chain_by_its_roots_name(
+    cluster: Cluster, tmp_path: Path, http01_port: int, acme_namespace: str
+) -> None:
+    with Pebble(tmp_path / "pebble", http01_port, environment={"PEBBLE_ALTERNATE_ROOTS": "1"}) as server:
+        alternate = x509.load_pem_x509_certificate(server.roots(1))
+        name = alternate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        acme_issuer(cluster, acme_namespace, server, preferredChain=name)
+        create_certificate(cluster, acme_namespace, "alt", "pebble", dnsNames=["alt.example.com"])
+        wait_ready(cluster, acme_namespace, "alt")
+        (tmp_path / "chain.pem").write_bytes(secret_data(cluster, acme_namespace, "alt")["tls.crt"])
+        (tmp_path / "alternate.pem").write_bytes(server.roots(1))
+        (tmp_path / "default.pem").write_bytes(server.roots(0))
+    chain = str(tmp_path / "chain.pem")
+    openssl_verify(tmp_path / "alternate.pem", tmp_path / "chain.pem", "-untrusted", chain)
+    with pytest.raises(AssertionError):
+        openssl_verify(tmp_path / "default.pem", tmp_path / "chain.pem", "-untrusted", chain)

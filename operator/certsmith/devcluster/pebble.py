@@ -116,9 +116,9 @@ class Pebble:
         self.stop()
         self._start()
 
-    def roots(self) -> bytes:
-        """PEM of the root that Pebble issues under now (from its management endpoint)."""
-        url = f"https://127.0.0.1:{self.management_port}/roots/0"
+    def roots(self, index: int = 0) -> bytes:
+        """PEM of Pebble's root `index` (0: the default chain's; more with PEBBLE_ALTERNATE_ROOTS)."""
+        url = f"https://127.0.0.1:{self.management_port}/roots/{index}"
         with urllib.request.urlopen(url, context=self._tls(), timeout=10) as response:
             return bytes(response.read())
 
