@@ -61,7 +61,9 @@ class Runtime:
         self.store = Store()
         self.port = ApiServer(api)
         routes = ChallengeRoutes(api, settings.acme_solver_service) if settings.acme_solver_service else None
-        self.acme = AcmeContext(HTTP01Responder(self._http01_answer), settings.acme_orders_per_hour, routes)
+        self.acme = AcmeContext(
+            HTTP01Responder(self._http01_answer), settings.acme_orders_per_hour, routes, metrics.acme_request
+        )
         self.resolver = IssuerResolver(
             lambda plural, key: self.store.objects(plural).get(key),
             self.store.referenced,

@@ -52,8 +52,13 @@ def pebble(tmp_path_factory: pytest.TempPathFactory, http01_port: int) -> Iterat
 
 
 @pytest.fixture(scope="module")
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
 def acme_operator(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, http01_port: int
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, http01_port: int, metrics_port: int
 ) -> Iterator[OperatorProcess]:
     process = OperatorProcess(
         cluster.kubeconfig,
@@ -61,6 +66,7 @@ def acme_operator(
         *("--namespace", NAMESPACES, "--backoff-initial", "1s", "--backoff-max", "4s"),
         *("--acme-http01-port", str(http01_port), "--acme-http01-address", "127.0.0.1"),
         *("--acme-solver-service", "certsmith/certsmith-acme-solver"),
+        *("--metrics-port", str(metrics_port), "--metrics-address", "127.0.0.1"),
     )
     process.start()
     yield process
@@ -112,7 +118,7 @@ def issuer_condition(cluster: Cluster, namespace: str, name: str) -> dict[str, A
 
 
 def test_http01_certificate_for_two_names_is_issued_and_chains_to_pebbles_root(
-    cluster: Cluster, pebble: Pebble, acme_namespace: str, tmp_path: Path
+    cluster: Cluster, pebble: Pebble, acme_namespace: str, tmp_path: Path, metrics_port: int
 ) -> None:
     acme_issuer(cluster, acme_namespace, pebble)
     ready = eventually(
@@ -138,6 +144,11 @@ def test_http01_certificate_for_two_names_is_issued_and_chains_to_pebbles_root(
     reasons = [reason for _, reason, _ in events(cluster, acme_namespace, "web")]
     assert reasons.count("OrderCreated") == 1, reasons
     assert "Issued" in reasons
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    for action in ("register", "new-order", "answer", "finalize", "certificate"):
+        assert f'certsmith_acme_requests_total{{action="{action}",status="ok"}}' in metrics, action
+    assert 'certsmith_acme_request_duration_seconds_count{action="new-order"}' in metrics
 
 
 @pytest.fixture

@@ -138,7 +138,10 @@ class IssuerResolver:
             if client is not None:
                 return client
             try:
-                client = AcmeClient(spec.server, load_private_key(pem), spec.ca_bundle, spec.skip_tls_verify)
+                key = load_private_key(pem)
+                client = AcmeClient(
+                    spec.server, key, spec.ca_bundle, spec.skip_tls_verify, self._acme.observe
+                )
                 client.register(spec.email, self._binding(spec, issuer))
             except PKIError as error:
                 raise IssuerNotReadyError("InvalidAccountKey", f"Secret {secret_key[1]}: {error}") from None

@@ -27,6 +27,25 @@ class IssuanceMetrics:
             registry=registry,
         )
 
+        self.acme_requests = Counter(
+            "certsmith_acme_requests",
+            "Requests to ACME servers, by action and outcome (the HTTP status, the ACME error type such as "
+            "rateLimited or badNonce, or unreachable).",
+            ["action", "status"],
+            registry=registry,
+        )
+        self.acme_duration = Histogram(
+            "certsmith_acme_request_duration_seconds",
+            "Time of one request to an ACME server, by action.",
+            ["action"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+
+    def acme_request(self, action: str, status: str, seconds: float) -> None:
+        self.acme_requests.labels(action, status).inc()
+        self.acme_duration.labels(action).observe(seconds)
+
     def issued(self, issuer_kind: str, seconds: float) -> None:
         self.issuances.labels(issuer_kind, "success").inc()
         self.duration.labels(issuer_kind).observe(seconds)

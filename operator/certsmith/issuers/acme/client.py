@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,11 @@ from certsmith.pki.keys import PrivateKey
 _TIMEOUT = 30
 _NONCE_ATTEMPTS = 4
 """Attempts of one request on badNonce (the acme package retries once more inside each)."""
+
+
+RequestObserver = Callable[[str, str, float], None]
+"""Told of every request: (action, status, seconds); the status is "ok", the ACME error type (such
+as rateLimited), or "unreachable"."""
 
 
 class AcmeError(RuntimeError):
@@ -58,8 +63,16 @@ class OrderAnswer:
 class AcmeClient:
     """One ACME account at one server."""
 
-    def __init__(self, server: str, key: PrivateKey, ca_bundle: bytes | None, skip_tls_verify: bool) -> None:
+    def __init__(
+        self,
+        server: str,
+        key: PrivateKey,
+        ca_bundle: bytes | None,
+        skip_tls_verify: bool,
+        observe: RequestObserver = lambda action, status, seconds: None,
+    ) -> None:
         self.server = server
+        self._observe = observe
         self.jwk, algorithm = _jwk(key)
         self._net = ClientNetwork(
             self.jwk, alg=algorithm, user_agent=f"certsmith/{__version__}", timeout=_TIMEOUT
@@ -79,7 +92,7 @@ class AcmeClient:
     @property
     def _v2(self) -> ClientV2:
         if self._client is None:
-            with _calling(f"reading the ACME directory {self.server}"):
+            with _calling(f"reading the ACME directory {self.server}"), self._observed("directory"):
                 directory = ClientV2.get_directory(self.server, self._net)
             self._client = ClientV2(directory, self._net)
         return self._client
@@ -106,7 +119,8 @@ class AcmeClient:
                 email=email, terms_of_service_agreed=True, external_account_binding=eab
             )
             try:
-                account = client.new_account(registration)
+                with self._observed("register"):
+                    account = client.new_account(registration)
                 uri = str(account.uri)
             except errors.ConflictError as existing:
                 uri = str(existing.location)
@@ -123,7 +137,7 @@ class AcmeClient:
             ]
         )
         with _calling(f"creating an order for {', '.join(identifiers)}"):
-            response = self._post(client.directory["newOrder"], order)
+            response = self._post(client.directory["newOrder"], order, "new-order")
             url = response.headers.get("Location")
             if not url:
                 raise AcmeError("OrderFailed", "the CA created an order without a Location")
@@ -136,7 +150,7 @@ class AcmeClient:
         with _calling(f"fetching order {url}"):
             try:
                 fetched = self._authorizations(authorizations)
-                response = self._post(url, None)
+                response = self._post(url, None, "order")
             except messages.Error as error:
                 if error.code in ("malformed", "notFound", "unauthorized") or "404" in str(error):
                     message = f"the CA no longer knows order {url}: {error}"
@@ -152,7 +166,7 @@ class AcmeClient:
     def answer(self, challenge_url: str) -> Mapping[str, Any]:
         """Tell the CA the challenge is ready to be validated; its answer (the challenge object)."""
         with _calling(f"answering challenge {challenge_url}"):
-            response: Mapping[str, Any] = self._post(challenge_url, _EmptyObject()).json()
+            response: Mapping[str, Any] = self._post(challenge_url, _EmptyObject(), "answer").json()
             return response
 
     def finalize(
@@ -161,40 +175,59 @@ class AcmeClient:
         """Send the CSR and wait (until time.monotonic() `deadline`) for the certificate; every chain
         the CA offers, as PEM, the default first."""
         with _calling(f"finalizing order {order_url}"):
-            body = self._post(finalize_url, messages.CertificateRequest(csr=csr)).json()
+            body = self._post(finalize_url, messages.CertificateRequest(csr=csr), "finalize").json()
             pause = 0.1
             while body.get("status") in ("processing", "ready") and time.monotonic() < deadline:
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
-                body = self._post(order_url, None).json()
+                body = self._post(order_url, None, "order").json()
             status = body.get("status")
             if status == "invalid":
                 problem = body.get("error") or {}
                 raise AcmeError("OrderFailed", f"the CA refused to finalize: {problem.get('detail', status)}")
             if status != "valid" or not body.get("certificate"):
                 raise AcmeError("OrderFailed", f"order {order_url} is still {status} after finalizing")
-            download = self._post(body["certificate"], None)
+            download = self._post(body["certificate"], None, "certificate")
             links = [
                 link["url"]
                 for link in requests.utils.parse_header_links(download.headers.get("Link", ""))
                 if link.get("rel") == "alternate" and link.get("url")
             ]
-            return [download.text, *(self._post(link, None).text for link in links)]
+            return [download.text, *(self._post(link, None, "certificate").text for link in links)]
 
     def key_authorization(self, token: str) -> str:
         return _key_authorization(token, self.jwk)
 
     def _authorizations(self, urls: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-        return {url: self._post(url, None).json() for url in urls}
+        return {url: self._post(url, None, "authorization").json() for url in urls}
 
-    def _post(self, url: str, body: JSONDeSerializable | None) -> requests.Response:
+    @contextlib.contextmanager
+    def _observed(self, action: str) -> Iterator[None]:
+        started = time.monotonic()
+        status = "ok"
+        try:
+            yield
+        except messages.Error as error:
+            status = error.code or "error"
+            raise
+        except errors.ConflictError:
+            status = "200"
+            raise
+        except requests.exceptions.RequestException:
+            status = "unreachable"
+            raise
+        finally:
+            self._observe(action, status, time.monotonic() - started)
+
+    def _post(self, url: str, body: JSONDeSerializable | None, action: str) -> requests.Response:
         """POST, retrying on badNonce, and registering again once if the CA forgot the account (a CA
         that lost its database, or an account deactivated by hand)."""
         new_nonce = self._v2.directory["newNonce"]
         registered_again = False
         for attempt in range(_NONCE_ATTEMPTS):
             try:
-                return self._net.post(url, body, new_nonce_url=new_nonce)
+                with self._observed(action):
+                    return self._net.post(url, body, new_nonce_url=new_nonce)
             except messages.Error as error:
                 if error.code == "accountDoesNotExist" and self._registration and not registered_again:
                     self._net.account = None

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from josepy import b64
@@ -21,7 +21,7 @@ from josepy import b64
 from certsmith.api.acme import ACMEIssuerSpec, Solver, solver_for
 from certsmith.budget import RewriteBudget
 from certsmith.issuers import Pending, SigningFailedError, SigningRequest
-from certsmith.issuers.acme.client import AcmeClient, AcmeError, OrderGoneError
+from certsmith.issuers.acme.client import AcmeClient, AcmeError, OrderGoneError, RequestObserver
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, validation_name
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.orders import (
@@ -70,6 +70,8 @@ class AcmeContext:
     routes: ChallengeRoutes | None = None
     """Where HTTP-01 challenges get an Ingress (in a cluster); None where the CA reaches the solver
     port directly."""
+    observe: RequestObserver = field(default=lambda action, status, seconds: None)
+    """Told of every request to a CA (the metrics)."""
 
     def __post_init__(self) -> None:
         self.orders: RewriteBudget[tuple[str, str]] = RewriteBudget(self.orders_per_hour, _ORDER_WINDOW)
