@@ -237,6 +237,31 @@ def build_dashboard() -> dict[str, Any]:
             GridPos(h=8, w=12, x=12, y=30),
             "Failed issuance attempts, and among them failed renewals of certificates still valid.",
         ),
+        _timeseries(
+            "ACME requests per second",
+            [
+                (
+                    "sum by (action, status) (rate(certsmith_acme_requests_total[$__rate_interval]))",
+                    "{{action}} {{status}}",
+                )
+            ],
+            "ops",
+            GridPos(h=8, w=12, x=0, y=38),
+            "Requests to ACME CAs by action and outcome: ok, the CA's error type, or unreachable.",
+        ),
+        _timeseries(
+            "ACME request latency (p95)",
+            [
+                (
+                    "histogram_quantile(0.95, sum by (le, action) "
+                    "(rate(certsmith_acme_request_duration_seconds_bucket[$__rate_interval])))",
+                    "{{action}}",
+                )
+            ],
+            "s",
+            GridPos(h=8, w=12, x=12, y=38),
+            "How long the ACME CA takes to answer, by action.",
+        ),
     ):
         builder = builder.with_panel(panel)
     rendered: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True, indent=2).encode(builder.build()))
