@@ -45,6 +45,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/scale.py idle-restart
 	$(BIN)/python bench/scale.py bystanders
 	$(BIN)/python bench/metrics.py
+	$(BIN)/python bench/acme_orders.py --count 100
 
 ## Regenerate crds/clusterissuer.yaml after editing crds/issuer.yaml.
 crds:
