@@ -381,3 +381,19 @@ def test_a_chain_without_its_root_is_up_to_date_without_ca_crt() -> None:
     assert "ca.crt" not in data
     decision = _decide(spec, "web", SecretContents(labels, annotations, data), NOW)
     assert decision.action is Action.NOTHING, decision.message
+
+
+def test_when_the_issuer_sets_the_profile_only_the_names_are_compared() -> None:
+    """An ACME CA chooses subject, usages and lifetime itself: a certificate that differs from the spec
+    in those is up to date (no re-issue loop); one that lacks a name is not."""
+    spec = _spec(commonName="web.example.com", usages=["server auth"], duration="2160h")
+    issued_for = _spec(usages=["digital signature"], duration="24h")
+    labels, annotations = desired_metadata(spec, "web", 1, None)
+    key = generate_private_key(issued_for.private_key.spec)
+    issued = self_sign(issued_for.request, key, NOW)
+    data = derived_data(spec, key, encode_private_key(key, spec.private_key.encoding), issued)
+    secret = SecretContents(labels, annotations, data)
+    assert _decide(spec, "web", secret, NOW).reason is Reason.SPEC_CHANGED
+    assert _decide(spec, "web", secret, NOW, issuer_sets_profile=True).action is Action.NOTHING
+    more = _spec(commonName="web.example.com", dnsNames=["web.example.com", "new.example.com"])
+    assert _decide(more, "web", secret, NOW, issuer_sets_profile=True).reason is Reason.SPEC_CHANGED

@@ -302,7 +302,6 @@ class CertificateReconciler:
     def _issue(self, work: _Work, decision: Decision) -> Plan:
         now = self._clock()
         spec = work.spec
-        acme = isinstance(work.issuer, Resolved) and work.issuer.account_uri is not None
         try:
             if isinstance(work.issuer, IssuerNotReadyError):
                 raise work.issuer
@@ -354,7 +353,7 @@ class CertificateReconciler:
             renewal=renewal,
             revision=revision,
             failures=0,
-            acme_order={} if acme else None,
+            acme_order={} if work.observation.issuer_sets_profile else None,
         )
         status = self._status_plan(work.key, work.body, update)
         return Plan(
@@ -384,7 +383,8 @@ class CertificateReconciler:
         status = self._status_plan(work.key, work.body, update)
         events = status.events
         if pending.new_order:
-            created = self._event(work, False, "OrderCreated", f"{pending.message} ({decision.message})")
+            message = f"created ACME order {pending.order.get('url', '')} ({decision.message})"
+            created = self._event(work, False, "OrderCreated", message)
             events = (created, *events)
         return Plan(status=status.status, events=events, recheck_at=pending.until)
 

@@ -187,8 +187,10 @@ def failure(order: Order, now: datetime.datetime) -> tuple[str, str] | None:
 
 
 def abandoned(order: Order, message: str) -> Order:
-    """The order marked invalid by certsmith after a failure, so the next attempt makes a new one."""
-    return replace(order, status=Status.INVALID, error=order.error or message)
+    """The order marked invalid by certsmith after a failure (its challenges cleaned up), so the next
+    attempt makes a new one."""
+    authorizations = tuple(replace(a, presented=False) for a in order.authorizations)
+    return replace(order, status=Status.INVALID, error=order.error or message, authorizations=authorizations)
 
 
 def fold_order(

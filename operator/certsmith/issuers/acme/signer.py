@@ -95,11 +95,8 @@ class AcmeSigner:
             try:
                 done = self._take(next_step(run.order, names, now), run, request, now)
             except (AcmeError, DNSProviderError, PKIError, ApiAccessError) as error:
-                reason = error.reason if isinstance(error, AcmeError) else type(error).__name__
-                if isinstance(error, ApiAccessError):
-                    reason = "ChallengeRouteRefused"
                 kept = order_status(run.order) if run.order else None
-                raise SigningFailedError(reason.removesuffix("Error"), str(error), kept) from None
+                raise SigningFailedError(_reason(error), str(error), kept) from None
             if done is not None:
                 return done
             problem = failure(run.order, now) if run.order is not None else None
@@ -246,6 +243,16 @@ class AcmeSigner:
 
     def _key_authorization(self, token: str) -> str:
         return self._client.key_authorization(token)
+
+
+def _reason(error: AcmeError | DNSProviderError | PKIError | ApiAccessError) -> str:
+    if isinstance(error, AcmeError):
+        return error.reason
+    if isinstance(error, DNSProviderError):
+        return "DNSUpdateFailed"
+    if isinstance(error, ApiAccessError):
+        return "ChallengeRouteRefused"
+    return "SigningFailed"
 
 
 @dataclass
