@@ -396,7 +396,8 @@ class CertificateReconciler:
         message: str,
         acme_order: Mapping[str, Any] | None = None,
     ) -> Plan:
-        now = self._clock()
+        # The failure dates from what was observed: an issuer found ready after that releases it.
+        now = work.observation.now
         failures = int(work.status.get("failedIssuanceAttempts") or 0) + 1
         retry_at = now.replace(microsecond=0) + self._settings.backoff.delay(failures)
         full_message = f"attempt {failures} failed: {message}; next attempt at {timestamp(retry_at)}"

@@ -105,7 +105,9 @@ class IssuerReconciler:
             )
         written = apply_plan(self._port, plan)
         before = self._store.issuer_states.get(item)
-        since = (before.ready_since if before and before.ready_since else now) if ready else None
+        # Ready since it was found ready (after the checks, which may take a CA's round trip): every
+        # failure a Certificate observed before then is released from its back-off.
+        since = (before.ready_since if before and before.ready_since else self._clock()) if ready else None
         state = IssuerState(since, ca_serial, expires)
         follow_up: tuple[WorkItem, ...] = ()
         if before is None or (before.ready_since is None) != (since is None) or before.ca_serial != ca_serial:
