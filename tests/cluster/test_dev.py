@@ -166,7 +166,8 @@ def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_op
                 if condition(body).get("status") == "True":
                     break
                 assert time.monotonic() < deadline, (
-                    f"{name} not Ready after the restart: {body.get('status')}"
+                    f"{name} not Ready after the restart: {body.get('status')}; "
+                    f"certsmith dev said: {''.join(output.lines[-40:])}"
                 )
                 time.sleep(0.5)
 
