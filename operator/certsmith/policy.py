@@ -101,6 +101,8 @@ class Reason(StrEnum):
     """Due, but it was shortened to its CA's end and that CA is unchanged: a new one could not live
     longer, so certsmith waits for the CA to be renewed instead of re-issuing in a loop."""
     BACKING_OFF = "BackingOff"
+    CA_ASKED_TO_WAIT = "CAAskedToWait"
+    """The CA refused with a Retry-After (rate limited) that has not passed yet."""
     SECRET_KEEPS_CHANGING = "SecretKeepsChanging"
     """The rewrite budget is spent: something else keeps changing the Secret."""
     ISSUANCE_LIMIT = "IssuanceLimitReached"
@@ -151,6 +153,8 @@ class Gates:
     """None if the rewrite budget allows a write now."""
     issuance_allowed_at: datetime.datetime | None = None
     """None if the issuance bound allows an issuance now."""
+    ca_retry_after: datetime.datetime | None = None
+    """The CA's Retry-After of its last refusal (an ACME 429): no attempt before then, whatever else."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,14 @@ def _trigger(observation: Observation) -> Decision:
 
 def _gate(observation: Observation, decision: Decision, backoff: BackoffSettings) -> Decision:
     gates, now = observation.gates, observation.now
+    if decision.action is Action.ISSUE and gates.ca_retry_after is not None and now < gates.ca_retry_after:
+        return replace(
+            decision,
+            action=Action.WAIT,
+            reason=Reason.CA_ASKED_TO_WAIT,
+            message=f"the CA asked to wait until {timestamp(gates.ca_retry_after)} (Retry-After)",
+            not_before=gates.ca_retry_after,
+        )
     if gates.failures and gates.last_failure and not gates.spec_changed_since_failure:
         released = gates.issuer_ready_since is not None and gates.issuer_ready_since >= gates.last_failure
         next_attempt = gates.last_failure + backoff.delay(gates.failures)

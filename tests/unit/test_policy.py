@@ -327,6 +327,8 @@ FAILED_AT = NOW - datetime.timedelta(seconds=30)
             Reason.SECRET_KEEPS_CHANGING,
         ),
         (Gates(issuance_allowed_at=NOW + datetime.timedelta(minutes=5)), Action.HOLD, Reason.ISSUANCE_LIMIT),
+        (Gates(ca_retry_after=NOW + datetime.timedelta(minutes=5)), Action.WAIT, Reason.CA_ASKED_TO_WAIT),
+        (Gates(ca_retry_after=NOW - datetime.timedelta(seconds=1)), Action.ISSUE, Reason.SECRET_MISSING),
     ],
 )
 def test_gates(gates: Gates, action: Action, reason: Reason) -> None:

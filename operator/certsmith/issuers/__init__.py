@@ -24,10 +24,18 @@ class SigningFailedError(RuntimeError):
     """This attempt failed (the CA refused, a challenge failed, the CA is unreachable). `order` is the
     ACME order state to keep in the status, so the next attempt knows what happened."""
 
-    def __init__(self, reason: str, message: str, order: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        order: Mapping[str, Any] | None = None,
+        retry_after: datetime.datetime | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.order = order
+        self.retry_after = retry_after
+        """The CA's Retry-After, when it gave one."""
 
 
 @dataclass(frozen=True)

@@ -94,8 +94,8 @@ class StatusUpdate:
     """Post a Warning Event when Ready changes to this."""
     issuing_warning: bool = True
     """Post the Issuing condition as a Warning Event (not for an order that is merely in progress)."""
-    acme_order: Mapping[str, Any] | None = None
-    """The ACME order to keep in the status; an empty mapping removes it."""
+    acme: Mapping[str, Any] | None = None
+    """status.acme to write (the order, the CA's Retry-After); an empty mapping removes it."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +208,7 @@ class CertificateReconciler:
             issuer_ready_since=issuer_state.ready_since if issuer_state else None,
             rewrite_allowed_at=self._rewrites.next_allowed(key, now),
             issuance_allowed_at=self._issuances.next_allowed(key, now),
+            ca_retry_after=parse_timestamp((status.get("acme") or {}).get("retryAfter")),
         )
         observation = Observation(
             spec=spec,
@@ -330,7 +331,7 @@ class CertificateReconciler:
             )
             contents = self._contents(work, private_key(), issued, revision, work.observation.renew_request)
         except SigningFailedError as error:
-            return self._failure(work, decision, error.reason, str(error), error.order)
+            return self._failure(work, decision, error.reason, str(error), error.order, error.retry_after)
         except (IssuerNotReadyError, _AttemptFailed) as error:
             return self._failure(work, decision, error.reason, str(error))
         except PKIError as error:
@@ -353,7 +354,7 @@ class CertificateReconciler:
             renewal=renewal,
             revision=revision,
             failures=0,
-            acme_order={} if work.observation.issuer_sets_profile else None,
+            acme={} if work.observation.issuer_sets_profile else None,
         )
         status = self._status_plan(work.key, work.body, update)
         return Plan(
@@ -378,7 +379,7 @@ class CertificateReconciler:
             renewal=decision.renewal_time,
             revision=stored.revision if stored else None,
             issuing_warning=False,
-            acme_order=pending.order,
+            acme={"order": pending.order or None, "retryAfter": None},
         )
         status = self._status_plan(work.key, work.body, update)
         events = status.events
@@ -395,11 +396,19 @@ class CertificateReconciler:
         reason: str,
         message: str,
         acme_order: Mapping[str, Any] | None = None,
+        ca_retry_after: datetime.datetime | None = None,
     ) -> Plan:
         # The failure dates from what was observed: an issuer found ready after that releases it.
         now = work.observation.now
         failures = int(work.status.get("failedIssuanceAttempts") or 0) + 1
         retry_at = now.replace(microsecond=0) + self._settings.backoff.delay(failures)
+        if ca_retry_after is not None:
+            retry_at = max(retry_at, ca_retry_after)
+        acme: dict[str, Any] | None = None
+        if acme_order is not None or ca_retry_after is not None:
+            acme = {"retryAfter": timestamp(ca_retry_after) if ca_retry_after else None}
+            if acme_order is not None:
+                acme["order"] = acme_order
         full_message = f"attempt {failures} failed: {message}; next attempt at {timestamp(retry_at)}"
         stored = decision.stored
         update = StatusUpdate(
@@ -411,7 +420,7 @@ class CertificateReconciler:
             renewal=decision.renewal_time,
             revision=stored.revision if stored else None,
             warn=True,
-            acme_order=acme_order,
+            acme=acme,
         )
         status = self._status_plan(work.key, work.body, update)
         return Plan(
@@ -495,8 +504,8 @@ class CertificateReconciler:
         if update.failures is not None:
             status["failedIssuanceAttempts"] = update.failures
             status["lastFailureTime"] = precise_timestamp(update.failed_at) if update.failed_at else None
-        if update.acme_order is not None:
-            status["acme"] = {"order": update.acme_order} if update.acme_order else None
+        if update.acme is not None:
+            status["acme"] = _merge_patch(current.get("acme") or {}, update.acme)
         if not status_differs(current, status):
             return Plan()
         events: tuple[EventRecord, ...] = ()
@@ -514,6 +523,15 @@ class CertificateReconciler:
 def _subject(key: Key, body: Mapping[str, Any]) -> ObjectRef:
     metadata = body["metadata"]
     return ObjectRef("Certificate", key[0], key[1], metadata.get("uid"), metadata.get("resourceVersion"))
+
+
+def _merge_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A merge patch from `current` to `desired` (None values: absent), None to remove it all; equal
+    to `current` when nothing changes, so that an unchanged status is not written."""
+    wanted = {key: value for key, value in desired.items() if value is not None}
+    if not wanted:
+        return None
+    return wanted | {key: None for key in current if key not in wanted}
 
 
 def _refusal_reason(error: ApiAccessError) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import email.utils
 import os
 import tempfile
 import time
@@ -32,6 +33,7 @@ from certsmith import __version__
 from certsmith.pki.keys import PrivateKey
 
 _TIMEOUT = 30
+_TOO_MANY_REQUESTS = 429
 _NONCE_ATTEMPTS = 4
 """Attempts of one request on badNonce (the acme package retries once more inside each)."""
 
@@ -74,7 +76,7 @@ class AcmeClient:
         self.server = server
         self._observe = observe
         self.jwk, algorithm = _jwk(key)
-        self._net = ClientNetwork(
+        self._net = AcmeNetwork(
             self.jwk, alg=algorithm, user_agent=f"certsmith/{__version__}", timeout=_TIMEOUT
         )
         verify: bool | str = not skip_tls_verify
@@ -160,7 +162,7 @@ class AcmeClient:
                 url,
                 response.json(),
                 fetched,
-                ClientV2.retry_after(response, 0) if "Retry-After" in response.headers else None,
+                retry_after(response),
             )
 
     def answer(self, challenge_url: str) -> Mapping[str, Any]:
@@ -213,6 +215,9 @@ class AcmeClient:
         except errors.ConflictError:
             status = "200"
             raise
+        except AcmeError as error:
+            status = error.reason
+            raise
         except requests.exceptions.RequestException:
             status = "unreachable"
             raise
@@ -237,6 +242,42 @@ class AcmeClient:
                 if error.code != "badNonce" or attempt == _NONCE_ATTEMPTS - 1:
                     raise
         raise AcmeError("BadNonce", f"{url}: the CA rejected {_NONCE_ATTEMPTS} nonces in a row")
+
+
+class AcmeNetwork(ClientNetwork):
+    """certbot's network layer, except that a 429 becomes AcmeError("rateLimited") carrying the CA's
+    Retry-After, so the next attempt waits at least that long."""
+
+    @classmethod
+    def _check_response(
+        cls, response: requests.Response, content_type: str | None = None
+    ) -> requests.Response:
+        if response.status_code == _TOO_MANY_REQUESTS:
+            try:
+                detail = str(response.json().get("detail", ""))
+            except ValueError:
+                detail = ""
+            when = retry_after(response)
+            after = f"; it asks to wait until {when.isoformat(timespec='seconds')}" if when else ""
+            raise AcmeError(
+                "rateLimited", f"the CA refused: too many requests ({detail or 'HTTP 429'}){after}", when
+            )
+        checked: requests.Response = super()._check_response(response, content_type)
+        return checked
+
+
+def retry_after(response: requests.Response) -> datetime.datetime | None:
+    """The time a response's Retry-After header names (seconds or an HTTP date), in UTC."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    now = datetime.datetime.now(datetime.UTC)
+    if value.strip().isdigit():
+        return now + datetime.timedelta(seconds=int(value))
+    try:
+        return email.utils.parsedate_to_datetime(value).astimezone(datetime.UTC)
+    except (TypeError, ValueError):
+        return None
 
 
 class _EmptyObject(JSONDeSerializable):

@@ -96,7 +96,8 @@ class AcmeSigner:
                 done = self._take(next_step(run.order, names, now), run, request, now)
             except (AcmeError, DNSProviderError, PKIError, ApiAccessError) as error:
                 kept = order_status(run.order) if run.order else None
-                raise SigningFailedError(_reason(error), str(error), kept) from None
+                retry_after = error.retry_after if isinstance(error, AcmeError) else None
+                raise SigningFailedError(_reason(error), str(error), kept, retry_after) from None
             if done is not None:
                 return done
             problem = failure(run.order, now) if run.order is not None else None
