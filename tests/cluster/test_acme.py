@@ -82,22 +82,16 @@ def acme_namespace(cluster: Cluster, acme_operator: OperatorProcess) -> Iterator
 
 
 def acme_issuer(cluster: Cluster, namespace: str, pebble: Pebble, name: str = "pebble", **acme: Any) -> None:
-    create(
-        cluster,
-        namespace,
-        "Issuer",
-        name,
-        {
-            "acme": {
-                "server": pebble.url,
-                "email": "ops@example.com",
-                "privateKeySecretRef": {"name": f"{name}-account"},
-                "caBundle": base64.b64encode(pebble.ca_bundle).decode(),
-                "solvers": [{"http01": {"ingress": {}}}],
-                **acme,
-            }
-        },
-    )
+    """An ACME Issuer for `pebble`, HTTP-01 for every name; `acme` overrides fields (None removes one)."""
+    spec = {
+        "server": pebble.url,
+        "email": "ops@example.com",
+        "privateKeySecretRef": {"name": f"{name}-account"},
+        "caBundle": base64.b64encode(pebble.ca_bundle).decode(),
+        "solvers": [{"http01": {"ingress": {}}}],
+        **acme,
+    }
+    create(cluster, namespace, "Issuer", name, {"acme": {k: v for k, v in spec.items() if v is not None}})
 
 
 def issuer(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
@@ -446,3 +440,27 @@ def test_preferred_chain_picks_the_alternate_chain_by_its_roots_name(
     openssl_verify(tmp_path / "alternate.pem", tmp_path / "chain.pem", "-untrusted", chain)
     with pytest.raises(AssertionError):
         openssl_verify(tmp_path / "default.pem", tmp_path / "chain.pem", "-untrusted", chain)
+
+
+def test_an_issuer_says_why_it_cannot_reach_its_ca(
+    cluster: Cluster, pebble: Pebble, acme_namespace: str
+) -> None:
+    acme_issuer(cluster, acme_namespace, pebble, "untrusted", caBundle=None)
+    acme_issuer(cluster, acme_namespace, pebble, "nowhere", server=f"https://127.0.0.1:{free_port()}/dir")
+    untrusted = eventually(
+        lambda: (
+            (found := issuer_condition(cluster, acme_namespace, "untrusted")).get("reason") == "TLSError"
+            and found
+        ),
+        what="an untrusted CA to be reported",
+    )
+    assert "set spec.acme.caBundle" in untrusted["message"]
+    nowhere = eventually(
+        lambda: (
+            (found := issuer_condition(cluster, acme_namespace, "nowhere")).get("reason")
+            == "ServerUnreachable"
+            and found
+        ),
+        what="an unreachable CA to be reported",
+    )
+    assert "reading the ACME directory" in nowhere["message"]
