@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,19 +58,28 @@ def _prepared(kubeconfig: Path, kubectl: Path) -> Cluster:
 class OperatorProcess:
     """`certsmith run` as a separate process, as in production: killable, restartable, logging to a file."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path, *arguments: str) -> None:
+    def __init__(self, kubeconfig: Path, log_path: Path, *arguments: str, source: Path | None = None) -> None:
+        """`source`: run the operator of another source tree (an earlier release: its operator/ first on
+        the path, and only the flags it knew, so no metrics or HTTP-01 flags are added)."""
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.arguments = arguments
+        self.source = source
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab")
+        argv, environment = operator_argv(self.kubeconfig, *self.arguments), None
+        if self.source is not None:
+            argv = [sys.executable, "-m", "certsmith.cli", "run", "--kubeconfig", str(self.kubeconfig)]
+            argv += ["--health-port", "0", *self.arguments]
+            environment = {**os.environ, "PYTHONPATH": str(self.source / "operator")}
         self._process = subprocess.Popen(
-            operator_argv(self.kubeconfig, *self.arguments),
+            argv,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=self.source or REPO,
+            env=environment,
         )
         log.close()
 

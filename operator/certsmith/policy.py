@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from cryptography import x509
@@ -27,6 +27,7 @@ from certsmith.api.certificate import CertificateSpec, RotationPolicy
 from certsmith.api.durations import format_duration
 from certsmith.api.status import timestamp
 from certsmith.pki import PKIError
+from certsmith.pki.encodings import keystore_opens
 from certsmith.pki.inspection import CertificateInfo, describe, load_certificates
 from certsmith.pki.keys import PrivateKey, encode_private_key, load_private_key, same_public_key, spec_of
 from certsmith.pki.signing import CLOCK_SKEW_ALLOWANCE, IssuedCertificate
@@ -178,6 +179,9 @@ class Observation:
     repaired rather than left missing."""
     keystore_password_version: str | None = None
     """The resourceVersion of the keystore password Secret, when known."""
+    keystore_password: bytes | None = field(default=None, repr=False)
+    """The keystore password, to tell a changed password from a password Secret merely rewritten (or
+    a keystore written before certsmith recorded the password's version)."""
     gates: Gates = Gates()
 
 
@@ -629,6 +633,7 @@ def _drift(inputs: _Inputs) -> list[str]:
         and password_version is not None
         and secret.annotations.get(KEYSTORE_PASSWORD_VERSION) != password_version
         and not any(item.startswith("data keystore") for item in drift)
+        and not keystore_opens(secret.data[KEYSTORE], inputs.observation.keystore_password)
     ):
         drift.append("keystores (their password Secret changed)")
     return drift

@@ -455,3 +455,10 @@ def test_a_changed_keystore_password_rewrites_the_keystores_without_reading_per_
     assert world.reasons()[-1] == "Repaired"
     assert world.secret("web").data["keystore.p12"] != first
     pkcs12.load_key_and_certificates(world.secret("web").data["keystore.p12"], b"two")
+    rewritten = world.secret("web")
+    world.kube.put_secret(
+        NS, "pw", SecretContents(data={"password": b"two"}, labels={"x": "y"}, type="Opaque")
+    )
+    world._watch()
+    world.reconcile("web")
+    assert world.secret("web") == rewritten, "the same password in a rewritten Secret rewrites nothing"

@@ -43,6 +43,17 @@ def pkcs12_keystore(
     )
 
 
+def keystore_opens(keystore: bytes, password: bytes | None) -> bool:
+    """Whether a PKCS#12 key store decrypts with `password`."""
+    if password is None:
+        return False
+    try:
+        pkcs12.load_key_and_certificates(keystore, password)
+    except ValueError:
+        return False
+    return True
+
+
 def pkcs12_truststore(roots: Sequence[x509.Certificate], password: bytes, profile: PKCS12Profile) -> bytes:
     """Certificates only, marked as trusted for Java's key store."""
     return pkcs12.serialize_java_truststore(

@@ -194,10 +194,12 @@ class CertificateReconciler:
             issuer = self._resolver.resolve(spec.issuer_ref, key[0], now)
         except IssuerNotReadyError as error:
             issuer = error
-        password_version = None
+        password_version, password = None, None
         if spec.pkcs12 is not None:
-            password_secret = self._resolver.referenced_secret((key[0], spec.pkcs12.password.name))
+            reference = spec.pkcs12.password
+            password_secret = self._resolver.referenced_secret((key[0], reference.name))
             password_version = password_secret.resource_version if password_secret else None
+            password = password_secret.contents.data.get(reference.key) if password_secret else None
         plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
         issuer_state = self._store.issuer_states.get(WorkItem(plural, issuer_key))
         issuer_body = self._store.objects(plural).get(issuer_key) or {}
@@ -221,6 +223,7 @@ class CertificateReconciler:
             issuer_root=issuer.authority.root if isinstance(issuer, Resolved) and issuer.authority else None,
             issuer_sets_profile="acme" in (issuer_body.get("spec") or {}),
             keystore_password_version=password_version,
+            keystore_password=password,
             gates=gates,
         )
         return _Work(key, body, spec, observed, observation, issuer)
