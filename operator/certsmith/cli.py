@@ -22,7 +22,7 @@ from certsmith.metrics.server import MetricsApp, metrics_registry, serve_metrics
 from certsmith.renewal import BackoffSettings
 from certsmith.runtime import Runtime
 from certsmith.scheduler import utc_now
-from certsmith.settings import OperatorSettings
+from certsmith.settings import OperatorSettings, is_namespace_pattern
 
 DEFAULTS = OperatorSettings()
 """`certsmith run`'s flags default to the settings' own defaults."""
@@ -121,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         dest="namespaces",
         metavar="NS",
         help="watch this namespace (repeatable; globs such as 'team-*' and '!kube-*'); default: all",
+    )
+    run.add_argument(
+        "--namespaced",
+        action="store_true",
+        help="run with rights in the --namespace namespaces only (a Role, no ClusterRole): "
+        "no ClusterIssuers, no watching of CRDs and namespaces",
     )
     run.add_argument(
         "--cluster-resource-namespace",
@@ -260,6 +266,7 @@ def _run(arguments: argparse.Namespace) -> int:
     kubeconfig: Path | None = arguments.kubeconfig
     settings = OperatorSettings(
         namespaces=tuple(arguments.namespaces),
+        namespaced=arguments.namespaced,
         cluster_resource_namespace=arguments.cluster_resource_namespace,
         secret_owner_references=arguments.secret_owner_references,
         backoff=BackoffSettings(arguments.backoff_initial, arguments.backoff_max),
@@ -281,6 +288,11 @@ def _run(arguments: argparse.Namespace) -> int:
         acme_solver_service=arguments.acme_solver_service,
         acme_orders_per_hour=arguments.acme_orders_per_hour,
     )
+    if settings.namespaced and (
+        not settings.namespaces or any(map(is_namespace_pattern, settings.namespaces))
+    ):
+        print("certsmith run: --namespaced needs --namespace with names, not patterns", file=sys.stderr)
+        return 2
     kopf.configure(
         verbose=arguments.verbose,
         log_format=kopf.LogFormat.JSON if arguments.log_format == "json" else kopf.LogFormat.PLAIN,
@@ -303,7 +315,7 @@ def _run(arguments: argparse.Namespace) -> int:
         serve_wsgi(runtime.acme.http01, address, port, "ACME HTTP-01 solver")
     kopf.run(
         registry=operator_registry(runtime),
-        settings=operator_settings(),
+        settings=operator_settings(settings.namespaced),
         standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,

@@ -15,10 +15,12 @@ from certsmith.runtime import Runtime
 from certsmith.tls_secret import MANAGED_LABEL
 
 
-def operator_settings() -> kopf.OperatorSettings:
+def operator_settings(namespaced: bool) -> kopf.OperatorSettings:
+    """`namespaced`: no cluster-wide rights, so kopf neither watches CRDs nor namespaces."""
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False  # certsmith posts its own Events, one per outcome
     settings.watching.label_selectors["v1", "secrets"] = f"{MANAGED_LABEL}=true"  # filtered by the API server
+    settings.scanning.disabled = namespaced
     return settings
 
 
@@ -55,7 +57,10 @@ def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         for task in tasks:
             task.cancel()
 
-    for plural in (CERTIFICATES, ISSUERS, CLUSTER_ISSUERS):
+    plurals = (
+        (CERTIFICATES, ISSUERS) if runtime.settings.namespaced else (CERTIFICATES, ISSUERS, CLUSTER_ISSUERS)
+    )
+    for plural in plurals:
         _watch(registry, GROUP, VERSION, plural, functools.partial(runtime.custom_object_event, plural))
     _watch(registry, "", "v1", "secrets", runtime.secret_event)
 

@@ -38,7 +38,7 @@ from certsmith.reconcile.issuer import IssuerReconciler
 from certsmith.reconcile.plan import Outcome, merge_written
 from certsmith.reconcile.store import Store, WorkItem
 from certsmith.scheduler import Scheduler
-from certsmith.settings import OperatorSettings
+from certsmith.settings import OperatorSettings, is_namespace_pattern
 from certsmith.tls_secret import CERTIFICATE_NAME, MANAGED_LABEL
 from certsmith.workqueue import WorkQueue
 
@@ -70,6 +70,7 @@ class Runtime:
             self.port,
             settings.cluster_resource_namespace,
             self.acme,
+            cluster_issuers=not settings.namespaced,
         )
         self.certificates = CertificateReconciler(
             self.store, self.port, self.resolver, settings, clock, metrics
@@ -215,7 +216,7 @@ class Runtime:
         write conflicts of a not-yet-listed Secret then resolve by a re-read (one extra request).
         """
         namespaces: list[str | None] = list(self.settings.namespaces) or [None]
-        if any(set(namespace or "") & set("*?!,") for namespace in namespaces):
+        if any(is_namespace_pattern(namespace or "") for namespace in namespaces):
             logger.info("namespace patterns given: the store fills from the watch streams alone")
             return None
         started = self.clock()
@@ -223,7 +224,10 @@ class Runtime:
         for namespace in namespaces:
             listing.secrets += self.port.list_secrets(namespace, f"{MANAGED_LABEL}=true")
             listing.issuers += [(ISSUERS, body) for body in self.port.list_objects(ISSUERS, namespace)]
-        listing.issuers += [(CLUSTER_ISSUERS, body) for body in self.port.list_objects(CLUSTER_ISSUERS, None)]
+        if not self.settings.namespaced:
+            listing.issuers += [
+                (CLUSTER_ISSUERS, body) for body in self.port.list_objects(CLUSTER_ISSUERS, None)
+            ]
         referenced: set[Key] = set()
         for plural, body in listing.issuers:
             referenced |= self._referenced_by(WorkItem(plural, _key(body, plural == CLUSTER_ISSUERS)), body)

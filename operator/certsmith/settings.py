@@ -11,7 +11,10 @@ from certsmith.renewal import BackoffSettings
 @dataclass(frozen=True)
 class OperatorSettings:
     """
-    namespaces: watch only these namespaces; empty means all. ClusterIssuers are always watched.
+    namespaces: watch only these namespaces; empty means all. ClusterIssuers are watched too, unless
+        `namespaced`.
+    namespaced: run with rights in the watched namespaces only (a Role, no ClusterRole): no
+        ClusterIssuers, and no watching of CRDs or namespaces; needs `namespaces` without patterns.
     cluster_resource_namespace: where a ClusterIssuer's CA Secret lives.
     secret_owner_references: make each Certificate own its Secret, so that deleting the Certificate
         deletes the Secret too. Off by default: deleting a Certificate must not cause an outage.
@@ -44,6 +47,7 @@ class OperatorSettings:
     """
 
     namespaces: tuple[str, ...] = ()
+    namespaced: bool = False
     cluster_resource_namespace: str = "certsmith"
     secret_owner_references: bool = False
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
@@ -66,3 +70,8 @@ class OperatorSettings:
     acme_http01_address: str = "0.0.0.0"  # noqa: S104 -- the CA's validator connects from outside
     acme_solver_service: str = ""
     acme_orders_per_hour: int = 6
+
+
+def is_namespace_pattern(namespace: str) -> bool:
+    """Whether a --namespace value is a pattern (a glob, a negation, a list) rather than a name."""
+    return bool(set(namespace) & set("*?!,"))

@@ -158,13 +158,14 @@ def create_secret(
     )
 
 
-def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
-    """A kubeconfig holding only a token for certsmith/certsmith, for the admin's API server."""
+def service_account_kubeconfig(cluster: Cluster, path: Path, namespace: str = "certsmith") -> Path:
+    """A kubeconfig holding only a token for the ServiceAccount certsmith of `namespace`, for the admin's
+    API server."""
     request = client.AuthenticationV1TokenRequest(
         spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
     )
     token = client.CoreV1Api(cluster.api).create_namespaced_service_account_token(
-        "certsmith", "certsmith", request
+        "certsmith", namespace, request
     )
     assert token.status is not None
     admin = yaml.safe_load(cluster.kubeconfig.read_text())

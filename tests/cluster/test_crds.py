@@ -291,6 +291,24 @@ def test_deploy_kustomization_installs_crds_namespace_rbac_operator_and_solver_s
             "service/certsmith-acme-solver",
         ]
     )
+    namespaced = _kubectl(
+        cluster, "apply", "-k", str(REPO / "deploy" / "namespaced"), "--dry-run=server", "-o", "name"
+    )
+    assert sorted(namespaced.split()) == sorted(
+        [
+            *(
+                f"customresourcedefinition.apiextensions.k8s.io/{plural}.{GROUP}"
+                for plural in ("certificates", "clusterissuers", "issuers")
+            ),
+            "namespace/certsmith",
+            "serviceaccount/certsmith",
+            "role.rbac.authorization.k8s.io/certsmith",
+            "rolebinding.rbac.authorization.k8s.io/certsmith",
+            "deployment.apps/certsmith",
+            "poddisruptionbudget.policy/certsmith",
+            "service/certsmith-acme-solver",
+        ]
+    ), "deploy/namespaced/ has no ClusterRole"
 
 
 def test_install_yaml_is_the_rendered_kustomization(cluster: Cluster) -> None:
@@ -302,7 +320,7 @@ def test_install_yaml_is_the_rendered_kustomization(cluster: Cluster) -> None:
 
 
 def test_the_deployment_runs_this_version_hardened() -> None:
-    documents = yaml.safe_load_all((REPO / "deploy" / "deployment.yaml").read_text())
+    documents = yaml.safe_load_all((REPO / "deploy" / "base" / "deployment.yaml").read_text())
     deployment = next(d for d in documents if d["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]

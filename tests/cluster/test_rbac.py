@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -143,9 +144,71 @@ def _acme_scenario(cluster: Cluster, namespace: str, pebble: Pebble) -> None:
     create_certificate(cluster, namespace, "acme", "acme", dnsNames=["acme.example.com"])
 
 
+def test_a_namespaced_install_needs_only_its_role(
+    cluster: Cluster, solo_namespace: str, tmp_path: Path, stack: contextlib.ExitStack
+) -> None:
+    """deploy/namespaced/'s Role, bound in one namespace, is all that `certsmith run --namespaced` needs:
+    self-signed, CA and ACME issuance, leader election, the metrics; ClusterIssuers are refused."""
+    namespace = solo_namespace
+    documents = yaml.safe_load_all((REPO / "deploy" / "namespaced" / "role.yaml").read_text())
+    for document in documents:
+        document["metadata"]["namespace"] = namespace
+        for subject in document.get("subjects", ()):
+            subject["namespace"] = namespace
+        create_object_from(cluster, document)
+    client.CoreV1Api(cluster.api).create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="certsmith"))
+    )
+    kubeconfig = service_account_kubeconfig(cluster, tmp_path / "namespaced.kubeconfig", namespace)
+    port, http01_port = free_port(), free_port()
+    pebble = stack.enter_context(Pebble(tmp_path / "pebble", http01_port))
+    operator = OperatorProcess(
+        kubeconfig,
+        tmp_path / "operator.log",
+        *("--namespaced", "--namespace", namespace, "--leader-elect", "--leader-elect-namespace", namespace),
+        *("--metrics-port", str(port), "--metrics-address", "127.0.0.1", "--backoff-initial", "1s"),
+        *_acme_arguments(http01_port),
+    )
+    operator.start()
+    try:
+        create_object(cluster.api, namespace, "Issuer", "selfsigned", {"selfSigned": {}})
+        create_certificate(cluster, namespace, "self", "selfsigned", dnsNames=["self.example.com"])
+        ca_secret(cluster, namespace)
+        create_object(cluster.api, namespace, "Issuer", "ca", {"ca": {"secretName": "rbac-ca"}})
+        create_certificate(cluster, namespace, "leaf", "ca", dnsNames=["leaf.example.com"])
+        _acme_scenario(cluster, namespace, pebble)
+        create_certificate(
+            cluster,
+            namespace,
+            "cluster",
+            "any",
+            dnsNames=["cluster.example.com"],
+            issuerRef={"name": "any", "kind": "ClusterIssuer"},
+        )
+        for name in ("self", "leaf", "acme"):
+            wait_ready(cluster, namespace, name, timeout=60)
+        refused = eventually(lambda: condition(certificate(cluster, namespace, "cluster")).get("reason"), 30)
+        assert refused == "ClusterIssuersNotServed"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            assert 'secret="leaf"' in response.read().decode()
+    finally:
+        operator.stop()
+    log = operator.log()
+    assert "403" not in log, log[-3000:]
+    assert "Forbidden" not in log, log[-3000:]
+
+
+def create_object_from(cluster: Cluster, document: dict[str, Any]) -> None:
+    """A Role or RoleBinding as written in a manifest."""
+    plural = "roles" if document["kind"] == "Role" else "rolebindings"
+    client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
+        "rbac.authorization.k8s.io", "v1", document["metadata"]["namespace"], plural, document
+    )
+
+
 def _rules() -> list[tuple[str, int]]:
     """(kind, index) of every rule in the shipped ClusterRole and Role."""
-    documents = list(yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text()))
+    documents = list(yaml.safe_load_all((REPO / "deploy" / "base" / "rbac.yaml").read_text()))
     return [
         (document["kind"], index)
         for document in documents
@@ -157,7 +220,9 @@ def _rules() -> list[tuple[str, int]]:
 def _replace_role(cluster: Cluster, kind: str, without: int | None) -> None:
     """Put the shipped ClusterRole or Role back, less its rule number `without`."""
     document = next(
-        d for d in yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text()) if d["kind"] == kind
+        d
+        for d in yaml.safe_load_all((REPO / "deploy" / "base" / "rbac.yaml").read_text())
+        if d["kind"] == kind
     )
     if without is not None:
         del document["rules"][without]

@@ -38,7 +38,7 @@ class ImageBuildError(RuntimeError):
 
 def ensure_image() -> str:
     """The tag of the operator image for the current source tree, built if it is not there yet; it is
-    also tagged certsmith:<version>, the name deploy/deployment.yaml uses."""
+    also tagged certsmith:<version>, the name deploy/base/deployment.yaml uses."""
     _require("docker", "install Docker (Debian: apt-get install docker.io) and start dockerd")
     base = _ensure_base()
     tag = f"{IMAGE}:{_source_hash(base)}"

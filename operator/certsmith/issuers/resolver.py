@@ -59,12 +59,14 @@ class IssuerResolver:
         port: KubePort,
         cluster_resource_namespace: str,
         acme: AcmeContext,
+        cluster_issuers: bool = True,
     ) -> None:
         self._issuers = issuers
         self._referenced = referenced
         self._port = port
         self._cluster_resource_namespace = cluster_resource_namespace
         self._acme = acme
+        self._cluster_issuers = cluster_issuers
         self._authorities: dict[tuple[Key, str, CAIssuerSpec], SigningAuthority] = {}
         self._accounts: dict[tuple[IssuerId, str, ACMEIssuerSpec], AcmeClient] = {}
         self._lock = threading.Lock()
@@ -99,6 +101,12 @@ class IssuerResolver:
     def resolve(self, reference: IssuerRef, namespace: str, now: datetime.datetime) -> Resolved:
         """The signer for a Certificate in `namespace` naming `reference`."""
         item = issuer_id(reference, namespace)
+        if reference.kind is IssuerKind.CLUSTER_ISSUER and not self._cluster_issuers:
+            raise IssuerNotReadyError(
+                "ClusterIssuersNotServed",
+                f"{reference}: this operator runs namespace-scoped (--namespaced) and serves no "
+                f"ClusterIssuers; use an Issuer in namespace {namespace}",
+            )
         body = self._issuers(*item)
         where = f" in namespace {namespace}" if reference.kind is IssuerKind.ISSUER else ""
         if body is None:
