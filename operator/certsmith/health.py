@@ -1,7 +1,10 @@
 """Liveness and readiness that mean something, served from a thread of their own.
 
 - `/healthz` (liveness): the event loop — which runs the watches, the queue and the scheduler — has
-  ticked within `STALLED_AFTER`; a stuck loop makes the kubelet restart the Pod.
+  ticked within `STALLED_AFTER`, and no watch thread of certsmith's own is stuck (one that made no
+  progress for longer than any of its requests can take); either makes the kubelet restart the Pod.
+  An API server that is down does not: the watches keep retrying, which is progress, and a restart
+  would not help.
 - `/readyz` (readiness): this replica has started: it serves (it has listed what it needs), or it
   stands by for the Lease. A standby counts as ready on purpose: a Deployment's rolling update waits
   for new Pods to be ready, and a new Pod stands by until an old one releases the Lease, so a standby
@@ -25,12 +28,14 @@ class HealthApp:
         self,
         last_tick: Callable[[], float],
         serving: Callable[[], str | None],
+        stuck_watch: Callable[[], str | None] = lambda: None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`last_tick`: when the event loop last ticked (monotonic); `serving`: None once ready, else
-        why not yet."""
+        why not yet; `stuck_watch`: None, or which watch is stuck."""
         self._last_tick = last_tick
         self._serving = serving
+        self._stuck_watch = stuck_watch
         self._monotonic = monotonic
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -38,6 +43,7 @@ class HealthApp:
         if path == "/healthz":
             stalled = self._monotonic() - self._last_tick()
             problem = f"the event loop has not ticked for {stalled:.0f}s" if stalled > STALLED_AFTER else None
+            problem = problem or self._stuck_watch()
         elif path == "/readyz":
             problem = self._serving()
         else:

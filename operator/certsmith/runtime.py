@@ -160,6 +160,14 @@ class Runtime:
             if self.tls_secrets is not None:
                 self.tls_secrets.stop()
 
+    def stuck_watch(self) -> str | None:
+        """Which of certsmith's own watch threads has made no progress for longer than any request
+        can take, if one has (kopf's watches reconnect by themselves after 70 s without a bookmark).
+        Called from the probe's thread."""
+        now = time.monotonic()
+        watches = [*list(self._watches.values()), *(self.tls_secrets.watches if self.tls_secrets else ())]
+        return next((problem for watch in watches if (problem := watch.stuck(now))), None)
+
     def _http01_answer(self, token: str) -> str | None:
         """An HTTP-01 token presented by another replica, or by this one before a restart: found in
         the Certificates' status. Runs in the solver's threads; reads a copy of the store."""

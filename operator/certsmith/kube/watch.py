@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,10 @@ logger = logging.getLogger("certsmith")
 Key = tuple[str, str]
 _WATCH_SECONDS = 60
 """Each watch request ends after this long and is renewed; a stopped watch is noticed by then."""
+_CONNECT_SECONDS = 10
+_READ_GRACE_SECONDS = 30
+"""A read that waits this much longer than the watch's own end means a dead connection (nothing, not
+even the server's end of the watch, arrived): it fails, and the watch lists again."""
 _PAGE = 500
 _RETRY_SECONDS = (1, 2, 5, 10, 30)
 _HTTP_GONE = 410
@@ -56,8 +61,19 @@ class SecretWatch:
     called from the watch's own thread."""
 
     def __init__(
-        self, api: client.ApiClient, namespace: str | None, field_selector: str, deliver: Deliver
+        self,
+        api: client.ApiClient,
+        namespace: str | None,
+        field_selector: str,
+        deliver: Deliver,
+        watch_seconds: int = _WATCH_SECONDS,
+        read_grace: int = _READ_GRACE_SECONDS,
     ) -> None:
+        self._watch_seconds = watch_seconds
+        self._timeout = (_CONNECT_SECONDS, watch_seconds + read_grace)
+        self.last_active = time.monotonic()
+        """When the watch's thread last made progress (a request, an event, a retry), monotonic. A
+        watch silent for longer than a request can take is stuck: see `stuck`."""
         self._core = client.CoreV1Api(api)
         self.namespace = namespace
         self.field_selector = field_selector
@@ -71,6 +87,18 @@ class SecretWatch:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def name(self) -> str:
+        return self._thread.name
+
+    def stuck(self, now: float) -> str | None:
+        """Why the watch is stuck: its thread made no progress for longer than any of its requests
+        (or waits between them) can take; None if it is not."""
+        silent = now - self.last_active
+        if not self._thread.is_alive() or silent <= sum(self._timeout) + max(_RETRY_SECONDS):
+            return None
+        return f"the watch {self.name} has made no progress for {silent:.0f}s"
+
     def stop(self) -> None:
         self._stopped.set()
         if self._watch is not None:
@@ -79,6 +107,7 @@ class SecretWatch:
     def _run(self) -> None:
         failures = 0
         while not self._stopped.is_set():
+            self.last_active = time.monotonic()
             try:
                 self._list_and_watch()
                 failures = 0
@@ -98,16 +127,24 @@ class SecretWatch:
     def _list(self, token: str | None) -> client.V1SecretList:
         if self.namespace is None:
             return self._core.list_secret_for_all_namespaces(
-                field_selector=self.field_selector, limit=_PAGE, _continue=token
+                field_selector=self.field_selector,
+                limit=_PAGE,
+                _continue=token,
+                _request_timeout=self._timeout,
             )
         return self._core.list_namespaced_secret(
-            self.namespace, field_selector=self.field_selector, limit=_PAGE, _continue=token
+            self.namespace,
+            field_selector=self.field_selector,
+            limit=_PAGE,
+            _continue=token,
+            _request_timeout=self._timeout,
         )
 
     def _list_and_watch(self) -> None:
         found: dict[Key, ObservedSecret] = {}
         token: str | None = None
         while True:
+            self.last_active = time.monotonic()
             page = self._list(token)
             for item in page.items:
                 if item.metadata is not None:
@@ -120,6 +157,7 @@ class SecretWatch:
         self._deliver(Listed(found))
         resource_version = page.metadata.resource_version if page.metadata else None
         while not self._stopped.is_set():
+            self.last_active = time.monotonic()
             self._watch = watch.Watch()  # type: ignore[no-untyped-call]
             stream = self._watch.stream(  # type: ignore[no-untyped-call]
                 self._core.list_namespaced_secret
@@ -128,9 +166,11 @@ class SecretWatch:
                 *([self.namespace] if self.namespace else []),
                 field_selector=self.field_selector,
                 resource_version=resource_version,
-                timeout_seconds=_WATCH_SECONDS,
+                timeout_seconds=self._watch_seconds,
+                _request_timeout=self._timeout,
             )
             for event in stream:
+                self.last_active = time.monotonic()
                 if self._stopped.is_set():
                     return
                 body = event["raw_object"]

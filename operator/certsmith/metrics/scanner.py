@@ -30,6 +30,10 @@ class TLSSecretScanner:
             SecretWatch(api, scope, f"type={SECRET_TYPE}", self._receiver(scope)) for scope in scopes
         ]
 
+    @property
+    def watches(self) -> tuple[SecretWatch, ...]:
+        return tuple(self._watches)
+
     def start(self) -> None:
         for watch in self._watches:
             watch.start()
