@@ -27,6 +27,7 @@ from harness import (
     create_namespace,
     machine,
     operator,
+    print_table,
     wait_all_ready,
 )
 from kubernetes import client
@@ -142,10 +143,7 @@ def main() -> None:
         run("http-01", arguments.count, arguments.work),
     ]
     print(f"Machine: {machine()}\n")
-    print("| " + " | ".join(rows[0]) + " |")
-    print("|" + "---|" * len(rows[0]))
-    for row in rows:
-        print("| " + " | ".join(row.values()) + " |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from harness import (
     create_namespace,
     machine,
     operator,
+    print_table,
     wait_all_ready,
 )
 
@@ -85,10 +86,7 @@ def main() -> None:
         for _ in range(arguments.repeat)
     ]
     print(f"Machine: {machine()}\n")
-    print("| " + " | ".join(rows[0]) + " |")
-    print("|" + "---|" * len(rows[0]))
-    for row in rows:
-        print("| " + " | ".join(row.values()) + " |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

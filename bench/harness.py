@@ -150,3 +150,13 @@ def machine() -> str:
     )
     memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
     return f"{os.cpu_count()} cores ({cpu}), {memory} GiB, Python {platform.python_version()}"
+
+
+def print_table(rows: list[dict[str, str]]) -> None:
+    """A markdown table of `rows`, with every column any row has, in the order they first appear."""
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(row.get(column, "") for column in columns) + " |")
+    print()

@@ -26,6 +26,7 @@ from harness import (
     create_namespace,
     machine,
     operator,
+    print_table,
     wait_all_ready,
 )
 from kubernetes import client
@@ -128,11 +129,7 @@ def main() -> None:
         run(0, 0, arguments.certificates),
         run(arguments.tls_secrets, arguments.other_secrets, arguments.certificates),
     ]
-    columns = list(rows[0])
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
-    for row in rows:
-        print("| " + " | ".join(row[column] for column in columns) + " |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from harness import (
     create_namespace,
     machine,
     operator,
+    print_table,
     ready_count,
     wait_all_ready,
 )
@@ -326,15 +327,6 @@ def _describe(spent: Counter[RequestKey]) -> str:
     )
 
 
-def _print(rows: list[Row]) -> None:
-    columns = list(dict.fromkeys(column for row in rows for column in row))
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
-    for row in rows:
-        print("| " + " | ".join(row.get(column, "") for column in columns) + " |")
-    print()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -353,13 +345,13 @@ def main() -> None:
     arguments = parser.parse_args()
     print(f"Machine: {machine()}\n", flush=True)
     if arguments.scenario == "bystanders":
-        _print(bystanders(arguments.secrets, arguments.configmaps, arguments.certificates or 1000))
+        print_table(bystanders(arguments.secrets, arguments.configmaps, arguments.certificates or 1000))
     elif arguments.scenario == "idle-restart":
-        _print(idle_restart(arguments.certificates or 10_000, arguments.idle))
+        print_table(idle_restart(arguments.certificates or 10_000, arguments.idle))
     elif arguments.scenario == "storm":
-        _print(storm(arguments.certificates or 1000))
+        print_table(storm(arguments.certificates or 1000))
     else:
-        _print(mixed(arguments.certificates or 1000))
+        print_table(mixed(arguments.certificates or 1000))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import base64
 import datetime
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -197,3 +199,14 @@ def apply_deploy(cluster: Cluster) -> None:
         check=False,
     )
     assert applied.returncode == 0, applied.stderr
+
+
+def http_status(port: int, path: str) -> int:
+    """The status of GET http://127.0.0.1:PORT/PATH; 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0

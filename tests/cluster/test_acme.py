@@ -29,6 +29,7 @@ from tests.cluster.support import (
     create_secret,
     events,
     eventually,
+    http_status,
     openssl_verify,
     secret_data,
     wait_ready,
@@ -111,6 +112,26 @@ def issuer_condition(cluster: Cluster, namespace: str, name: str) -> dict[str, A
     return condition(issuer(cluster, namespace, name))
 
 
+def issuing_reason(cluster: Cluster, namespace: str, name: str, reason: str) -> dict[str, Any]:
+    """The Certificate's Issuing condition once its reason starts with `reason`."""
+
+    def said() -> dict[str, Any] | None:
+        found = issuing(cluster, namespace, name)
+        return found if str(found.get("reason", "")).startswith(reason) else None
+
+    return eventually(said, what=f"Certificate {name} to say {reason}")
+
+
+def issuer_reason(cluster: Cluster, namespace: str, name: str, reason: str) -> dict[str, Any]:
+    """The Issuer's Ready condition once its reason is `reason`."""
+
+    def said() -> dict[str, Any] | None:
+        found = issuer_condition(cluster, namespace, name)
+        return found if found.get("reason") == reason else None
+
+    return eventually(said, what=f"Issuer {name} to say {reason}")
+
+
 def test_http01_certificate_for_two_names_is_issued_and_chains_to_pebbles_root(
     cluster: Cluster, pebble: Pebble, acme_namespace: str, tmp_path: Path, metrics_port: int
 ) -> None:
@@ -157,14 +178,7 @@ def test_external_account_binding_is_required_checked_and_used(
     keys = {"right": EAB_MAC_KEY.encode(), "wrong": EAB_MAC_KEY[::-1].encode()}
     create_secret(cluster, acme_namespace, "eab", keys, kind="Opaque")
     acme_issuer(cluster, acme_namespace, eab_pebble, "unbound")
-    refused = eventually(
-        lambda: (
-            (found := issuer_condition(cluster, acme_namespace, "unbound")).get("reason")
-            == "ExternalAccountRequired"
-            and found
-        ),
-        what="an Issuer without EAB to say the CA requires it",
-    )
+    refused = issuer_reason(cluster, acme_namespace, "unbound", "ExternalAccountRequired")
     assert "spec.acme.externalAccountBinding" in refused["message"]
 
     def bound(name: str, key: str) -> None:
@@ -200,13 +214,7 @@ def test_a_challenge_that_cannot_validate_fails_with_the_cas_words_and_orders_st
         acme_issuer(cluster, acme_namespace, unreachable)
         create_certificate(cluster, acme_namespace, "lost", "pebble", dnsNames=["lost.example.com"])
 
-        failed = eventually(
-            lambda: (
-                (found := issuing(cluster, acme_namespace, "lost")).get("reason") == "ChallengeFailed"
-                and found
-            ),
-            what="the challenge to fail",
-        )
+        failed = issuing_reason(cluster, acme_namespace, "lost", "ChallengeFailed")
         assert "http-01 challenge for lost.example.com failed" in failed["message"], failed
         assert "Connection refused" in failed["message"] or "connection refused" in failed["message"], failed
         held = eventually(
@@ -265,15 +273,7 @@ def test_a_ca_that_restarts_and_forgets_everything_ends_in_a_certificate(
         eventually(lambda: issuer_condition(cluster, acme_namespace, "pebble").get("status") == "True")
         forgetful.stop()
         create_certificate(cluster, acme_namespace, "patient", "pebble", dnsNames=["patient.example.com"])
-        down = eventually(
-            lambda: (
-                (found := issuing(cluster, acme_namespace, "patient"))
-                .get("reason", "")
-                .startswith("ServerUnreachable")
-                and found
-            ),
-            what="the CA's absence to be reported",
-        )
+        down = issuing_reason(cluster, acme_namespace, "patient", "ServerUnreachable")
         assert "connect" in down["message"].lower(), down
         forgetful.restart()
         wait_ready(cluster, acme_namespace, "patient", timeout=60)
@@ -312,7 +312,7 @@ def test_a_standby_replica_answers_http01_from_the_status(
     try:
         eventually(lambda: f"_{leader.pid}_" in _lease_holder(cluster, namespace), what="a leader")
         standby = replica("standby", standby_port)
-        eventually(lambda: _http_status(standby_port, "/.well-known/acme-challenge/none") == 404)
+        eventually(lambda: http_status(standby_port, "/.well-known/acme-challenge/none") == 404)
         with Pebble(tmp_path / "pebble", standby_port) as server:
             acme_issuer(cluster, namespace, server)
             create_certificate(cluster, namespace, "ha", "pebble", dnsNames=["ha.example.com"])
@@ -331,16 +331,6 @@ def _lease_holder(cluster: Cluster, namespace: str) -> str:
     except client.exceptions.ApiException:
         return ""
     return (lease.spec.holder_identity if lease.spec else None) or ""
-
-
-def _http_status(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-    except OSError:
-        return 0
 
 
 def test_dns01_wildcard_and_apex_through_a_real_bind(
@@ -374,10 +364,7 @@ def test_a_wildcard_without_a_dns01_solver_says_so(
 ) -> None:
     acme_issuer(cluster, acme_namespace, pebble)
     create_certificate(cluster, acme_namespace, "nosolver", "pebble", dnsNames=["*.example.com"])
-    refused = eventually(
-        lambda: (found := issuing(cluster, acme_namespace, "nosolver")).get("reason") == "NoSolver" and found,
-        what="the missing solver to be reported",
-    )
+    refused = issuing_reason(cluster, acme_namespace, "nosolver", "NoSolver")
     assert "a wildcard needs a dns01 solver" in refused["message"]
 
 
@@ -447,20 +434,7 @@ def test_an_issuer_says_why_it_cannot_reach_its_ca(
 ) -> None:
     acme_issuer(cluster, acme_namespace, pebble, "untrusted", caBundle=None)
     acme_issuer(cluster, acme_namespace, pebble, "nowhere", server=f"https://127.0.0.1:{free_port()}/dir")
-    untrusted = eventually(
-        lambda: (
-            (found := issuer_condition(cluster, acme_namespace, "untrusted")).get("reason") == "TLSError"
-            and found
-        ),
-        what="an untrusted CA to be reported",
-    )
+    untrusted = issuer_reason(cluster, acme_namespace, "untrusted", "TLSError")
     assert "set spec.acme.caBundle" in untrusted["message"]
-    nowhere = eventually(
-        lambda: (
-            (found := issuer_condition(cluster, acme_namespace, "nowhere")).get("reason")
-            == "ServerUnreachable"
-            and found
-        ),
-        what="an unreachable CA to be reported",
-    )
+    nowhere = issuer_reason(cluster, acme_namespace, "nowhere", "ServerUnreachable")
     assert "reading the ACME directory" in nowhere["message"]

@@ -273,22 +273,25 @@ def test_deploy_kustomization_installs_crds_namespace_rbac_operator_and_solver_s
     if "certsmith" not in {n.metadata.name for n in core.list_namespace().items if n.metadata}:
         # a server-side dry run cannot create the namespace that the namespaced objects go into
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="certsmith")))
+    common = [
+        *(
+            f"customresourcedefinition.apiextensions.k8s.io/{plural}.{GROUP}"
+            for plural in ("certificates", "clusterissuers", "issuers")
+        ),
+        "namespace/certsmith",
+        "serviceaccount/certsmith",
+        "deployment.apps/certsmith",
+        "poddisruptionbudget.policy/certsmith",
+        "service/certsmith-acme-solver",
+    ]
     applied = _kubectl(cluster, "apply", "-k", str(REPO / "deploy"), "--dry-run=server", "-o", "name")
     assert sorted(applied.split()) == sorted(
         [
-            *(
-                f"customresourcedefinition.apiextensions.k8s.io/{plural}.{GROUP}"
-                for plural in ("certificates", "clusterissuers", "issuers")
-            ),
-            "namespace/certsmith",
-            "serviceaccount/certsmith",
+            *common,
             "clusterrole.rbac.authorization.k8s.io/certsmith",
             "clusterrolebinding.rbac.authorization.k8s.io/certsmith",
             "role.rbac.authorization.k8s.io/certsmith-leader-election",
             "rolebinding.rbac.authorization.k8s.io/certsmith-leader-election",
-            "deployment.apps/certsmith",
-            "poddisruptionbudget.policy/certsmith",
-            "service/certsmith-acme-solver",
         ]
     )
     namespaced = _kubectl(
@@ -296,17 +299,9 @@ def test_deploy_kustomization_installs_crds_namespace_rbac_operator_and_solver_s
     )
     assert sorted(namespaced.split()) == sorted(
         [
-            *(
-                f"customresourcedefinition.apiextensions.k8s.io/{plural}.{GROUP}"
-                for plural in ("certificates", "clusterissuers", "issuers")
-            ),
-            "namespace/certsmith",
-            "serviceaccount/certsmith",
+            *common,
             "role.rbac.authorization.k8s.io/certsmith",
             "rolebinding.rbac.authorization.k8s.io/certsmith",
-            "deployment.apps/certsmith",
-            "poddisruptionbudget.policy/certsmith",
-            "service/certsmith-acme-solver",
         ]
     ), "deploy/namespaced/ has no ClusterRole"
 

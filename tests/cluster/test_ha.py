@@ -4,14 +4,12 @@ is replaced within 30 s without any certificate issued twice, and a SIGTERMed on
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from kubernetes import client
 
 from certsmith.devcluster.kit import create_ca_issuer, free_port
-from tests.cluster.support import create_certificate, eventually, secret, wait_ready
+from tests.cluster.support import create_certificate, eventually, http_status, secret, wait_ready
 from tests.conftest import Cluster, OperatorProcess
 
 COUNT = 100
@@ -43,16 +41,6 @@ def _replica(cluster: Cluster, namespace: str, log: Path, health_port: int) -> O
     return process
 
 
-def _probe(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-    except OSError:
-        return 0
-
-
 def _leader(replicas: list[OperatorProcess], holder: str) -> OperatorProcess:
     return next(replica for replica in replicas if f"_{replica.pid}_" in holder)
 
@@ -81,11 +69,11 @@ def test_a_killed_leader_is_replaced_without_issuing_twice(
         holder = eventually(lambda: _holder(cluster, namespace), 30, "a leader")
         leader = _leader(replicas, holder)
         leading, standing_by = (ports[0], ports[1]) if leader is replicas[0] else (ports[1], ports[0])
-        eventually(lambda: _probe(leading, "/readyz") == 200, 30, "the leader to be ready")
+        eventually(lambda: http_status(leading, "/readyz") == 200, 30, "the leader to be ready")
         eventually(  # a standby is ready too, or rolling updates would stall
-            lambda: _probe(standing_by, "/readyz") == 200, 30, "the standby to be ready"
+            lambda: http_status(standing_by, "/readyz") == 200, 30, "the standby to be ready"
         )
-        assert _probe(standing_by, "/healthz") == 200
+        assert http_status(standing_by, "/healthz") == 200
         issuer = create_ca_issuer(cluster.api, namespace, "ha root")
         wait_ready(cluster, namespace, "root")
         for index in range(COUNT):

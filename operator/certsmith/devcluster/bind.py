@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 import shutil
-import time
 from pathlib import Path
-from types import TracebackType
 
 import dns.exception
 import dns.message
@@ -16,7 +14,7 @@ import dns.query
 import dns.rdatatype
 
 from certsmith.devcluster.kit import free_port
-from certsmith.devcluster.processes import ManagedProcess
+from certsmith.devcluster.processes import LocalServer, start_until_ready
 
 _READY_TIMEOUT = 30.0
 TSIG_KEY_NAME = "certsmith-test"
@@ -26,7 +24,7 @@ class BindNotFoundError(RuntimeError):
     """No `named` binary: install Debian's package (`apt-get install bind9`)."""
 
 
-class Bind:
+class Bind(LocalServer):
     """Started on entry, stopped on exit. Every name in `zone` resolves to 127.0.0.1."""
 
     def __init__(self, directory: Path, zone: str) -> None:
@@ -57,27 +55,10 @@ class Bind:
         )
         self._argv = [binary, "-g", "-n", "1", "-c", str(directory / "named.conf")]
         self._log = directory / "named.log"
-        self._process: ManagedProcess | None = None
 
     def __enter__(self) -> Bind:
-        self._process = ManagedProcess("named", self._argv, self._log)
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while not self._answers():
-            if self._process.exit_code() is not None or time.monotonic() > deadline:
-                tail = self._process.log_tail()
-                self._process.stop()
-                raise RuntimeError(f"BIND did not start; its log ends:\n{tail}")
-            time.sleep(0.1)
+        self._process = start_until_ready("named", self._argv, self._log, self._answers, _READY_TIMEOUT)
         return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._process is not None:
-            self._process.stop()
 
     def txt(self, name: str) -> set[str]:
         """The TXT values at `name`, as the server answers now."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from certsmith.devcluster.kit import free_port
-from certsmith.devcluster.processes import ManagedProcess
+from certsmith.devcluster.processes import ManagedProcess, start_until_ready
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
@@ -126,14 +126,7 @@ class Pebble:
         argv = ["pebble", "-config", str(self._directory / "pebble.json"), "-dnsserver", self.dns_server]
         argv.append("-strict=false")
         log = self._directory / f"pebble-{int(time.time() * 1000)}.log"
-        self._pebble = ManagedProcess("pebble", argv, log, self.environment)
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while not self._ready():
-            if self._pebble.exit_code() is not None or time.monotonic() > deadline:
-                tail = self._pebble.log_tail()
-                self.stop()
-                raise RuntimeError(f"Pebble did not start; its log ends:\n{tail}")
-            time.sleep(0.1)
+        self._pebble = start_until_ready("pebble", argv, log, self._ready, _READY_TIMEOUT, self.environment)
 
     def _ready(self) -> bool:
         try:

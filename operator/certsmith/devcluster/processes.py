@@ -9,10 +9,11 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
+from types import FrameType, TracebackType
 
 logger = logging.getLogger("certsmith.devcluster")
 
@@ -84,6 +85,43 @@ def _die_with_parent() -> None:
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the parent already died between fork and prctl
         os._exit(1)
+
+
+class LocalServer:
+    """A server process started by a subclass's `__enter__` (into `_process`) and stopped on exit."""
+
+    _process: ManagedProcess | None = None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+
+def start_until_ready(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+    environment: Mapping[str, str] | None = None,
+) -> ManagedProcess:
+    """Start a server and return once `ready()` says it serves; if it exits or `timeout` seconds pass
+    first, stop it and raise with the end of its log."""
+    process = ManagedProcess(name, argv, log_path, environment)
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.exit_code() is not None or time.monotonic() > deadline:
+            tail = process.log_tail()
+            process.stop()
+            raise RuntimeError(f"{name} did not start; its log ends:\n{tail}")
+        time.sleep(0.1)
+    return process
 
 
 def orphaned_processes() -> list[str]:

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
 from certsmith.devcluster.kit import free_port
-from certsmith.devcluster.processes import ManagedProcess
+from certsmith.devcluster.processes import LocalServer, start_until_ready
 
 _READY_TIMEOUT = 60.0
 
@@ -24,7 +22,7 @@ class PrometheusNotFoundError(RuntimeError):
     """No `prometheus` binary: install Debian's package (`apt-get install prometheus`)."""
 
 
-class Prometheus:
+class Prometheus(LocalServer):
     """Started on entry, stopped on exit; scrapes `target` (host:port) every `interval_seconds`."""
 
     def __init__(self, directory: Path, target: str, rules: Path | None, interval_seconds: int = 1) -> None:
@@ -52,27 +50,10 @@ class Prometheus:
             f"--web.listen-address=127.0.0.1:{self.port}",
         ]
         self._log = directory / "prometheus.log"
-        self._process: ManagedProcess | None = None
 
     def __enter__(self) -> Prometheus:
-        self._process = ManagedProcess("prometheus", self._argv, self._log)
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while not self._ready():
-            if self._process.exit_code() is not None or time.monotonic() > deadline:
-                tail = self._process.log_tail()
-                self._process.stop()
-                raise RuntimeError(f"Prometheus did not become ready; its log ends:\n{tail}")
-            time.sleep(0.2)
+        self._process = start_until_ready("prometheus", self._argv, self._log, self._ready, _READY_TIMEOUT)
         return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._process is not None:
-            self._process.stop()
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """The result of an instant query; raises on a query Prometheus refuses."""

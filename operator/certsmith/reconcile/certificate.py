@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from certsmith.api import CERTIFICATES, SpecError
@@ -181,7 +181,6 @@ class CertificateReconciler:
         self, key: Key, body: Mapping[str, Any], spec: CertificateSpec, observed: ObservedSecret | None
     ) -> _Work:
         now = self._clock()
-        status = body.get("status") or {}
         secret = observed.contents if observed else None
         owner = secret.annotations.get(CERTIFICATE_NAME) if secret else None
         owner_exists = True
@@ -194,38 +193,21 @@ class CertificateReconciler:
             issuer = self._resolver.resolve(spec.issuer_ref, key[0], now)
         except IssuerNotReadyError as error:
             issuer = error
-        password_version, password = None, None
+        password_secret = None
         if spec.pkcs12 is not None:
-            reference = spec.pkcs12.password
-            password_secret = self._resolver.referenced_secret((key[0], reference.name))
-            password_version = password_secret.resource_version if password_secret else None
-            password = password_secret.contents.data.get(reference.key) if password_secret else None
+            password_secret = self._resolver.referenced_secret((key[0], spec.pkcs12.password.name))
         plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
         issuer_state = self._store.issuer_states.get(WorkItem(plural, issuer_key))
-        issuer_body = self._store.objects(plural).get(issuer_key) or {}
-        gates = Gates(
-            failures=int(status.get("failedIssuanceAttempts") or 0),
-            last_failure=parse_timestamp(status.get("lastFailureTime")),
-            spec_changed_since_failure=status.get("observedGeneration") != body["metadata"].get("generation"),
+        around = Surroundings(
+            owner_exists=owner_exists,
+            issuer=issuer,
+            issuer_body=self._store.objects(plural).get(issuer_key) or {},
             issuer_ready_since=issuer_state.ready_since if issuer_state else None,
+            password_secret=password_secret,
             rewrite_allowed_at=self._rewrites.next_allowed(key, now),
             issuance_allowed_at=self._issuances.next_allowed(key, now),
-            ca_retry_after=parse_timestamp((status.get("acme") or {}).get("retryAfter")),
         )
-        observation = Observation(
-            spec=spec,
-            certificate_name=key[1],
-            secret=secret,
-            now=now,
-            renew_request=(body["metadata"].get("annotations") or {}).get(RENEW_REQUEST),
-            owner_exists=owner_exists,
-            issuer_ca=issuer.ca_certificate if isinstance(issuer, Resolved) else None,
-            issuer_root=issuer.authority.root if isinstance(issuer, Resolved) and issuer.authority else None,
-            issuer_sets_profile="acme" in (issuer_body.get("spec") or {}),
-            keystore_password_version=password_version,
-            keystore_password=password,
-            gates=gates,
-        )
+        observation = observation_of(key, body, spec, secret, now, around)
         return _Work(key, body, spec, observed, observation, issuer)
 
     def _plan(self, work: _Work, decision: Decision) -> Plan:
@@ -521,6 +503,61 @@ class CertificateReconciler:
 
     def _event(self, work: _Work, warning: bool, reason: str, message: str) -> EventRecord:
         return EventRecord(_subject(work.key, work.body), warning, reason, message)
+
+
+@dataclass(frozen=True)
+class Surroundings:
+    """What a decision about one Certificate needs besides the Certificate and its Secret."""
+
+    owner_exists: bool = True
+    """Whether the Certificate named in the Secret's certificate-name annotation exists."""
+    issuer: Resolved | IssuerNotReadyError | None = None
+    issuer_body: Mapping[str, Any] = field(default_factory=dict)
+    issuer_ready_since: datetime.datetime | None = None
+    password_secret: ObservedSecret | None = None
+    rewrite_allowed_at: datetime.datetime | None = None
+    issuance_allowed_at: datetime.datetime | None = None
+
+
+def observation_of(
+    key: Key,
+    body: Mapping[str, Any],
+    spec: CertificateSpec,
+    secret: SecretContents | None,
+    now: datetime.datetime,
+    around: Surroundings,
+) -> Observation:
+    """What the policy decides on, from what is known of a Certificate and its world: the one way to
+    build it, for the operator and for `certsmith status` alike."""
+    status = body.get("status") or {}
+    password_secret = around.password_secret
+    password = None
+    if spec.pkcs12 is not None and password_secret is not None:
+        password = password_secret.contents.data.get(spec.pkcs12.password.key)
+    gates = Gates(
+        failures=int(status.get("failedIssuanceAttempts") or 0),
+        last_failure=parse_timestamp(status.get("lastFailureTime")),
+        spec_changed_since_failure=status.get("observedGeneration") != body["metadata"].get("generation"),
+        issuer_ready_since=around.issuer_ready_since,
+        rewrite_allowed_at=around.rewrite_allowed_at,
+        issuance_allowed_at=around.issuance_allowed_at,
+        ca_retry_after=parse_timestamp((status.get("acme") or {}).get("retryAfter")),
+    )
+    resolved = around.issuer if isinstance(around.issuer, Resolved) else None
+    return Observation(
+        spec=spec,
+        certificate_name=key[1],
+        secret=secret,
+        now=now,
+        renew_request=(body["metadata"].get("annotations") or {}).get(RENEW_REQUEST),
+        owner_exists=around.owner_exists,
+        issuer_ca=resolved.ca_certificate if resolved else None,
+        issuer_root=resolved.authority.root if resolved and resolved.authority else None,
+        issuer_sets_profile="acme" in (around.issuer_body.get("spec") or {}),
+        keystore_password_version=password_secret.resource_version if password_secret else None,
+        keystore_password=password,
+        gates=gates,
+    )
 
 
 def _subject(key: Key, body: Mapping[str, Any]) -> ObjectRef:
