@@ -7,11 +7,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import kopf
 
 from certsmith import __version__
 from certsmith.api.durations import format_duration, parse_duration
+from certsmith.commands.common import ExitCode, api_client, context_namespace, run
+from certsmith.commands.inspect import inspect_secret
+from certsmith.commands.renew import renew
+from certsmith.commands.status import Scope, status
 from certsmith.handlers import operator_registry, operator_settings
 from certsmith.health import HealthApp
 from certsmith.kube.client import ambient_api_client, api_client_from_kubeconfig
@@ -257,9 +262,115 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="log kopf's internals too")
     run.set_defaults(handler=_run)
 
+    _people_commands(commands)
+
     version = commands.add_parser("version", help="print certsmith's version and the control-plane versions")
     version.set_defaults(handler=_version)
     return parser
+
+
+def _people_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers action
+    """status, renew and inspect: for people (and scripts) at a terminal, also as `kubectl certsmith`."""
+    cluster = argparse.ArgumentParser(add_help=False)
+    cluster.add_argument(
+        "--kubeconfig", type=Path, metavar="FILE", help="kubeconfig (default: as kubectl finds it)"
+    )
+    cluster.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current one)")
+    cluster.add_argument(
+        "-n", "--namespace", metavar="NS", help="namespace (default: the context's, else default)"
+    )
+    cluster.add_argument(
+        "--cluster-resource-namespace",
+        default=DEFAULTS.cluster_resource_namespace,
+        metavar="NS",
+        help="where the operator keeps ClusterIssuers' Secrets (default: %(default)s)",
+    )
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("-o", "--output", choices=["json", "yaml"], help="print data for scripts")
+
+    status = commands.add_parser(
+        "status",
+        parents=[cluster, output],
+        help="Certificates at a glance, or one Certificate's story and what the operator would do now",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument("-A", "--all-namespaces", action="store_true", help="Certificates of every namespace")
+    status.add_argument("name", nargs="?", help="one Certificate: its whole story")
+    status.set_defaults(handler=_status)
+
+    renew = commands.add_parser(
+        "renew",
+        parents=[cluster],
+        help="renew Certificates now (the operator does it; --wait reports when they are Ready again)",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    renew.add_argument("names", nargs="*", metavar="NAME", help="Certificates to renew")
+    renew.add_argument("--all", action="store_true", help="every Certificate in the namespace (or with -A)")
+    renew.add_argument("-l", "--selector", help="with --all: only Certificates with these labels")
+    renew.add_argument("-A", "--all-namespaces", action="store_true", help="with --all: every namespace")
+    renew.add_argument(
+        "--wait",
+        type=float,
+        nargs="?",
+        const=300.0,
+        metavar="SECONDS",
+        help="wait until renewed (default 300 s)",
+    )
+    renew.set_defaults(handler=_renew)
+
+    inspect = commands.add_parser(
+        "inspect",
+        parents=[cluster, output],
+        help="decode a TLS Secret (managed or not): chain, key match, validity, warnings",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    inspect.add_argument("kind", choices=["secret"], help="what to inspect")
+    inspect.add_argument("name", help="the Secret's name")
+    inspect.set_defaults(handler=_inspect)
+
+
+_EXIT_CODES = """exit codes: 0 done (status NAME: Ready); 1 could not do it (no cluster, no CRDs, Forbidden);
+2 wrong usage; 3 not found; 4 not Ready (status NAME), or not renewed in time (renew --wait)"""
+
+
+def _scope(arguments: argparse.Namespace) -> Scope:
+    namespace = arguments.namespace or context_namespace(arguments.kubeconfig, arguments.context)
+    return Scope(namespace, bool(getattr(arguments, "all_namespaces", False)))
+
+
+def _status(arguments: argparse.Namespace) -> int:
+    def command() -> int:
+        api = api_client(arguments.kubeconfig, arguments.context)
+        crn = arguments.cluster_resource_namespace
+        return status(api, _scope(arguments), arguments.name, arguments.output, crn)
+
+    return run(command)
+
+
+def _renew(arguments: argparse.Namespace) -> int:
+    if bool(arguments.names) == arguments.all:
+        print("certsmith renew: name Certificates, or give --all (not both)", file=sys.stderr)
+        return ExitCode.USAGE
+    if (arguments.selector or arguments.all_namespaces) and not arguments.all:
+        print("certsmith renew: -l and -A go with --all", file=sys.stderr)
+        return ExitCode.USAGE
+
+    def command() -> int:
+        api = api_client(arguments.kubeconfig, arguments.context)
+        return renew(api, _scope(arguments), arguments.names, arguments.selector, arguments.wait)
+
+    return run(command)
+
+
+def _inspect(arguments: argparse.Namespace) -> int:
+    def command() -> int:
+        api = api_client(arguments.kubeconfig, arguments.context)
+        return inspect_secret(api, _scope(arguments).namespace, arguments.name, arguments.output)
+
+    return run(command)
 
 
 def _run(arguments: argparse.Namespace) -> int:

@@ -10,10 +10,15 @@ from kubernetes import client, config
 from certsmith.kube.ratelimit import RateLimitedApiClient, TokenBucket
 
 
-def api_client_from_kubeconfig(path: Path, bucket: TokenBucket | None = None) -> client.ApiClient:
-    """An API client for the current context of the kubeconfig at `path`, rate-limited by `bucket`."""
+def api_client_from_kubeconfig(
+    path: Path | None, bucket: TokenBucket | None = None, context: str | None = None
+) -> client.ApiClient:
+    """An API client for `context` (else the current one) of the kubeconfig at `path` (else
+    `$KUBECONFIG` or ~/.kube/config, as kubectl finds it), rate-limited by `bucket`."""
     configuration = client.Configuration()
-    config.load_kube_config(config_file=str(path), client_configuration=configuration)  # type: ignore[no-untyped-call]
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=str(path) if path else None, context=context, client_configuration=configuration
+    )
     return _client(configuration, bucket)
 
 
