@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -94,6 +95,9 @@ def run(command: Callable[..., int], *arguments: object) -> int:
     except CommandError as error:
         print(f"certsmith: {error}", file=sys.stderr)
         return int(error.code)
+    except BrokenPipeError:  # `certsmith status | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
     return code
 
 

@@ -108,7 +108,7 @@ def _facts(certificate: x509.Certificate) -> CertificateFacts:
     except x509.ExtensionNotFound:
         is_ca = False
     return CertificateFacts(
-        subject=certificate.subject.rfc4514_string(),
+        subject=certificate.subject.rfc4514_string() or "(empty subject)",
         issuer=certificate.issuer.rfc4514_string(),
         serial=f"{certificate.serial_number:x}",
         not_before=certificate.not_valid_before_utc,
