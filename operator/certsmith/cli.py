@@ -10,11 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import kopf
+import shtab
 
 from certsmith import __version__
 from certsmith.api.durations import format_duration, parse_duration
+from certsmith.commands.check import check
 from certsmith.commands.common import ExitCode, api_client, context_namespace, run
+from certsmith.commands.convert import convert_files
 from certsmith.commands.inspect import inspect_secret
+from certsmith.commands.migrate import migrate
 from certsmith.commands.renew import renew
 from certsmith.commands.status import Scope, status
 from certsmith.handlers import operator_registry, operator_settings
@@ -331,9 +335,54 @@ def _people_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's priva
     inspect.add_argument("name", help="the Secret's name")
     inspect.set_defaults(handler=_inspect)
 
+    check = commands.add_parser(
+        "check",
+        parents=[cluster],
+        help="are the CRDs served, is an operator leading, may you do what these commands do",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument(
+        "--lease-namespace",
+        default=DEFAULTS.lease_namespace,
+        metavar="NS",
+        help="the operator's Lease namespace",
+    )
+    check.add_argument(
+        "--lease", default=DEFAULTS.lease_name, metavar="NAME", help="the operator's Lease name"
+    )
+    check.set_defaults(handler=_check)
 
-_EXIT_CODES = """exit codes: 0 done (status NAME: Ready); 1 could not do it (no cluster, no CRDs, Forbidden);
-2 wrong usage; 3 not found; 4 not Ready (status NAME), or not renewed in time (renew --wait)"""
+    convert = commands.add_parser(
+        "convert",
+        help="cert-manager manifests to certsmith's (stdout); every field not carried over is said (stderr)",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    convert.add_argument(
+        "files", nargs="*", type=Path, default=[Path("-")], metavar="FILE", help="default: stdin"
+    )
+    convert.set_defaults(handler=_convert)
+
+    migrate = commands.add_parser(
+        "migrate",
+        parents=[cluster],
+        help="hand Secrets cert-manager issued to the certsmith Certificates replacing its own, as they are",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    migrate.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    migrate.add_argument("--dry-run", action="store_true", help="say what would be adopted, change nothing")
+    migrate.set_defaults(handler=_migrate)
+
+    completion = commands.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    completion.set_defaults(handler=_completion)
+
+
+_EXIT_CODES = """exit codes: 0 done (status NAME: Ready; check: all well); 1 could not do it (no cluster,
+no CRDs, Forbidden; check: a problem); 2 wrong usage; 3 not found; 4 not Ready (status NAME), or not
+renewed in time (renew --wait); 5 convert: something could not be converted"""
 
 
 def _scope(arguments: argparse.Namespace) -> Scope:
@@ -371,6 +420,32 @@ def _inspect(arguments: argparse.Namespace) -> int:
         return inspect_secret(api, _scope(arguments).namespace, arguments.name, arguments.output)
 
     return run(command)
+
+
+def _check(arguments: argparse.Namespace) -> int:
+    def command() -> int:
+        api = api_client(arguments.kubeconfig, arguments.context)
+        return check(api, _scope(arguments).namespace, arguments.lease_namespace, arguments.lease)
+
+    return run(command)
+
+
+def _convert(arguments: argparse.Namespace) -> int:
+    return run(convert_files, arguments.files)
+
+
+def _migrate(arguments: argparse.Namespace) -> int:
+    def command() -> int:
+        return migrate(
+            api_client(arguments.kubeconfig, arguments.context), _scope(arguments), arguments.dry_run
+        )
+
+    return run(command)
+
+
+def _completion(arguments: argparse.Namespace) -> int:
+    print(shtab.complete(_parser(), shell=arguments.shell))
+    return ExitCode.OK
 
 
 def _run(arguments: argparse.Namespace) -> int:

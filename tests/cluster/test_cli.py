@@ -8,35 +8,41 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes import client
 
+from certsmith.api.cert_manager import CERTIFICATE_FIELDS
+from certsmith.api.status import parse_timestamp
 from certsmith.devcluster.kit import create_object
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import SigningAuthority, self_sign, sign_with_authority
-from tests.cluster.support import certificate, create_certificate, create_secret, wait_ready
+from tests.cluster.support import (
+    certificate,
+    create_certificate,
+    create_secret,
+    eventually,
+    key_pair,
+    wait_ready,
+)
 from tests.conftest import REPO, Cluster, OperatorProcess
 
 pytestmark = pytest.mark.cluster
 
 
-def certsmith(cluster: Cluster, *arguments: str, kubeconfig: Path | None = None) -> tuple[int, str]:
-    """Exit code and output (stdout then stderr) of `certsmith ARGUMENTS`."""
+def certsmith(cluster: Cluster | None, *arguments: str, kubeconfig: Path | None = None) -> tuple[int, str]:
+    """Exit code and output (stdout then stderr) of `certsmith ARGUMENTS`, with `--kubeconfig` unless
+    there is no `cluster` to talk to."""
+    cluster_flags = [] if cluster is None else ["--kubeconfig", str(kubeconfig or cluster.kubeconfig)]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "certsmith.cli",
-            *arguments,
-            "--kubeconfig",
-            str(kubeconfig or cluster.kubeconfig),
-        ],
+        [sys.executable, "-m", "certsmith.cli", *arguments, *cluster_flags],
         capture_output=True,
         text=True,
         check=False,
@@ -101,6 +107,14 @@ def test_status_of_one_certificate_tells_its_story_and_what_the_operator_would_d
     assert story["ready"]["reason"] == "IssuerNotFound"
     assert story["decision"]["reason"] in ("BackingOff", "SecretMissing"), story["decision"]
     assert story["secret"] is None
+    create_secret(cluster, issued, "leaf-pair", key_pair("just a leaf", False, datetime.timedelta(days=30)))
+    create_object(cluster.api, issued, "Issuer", "notca", {"ca": {"secretName": "leaf-pair"}})
+    create_certificate(cluster, issued, "signed", "notca", dnsNames=["signed.example.com"])
+    eventually(lambda: certificate(cluster, issued, "signed").get("status"), 30, "a status")
+    code, output = certsmith(cluster, "status", "signed", "-n", issued)
+    assert code == 4, output
+    assert "Issuer:    Issuer/notca: Ready=False (NotACA)" in output
+    assert "Now:       " in output
     code, output = certsmith(cluster, "status", "nowhere", "-n", issued)
     assert code == 3
     assert "not found: get certificates.certsmith.dev nowhere" in output
@@ -209,3 +223,206 @@ def test_kubectl_runs_it_as_a_plugin(cluster: Cluster, issued: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert f"Certificate {issued}/web: Ready=True" in done.stdout
+
+
+CERT_MANAGER = """
+apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {name: ca}
+spec:
+  ca: {secretName: migrated-ca}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: web}
+spec:
+  secretName: web-tls
+  dnsNames: [web.example.com]
+  issuerRef: {name: ca, kind: Issuer, group: cert-manager.io}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: api}
+spec:
+  secretName: api-tls
+  dnsNames: [api.example.com]
+  privateKey: {algorithm: ECDSA, size: 256}
+  issuerRef: {name: ca, kind: Issuer, group: cert-manager.io}
+"""
+
+
+def _cert_manager_secret(
+    name: str, dns_name: str, key: Any, authority: SigningAuthority, issued: datetime.datetime, days: int
+) -> tuple[dict[str, bytes], dict[str, str], dict[str, str]]:
+    """(data, labels, annotations) as cert-manager lays out a Secret it issued (its documented format):
+    tls.crt, tls.key (PKCS#1, or SEC1 for ECDSA), ca.crt; its annotations and its label."""
+    leaf = sign_with_authority(
+        CertificateTemplate(
+            dns_names=(dns_name,),
+            usages=frozenset({"digital signature", "key encipherment"}),
+            duration=datetime.timedelta(days=days),
+        ),
+        key.public_key(),
+        authority,
+        issued,
+    ).certificate
+    data = {
+        "tls.crt": certificates_pem([leaf]),
+        "tls.key": encode_private_key(key, KeyEncoding.PKCS1),
+        "ca.crt": certificates_pem([authority.root]),
+    }
+    annotations = {
+        "cert-manager.io/certificate-name": name,
+        "cert-manager.io/issuer-name": "ca",
+        "cert-manager.io/issuer-kind": "Issuer",
+        "cert-manager.io/issuer-group": "cert-manager.io",
+        "cert-manager.io/common-name": "",
+        "cert-manager.io/alt-names": dns_name,
+        "cert-manager.io/ip-sans": "",
+        "cert-manager.io/uri-sans": "",
+    }
+    return data, {"controller.cert-manager.io/fao": "true"}, annotations
+
+
+def test_certificates_cert_manager_issued_are_adopted_without_reissuing(
+    cluster: Cluster, solo_namespace: str, tmp_path: Path
+) -> None:
+    namespace = solo_namespace
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    ca = self_sign(
+        CertificateTemplate(common_name="migrated CA", is_ca=True, duration=datetime.timedelta(days=3650)),
+        ca_key,
+        now - datetime.timedelta(days=30),
+    )
+    authority = SigningAuthority(ca.certificate, ca_key, (), ca.certificate)
+    create_secret(
+        cluster,
+        namespace,
+        "migrated-ca",
+        {
+            "tls.crt": certificates_pem([ca.certificate]),
+            "tls.key": encode_private_key(ca_key, KeyEncoding.PKCS8),
+        },
+    )
+    issued = {"web": (now - datetime.timedelta(days=10), 90), "api": (now - datetime.timedelta(days=5), 30)}
+    keys = {
+        "web": generate_private_key(KeySpec(KeyAlgorithm.RSA, 2048)),
+        "api": generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256)),
+    }
+    for name, (when, days) in issued.items():
+        data, labels, annotations = _cert_manager_secret(
+            name, f"{name}.example.com", keys[name], authority, when, days
+        )
+        create_secret(cluster, namespace, f"{name}-tls", data, labels=labels, annotations=annotations)
+    (tmp_path / "cert-manager.yaml").write_text(CERT_MANAGER)
+    code, converted = certsmith(None, "convert", str(tmp_path / "cert-manager.yaml"))
+    assert code == 0, converted
+    applied = subprocess.run(
+        [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-n", namespace, "-f", "-"],
+        input=converted,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    code, output = certsmith(cluster, "migrate", "-n", namespace)
+    assert code == 0, output
+    assert f"certificate {namespace}/web: adopted Secret web-tls as it is" in output
+    assert f"certificate {namespace}/api: adopted Secret api-tls as it is" in output
+    core = client.CoreV1Api(cluster.api)
+    before = {name: _version(core, namespace, f"{name}-tls") for name in issued}
+    operator = OperatorProcess(cluster.kubeconfig, tmp_path / "operator.log", "--namespace", namespace)
+    operator.start()
+    try:
+        for name in issued:
+            wait_ready(cluster, namespace, name)
+        time.sleep(3)
+        after = {name: _version(core, namespace, f"{name}-tls") for name in issued}
+    finally:
+        operator.stop()
+    assert after == before, "the operator wrote a migrated Secret"
+    code, output = certsmith(cluster, "status", "api", "-n", namespace)
+    assert code == 0, output
+    assert "Now:       Nothing (UpToDate)" in output
+    assert "Issued" not in operator.log()
+    for name, (when, days) in issued.items():
+        status = certificate(cluster, namespace, name)["status"]
+        not_before, not_after = (parse_timestamp(status[field]) for field in ("notBefore", "notAfter"))
+        assert not_before is not None
+        assert not_after is not None
+        assert abs((not_after - (when + datetime.timedelta(days=days))).total_seconds()) < 120, (
+            "the same certificate"
+        )
+        renewal = parse_timestamp(status["renewalTime"])
+        assert renewal == (not_after - (not_after - not_before) / 3).replace(microsecond=0), (
+            f"{name}: renews at 2/3 of its lifetime, as cert-manager would have"
+        )
+
+
+def _version(core: client.CoreV1Api, namespace: str, name: str) -> str:
+    metadata = core.read_namespaced_secret(name, namespace).metadata
+    assert metadata is not None
+    return str(metadata.resource_version)
+
+
+def test_check_says_what_works_and_what_does_not(
+    cluster: Cluster, solo_namespace: str, tmp_path: Path
+) -> None:
+    operator = OperatorProcess(
+        cluster.kubeconfig,
+        tmp_path / "operator.log",
+        *("--namespace", solo_namespace, "--leader-elect", "--leader-elect-namespace", solo_namespace),
+    )
+    operator.start()
+    try:
+        lease = ("--lease-namespace", solo_namespace)
+
+        def leading() -> bool:
+            return certsmith(cluster, "check", "-n", solo_namespace, *lease)[0] == 0
+
+        eventually(leading, 30, "check to pass once the operator leads")
+        code, output = certsmith(cluster, "check", "-n", solo_namespace, *lease)
+        assert "ok    CRDs: certificates, issuers, clusterissuers.certsmith.dev/v1alpha1 are served" in output
+        assert f"_{operator.pid}_" in output, "the leader named"
+        assert f"ok    you may patch certificates.certsmith.dev in namespace {solo_namespace}" in output
+    finally:
+        operator.stop()
+    code, output = certsmith(cluster, "check", "-n", solo_namespace, "--lease-namespace", "nowhere")
+    assert code == 1
+    assert "FAIL  operator: no Lease nowhere/certsmith" in output
+
+
+def test_completion_scripts_are_made_from_the_commands() -> None:
+    code, script = certsmith(None, "completion", "bash")
+    assert code == 0
+    assert "status" in script
+    assert "inspect" in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
+    code, script = certsmith(None, "completion", "zsh")
+    assert code == 0
+    assert "#compdef certsmith" in script
+
+
+DRY_RUN = ("--dry-run=server", "-f", "-")
+
+
+def test_cert_managers_documented_manifests_convert_into_objects_the_api_server_accepts(
+    cluster: Cluster, namespace: str
+) -> None:
+    corpus = REPO / "tests" / "fixtures" / "cert-manager" / "corpus.yaml"
+    documents = list(yaml.safe_load_all(corpus.read_text()))
+    certificate_fields = {field for d in documents if d["kind"] == "Certificate" for field in d["spec"]}
+    assert certificate_fields >= CERTIFICATE_FIELDS | {"subject", "privateKey", "issuerRef", "keystores"}
+    code, converted = certsmith(None, "convert", str(corpus))
+    assert code == 0, converted
+    assert "cert-manager.io/v1" not in converted
+    applied = subprocess.run(
+        [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-n", namespace, *DRY_RUN],
+        input=converted,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.count("(server dry run)") == len(documents)

@@ -121,6 +121,7 @@ def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_op
         objects.create_namespaced_custom_object(
             GROUP, VERSION, "demo", "certificates", _certificate("orphan", {"name": "no-such-issuer"})
         )
+        output.wait_for("certsmith status -A")
         output.wait_for(f"Metrics: http://127.0.0.1:{metrics_port}/metrics")
         prometheus_url = output.wait_for("Prometheus: http://127.0.0.1:").split()[1]
         output.wait_for("Press Ctrl-C to stop.")

@@ -33,6 +33,8 @@ class ExitCode(IntEnum):
     NOT_FOUND = 3
     NOT_READY = 4
     """`status NAME`: the Certificate is not Ready; `renew --wait`: not Ready again in time."""
+    INCOMPLETE = 5
+    """`convert`: something could not be converted (each said on stderr)."""
 
 
 class CommandError(Exception):

@@ -309,11 +309,13 @@ certsmith dev: kube-apiserver {KUBERNETES_VERSION} is ready at {cluster.server}
 
 Try:
   kubectl get certsmith -A
+  certsmith status -A                     # or kubectl certsmith status -A
   kubectl explain certificate.spec.privateKey
   kubectl apply -f {SOURCE_TREE / "docs" / "examples" / "invalid"}/   # each rejected, naming the field
 """
     if options.apply_demo:
-        text += """  kubectl -n demo describe certificate server
+        text += """  certsmith status server -n demo         # its story, and what the operator would do now
+  kubectl -n demo describe certificate server
   kubectl -n demo get secret server-tls -o jsonpath='{.data.ca\\.crt}' | base64 -d > /tmp/demo-ca.crt
   kubectl -n demo get secret server-tls -o jsonpath='{.data.tls\\.crt}' | base64 -d > /tmp/demo-server.crt
   openssl verify -CAfile /tmp/demo-ca.crt -untrusted /tmp/demo-server.crt /tmp/demo-server.crt
