@@ -19,6 +19,7 @@ from kubernetes import client
 
 from certsmith.api.cert_manager import CERTIFICATE_FIELDS
 from certsmith.api.status import parse_timestamp
+from certsmith.devcluster import ControlPlane
 from certsmith.devcluster.kit import create_object
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
@@ -426,3 +427,13 @@ def test_cert_managers_documented_manifests_convert_into_objects_the_api_server_
     )
     assert applied.returncode == 0, applied.stderr
     assert applied.stdout.count("(server dry run)") == len(documents)
+
+
+def test_a_cluster_without_certsmiths_crds_is_said_to_be_one(cluster: Cluster) -> None:
+    with ControlPlane() as bare:
+        code, output = certsmith(cluster, "status", kubeconfig=bare.kubeconfig)
+        assert code == 1
+        assert "not served; are certsmith's CRDs installed? (certsmith check)" in output
+        code, output = certsmith(cluster, "check", kubeconfig=bare.kubeconfig)
+        assert code == 1
+        assert "FAIL  CRDs: certificates, issuers, clusterissuers.certsmith.dev not served" in output

@@ -23,14 +23,14 @@ _NEEDED = (
 
 def check(api: client.ApiClient, namespace: str, lease_namespace: str, lease_name: str) -> int:
     problems = 0
-    with talking(f"get the API group {GROUP}/{VERSION}"):
-        try:
+    try:
+        with talking(f"get the API group {GROUP}/{VERSION}"):
             served = client.CustomObjectsApi(api).get_api_resources(GROUP, VERSION)
-            names = {resource.name for resource in served.resources}
-        except CommandError as error:
-            if error.code is not ExitCode.NOT_FOUND:
-                raise
-            names = set()
+        names = {resource.name for resource in served.resources}
+    except CommandError as error:
+        if error.code is not ExitCode.NOT_FOUND:
+            raise
+        names = set()
     missing = [name for name in _RESOURCES if name not in names]
     if missing:
         problems += 1

@@ -90,6 +90,20 @@ def body_of(answer: object) -> dict[str, Any]:
     return answer
 
 
+@contextmanager
+def listing(action: str) -> Iterator[None]:
+    """`talking`, for a list: a list that is not found means the resource is not served."""
+    try:
+        with talking(action):
+            yield
+    except CommandError as error:
+        if error.code is ExitCode.NOT_FOUND:
+            raise CommandError(
+                ExitCode.FAILED, f"{action}: not served; are certsmith's CRDs installed? (certsmith check)"
+            ) from None
+        raise
+
+
 def run(command: Callable[..., int], *arguments: object) -> int:
     """Run a subcommand; print a CommandError to stderr and return its code."""
     try:

@@ -9,7 +9,7 @@ from kubernetes import client
 from certsmith.api import CERTIFICATES, GROUP, VERSION, SpecError
 from certsmith.api.cert_manager import CERT_MANAGER_CERTIFICATE_NAME
 from certsmith.api.certificate import parse_certificate_spec
-from certsmith.commands.common import HTTP_NOT_FOUND, ExitCode, body_of, talking
+from certsmith.commands.common import HTTP_NOT_FOUND, ExitCode, body_of, listing, talking
 from certsmith.commands.status import Scope
 from certsmith.tls_secret import CERTIFICATE_NAME, desired_metadata
 
@@ -19,7 +19,7 @@ def migrate(api: client.ApiClient, scope: Scope, dry_run: bool) -> int:
     label and annotate that Secret as certsmith would have (nothing else in it changes)."""
     objects, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
     where = "all namespaces" if scope.all_namespaces else f"namespace {scope.namespace}"
-    with talking(f"list certificates.{GROUP} in {where}"):
+    with listing(f"list certificates.{GROUP} in {where}"):
         listed = (
             objects.list_cluster_custom_object(GROUP, VERSION, CERTIFICATES)
             if scope.all_namespaces

@@ -10,7 +10,7 @@ from typing import Any
 from kubernetes import client
 
 from certsmith.api import CERTIFICATES, GROUP, VERSION
-from certsmith.commands.common import CommandError, ExitCode, body_of, talking
+from certsmith.commands.common import CommandError, ExitCode, body_of, listing, talking
 from certsmith.commands.status import Scope
 from certsmith.tls_secret import RENEW_REQUEST
 
@@ -56,10 +56,10 @@ def renew(
 def _selected(objects: client.CustomObjectsApi, scope: Scope, selector: str | None) -> list[tuple[str, str]]:
     options: dict[str, Any] = {"label_selector": selector} if selector else {}
     if scope.all_namespaces:
-        with talking(f"list certificates.{GROUP} in all namespaces"):
+        with listing(f"list certificates.{GROUP} in all namespaces"):
             listed = objects.list_cluster_custom_object(GROUP, VERSION, CERTIFICATES, **options)
     else:
-        with talking(f"list certificates.{GROUP} in namespace {scope.namespace}"):
+        with listing(f"list certificates.{GROUP} in namespace {scope.namespace}"):
             listed = objects.list_namespaced_custom_object(
                 GROUP, VERSION, scope.namespace, CERTIFICATES, **options
             )

@@ -17,6 +17,7 @@ from certsmith.commands.common import (
     CommandError,
     ExitCode,
     body_of,
+    listing,
     print_structured,
     print_table,
     talking,
@@ -193,10 +194,10 @@ def render_story(story: Mapping[str, Any]) -> str:
 def _certificates(api: client.ApiClient, scope: Scope) -> list[dict[str, Any]]:
     objects = client.CustomObjectsApi(api)
     if scope.all_namespaces:
-        with talking(f"list certificates.{GROUP} in all namespaces"):
+        with listing(f"list certificates.{GROUP} in all namespaces"):
             listed = objects.list_cluster_custom_object(GROUP, VERSION, CERTIFICATES)
     else:
-        with talking(f"list certificates.{GROUP} in namespace {scope.namespace}"):
+        with listing(f"list certificates.{GROUP} in namespace {scope.namespace}"):
             listed = objects.list_namespaced_custom_object(GROUP, VERSION, scope.namespace, CERTIFICATES)
     items: list[dict[str, Any]] = body_of(listed)["items"]
     return sorted(items, key=lambda body: (body["metadata"]["namespace"], body["metadata"]["name"]))
