@@ -204,7 +204,9 @@ def test_issuer_defaults_are_applied_on_create(cluster: Cluster, namespace: str)
     assert acme["solvers"][0]["dns01"]["rfc2136"]["tsigAlgorithm"] == "HMACSHA256"
 
 
-def test_printer_columns_answer_the_first_questions(cluster: Cluster, namespace: str) -> None:
+def test_printer_columns_answer_the_first_questions(cluster: Cluster, solo_namespace: str) -> None:
+    """In a namespace no operator serves, so that the Ready column is still blank."""
+    namespace = solo_namespace
     _create(
         cluster,
         namespace,
