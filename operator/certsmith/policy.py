@@ -622,7 +622,9 @@ def _drift(inputs: _Inputs) -> list[str]:
         ),
         *(f"data {name}" for name, value in data.items() if secret.data.get(name) != value),
     ]
-    wanted_stores = {KEYSTORE, TRUSTSTORE} if spec.pkcs12 else set()
+    wanted_stores = set()
+    if spec.pkcs12:
+        wanted_stores = {KEYSTORE, TRUSTSTORE} if stored.issued.root is not None else {KEYSTORE}
     drift += [f"data {name}" for name in sorted(wanted_stores) if not secret.data.get(name)]
     drift += [
         f"data {name}" for name in sorted(OPTIONAL_KEYS - set(data) - wanted_stores) if name in secret.data

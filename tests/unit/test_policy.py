@@ -27,6 +27,7 @@ from certsmith.tls_secret import (
     SecretContents,
     derived_data,
     desired_metadata,
+    keystores,
 )
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, tzinfo=datetime.UTC)
@@ -382,6 +383,31 @@ def test_a_chain_without_its_root_is_up_to_date_without_ca_crt() -> None:
     data = derived_data(spec, key, encode_private_key(key, spec.private_key.encoding), chainless)
     assert "ca.crt" not in data
     decision = _decide(spec, "web", SecretContents(labels, annotations, data), NOW)
+    assert decision.action is Action.NOTHING, decision.message
+
+
+def test_a_keystore_of_a_chain_without_its_root_has_no_truststore_and_is_up_to_date() -> None:
+    """No root, no truststore.p12: its absence is no drift to repair (else a repair loop)."""
+    spec = _spec(
+        keystores={"pkcs12": {"create": True, "passwordSecretRef": {"name": "pw", "key": "password"}}}
+    )
+    key = generate_private_key(spec.private_key.spec)
+    ca_key = generate_private_key(spec.private_key.spec)
+    earlier = NOW - datetime.timedelta(hours=1)
+    root = self_sign(CertificateTemplate(common_name="root", is_ca=True), ca_key, earlier)
+    issued = sign_with_authority(
+        spec.request,
+        key.public_key(),
+        SigningAuthority(root.certificate, ca_key, (), root.certificate),
+        earlier,
+    )
+    chainless = IssuedCertificate(issued.certificate, issued.intermediates, None)
+    labels, annotations = desired_metadata(spec, "web", 1, None, "7")
+    data = derived_data(spec, key, encode_private_key(key, spec.private_key.encoding), chainless)
+    data |= keystores(spec, key, chainless, b"secret")
+    assert "truststore.p12" not in data
+    secret = SecretContents(labels, annotations, data)
+    decision = _decide(spec, "web", secret, NOW, keystore_password_version="7", keystore_password=b"secret")
     assert decision.action is Action.NOTHING, decision.message
 
 
