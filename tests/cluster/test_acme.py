@@ -388,6 +388,9 @@ def test_each_http01_challenge_gets_an_ingress_to_the_solver_that_is_removed_aft
     assert [kind for kind, _ in ingresses] == ["ADDED", "DELETED"], ingresses
     assert [kind for kind, _ in services] == ["ADDED", "DELETED"], services
     made = ingresses[0][1]
+    for owned in (made, services[0][1]):
+        (owner,) = owned.metadata.owner_references
+        assert (owner.kind, owner.name) == ("Certificate", "routed"), "collected with the Certificate"
     assert made.spec.ingress_class_name == "nginx"
     assert made.metadata.annotations == {"example.com/team": "web"}
     (rule,) = made.spec.rules

@@ -46,6 +46,9 @@ class SigningRequest:
     now: datetime.datetime
     certificate: tuple[str, str]
     """(namespace, name) of the Certificate."""
+    uid: str | None = None
+    """The Certificate's uid: what it makes for a challenge (an Ingress) is owned by it, so that the
+    garbage collector removes it with the Certificate."""
     labels: Mapping[str, str] = field(default_factory=dict)
     order: Mapping[str, Any] | None = None
     """The ACME order kept in the Certificate's status, if any."""

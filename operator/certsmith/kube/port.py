@@ -130,7 +130,7 @@ class ApiServer:
         resource_version: str | None,
         owner: ObjectRef | None,
     ) -> ObservedSecret:
-        model = secret_model(namespace, name, contents, resource_version, _owner_reference(owner))
+        model = secret_model(namespace, name, contents, resource_version, owner_reference(owner))
         try:
             if resource_version is None:
                 written = self._core.create_namespaced_secret(namespace, model)
@@ -266,7 +266,7 @@ def _event_model(event: EventRecord, namespace: str, now: datetime.datetime) -> 
     )
 
 
-def _owner_reference(owner: ObjectRef | None) -> client.V1OwnerReference | None:
+def owner_reference(owner: ObjectRef | None) -> client.V1OwnerReference | None:
     if owner is None:
         return None
     return client.V1OwnerReference(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from certsmith.kube.port import HTTP_CONFLICT, HTTP_NOT_FOUND, access_error
+from certsmith.kube.port import HTTP_CONFLICT, HTTP_NOT_FOUND, ObjectRef, access_error, owner_reference
 
 CHALLENGE_LABEL = "certsmith.dev/acme-http01"
 _PATH_PREFIX = "/.well-known/acme-challenge/"
@@ -39,9 +39,14 @@ class ChallengeRoutes:
         self._core = client.CoreV1Api(api)
         self._networking = client.NetworkingV1Api(api)
 
-    def publish(self, namespace: str, token: str, host: str, options: IngressOptions) -> None:
+    def publish(
+        self, namespace: str, token: str, host: str, options: IngressOptions, owner: ObjectRef | None
+    ) -> None:
+        """Both objects are owned by `owner` (the Certificate), so they go when it goes."""
         name = route_name(token)
-        metadata = client.V1ObjectMeta(name=name, labels={CHALLENGE_LABEL: "true"})
+        reference = owner_reference(owner) if owner and owner.uid else None
+        owners = [reference] if reference else None
+        metadata = client.V1ObjectMeta(name=name, labels={CHALLENGE_LABEL: "true"}, owner_references=owners)
         service = client.V1Service(
             metadata=metadata,
             spec=client.V1ServiceSpec(
@@ -60,7 +65,10 @@ class ChallengeRoutes:
         )
         ingress = client.V1Ingress(
             metadata=client.V1ObjectMeta(
-                name=name, labels={CHALLENGE_LABEL: "true"}, annotations=annotations
+                name=name,
+                labels={CHALLENGE_LABEL: "true"},
+                annotations=annotations or None,
+                owner_references=owners,
             ),
             spec=client.V1IngressSpec(
                 ingress_class_name=options.class_name,

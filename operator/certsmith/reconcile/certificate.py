@@ -298,12 +298,14 @@ class CertificateReconciler:
                     or generate_private_key(spec.private_key.spec)
                 )
             )
+            metadata = work.body["metadata"]
             request = SigningRequest(
                 spec.request,
                 private_key,
                 now,
                 work.key,
-                work.body["metadata"].get("labels") or {},
+                metadata.get("uid"),
+                metadata.get("labels") or {},
                 (work.status.get("acme") or {}).get("order"),
             )
             signed = resolved.signer.sign(request)

@@ -44,7 +44,7 @@ from certsmith.issuers.acme.orders import (
     order_status,
     presented,
 )
-from certsmith.kube.port import ApiAccessError
+from certsmith.kube.port import ApiAccessError, ObjectRef
 from certsmith.kube.routes import ChallengeRoutes, IngressOptions
 from certsmith.pki import PKIError
 from certsmith.pki.inspection import is_self_signed, load_certificates
@@ -207,7 +207,10 @@ class AcmeSigner:
                 http01 = solver.http01
                 ingress = IngressOptions(http01.ingress_class_name, http01.ingress_class, http01.annotations)
                 namespace = request.certificate[0]
-                self._context.routes.publish(namespace, challenge.token, authorization.identifier, ingress)
+                owner = ObjectRef("Certificate", namespace, request.certificate[1], request.uid)
+                self._context.routes.publish(
+                    namespace, challenge.token, authorization.identifier, ingress, owner
+                )
             return
         provider = self._dns_providers(solver)
         provider.present(validation_name(authorization.identifier), _dns_value(key_authorization))
