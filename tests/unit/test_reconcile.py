@@ -13,9 +13,10 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from prometheus_client import CollectorRegistry
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.issuers import Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.signer import AcmeContext
-from certsmith.issuers.resolver import IssuerResolver
+from certsmith.issuers.resolver import IssuerResolver, Resolved
 from certsmith.kube.port import ApiAccessError
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.pki.encodings import certificates_pem
@@ -29,7 +30,7 @@ from certsmith.pki.keys import (
     generate_private_key,
 )
 from certsmith.pki.request import CertificateTemplate
-from certsmith.pki.signing import self_sign
+from certsmith.pki.signing import IssuedCertificate, self_sign
 from certsmith.reconcile.certificate import CertificateReconciler
 from certsmith.reconcile.issuer import IssuerReconciler
 from certsmith.reconcile.plan import Outcome, merge_written
@@ -462,3 +463,65 @@ def test_a_changed_keystore_password_rewrites_the_keystores_without_reading_per_
     world._watch()
     world.reconcile("web")
     assert world.secret("web") == rewritten, "the same password in a rewritten Secret rewrites nothing"
+
+
+class _ScriptedSigner:
+    """An ACME-like signer whose answers are given in advance: what the reconciler does with pending
+    orders, failures that carry an order and a Retry-After, and the final certificate."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+        self.requests: list[SigningRequest] = []
+
+    def sign(self, request: SigningRequest) -> IssuedCertificate | Pending:
+        self.requests.append(request)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        if answer == "issue":
+            return self_sign(request.template, request.key(), request.now)
+        assert isinstance(answer, Pending)
+        return answer
+
+
+def _acme_world(signer: _ScriptedSigner) -> World:
+    world = World()
+    world.issuer("acme", {"acme": {"server": "https://ca.test/dir", "privateKeySecretRef": {"name": "a"}}})
+    world.resolver.resolve = lambda reference, namespace, now: Resolved(  # type: ignore[method-assign]
+        signer, None, account_uri="https://ca.test/account/1"
+    )
+    world.certificate("web", issuerRef={"name": "acme"})
+    return world
+
+
+def test_an_order_in_progress_is_kept_in_the_status_and_cleared_once_issued() -> None:
+    order = {"url": "https://ca.test/order/1", "state": "pending"}
+    signer = _ScriptedSigner(Pending(order, NOW + MINUTE, "order is pending", new_order=True), "issue")
+    world = _acme_world(signer)
+    outcome = world.reconcile("web")
+    assert outcome.recheck_at == NOW + MINUTE
+    assert world.status("web")["acme"] == {"order": order}
+    assert world.ready("web")["reason"] == "OrderPending"
+    assert [(event.reason, event.warning) for event in world.kube.events] == [("OrderCreated", False)]
+    world.certificate("web", issuerRef={"name": "acme"})
+    world.reconcile("web")
+    assert signer.requests[1].order == order, "the next reconcile resumes the order in the status"
+    assert "acme" not in world.status("web")
+    assert world.ready("web")["status"] == "True"
+
+
+def test_a_cas_retry_after_holds_every_attempt_until_then() -> None:
+    later = NOW + 10 * MINUTE
+    refusal = SigningFailedError(
+        "rateLimited", "too many new orders", {"url": "u", "state": "invalid"}, later
+    )
+    signer = _ScriptedSigner(refusal)
+    world = _acme_world(signer)
+    world.reconcile("web")
+    status = world.status("web")
+    assert status["acme"] == {"order": {"url": "u", "state": "invalid"}, "retryAfter": "2026-11-28T12:10:00Z"}
+    world.clock.advance(5 * MINUTE)
+    world.certificate("web", issuerRef={"name": "acme"})
+    outcome = world.reconcile("web")
+    assert len(signer.requests) == 1, "no attempt before the CA's Retry-After, back-off or not"
+    assert outcome.recheck_at == later
