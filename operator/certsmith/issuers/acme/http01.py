@@ -34,9 +34,6 @@ class HTTP01Responder:
         with self._lock:
             self._answers.pop(token, None)
 
-    def __len__(self) -> int:
-        return len(self._answers)
-
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
         with self._lock:
