@@ -441,3 +441,8 @@ def test_an_issuer_says_why_it_cannot_reach_its_ca(
     assert "set spec.acme.caBundle" in untrusted["message"]
     nowhere = issuer_reason(cluster, acme_namespace, "nowhere", "ServerUnreachable")
     assert "reading the ACME directory" in nowhere["message"]
+    acme_issuer(
+        cluster, acme_namespace, pebble, "elsewhere", server=pebble.url.replace("/dir", "/nothing-here")
+    )
+    elsewhere = issuer_reason(cluster, acme_namespace, "elsewhere", "NotAnACMEDirectory")
+    assert "spec.acme.server must be the URL of the CA's ACME directory" in elsewhere["message"]

@@ -94,8 +94,18 @@ class AcmeClient:
     @property
     def _v2(self) -> ClientV2:
         if self._client is None:
-            with _calling(f"reading the ACME directory {self.server}"), self._observed("directory"):
-                directory = ClientV2.get_directory(self.server, self._net)
+            action = f"reading the ACME directory {self.server}"
+            try:
+                with _calling(action), self._observed("directory"):
+                    directory = ClientV2.get_directory(self.server, self._net)
+            except AcmeError as error:
+                if error.reason not in ("ACMEError", "malformed"):
+                    raise
+                raise AcmeError(
+                    "NotAnACMEDirectory",
+                    f"{error}; spec.acme.server must be the URL of the CA's ACME directory, e.g. "
+                    f"https://acme-v02.api.letsencrypt.org/directory",
+                ) from None
             self._client = ClientV2(directory, self._net)
         return self._client
 
