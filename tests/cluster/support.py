@@ -160,26 +160,27 @@ def create_secret(
     )
 
 
-def service_account_kubeconfig(cluster: Cluster, path: Path, namespace: str = "certsmith") -> Path:
-    """A kubeconfig holding only a token for the ServiceAccount certsmith of `namespace`, for the admin's
-    API server."""
+def service_account_kubeconfig(
+    cluster: Cluster, path: Path, namespace: str = "certsmith", name: str = "certsmith"
+) -> Path:
+    """A kubeconfig holding only a token for the ServiceAccount `name` of `namespace`, for the admin's
+    API server; its context's namespace is `namespace`."""
     request = client.AuthenticationV1TokenRequest(
         spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
     )
-    token = client.CoreV1Api(cluster.api).create_namespaced_service_account_token(
-        "certsmith", namespace, request
-    )
+    token = client.CoreV1Api(cluster.api).create_namespaced_service_account_token(name, namespace, request)
     assert token.status is not None
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = {"cluster": "local", "user": name, "namespace": namespace}
     path.write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
                 "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
-                "users": [{"name": "certsmith", "user": {"token": token.status.token}}],
-                "contexts": [{"name": "certsmith", "context": {"cluster": "local", "user": "certsmith"}}],
-                "current-context": "certsmith",
+                "users": [{"name": name, "user": {"token": token.status.token}}],
+                "contexts": [{"name": name, "context": context}],
+                "current-context": name,
             }
         )
     )

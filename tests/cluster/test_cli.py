@@ -31,6 +31,7 @@ from tests.cluster.support import (
     create_secret,
     eventually,
     key_pair,
+    service_account_kubeconfig,
     wait_ready,
 )
 from tests.conftest import REPO, Cluster, OperatorProcess
@@ -184,26 +185,7 @@ def test_errors_say_which_verb_on_which_resource(cluster: Cluster, issued: str, 
     core.create_namespaced_service_account(
         issued, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody"))
     )
-    token = core.create_namespaced_service_account_token(
-        "nobody", issued, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
-    )
-    assert token.status is not None
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    kubeconfig = tmp_path / "nobody.kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
-                "users": [{"name": "nobody", "user": {"token": token.status.token}}],
-                "contexts": [
-                    {"name": "nobody", "context": {"cluster": "local", "user": "nobody", "namespace": issued}}
-                ],
-                "current-context": "nobody",
-            }
-        )
-    )
+    kubeconfig = service_account_kubeconfig(cluster, tmp_path / "nobody.kubeconfig", issued, "nobody")
     code, output = certsmith(cluster, "status", kubeconfig=kubeconfig)
     assert code == 1
     assert f"Forbidden: you may not list certificates.certsmith.dev in namespace {issued}" in output

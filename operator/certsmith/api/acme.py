@@ -10,12 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from certsmith.api import SpecError
-
-
-@dataclass(frozen=True)
-class SecretKeyRef:
-    name: str
-    key: str
+from certsmith.api.references import SecretKeyRef
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from certsmith.api import SpecError
 from certsmith.api.durations import parse_duration
-from certsmith.api.references import IssuerKind, IssuerRef
+from certsmith.api.references import IssuerKind, IssuerRef, SecretKeyRef
 from certsmith.pki.encodings import PKCS12Profile
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec
 from certsmith.pki.request import CertificateTemplate, Subject
@@ -30,12 +30,6 @@ class PrivateKeyPolicy:
     spec: KeySpec
     encoding: KeyEncoding
     rotation: RotationPolicy
-
-
-@dataclass(frozen=True)
-class SecretKeyRef:
-    name: str
-    key: str
 
 
 @dataclass(frozen=True)

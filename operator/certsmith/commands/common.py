@@ -18,9 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from certsmith.kube.client import api_client_from_kubeconfig
-
-HTTP_FORBIDDEN = 403
-HTTP_NOT_FOUND = 404
+from certsmith.kube.port import HTTP_FORBIDDEN, HTTP_NOT_FOUND
 
 
 class ExitCode(IntEnum):

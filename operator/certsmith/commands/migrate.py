@@ -9,8 +9,9 @@ from kubernetes import client
 from certsmith.api import CERTIFICATES, GROUP, VERSION, SpecError
 from certsmith.api.cert_manager import CERT_MANAGER_CERTIFICATE_NAME
 from certsmith.api.certificate import parse_certificate_spec
-from certsmith.commands.common import HTTP_NOT_FOUND, ExitCode, body_of, listing, talking
+from certsmith.commands.common import ExitCode, body_of, listing, talking
 from certsmith.commands.status import Scope
+from certsmith.kube.port import HTTP_NOT_FOUND
 from certsmith.tls_secret import CERTIFICATE_NAME, desired_metadata
 
 

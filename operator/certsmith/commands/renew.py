@@ -11,7 +11,7 @@ from kubernetes import client
 
 from certsmith.api import CERTIFICATES, GROUP, VERSION
 from certsmith.commands.common import CommandError, ExitCode, body_of, listing, talking
-from certsmith.commands.status import Scope
+from certsmith.commands.status import Scope, condition_summary
 from certsmith.tls_secret import RENEW_REQUEST
 
 _POLL_SECONDS = 0.5
@@ -77,10 +77,7 @@ def _wait(objects: client.CustomObjectsApi, revisions: dict[tuple[str, str], int
                     objects.get_namespaced_custom_object(GROUP, VERSION, namespace, CERTIFICATES, name)
                 )
             status = body.get("status") or {}
-            ready = any(
-                item.get("type") == "Ready" and item.get("status") == "True"
-                for item in status.get("conditions") or ()
-            )
+            ready = condition_summary(body)["status"] == "True"
             if ready and int(status.get("revision") or 0) > before:
                 revision, until = status["revision"], status.get("notAfter")
                 print(f"certificate {namespace}/{name}: renewed (revision {revision}, valid until {until})")

@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes import client
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, GROUP, ISSUERS, VERSION, SpecError
-from certsmith.api.certificate import parse_certificate_spec
+from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
 from certsmith.api.status import parse_timestamp, timestamp
 from certsmith.commands.common import (
     CommandError,
@@ -89,12 +89,12 @@ def certificate_story(api: client.ApiClient, key: Key, crn: str, now: datetime.d
     story["secret"] = _secret_story(observed, now)
     issuer_plural, issuer_key = issuer_id(spec.issuer_ref, namespace)
     issuer_body = _issuer_body(objects, issuer_plural, issuer_key)
-    story["issuer"] = {"name": str(spec.issuer_ref), **_condition(issuer_body or {})}
+    story["issuer"] = {"name": str(spec.issuer_ref), **condition_summary(issuer_body or {})}
     order = ((body.get("status") or {}).get("acme") or {}).get("order")
     if order:
         story["order"] = order
     story["events"] = _events(api, namespace, name)
-    decision = _decision(api, key, body, observed, issuer_body, crn, now)
+    decision = _decision(port, body, spec, observed, issuer_body, crn, now)
     story["decision"] = {
         "action": decision.action.value,
         "reason": decision.reason.value,
@@ -106,9 +106,9 @@ def certificate_story(api: client.ApiClient, key: Key, crn: str, now: datetime.d
 
 
 def _decision(
-    api: client.ApiClient,
-    key: Key,
+    port: ApiServer,
     body: Mapping[str, Any],
+    spec: CertificateSpec,
     observed: ObservedSecret | None,
     issuer_body: Mapping[str, Any] | None,
     crn: str,
@@ -116,9 +116,7 @@ def _decision(
 ) -> Decision:
     """The operator's own decision, on what the API server holds now (with the default back-off; the
     operator's in-memory budgets are not known here)."""
-    namespace, name = key
-    spec = parse_certificate_spec(body.get("spec") or {})
-    port = ApiServer(api)
+    key = namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     issuer: Resolved | IssuerNotReadyError | None = None
     if issuer_body is not None and "acme" not in (issuer_body.get("spec") or {}):
         resolver = IssuerResolver(
@@ -133,7 +131,7 @@ def _decision(
     password_secret = None
     if spec.pkcs12 is not None:
         password_secret = port.read_secret(namespace, spec.pkcs12.password.name)
-    ready = _condition(issuer_body or {})
+    ready = condition_summary(issuer_body or {})
     around = Surroundings(
         owner_exists=owner_exists,
         issuer=issuer,
@@ -209,7 +207,7 @@ def _summary(body: Mapping[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "namespace": body["metadata"]["namespace"],
         "name": body["metadata"]["name"],
-        "ready": _condition(body),
+        "ready": condition_summary(body),
         "secretName": spec.get("secretName"),
         "issuerRef": f"{reference.get('kind', 'Issuer')}/{reference.get('name')}",
         "names": [*(spec.get("dnsNames") or ()), *(spec.get("ipAddresses") or ())],
@@ -217,7 +215,7 @@ def _summary(body: Mapping[str, Any]) -> dict[str, Any]:
         "renewalTime": status.get("renewalTime"),
         "revision": status.get("revision"),
     }
-    issuing = _condition(body, "Issuing")
+    issuing = condition_summary(body, "Issuing")
     if issuing.get("status") == "True":
         summary["issuing"] = issuing
     return summary
@@ -242,7 +240,8 @@ def _row(body: Mapping[str, Any], now: datetime.datetime) -> list[str]:
     ]
 
 
-def _condition(body: Mapping[str, Any], kind: str = "Ready") -> dict[str, Any]:
+def condition_summary(body: Mapping[str, Any], kind: str = "Ready") -> dict[str, Any]:
+    """An object's condition `kind` as status, reason, message and since; Unknown when not reported."""
     for item in (body.get("status") or {}).get("conditions") or ():
         if item.get("type") == kind:
             return {

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from certsmith.devcluster.kit import free_port
-from certsmith.devcluster.processes import ManagedProcess, start_until_ready
+from certsmith.devcluster.processes import LocalServer, ManagedProcess, start_until_ready
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
@@ -36,7 +36,7 @@ class PebbleNotFoundError(RuntimeError):
     """No `pebble` binary: install Debian's package (`apt-get install pebble`)."""
 
 
-class Pebble:
+class Pebble(LocalServer):
     """Started on entry, stopped on exit. `restart()` stops and starts Pebble alone (it forgets every
     account and order, as a CA that lost its state would)."""
 
@@ -76,8 +76,7 @@ class Pebble:
             }
         }
         (directory / "pebble.json").write_text(json.dumps(config))
-        self._processes: list[ManagedProcess] = []
-        self._pebble: ManagedProcess | None = None
+        self._dns: ManagedProcess | None = None
 
     def __enter__(self) -> Pebble:
         if self._own_dns:
@@ -91,9 +90,7 @@ class Pebble:
                 "-defaultIPv4=127.0.0.1",
                 "-defaultIPv6=",
             ]
-            self._processes.append(
-                ManagedProcess("pebble-challtestsrv", argv, self._directory / "challtestsrv.log")
-            )
+            self._dns = ManagedProcess("pebble-challtestsrv", argv, self._directory / "challtestsrv.log")
         self._start()
         return self
 
@@ -104,13 +101,8 @@ class Pebble:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-        for process in reversed(self._processes):
-            process.stop()
-
-    def stop(self) -> None:
-        if self._pebble is not None:
-            self._pebble.stop()
-            self._pebble = None
+        if self._dns is not None:
+            self._dns.stop()
 
     def restart(self) -> None:
         self.stop()
@@ -126,7 +118,7 @@ class Pebble:
         argv = ["pebble", "-config", str(self._directory / "pebble.json"), "-dnsserver", self.dns_server]
         argv.append("-strict=false")
         log = self._directory / f"pebble-{int(time.time() * 1000)}.log"
-        self._pebble = start_until_ready("pebble", argv, log, self._ready, _READY_TIMEOUT, self.environment)
+        self._process = start_until_ready("pebble", argv, log, self._ready, _READY_TIMEOUT, self.environment)
 
     def _ready(self) -> bool:
         try:

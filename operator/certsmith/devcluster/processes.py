@@ -98,6 +98,9 @@ class LocalServer:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
         if self._process is not None:
             self._process.stop()
             self._process = None

@@ -16,14 +16,14 @@ from typing import Any
 from cryptography import x509
 
 from certsmith.api import CLUSTER_ISSUERS, ISSUERS, SpecError
-from certsmith.api.acme import ACMEIssuerSpec, SecretKeyRef, Solver
+from certsmith.api.acme import ACMEIssuerSpec, Solver
 from certsmith.api.issuer import (
     CAIssuerSpec,
     IssuerSpec,
     SelfSignedIssuerSpec,
     parse_issuer_spec,
 )
-from certsmith.api.references import IssuerKind, IssuerRef
+from certsmith.api.references import IssuerKind, IssuerRef, SecretKeyRef
 from certsmith.issuers import IssuerNotReadyError, Signer
 from certsmith.issuers.acme.client import AcmeClient, AcmeError, key_authorization
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, RFC2136Provider

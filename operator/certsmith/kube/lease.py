@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from certsmith.kube.port import HTTP_NOT_FOUND
+
 logger = logging.getLogger("certsmith")
 
-_HTTP_NOT_FOUND = 404
 _HTTP_CONFLICT = 409
 
 
@@ -66,7 +67,7 @@ class LeaderElector:
         try:
             lease = self._api.read_namespaced_lease(self.settings.name, self.settings.namespace)
         except ApiException as error:
-            if error.status != _HTTP_NOT_FOUND:
+            if error.status != HTTP_NOT_FOUND:
                 return self._failed(error)
             return self._write(None)
         spec = lease.spec or client.V1LeaseSpec()

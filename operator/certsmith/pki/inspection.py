@@ -92,10 +92,15 @@ def describe(certificate: x509.Certificate) -> CertificateInfo:
 
 
 def is_self_signed(certificate: x509.Certificate) -> bool:
-    if certificate.subject != certificate.issuer:
+    return signed_by(certificate, certificate)
+
+
+def signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    """Whether `parent` issued `child`: its name, and a signature that verifies with its key."""
+    if child.issuer != parent.subject:
         return False
     try:
-        certificate.verify_directly_issued_by(certificate)
+        child.verify_directly_issued_by(parent)
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True

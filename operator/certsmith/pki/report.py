@@ -10,12 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from certsmith.pki import PKIError
-from certsmith.pki.inspection import is_self_signed, load_certificates
+from certsmith.pki.inspection import is_self_signed, load_certificates, signed_by
 from certsmith.pki.keys import (
     KeyAlgorithm,
     certificate_public_key,
@@ -23,25 +22,9 @@ from certsmith.pki.keys import (
     same_public_key,
     spec_of,
 )
+from certsmith.pki.usages import usages_of
 
 _WEAK_RSA_BITS = 2048
-_EXTENDED_USAGES = {
-    ExtendedKeyUsageOID.SERVER_AUTH: "server auth",
-    ExtendedKeyUsageOID.CLIENT_AUTH: "client auth",
-    ExtendedKeyUsageOID.CODE_SIGNING: "code signing",
-    ExtendedKeyUsageOID.EMAIL_PROTECTION: "email protection",
-    ExtendedKeyUsageOID.TIME_STAMPING: "timestamping",
-    ExtendedKeyUsageOID.OCSP_SIGNING: "ocsp signing",
-}
-_KEY_USAGES = (
-    "digital_signature",
-    "content_commitment",
-    "key_encipherment",
-    "data_encipherment",
-    "key_agreement",
-    "key_cert_sign",
-    "crl_sign",
-)
 
 
 @dataclass(frozen=True)
@@ -115,31 +98,16 @@ def _facts(certificate: x509.Certificate) -> CertificateFacts:
         not_after=certificate.not_valid_after_utc,
         names=shown,
         key=str(spec_of(certificate_public_key(certificate))),
-        usages=_usages(certificate),
+        usages=tuple(sorted(usages_of(certificate))),
         is_ca=is_ca,
         sha256=certificate.fingerprint(hashes.SHA256()).hex(":").upper(),
     )
 
 
-def _usages(certificate: x509.Certificate) -> tuple[str, ...]:
-    found: list[str] = []
-    try:
-        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
-        found += [name.replace("_", " ") for name in _KEY_USAGES if getattr(usage, name)]
-    except x509.ExtensionNotFound:
-        pass
-    try:
-        extended = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        found += [_EXTENDED_USAGES.get(oid, oid.dotted_string) for oid in extended]
-    except x509.ExtensionNotFound:
-        pass
-    return tuple(found)
-
-
 def _chain_warnings(chain: list[x509.Certificate], roots: list[x509.Certificate]) -> list[str]:
     warnings = []
     for position, (child, parent) in enumerate(itertools.pairwise(chain)):
-        if not _signed_by(child, parent):
+        if not signed_by(child, parent):
             warnings.append(
                 f"tls.crt is out of order: certificate {position} ({_cn(child)}) is not signed by "
                 f"certificate {position + 1} ({_cn(parent)})"
@@ -154,7 +122,7 @@ def _chain_warnings(chain: list[x509.Certificate], roots: list[x509.Certificate]
             f"tls.crt ends with {_cn(top)}, issued by {_issuer_cn(top)}, and there is no ca.crt to check "
             f"the chain against"
         )
-    elif not any(_signed_by(top, root) for root in roots):
+    elif not any(signed_by(top, root) for root in roots):
         issuers = ", ".join(_cn(root) for root in roots)
         warnings.append(
             f"the chain does not reach ca.crt: {_cn(top)} is issued by {_issuer_cn(top)}, ca.crt holds "
@@ -180,16 +148,6 @@ def _weaknesses(certificate: x509.Certificate) -> list[str]:
     if isinstance(algorithm, hashes.SHA1 | hashes.MD5):
         weaknesses.append(f"{_cn(certificate)} is signed with {algorithm.name.upper()}, which is broken")
     return weaknesses
-
-
-def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    if child.issuer != parent.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def _cn(certificate: x509.Certificate) -> str:

@@ -88,12 +88,11 @@ class AcmeSigner:
         self._dns_providers = dns_providers
 
     def sign(self, request: SigningRequest) -> IssuedCertificate | Pending:
-        names = _names(request)
-        run = _Run(order_from_status(request.order))
+        run = _Run(_names(request), order_from_status(request.order))
         for _ in range(_STEPS_PER_CALL):
             now = datetime.datetime.now(datetime.UTC)
             try:
-                done = self._take(next_step(run.order, names, now), run, request, now)
+                done = self._take(next_step(run.order, run.names, now), run, request, now)
             except (AcmeError, DNSProviderError, PKIError, ApiAccessError) as error:
                 kept = order_status(run.order) if run.order else None
                 retry_after = error.retry_after if isinstance(error, AcmeError) else None
@@ -143,8 +142,7 @@ class AcmeSigner:
         held = self._held(request.certificate, now, run.order)
         if held is not None:
             return held
-        names = _names(request)
-        answer = self._client.new_order(names)
+        answer = self._client.new_order(run.names)
         with self._context.lock:
             self._context.orders.spend(request.certificate, now)
         logger.info("certificate %s/%s: new ACME order %s (%s)", *request.certificate, answer.url, why)
@@ -263,6 +261,8 @@ def _reason(error: AcmeError | DNSProviderError | PKIError | ApiAccessError) -> 
 class _Run:
     """One call's order, as the steps change it."""
 
+    names: tuple[str, ...]
+    """The DNS identifiers the certificate needs."""
     order: Order | None
     new_order: bool = False
 
