@@ -95,10 +95,10 @@ def ensure_binaries(cache_dir: Path | None = None, progress: Progress | None = N
         return binaries
     say = progress or print_progress
     binaries.directory.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(binaries.directory.parent / "build.lock"):
+    with exclusive_lock(binaries.directory.parent / "build.lock"):
         if binaries.complete():
             return binaries
-        go = _find_go()
+        go = find_go()
         with tempfile.TemporaryDirectory(prefix="build-", dir=binaries.directory.parent) as scratch:
             work = Path(scratch)
             staged = work / "bin"
@@ -108,8 +108,15 @@ def ensure_binaries(cache_dir: Path | None = None, progress: Progress | None = N
                 f"{KUBERNETES_VERSION} and etcd {ETCD_VERSION} with {go} "
                 f"(first run only; this takes several minutes)"
             )
-            _build_kubernetes(go, work / "kubernetes", staged)
-            _build_etcd(go, work / "etcd", staged)
+            build_kubernetes_commands(go, work / "kubernetes", staged, KUBERNETES_COMMANDS)
+            build_go_module(
+                go,
+                work / "etcd",
+                f"go.etcd.io/etcd/server/v3 {ETCD_VERSION}",
+                ["go.etcd.io/etcd/server/v3"],
+                staged,
+            )
+            (staged / "server").rename(staged / "etcd")  # go names a binary after .../server/v3's "server"
             binaries.directory.mkdir(exist_ok=True)
             for built in staged.iterdir():
                 built.replace(binaries.directory / built.name)
@@ -117,50 +124,55 @@ def ensure_binaries(cache_dir: Path | None = None, progress: Progress | None = N
     return binaries
 
 
-def _build_kubernetes(go: str, module_dir: Path, out_dir: Path) -> None:
-    module_dir.mkdir()
-    staging = _staging_modules(go, module_dir)
+def build_kubernetes_commands(go: str, module_dir: Path, out_dir: Path, commands: Sequence[str]) -> None:
+    """Build `k8s.io/kubernetes/cmd/<command>` for each command, versioned as KUBERNETES_VERSION."""
+    staging = _staging_modules(go, module_dir.parent)
     replaces = "\n".join(f"\t{module} => {module} {staging_version()}" for module in staging)
-    (module_dir / "go.mod").write_text(
-        f"module certsmith.dev/controlplane/kubernetes\n\ngo 1.26.0\n\n"
-        f"require k8s.io/kubernetes {KUBERNETES_VERSION}\n\nreplace (\n{replaces}\n)\n"
-    )
-    packages = [f"k8s.io/kubernetes/cmd/{command}" for command in KUBERNETES_COMMANDS]
-    _write_tools_file(module_dir, packages)
-    _run_go(go, ["mod", "tidy"], module_dir)
     major, minor, _ = KUBERNETES_VERSION.removeprefix("v").split(".")
-    version_flags = (
-        " ".join(
-            f"-X k8s.io/component-base/version.{name}={value}"
-            for name, value in (("gitVersion", KUBERNETES_VERSION), ("gitMajor", major), ("gitMinor", minor))
-        )
-        + f" -X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}"
+    version_flags = " ".join(
+        f"-X k8s.io/component-base/version.{name}={value}"
+        for name, value in (("gitVersion", KUBERNETES_VERSION), ("gitMajor", major), ("gitMinor", minor))
     )
-    _run_go(
+    build_go_module(
         go,
-        ["build", "-trimpath", "-ldflags", f"-s -w {version_flags}", "-o", str(out_dir) + "/", *packages],
         module_dir,
+        requirement=f"k8s.io/kubernetes {KUBERNETES_VERSION}\n\nreplace (\n{replaces}\n)",
+        packages=[f"k8s.io/kubernetes/cmd/{command}" for command in commands],
+        out_dir=out_dir,
+        ldflags=f"{version_flags} -X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}",
     )
 
 
-def _build_etcd(go: str, module_dir: Path, out_dir: Path) -> None:
+def build_go_module(
+    go: str,
+    module_dir: Path,
+    requirement: str,
+    packages: Sequence[str],
+    out_dir: Path,
+    ldflags: str = "",
+    tags: Sequence[str] = (),
+) -> None:
+    """Build main packages of a published module from a wrapper module that requires it.
+
+    `go install module@version` refuses modules with `replace` directives (Kubernetes, etcd); a
+    wrapper module's `go build` does not, and is the one way every binary here is built.
+    """
     module_dir.mkdir()
+    name = module_dir.name
     (module_dir / "go.mod").write_text(
-        "module certsmith.dev/controlplane/etcd\n\ngo 1.26.0\n\n"
-        f"require go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
+        f"module certsmith.dev/build/{name}\n\ngo 1.26.0\n\nrequire {requirement}\n"
     )
-    _write_tools_file(module_dir, ["go.etcd.io/etcd/server/v3"])
-    _run_go(go, ["mod", "tidy"], module_dir)
-    _run_go(
-        go,
-        ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out_dir / "etcd"), "go.etcd.io/etcd/server/v3"],
-        module_dir,
-    )
+    _write_tools_file(module_dir, packages)
+    run_go(go, ["mod", "tidy"], module_dir)
+    flags = ["-trimpath", "-ldflags", f"-s -w {ldflags}".strip()]
+    if tags:
+        flags += ["-tags", ",".join(tags)]
+    run_go(go, ["build", *flags, "-o", f"{out_dir}/", *packages], module_dir)
 
 
 def _staging_modules(go: str, work_dir: Path) -> list[str]:
     """The k8s.io modules that k8s.io/kubernetes requires at v0.0.0 (its in-repo staging modules)."""
-    download = _run_go(go, ["mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"], work_dir)
+    download = run_go(go, ["mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"], work_dir)
     go_mod = Path(json.loads(download)["GoMod"]).read_text()
     modules = sorted(set(_STAGING_REQUIREMENT.findall(go_mod)))
     if not modules:
@@ -176,7 +188,7 @@ def _write_tools_file(module_dir: Path, packages: Sequence[str]) -> None:
     (module_dir / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
 
 
-def _run_go(go: str, args: list[str], cwd: Path) -> str:
+def run_go(go: str, args: list[str], cwd: Path) -> str:
     env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
     command = [go, *args]
     completed = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
@@ -191,7 +203,7 @@ def _run_go(go: str, args: list[str], cwd: Path) -> str:
     return completed.stdout
 
 
-def _find_go() -> str:
+def find_go() -> str:
     go = shutil.which("go") or shutil.which("go", path=_GO_DEFAULT_INSTALL_DIR)
     install_hint = (
         f"Go >= {'.'.join(map(str, MINIMUM_GO))} is needed once, to build "
@@ -215,7 +227,7 @@ def _find_go() -> str:
 
 
 @contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> Iterator[None]:
     """Serialise builds between processes (a test run and `certsmith dev` started together)."""
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -39,10 +39,10 @@ class ImageBuildError(RuntimeError):
 def ensure_image() -> str:
     """The tag of the operator image for the current source tree, built if it is not there yet; it is
     also tagged certsmith:<version>, the name deploy/base/deployment.yaml uses."""
-    _require("docker", "install Docker (Debian: apt-get install docker.io) and start dockerd")
+    require("docker", "install Docker (Debian: apt-get install docker.io) and start dockerd")
     base = _ensure_base()
     tag = f"{IMAGE}:{_source_hash(base)}"
-    if _image_exists(tag):
+    if image_exists(tag):
         return tag
     _remove_older_images()
     released = f"{IMAGE}:{__version__}"
@@ -56,10 +56,14 @@ def ensure_image() -> str:
         wheels = context / "wheels"
         wheels.mkdir()
         print_progress("certsmith: fetching the operator's wheels for the image")
-        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(SOURCE_TREE)])
-        _run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels), "setuptools>=77"])
+        run_command(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(SOURCE_TREE)]
+        )
+        run_command(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels), "setuptools>=77"]
+        )
         print_progress(f"certsmith: building the image {tag} on {base}")
-        _run(
+        run_command(
             [
                 "docker",
                 "build",
@@ -79,17 +83,17 @@ def ensure_image() -> str:
 
 
 def _ensure_base() -> str:
-    if _image_exists(BASE_IMAGE):
+    if image_exists(BASE_IMAGE):
         return BASE_IMAGE
     tarball = default_cache_dir() / "images" / f"{BASE_IMAGE.replace(':', '-')}.tar"
     if not tarball.exists():
-        _require("debootstrap", "install it (Debian: apt-get install debootstrap)")
+        require("debootstrap", "install it (Debian: apt-get install debootstrap)")
         tarball.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="certsmith-rootfs-") as directory:
             print_progress(
                 f"certsmith: making the base image's root filesystem with debootstrap ({BASE_SUITE})"
             )
-            _run(
+            run_command(
                 [
                     "debootstrap",
                     "--variant=minbase",
@@ -101,7 +105,7 @@ def _ensure_base() -> str:
             )
             partial = tarball.with_suffix(".partial")
             excluded = [f"--exclude=./{path}/*" for path in BASE_TRIMMED]
-            _run(["tar", "-C", directory, *excluded, "-cf", str(partial), "."])
+            run_command(["tar", "-C", directory, *excluded, "-cf", str(partial), "."])
             partial.rename(tarball)
     print_progress(f"certsmith: importing {tarball.name} as {BASE_IMAGE}")
     with tarball.open("rb") as source:
@@ -141,22 +145,25 @@ def _remove_older_images() -> None:
     subprocess.run(["docker", "image", "prune", "--force"], capture_output=True, check=False)
 
 
-def _image_exists(tag: str) -> bool:
+def image_exists(tag: str) -> bool:
     return (
         subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False).returncode == 0
     )
 
 
-def _require(command: str, fix: str) -> None:
+def require(command: str, fix: str) -> None:
     if shutil.which(command) is None:
         raise ImageBuildError(f"{command} is not installed: {fix}")
 
 
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+def run_command(argv: list[str], stdin: bytes | None = None) -> str:
+    """Run a build step; its standard output, or an ImageBuildError ending with what it printed."""
+    done = subprocess.run(argv, input=stdin, capture_output=True, check=False)
+    stdout, stderr = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
     if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
+        tail = "\n".join((stdout + stderr).splitlines()[-40:])
         raise ImageBuildError(f"{' '.join(argv[:3])} ... failed with exit code {done.returncode}:\n{tail}")
+    return stdout
 
 
 if __name__ == "__main__":

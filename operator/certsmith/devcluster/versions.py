@@ -12,3 +12,11 @@ def staging_version(kubernetes_version: str = KUBERNETES_VERSION) -> str:
     """The version of k8s.io/api, client-go, ... published with a Kubernetes release (v1.36.3 -> v0.36.3)."""
     _, minor, patch = kubernetes_version.removeprefix("v").split(".")
     return f"v0.{minor}.{patch}"
+
+
+KIND_VERSION = "v0.33.0"
+"""sigs.k8s.io/kind: the CLI, and the node image's files (entrypoint, systemd units, containerd config)."""
+CONTAINERD_VERSION = "v2.3.4"
+"""The containerd kind v0.33.0's own base image ships (Kubernetes 1.36 needs containerd 2)."""
+COREDNS_VERSION = "v1.14.2"
+"""The CoreDNS kubeadm v1.36 deploys."""
