@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export GOTOOLCHAIN := local
 export CGO_ENABLED := 0
 
-.PHONY: dev test test-suite lint bench crds clean
+.PHONY: dev test test-suite lint bench crds clean kind kind-test kind-delete
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,19 @@ $(BIN)/.installed: pyproject.toml
 dev: $(BIN)/.installed
 	$(BIN)/certsmith dev
 
+## A kind cluster "certsmith" running the operator from its image (installed with deploy/) and the demo
+## chain; reused if it exists. Needs Docker. Without a reachable registry, add OFFLINE=1 (the node and
+## operator images are then built here; this is also the fallback when pulling fails).
+kind: $(BIN)/.installed
+	$(BIN)/python -m certsmith.devcluster.kind up $(if $(OFFLINE),--offline)
+
+## The Pod-level tests against the cluster `make kind` made (it stays).
+kind-test: $(BIN)/.installed
+	CERTSMITH_KIND_CLUSTER=certsmith $(BIN)/pytest tests/kind
+
+kind-delete: $(BIN)/.installed
+	$(BIN)/python -m certsmith.devcluster.kind down
+
 ## Lint, type-check, install the system packages the tests need, build the control plane and the
 ## operator image if not cached, run every test with Docker's daemon up, check nothing was left running.
 test: lint
@@ -27,6 +40,7 @@ test: lint
 test-suite: $(BIN)/.installed
 	$(BIN)/python -c 'from certsmith.devcluster import ensure_binaries; ensure_binaries()'
 	$(BIN)/python -m certsmith.devcluster.image
+	$(BIN)/python -m certsmith.devcluster.kindnode
 	$(BIN)/pytest
 	$(BIN)/python hack/check-no-orphans.py
 

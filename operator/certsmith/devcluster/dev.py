@@ -13,12 +13,11 @@ from pathlib import Path
 
 import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import GROUP, VERSION
 from certsmith.devcluster.build import ControlPlaneBuildError, print_progress
 from certsmith.devcluster.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
-from certsmith.devcluster.kit import free_port, is_ready, why_not_ready
+from certsmith.devcluster.kit import free_port, not_ready
 from certsmith.devcluster.pebble import Pebble, PebbleNotFoundError
 from certsmith.devcluster.processes import ManagedProcess, stop_signals_raise_keyboard_interrupt
 from certsmith.devcluster.prometheus import Prometheus, PrometheusNotFoundError
@@ -266,17 +265,8 @@ def _wait_for_demo(
     """Wait until the demo's own Certificates are Ready; after `timeout` seconds, say which are not
     and why, and carry on: a slow or failing demo never stops the cluster."""
     started = time.monotonic()
-    objects = client.CustomObjectsApi(api)
     while True:
-        waiting = {}
-        for namespace, name in demo:
-            try:
-                body = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, "certificates", name)
-            except ApiException as error:
-                waiting[f"{namespace}/{name}"] = f"{error.status} {error.reason}"
-                continue
-            if not isinstance(body, dict) or not is_ready(body):
-                waiting[f"{namespace}/{name}"] = why_not_ready(body if isinstance(body, dict) else {})
+        waiting = not_ready(api, demo)
         elapsed = time.monotonic() - started
         if not waiting:
             print_progress(f"certsmith dev: all {len(demo)} demo certificates Ready in {elapsed:.1f}s")

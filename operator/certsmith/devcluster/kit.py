@@ -4,10 +4,11 @@ reading their readiness the one same way. Dev tooling: `certsmith run` never imp
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import CERTIFICATES, GROUP, ISSUERS, VERSION
 
@@ -66,6 +67,21 @@ def why_not_ready(body: Mapping[str, Any]) -> str:
     if not found:
         return "no status yet"
     return f"{found.get('reason')}: {found.get('message')}"
+
+
+def not_ready(api: client.ApiClient, certificates: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Why each of these (namespace, name) Certificates is not Ready, by "namespace/name"."""
+    objects = client.CustomObjectsApi(api)
+    waiting = {}
+    for namespace, name in certificates:
+        try:
+            body = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, CERTIFICATES, name)
+        except ApiException as error:
+            waiting[f"{namespace}/{name}"] = f"{error.status} {error.reason}"
+            continue
+        if not isinstance(body, dict) or not is_ready(body):
+            waiting[f"{namespace}/{name}"] = why_not_ready(body if isinstance(body, dict) else {})
+    return waiting
 
 
 def free_port() -> int:
