@@ -23,7 +23,7 @@ from kubernetes import client
 from certsmith.devcluster import ControlPlane, ControlPlaneSettings, stop_signals_raise_keyboard_interrupt
 from certsmith.devcluster.dev import operator_argv
 from certsmith.kube.client import api_client_from_kubeconfig
-from certsmith.kube.crds import install_crds, load_crds
+from certsmith.kube.crds import install_admission_policies, install_crds, load_admission_policies, load_crds
 
 REPO = Path(__file__).resolve().parent.parent
 EXTERNAL_KUBECONFIG = os.environ.get("CERTSMITH_TEST_KUBECONFIG")
@@ -52,6 +52,7 @@ def cluster() -> Iterator[Cluster]:
 def _prepared(kubeconfig: Path, kubectl: Path) -> Cluster:
     api = api_client_from_kubeconfig(kubeconfig)
     install_crds(api, load_crds(REPO / "crds"))
+    install_admission_policies(api, load_admission_policies(REPO / "crds"))
     return Cluster(kubeconfig, api, kubectl)
 
 

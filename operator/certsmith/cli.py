@@ -14,6 +14,7 @@ import shtab
 
 from certsmith import __version__
 from certsmith.api.durations import format_duration, parse_duration
+from certsmith.commands.approval import decide
 from certsmith.commands.check import check
 from certsmith.commands.common import ExitCode, api_client, context_namespace, run
 from certsmith.commands.convert import convert_files
@@ -262,6 +263,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="new ACME orders allowed per Certificate in any hour (default: %(default)s)",
     )
+    run.add_argument(
+        "--auto-approve",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.auto_approve,
+        help="approve every CertificateRequest; with --no-auto-approve each waits for `certsmith approve` "
+        "by someone allowed the verb approve on signers.certsmith.dev (default: %(default)s)",
+    )
     run.add_argument("--log-format", choices=["plain", "json"], default="plain", help="log line format")
     run.add_argument("--verbose", action="store_true", help="log kopf's internals too")
     run.set_defaults(handler=_run)
@@ -323,6 +331,23 @@ def _people_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's priva
         help="wait until renewed (default 300 s)",
     )
     renew.set_defaults(handler=_renew)
+
+    for verb, approving in (("approve", True), ("deny", False)):
+        decide = commands.add_parser(
+            verb,
+            parents=[cluster],
+            help=f"{verb} a CertificateRequest (needs the verb approve on signers.certsmith.dev)",
+        )
+        decide.add_argument("name", metavar="NAME", help="the CertificateRequest")
+        decide.add_argument(
+            "--reason",
+            default="ManuallyApproved" if approving else "ManuallyDenied",
+            help="the condition's reason, a CamelCase word (default: %(default)s)",
+        )
+        decide.add_argument(
+            "--message", default=f"{'approved' if approving else 'denied'} with certsmith {verb}", help="why"
+        )
+        decide.set_defaults(handler=_decide, approve=approving)
 
     inspect = commands.add_parser(
         "inspect",
@@ -414,6 +439,15 @@ def _renew(arguments: argparse.Namespace) -> int:
     return run(command)
 
 
+def _decide(arguments: argparse.Namespace) -> int:
+    def command() -> int:
+        api = api_client(arguments.kubeconfig, arguments.context)
+        namespace = _scope(arguments).namespace
+        return decide(api, namespace, arguments.name, arguments.approve, arguments.reason, arguments.message)
+
+    return run(command)
+
+
 def _inspect(arguments: argparse.Namespace) -> int:
     def command() -> int:
         api = api_client(arguments.kubeconfig, arguments.context)
@@ -473,6 +507,7 @@ def _run(arguments: argparse.Namespace) -> int:
         acme_http01_address=arguments.acme_http01_address,
         acme_solver_service=arguments.acme_solver_service,
         acme_orders_per_hour=arguments.acme_orders_per_hour,
+        auto_approve=arguments.auto_approve,
     )
     if settings.namespaced and (
         not settings.namespaces or any(map(is_namespace_pattern, settings.namespaces))

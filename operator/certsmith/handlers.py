@@ -9,7 +9,16 @@ from typing import Any
 
 import kopf
 
-from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, GROUP, ISSUERS, VERSION
+from certsmith.api import (
+    CERTIFICATE_REQUESTS,
+    CERTIFICATES,
+    CLUSTER_ISSUERS,
+    GATEWAYS,
+    GROUP,
+    INGRESSES,
+    ISSUERS,
+    VERSION,
+)
 from certsmith.kube.client import in_cluster
 from certsmith.runtime import Runtime
 from certsmith.tls_secret import MANAGED_LABEL
@@ -57,12 +66,27 @@ def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         for task in tasks:
             task.cancel()
 
-    plurals = (
-        (CERTIFICATES, ISSUERS) if runtime.settings.namespaced else (CERTIFICATES, ISSUERS, CLUSTER_ISSUERS)
+    plurals = (CERTIFICATES, CERTIFICATE_REQUESTS, ISSUERS) + (
+        () if runtime.settings.namespaced else (CLUSTER_ISSUERS,)
     )
     for plural in plurals:
         _watch(registry, GROUP, VERSION, plural, functools.partial(runtime.custom_object_event, plural))
     _watch(registry, "", "v1", "secrets", runtime.secret_event)
+    _watch(
+        registry,
+        "networking.k8s.io",
+        "v1",
+        INGRESSES,
+        functools.partial(runtime.custom_object_event, INGRESSES),
+    )
+    if not runtime.settings.namespaced:  # kopf finds the Gateway CRD when it is installed (CRD scanning)
+        _watch(
+            registry,
+            "gateway.networking.k8s.io",
+            "v1",
+            GATEWAYS,
+            functools.partial(runtime.custom_object_event, GATEWAYS),
+        )
 
     return registry
 

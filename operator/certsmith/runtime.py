@@ -19,13 +19,15 @@ from typing import Any
 
 from kubernetes import client
 
-from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, CLUSTER_ISSUERS, GATEWAYS, INGRESSES, ISSUERS
+from certsmith.api.certificate_request import PRIVATE_KEY_SECRET_ANNOTATION
 from certsmith.api.issuer import issuer_secret_names
 from certsmith.api.references import IssuerKind, IssuerRef
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.orders import presents_http01
 from certsmith.issuers.acme.signer import AcmeContext
 from certsmith.issuers.resolver import IssuerResolver
+from certsmith.kube.certificates import CertificateWriter
 from certsmith.kube.lease import LeaderElector, LeaseSettings
 from certsmith.kube.port import ApiAccessError, ApiServer, Key
 from certsmith.kube.routes import ChallengeRoutes
@@ -34,8 +36,10 @@ from certsmith.kube.watch import Changed, Listed, SecretWatch
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.metrics.scanner import TLSSecretScanner
 from certsmith.reconcile.certificate import CertificateReconciler
+from certsmith.reconcile.certificate_request import CertificateRequestReconciler
 from certsmith.reconcile.issuer import IssuerReconciler
 from certsmith.reconcile.plan import Outcome, merge_written
+from certsmith.reconcile.shim import ShimReconciler
 from certsmith.reconcile.store import Store, WorkItem
 from certsmith.scheduler import Scheduler
 from certsmith.settings import OperatorSettings, is_namespace_pattern
@@ -81,6 +85,10 @@ class Runtime:
             else None
         )
         self.issuers = IssuerReconciler(self.store, self.port, self.resolver, clock)
+        self.certificate_requests = CertificateRequestReconciler(
+            self.store, self.port, self.resolver, settings.auto_approve, clock
+        )
+        self.shim = ShimReconciler(self.store, self.port, CertificateWriter(api))
         self.queue: WorkQueue[WorkItem] = WorkQueue()
         self.scheduler: Scheduler[WorkItem] = Scheduler(self.queue.add, clock)
         self._references = _References()
@@ -182,11 +190,14 @@ class Runtime:
         key = _key(body, cluster_scoped=plural == CLUSTER_ISSUERS)
         objects = self.store.objects(plural)
         item = WorkItem(plural, key)
+        if plural == CERTIFICATES:
+            for owner in _shim_owners(body):
+                self.queue.add(owner)
         if event_type == DELETED:
             objects.pop(key, None)
             self.scheduler.cancel(item)
             self._refer(item, frozenset())
-            if plural == CERTIFICATES:
+            if plural in (CERTIFICATES, CERTIFICATE_REQUESTS):
                 return
         else:
             self.store.remember(plural, key, body)
@@ -266,8 +277,14 @@ class Runtime:
 
     def _referenced_by(self, item: WorkItem, body: Mapping[str, Any]) -> frozenset[Key]:
         """The unmanaged Secrets an object reads: an issuer's CA Secret or ACME account key and
-        credentials, a keystore's password Secret."""
+        credentials, a keystore's password Secret, a self-signed request's private key."""
         spec = body.get("spec") or {}
+        if item.plural in SHIMMED:
+            return frozenset()
+        if item.plural == CERTIFICATE_REQUESTS:
+            annotations = (body.get("metadata") or {}).get("annotations") or {}
+            private_key = annotations.get(PRIVATE_KEY_SECRET_ANNOTATION)
+            return frozenset({(item.key[0], private_key)}) if private_key else frozenset()
         if item.plural == CERTIFICATES:
             pkcs12 = (spec.get("keystores") or {}).get("pkcs12") or {}
             password = (pkcs12.get("passwordSecretRef") or {}).get("name")
@@ -324,6 +341,10 @@ class Runtime:
     def _reconcile(self, item: WorkItem) -> Outcome:
         if item.plural == CERTIFICATES:
             return self.certificates.reconcile(item.key)
+        if item.plural == CERTIFICATE_REQUESTS:
+            return self.certificate_requests.reconcile(item.key)
+        if item.plural in SHIMMED:
+            return self.shim.reconcile(item)
         return self.issuers.reconcile(item)
 
     def _note_progress(self, item: WorkItem) -> None:
@@ -377,6 +398,20 @@ class _References:
 
     def users(self, key: Key) -> set[WorkItem]:
         return set(self._users.get(key, ()))
+
+
+SHIMMED = (INGRESSES, GATEWAYS)
+_SHIM_KINDS = {"Ingress": INGRESSES, "Gateway": GATEWAYS}
+
+
+def _shim_owners(certificate: Mapping[str, Any]) -> list[WorkItem]:
+    """The Ingress or Gateway a Certificate was made for, which looks again when it changes or goes."""
+    metadata = certificate.get("metadata") or {}
+    return [
+        WorkItem(_SHIM_KINDS[reference["kind"]], (metadata.get("namespace", ""), reference["name"]))
+        for reference in metadata.get("ownerReferences") or []
+        if reference.get("kind") in _SHIM_KINDS
+    ]
 
 
 def _key(body: Mapping[str, Any], cluster_scoped: bool = False) -> Key:

@@ -44,6 +44,8 @@ class OperatorSettings:
         (and, beside it, an ExternalName Service to the solver Service), removed when it is done.
     acme_orders_per_hour: new ACME orders allowed per Certificate in any hour, so that no
         misconfiguration can hammer a CA (Let's Encrypt allows 300 new orders per account per 3 h).
+    auto_approve: approve every CertificateRequest (the Approved condition, as certsmith's own
+        ServiceAccount, which the approval policy lets approve); off, each waits for an approver.
     """
 
     namespaces: tuple[str, ...] = ()
@@ -70,6 +72,7 @@ class OperatorSettings:
     acme_http01_address: str = "0.0.0.0"  # noqa: S104 -- the CA's validator connects from outside
     acme_solver_service: str = ""
     acme_orders_per_hour: int = 6
+    auto_approve: bool = True
 
 
 def is_namespace_pattern(namespace: str) -> bool:

@@ -14,16 +14,22 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client
 
-from certsmith.api import GROUP, VERSION
+from certsmith.api import CERTIFICATE_REQUESTS, GROUP, VERSION
+from certsmith.api.certificate_request import PRIVATE_KEY_SECRET_ANNOTATION
 from certsmith.devcluster.kit import condition, create_object, free_port
 from certsmith.devcluster.pebble import Pebble
+from certsmith.pki.keys import KeyEncoding, encode_private_key
+from certsmith.pki.request import CertificateTemplate, build_csr
 from tests.cluster.support import (
     apply_deploy,
     ca_secret,
     certificate,
     create_certificate,
+    create_secret,
     event_objects,
     eventually,
     service_account_kubeconfig,
@@ -89,8 +95,10 @@ def test_the_operator_needs_nothing_beyond_its_service_account(
         )
         create_certificate(cluster, namespace, "orphan", "missing", dnsNames=["o.example.com"])
         _acme_scenario(cluster, namespace, pebble)
+        _shim_and_request_scenario(cluster, namespace)
         for name in ("self", "leaf", "cluster", "twin1", "acme"):
             wait_ready(cluster, namespace, name, timeout=60)
+        _shim_and_request_done(cluster, namespace)
         create_certificate(
             cluster, namespace, "twin2", "selfsigned", secretName="shared", dnsNames=["t.example.com"]
         )
@@ -144,6 +152,82 @@ def _acme_scenario(cluster: Cluster, namespace: str, pebble: Pebble) -> None:
     create_certificate(cluster, namespace, "acme", "acme", dnsNames=["acme.example.com"])
 
 
+def _shim_and_request_scenario(cluster: Cluster, namespace: str) -> None:
+    """An Ingress annotated for two Certificates, one of them then dropped and the other changed; a
+    CertificateRequest auto-approved and self-signed with the key in its Secret (needs the Issuer
+    "selfsigned")."""
+    _ingress(cluster, namespace, {"shim-a": ["a.example.com"], "shim-b": ["b.example.com"]})
+    eventually(
+        lambda: _certificate_names(cluster, namespace) >= {"shim-a", "shim-b"}, 30, "the shim's Certificates"
+    )
+    _ingress(cluster, namespace, {"shim-a": ["a.example.com", "www.a.example.com"]}, replace=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    create_secret(
+        cluster, namespace, "cr-key", {"tls.key": encode_private_key(key, KeyEncoding.PKCS8)}, "Opaque"
+    )
+    csr = build_csr(CertificateTemplate(common_name="request.example"), key).public_bytes(Encoding.PEM)
+    client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        CERTIFICATE_REQUESTS,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CertificateRequest",
+            "metadata": {"name": "request", "annotations": {PRIVATE_KEY_SECRET_ANNOTATION: "cr-key"}},
+            "spec": {"request": base64.b64encode(csr).decode(), "issuerRef": {"name": "selfsigned"}},
+        },
+    )
+
+
+def _shim_and_request_done(cluster: Cluster, namespace: str) -> None:
+    eventually(lambda: "shim-b" not in _certificate_names(cluster, namespace), 30, "shim-b deleted")
+    eventually(
+        lambda: (
+            certificate(cluster, namespace, "shim-a")["spec"]["dnsNames"]
+            == ["a.example.com", "www.a.example.com"]
+        ),
+        30,
+        "shim-a updated",
+    )
+    wait_ready(cluster, namespace, "shim-a", timeout=30)
+
+    def signed() -> bool:
+        found = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, CERTIFICATE_REQUESTS, "request"
+        )
+        return isinstance(found, dict) and bool((found.get("status") or {}).get("certificate"))
+
+    eventually(signed, 30, "the CertificateRequest signed")
+
+
+def _ingress(cluster: Cluster, namespace: str, secrets: dict[str, list[str]], replace: bool = False) -> None:
+    body = client.V1Ingress(
+        metadata=client.V1ObjectMeta(name="web", annotations={"certsmith.dev/issuer": "selfsigned"}),
+        spec=client.V1IngressSpec(
+            tls=[client.V1IngressTLS(hosts=hosts, secret_name=secret) for secret, hosts in secrets.items()],
+            default_backend=client.V1IngressBackend(
+                service=client.V1IngressServiceBackend(
+                    name="web", port=client.V1ServiceBackendPort(number=80)
+                )
+            ),
+        ),
+    )
+    networking = client.NetworkingV1Api(cluster.api)
+    if replace:
+        networking.patch_namespaced_ingress("web", namespace, {"spec": {"tls": body.spec.tls}})  # type: ignore[union-attr]
+    else:
+        networking.create_namespaced_ingress(namespace, body)
+
+
+def _certificate_names(cluster: Cluster, namespace: str) -> set[str]:
+    listed = client.CustomObjectsApi(cluster.api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "certificates"
+    )
+    assert isinstance(listed, dict)
+    return {item["metadata"]["name"] for item in listed["items"]}
+
+
 def test_a_namespaced_install_needs_only_its_role(
     cluster: Cluster, solo_namespace: str, tmp_path: Path, stack: contextlib.ExitStack
 ) -> None:
@@ -185,8 +269,10 @@ def test_a_namespaced_install_needs_only_its_role(
             dnsNames=["cluster.example.com"],
             issuerRef={"name": "any", "kind": "ClusterIssuer"},
         )
+        _shim_and_request_scenario(cluster, namespace)
         for name in ("self", "leaf", "acme"):
             wait_ready(cluster, namespace, name, timeout=60)
+        _shim_and_request_done(cluster, namespace)
         refused = eventually(lambda: condition(certificate(cluster, namespace, "cluster")).get("reason"), 30)
         assert refused == "ClusterIssuersNotServed"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
@@ -260,6 +346,7 @@ def test_every_rule_is_needed(
     try:
         _acme_scenario(cluster, solo_namespace, pebble)
         create_object(cluster.api, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
+        _shim_and_request_scenario(cluster, solo_namespace)
         create_certificate(
             cluster, solo_namespace, "twin1", "selfsigned", secretName="shared", dnsNames=["t.example.com"]
         )

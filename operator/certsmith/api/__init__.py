@@ -16,3 +16,6 @@ class SpecError(ValueError):
 CERTIFICATES = "certificates"
 ISSUERS = "issuers"
 CLUSTER_ISSUERS = "clusterissuers"
+CERTIFICATE_REQUESTS = "certificaterequests"
+INGRESSES = "ingresses"
+GATEWAYS = "gateways"

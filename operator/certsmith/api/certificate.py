@@ -10,8 +10,8 @@ from enum import StrEnum
 from typing import Any
 
 from certsmith.api import SpecError
-from certsmith.api.durations import parse_duration
-from certsmith.api.references import IssuerKind, IssuerRef, SecretKeyRef
+from certsmith.api.durations import spec_duration
+from certsmith.api.references import IssuerRef, SecretKeyRef, parse_issuer_ref
 from certsmith.pki.encodings import PKCS12Profile
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec
 from certsmith.pki.request import CertificateTemplate, Subject
@@ -77,7 +77,7 @@ def parse_certificate_spec(spec: Mapping[str, Any]) -> CertificateSpec:
             spec.get("usages") or (), is_ca=bool(spec.get("isCA")), rsa=key.spec.algorithm is KeyAlgorithm.RSA
         ),
         is_ca=bool(spec.get("isCA")),
-        duration=_duration(spec, "duration") or DEFAULT_DURATION,
+        duration=spec_duration(spec, "duration") or DEFAULT_DURATION,
     )
     if not (request.common_name or request.alternative_names()):
         raise SpecError("commonName", "set commonName, dnsNames, ipAddresses, uris or emailAddresses")
@@ -86,9 +86,9 @@ def parse_certificate_spec(spec: Mapping[str, Any]) -> CertificateSpec:
     return CertificateSpec(
         secret_name=_required(spec, "secretName"),
         request=request,
-        issuer_ref=_issuer_ref(spec.get("issuerRef") or {}),
+        issuer_ref=parse_issuer_ref(spec.get("issuerRef") or {}),
         private_key=key,
-        renew_before=_duration(spec, "renewBefore"),
+        renew_before=spec_duration(spec, "renewBefore"),
         renew_before_percentage=spec.get("renewBeforePercentage"),
         secret_labels=dict(template.get("labels") or {}),
         secret_annotations=dict(template.get("annotations") or {}),
@@ -110,14 +110,6 @@ def _private_key(private_key: Mapping[str, Any]) -> PrivateKeyPolicy:
     return PrivateKeyPolicy(KeySpec.with_default_size(algorithm, private_key.get("size")), encoding, rotation)
 
 
-def _issuer_ref(reference: Mapping[str, Any]) -> IssuerRef:
-    try:
-        kind = IssuerKind(reference.get("kind", "Issuer"))
-    except ValueError:
-        raise SpecError("issuerRef.kind", "must be Issuer or ClusterIssuer") from None
-    return IssuerRef(_required(reference, "name", "issuerRef."), kind)
-
-
 def _pkcs12(keystore: Mapping[str, Any] | None) -> PKCS12Keystore | None:
     if not keystore or not keystore.get("create"):
         return None
@@ -129,16 +121,6 @@ def _pkcs12(keystore: Mapping[str, Any] | None) -> PKCS12Keystore | None:
         ),
         PKCS12Profile(keystore.get("profile", PKCS12Profile.MODERN_2023.value)),
     )
-
-
-def _duration(spec: Mapping[str, Any], name: str) -> datetime.timedelta | None:
-    text = spec.get(name)
-    if text is None:
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise SpecError(name, str(error)) from None
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

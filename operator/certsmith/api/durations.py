@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Mapping
+from typing import Any
+
+from certsmith.api import SpecError
 
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _WHOLE = re.compile(rf"(?:{_PART.pattern})+")
@@ -23,3 +27,14 @@ def format_duration(duration: datetime.timedelta) -> str:
     """Whole seconds in Go's style: 2160h0m0s."""
     seconds = int(duration.total_seconds())
     return f"{seconds // 3600}h{seconds % 3600 // 60}m{seconds % 60}s"
+
+
+def spec_duration(spec: Mapping[str, Any], name: str) -> datetime.timedelta | None:
+    """The Go duration in `spec[name]`, None when unset."""
+    text = spec.get(name)
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise SpecError(name, str(error)) from None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from certsmith.api import SpecError
 
 
 class IssuerKind(StrEnum):
@@ -26,3 +30,14 @@ class IssuerRef:
 
     def __str__(self) -> str:
         return f"{self.kind.value}/{self.name}"
+
+
+def parse_issuer_ref(reference: Mapping[str, Any]) -> IssuerRef:
+    try:
+        kind = IssuerKind(reference.get("kind", "Issuer"))
+    except ValueError:
+        raise SpecError("issuerRef.kind", "must be Issuer or ClusterIssuer") from None
+    name = reference.get("name")
+    if not name:
+        raise SpecError("issuerRef.name", "is required")
+    return IssuerRef(str(name), kind)

@@ -23,7 +23,7 @@ from certsmith.devcluster.processes import ManagedProcess, stop_signals_raise_ke
 from certsmith.devcluster.prometheus import Prometheus, PrometheusNotFoundError
 from certsmith.devcluster.versions import KUBERNETES_VERSION
 from certsmith.kube.client import api_client_from_kubeconfig
-from certsmith.kube.crds import install_crds, load_crds
+from certsmith.kube.crds import install_admission_policies, install_crds, load_admission_policies, load_crds
 
 SOURCE_TREE = Path(__file__).resolve().parents[3]
 """The checkout certsmith runs from (operator/certsmith/devcluster/ -> the top): `certsmith dev` is a
@@ -57,6 +57,7 @@ def run_dev(options: DevOptions) -> int:
         with stop_signals_raise_keyboard_interrupt(), ControlPlane(settings) as cluster:
             api = api_client_from_kubeconfig(cluster.kubeconfig)
             names = install_crds(api, crds)
+            install_admission_policies(api, load_admission_policies(options.crds))
             print_progress(f"certsmith dev: installed {', '.join(names)}")
             kubeconfig = _publish_kubeconfig(cluster.kubeconfig, options.kubeconfig_out)
             monitoring = contextlib.ExitStack()

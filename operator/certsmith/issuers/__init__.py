@@ -7,7 +7,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from certsmith.pki.keys import PrivateKey
+from cryptography import x509
+
+from certsmith.pki.keys import PrivateKey, PublicKey
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import IssuedCertificate
 
@@ -52,6 +54,12 @@ class SigningRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     order: Mapping[str, Any] | None = None
     """The ACME order kept in the Certificate's status, if any."""
+    csr: x509.CertificateSigningRequest | None = None
+    """A CertificateRequest's CSR, made elsewhere: its key is the certificate's key, and only
+    self-signing reads the private key (`key`)."""
+
+    def public_key(self) -> PublicKey:
+        return self.csr.public_key() if self.csr is not None else self.key().public_key()  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ class CASigner:
     authority: SigningAuthority
 
     def sign(self, request: SigningRequest) -> IssuedCertificate:
-        return sign_with_authority(request.template, request.key().public_key(), self.authority, request.now)
+        return sign_with_authority(request.template, request.public_key(), self.authority, request.now)
 
 
 def load_authority(

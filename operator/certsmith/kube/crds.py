@@ -33,6 +33,47 @@ def load_crds(directory: Path) -> list[dict[str, Any]]:
     return crds
 
 
+ADMISSION_POLICY_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+
+
+def load_admission_policies(directory: Path) -> list[dict[str, Any]]:
+    """The ValidatingAdmissionPolicies (and their bindings) in `*.yaml` under `directory`: the rules of
+    the API that a CRD schema cannot state (who may approve a CertificateRequest)."""
+    return [
+        document
+        for path in sorted(directory.glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document and document.get("kind") in ADMISSION_POLICY_KINDS
+    ]
+
+
+def install_admission_policies(api: client.ApiClient, manifests: Iterable[dict[str, Any]]) -> None:
+    """Create or replace each policy and binding (both kinds are cluster-scoped)."""
+    admission = client.AdmissionregistrationV1Api(api)
+    for manifest in manifests:
+        name = manifest["metadata"]["name"]
+        binding = manifest["kind"] == "ValidatingAdmissionPolicyBinding"
+        try:
+            if binding:
+                admission.create_validating_admission_policy_binding(manifest)  # type: ignore[arg-type]
+            else:
+                admission.create_validating_admission_policy(manifest)  # type: ignore[arg-type]
+        except ApiException as error:
+            if error.status != _HTTP_CONFLICT:
+                raise
+            current = (
+                admission.read_validating_admission_policy_binding(name)
+                if binding
+                else admission.read_validating_admission_policy(name)
+            )
+            version = current.metadata.resource_version if current and current.metadata else None
+            replacement = {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": version}}
+            if binding:
+                admission.replace_validating_admission_policy_binding(name, replacement)  # type: ignore[arg-type]
+            else:
+                admission.replace_validating_admission_policy(name, replacement)  # type: ignore[arg-type]
+
+
 def install_crds(
     api: client.ApiClient, manifests: Iterable[dict[str, Any]], timeout: float = 30.0
 ) -> list[str]:

@@ -48,6 +48,8 @@ class ObjectRef:
     name: str
     uid: str | None = None
     resource_version: str | None = None
+    api_version: str = API_VERSION
+    """certsmith.dev/v1alpha1 unless the object is someone else's (an Ingress, a Gateway)."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,7 @@ def _event_model(event: EventRecord, namespace: str, now: datetime.datetime) -> 
     return client.CoreV1Event(
         metadata=client.V1ObjectMeta(generate_name=f"{regarding.name}.", namespace=namespace),
         involved_object=client.V1ObjectReference(
-            api_version=API_VERSION,
+            api_version=regarding.api_version,
             kind=regarding.kind,
             name=regarding.name,
             namespace=regarding.namespace,
@@ -270,7 +272,7 @@ def owner_reference(owner: ObjectRef | None) -> client.V1OwnerReference | None:
     if owner is None:
         return None
     return client.V1OwnerReference(
-        api_version=API_VERSION,
+        api_version=owner.api_version,
         kind=owner.kind,
         name=owner.name,
         uid=owner.uid or "",

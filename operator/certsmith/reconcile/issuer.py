@@ -8,8 +8,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, SpecError
+from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, CLUSTER_ISSUERS, SpecError
 from certsmith.api.acme import ACMEIssuerSpec
+from certsmith.api.certificate_request import is_finished
 from certsmith.api.issuer import CAIssuerSpec, IssuerSpec, IssuerType, issuer_type, parse_issuer_spec
 from certsmith.api.references import IssuerKind
 from certsmith.api.status import condition, status_differs
@@ -133,12 +134,21 @@ class IssuerReconciler:
         logger.info("generated the ACME account key of %s into Secret %s/%s", item, namespace, name)
 
     def dependents(self, issuer: WorkItem) -> tuple[WorkItem, ...]:
-        """The Certificates that name `issuer`."""
+        """The Certificates that name `issuer`, and the CertificateRequests not yet signed or failed."""
         kind = IssuerKind.CLUSTER_ISSUER if issuer.plural == CLUSTER_ISSUERS else IssuerKind.ISSUER
         namespace, name = issuer.key
+        requests = [
+            (key, body)
+            for key, body in list(self._store.certificate_requests.items())
+            if not is_finished(body.get("status") or {})
+        ]
         return tuple(
-            WorkItem(CERTIFICATES, key)
-            for key, body in list(self._store.certificates.items())
+            WorkItem(plural, key)
+            for plural, objects in (
+                (CERTIFICATES, list(self._store.certificates.items())),
+                (CERTIFICATE_REQUESTS, requests),
+            )
+            for key, body in objects
             if _references(body, kind, name) and (kind is IssuerKind.CLUSTER_ISSUER or key[0] == namespace)
         )
 

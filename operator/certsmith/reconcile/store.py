@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, CLUSTER_ISSUERS, GATEWAYS, INGRESSES, ISSUERS
 from certsmith.kube.port import Key
 from certsmith.kube.secrets import ObservedSecret
 
@@ -37,8 +37,12 @@ class IssuerState:
 @dataclass
 class Store:
     certificates: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    certificate_requests: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
     issuers: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
     cluster_issuers: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    ingresses: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    gateways: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    """Ingresses and Gateways, for the Certificates their annotations ask for."""
     secrets: dict[Key, ObservedSecret] = field(default_factory=dict)
     """Managed Secrets (label-selected watch)."""
     referenced: dict[Key, ObservedSecret | None] = field(default_factory=dict)
@@ -73,6 +77,9 @@ class Store:
     def objects(self, plural: str) -> dict[Key, Mapping[str, Any]]:
         return {
             CERTIFICATES: self.certificates,
+            CERTIFICATE_REQUESTS: self.certificate_requests,
             ISSUERS: self.issuers,
             CLUSTER_ISSUERS: self.cluster_issuers,
+            INGRESSES: self.ingresses,
+            GATEWAYS: self.gateways,
         }[plural]

@@ -125,7 +125,7 @@ class AcmeSigner:
                 self._refresh(run, request, now)
             case Finalize():
                 order = run.require()
-                csr = build_csr(request.template, request.key())
+                csr = request.csr or build_csr(request.template, request.key())
                 deadline = time.monotonic() + _FINALIZE_WITHIN
                 chains = self._client.finalize(order.url, order.finalize_url, csr, deadline)
                 self._cleanup(order, request)

@@ -1,0 +1,241 @@
+"""Sign a CertificateRequest once: when it is valid and approved, with the issuer it names.
+
+One status write per outcome, none when nothing changed. Terminal outcomes (signed, denied, invalid,
+refused by the issuer) are final: the request is never acted on again. Approved and Denied are kept
+as they are in every write (the approval policy refuses a write that would change them).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+
+from certsmith.api import CERTIFICATE_REQUESTS, SpecError
+from certsmith.api.certificate_request import (
+    APPROVED,
+    DENIED,
+    PRIVATE_KEY_SECRET_ANNOTATION,
+    CertificateRequestSpec,
+    Decision,
+    decision_of,
+    is_finished,
+    parse_certificate_request_spec,
+)
+from certsmith.api.status import condition, status_differs, timestamp
+from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
+from certsmith.issuers.acme.signer import AcmeSigner
+from certsmith.issuers.resolver import IssuerResolver
+from certsmith.kube.port import ApiAccessError, EventRecord, Key, KubePort, ObjectRef
+from certsmith.pki import PKIError
+from certsmith.pki.csr import RequestRefusedError, load_csr, request_template
+from certsmith.pki.encodings import certificates_pem
+from certsmith.pki.keys import PrivateKey, load_private_key, same_public_key
+from certsmith.pki.request import CertificateTemplate
+from certsmith.pki.signing import IssuedCertificate
+from certsmith.reconcile.plan import Outcome, Plan, StatusWrite, apply_plan
+from certsmith.reconcile.store import Store
+from certsmith.tls_secret import TLS_KEY
+
+logger = logging.getLogger("certsmith")
+
+RETRY = datetime.timedelta(seconds=30)
+"""When a request waiting for its issuer or its private-key Secret is looked at again (events about
+the issuer or the Secret bring it back sooner)."""
+
+
+@dataclass(frozen=True)
+class _Result:
+    """What to say about the request: the Ready condition, and the rest of the status."""
+
+    ready: bool
+    reason: str
+    message: str
+    warning: bool = False
+    final: bool = False
+    invalid: bool = False
+    issued: IssuedCertificate | None = None
+    retry: bool = False
+
+
+class CertificateRequestReconciler:
+    def __init__(
+        self,
+        store: Store,
+        port: KubePort,
+        resolver: IssuerResolver,
+        auto_approve: bool,
+        clock: Callable[[], datetime.datetime],
+    ) -> None:
+        self._store = store
+        self._port = port
+        self._resolver = resolver
+        self._auto_approve = auto_approve
+        self._clock = clock
+
+    def reconcile(self, key: Key) -> Outcome:
+        body = self._store.certificate_requests.get(key)
+        if body is None or is_finished(body.get("status") or {}):
+            return Outcome()
+        now = self._clock()
+        decision = decision_of(body.get("status") or {})
+        approve = decision is Decision.UNDECIDED and self._auto_approve
+        result = self._result(key, body, decision if not approve else Decision.APPROVED, now)
+        plan = self._plan(key, body, result, approve, now)
+        try:
+            written = apply_plan(self._port, plan)
+        except ApiAccessError as error:
+            logger.warning("certificate request %s/%s: status not written: %s", *key, error)
+            return Outcome(now + RETRY)
+        return Outcome(now + RETRY if result.retry else None, written=written)
+
+    def _result(
+        self, key: Key, body: Mapping[str, Any], decision: Decision, now: datetime.datetime
+    ) -> _Result:
+        if decision is Decision.DENIED:
+            return _Result(False, "Denied", "the request was denied; it will not be signed", True, final=True)
+        checked = _checked(body)
+        if isinstance(checked, _Result):
+            return checked
+        if decision is not Decision.APPROVED:
+            namespace, name = key
+            return _Result(
+                False,
+                "Pending",
+                f"waiting for approval: `certsmith approve {name} -n {namespace}` (needs the verb approve on "
+                f"signers.certsmith.dev), or `certsmith deny`",
+            )
+        return self._signed(key, body, *checked, now)
+
+    def _signed(
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        spec: CertificateRequestSpec,
+        csr: x509.CertificateSigningRequest,
+        template: CertificateTemplate,
+        now: datetime.datetime,
+    ) -> _Result:
+        try:
+            resolved = self._resolver.resolve(spec.issuer_ref, key[0], now)
+        except IssuerNotReadyError as error:
+            return _Result(False, "Pending", f"waiting for the issuer: {error}", retry=True)
+        if isinstance(resolved.signer, AcmeSigner):
+            message = (
+                f"{spec.issuer_ref} is an ACME issuer, which certsmith uses for Certificates only; sign this "
+                f"request with a CA or SelfSigned issuer"
+            )
+            return _Result(False, "InvalidRequest", message, True, final=True, invalid=True)
+        request = SigningRequest(
+            template=template,
+            key=lambda: self._private_key(key, body, csr),
+            now=now,
+            certificate=key,
+            uid=body["metadata"].get("uid"),
+            csr=csr,
+        )
+        try:
+            signed = resolved.signer.sign(request)
+        except _KeyNotAvailableError as error:
+            return _Result(False, "Pending", str(error), retry=True)
+        except (PKIError, IssuerNotReadyError, SigningFailedError) as error:
+            reason = getattr(error, "reason", "InvalidRequest")
+            return _Result(False, "Failed", f"{reason}: {error}", True, final=True)
+        if isinstance(signed, Pending):
+            return _Result(
+                False, "Failed", f"the issuer did not sign at once: {signed.message}", True, final=True
+            )
+        return _Result(True, "Issued", f"signed by {spec.issuer_ref}", issued=signed, final=True)
+
+    def _private_key(
+        self, key: Key, body: Mapping[str, Any], csr: x509.CertificateSigningRequest
+    ) -> PrivateKey:
+        """The CSR's private key, for self-signing: from the Secret the annotation names."""
+        secret_name = (body["metadata"].get("annotations") or {}).get(PRIVATE_KEY_SECRET_ANNOTATION)
+        if not secret_name:
+            raise RequestRefusedError(
+                "PrivateKeyNotGiven",
+                f"a SelfSigned issuer signs with the request's own private key: put it in a Secret (key "
+                f"{TLS_KEY}) and name that Secret in the annotation {PRIVATE_KEY_SECRET_ANNOTATION}",
+            )
+        observed = self._resolver.referenced_secret((key[0], secret_name))
+        pem = observed.contents.data.get(TLS_KEY) if observed else None
+        if pem is None:
+            raise _KeyNotAvailableError(
+                f"waiting for Secret {key[0]}/{secret_name} with the request's private key in {TLS_KEY}"
+            )
+        private_key = load_private_key(pem)
+        if not same_public_key(private_key, csr.public_key()):  # type: ignore[arg-type]
+            raise RequestRefusedError(
+                "PrivateKeyMismatch",
+                f"the key in Secret {key[0]}/{secret_name} is not the CSR's key",
+            )
+        return private_key
+
+    def _plan(
+        self, key: Key, body: Mapping[str, Any], result: _Result, approve: bool, now: datetime.datetime
+    ) -> Plan:
+        current = body.get("status") or {}
+        previous = current.get("conditions") or []
+        kept = [item for item in previous if item.get("type") in (APPROVED, DENIED)]
+        if approve:
+            kept.append(
+                condition(APPROVED, True, "AutoApproved", "approved by certsmith", None, previous, now)
+            )
+        conditions = [
+            *kept,
+            condition("Ready", result.ready, result.reason, result.message, None, previous, now),
+        ]
+        if result.invalid:
+            conditions.append(
+                condition("InvalidRequest", True, "InvalidRequest", result.message, None, previous, now)
+            )
+        status: dict[str, Any] = {"conditions": conditions}
+        if result.issued is not None:
+            chain = (result.issued.certificate, *result.issued.intermediates)
+            status["certificate"] = base64.b64encode(certificates_pem(chain)).decode()
+            if result.issued.root is not None:
+                status["ca"] = base64.b64encode(certificates_pem([result.issued.root])).decode()
+        elif result.final:
+            status["failureTime"] = timestamp(now)
+        if not status_differs(current, status):
+            return Plan()
+        metadata = body["metadata"]
+        subject = ObjectRef(
+            "CertificateRequest", key[0], key[1], metadata.get("uid"), metadata.get("resourceVersion")
+        )
+        events = [EventRecord(subject, False, "Approved", "approved by certsmith")] if approve else []
+        previous_ready: Mapping[str, Any] = next(
+            (item for item in previous if item.get("type") == "Ready"), {}
+        )
+        if (previous_ready.get("reason"), previous_ready.get("message")) != (result.reason, result.message):
+            events.append(EventRecord(subject, result.warning, result.reason, result.message))
+        return Plan(
+            status=StatusWrite(CERTIFICATE_REQUESTS, key, status),
+            events=tuple(events),
+            log=f"certificate request {key[0]}/{key[1]}: {result.reason}: {result.message}",
+            log_warning=result.warning,
+        )
+
+
+def _checked(
+    body: Mapping[str, Any],
+) -> tuple[CertificateRequestSpec, x509.CertificateSigningRequest, CertificateTemplate] | _Result:
+    """The spec, the CSR and what the certificate would say, or why the request cannot be signed."""
+    try:
+        spec = parse_certificate_request_spec(body.get("spec") or {})
+        csr = load_csr(spec.request)
+        template = request_template(csr, is_ca=spec.is_ca, usages=spec.usages, duration=spec.duration)
+    except (SpecError, RequestRefusedError) as error:
+        reason = error.reason if isinstance(error, RequestRefusedError) else "InvalidSpec"
+        return _Result(False, "InvalidRequest", f"{reason}: {error}", True, final=True, invalid=True)
+    return spec, csr, template
+
+
+class _KeyNotAvailableError(RuntimeError):
+    """The Secret holding the request's private key does not exist (yet)."""
