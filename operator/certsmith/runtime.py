@@ -179,7 +179,8 @@ class Runtime:
     def _http01_answer(self, token: str) -> str | None:
         """An HTTP-01 token presented by another replica, or by this one before a restart: found in
         the Certificates' status. Runs in the solver's threads; reads a copy of the store."""
-        for (namespace, _), body in list(self.store.certificates.items()):
+        bodies = [*self.store.certificates.items(), *self.store.certificate_requests.items()]
+        for (namespace, _), body in bodies:
             if presents_http01(body.get("status") or {}, token):
                 reference = (body.get("spec") or {}).get("issuerRef") or {}
                 issuer = IssuerRef(reference.get("name", ""), IssuerKind(reference.get("kind") or "Issuer"))

@@ -34,6 +34,7 @@ from tests.cluster.support import (
     secret_data,
     wait_ready,
 )
+from tests.cluster.test_certificate_requests import KEYS, create_request, openssl_csr, settled
 from tests.conftest import Cluster, OperatorProcess, assert_no_key_material, fresh_namespace
 
 pytestmark = pytest.mark.cluster
@@ -446,3 +447,21 @@ def test_an_issuer_says_why_it_cannot_reach_its_ca(
     )
     elsewhere = issuer_reason(cluster, acme_namespace, "elsewhere", "NotAnACMEDirectory")
     assert "spec.acme.server must be the URL of the CA's ACME directory" in elsewhere["message"]
+
+
+def test_a_certificate_request_is_signed_through_an_acme_order(
+    cluster: Cluster, pebble: Pebble, acme_namespace: str, tmp_path: Path
+) -> None:
+    """An openssl-made CSR for two names: the order runs from the request's status, the chain verifies."""
+    acme_issuer(cluster, acme_namespace, pebble)
+    csr = openssl_csr(tmp_path, "shop", KEYS["ECDSA"], "/CN=app.example")
+    create_request(cluster, acme_namespace, "shop", csr, "pebble")
+    body = settled(cluster, acme_namespace, "shop", "Issued", timeout=60)
+    assert "acme" not in body["status"], "the finished order stays in the status"
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(base64.b64decode(body["status"]["certificate"]))
+    (tmp_path / "root.pem").write_bytes(pebble.roots())
+    openssl_verify(tmp_path / "root.pem", chain, "-untrusted", str(chain))
+    leaf = x509.load_pem_x509_certificates(chain.read_bytes())[0]
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(names.get_values_for_type(x509.DNSName)) == ["app.example", "www.app.example"]

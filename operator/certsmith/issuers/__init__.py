@@ -47,7 +47,7 @@ class SigningRequest:
     """The certificate's key, made (or taken from the Secret) on first call, the same on every call."""
     now: datetime.datetime
     certificate: tuple[str, str]
-    """(namespace, name) of the Certificate."""
+    """(namespace, name) of the Certificate (or CertificateRequest)."""
     uid: str | None = None
     """The Certificate's uid: what it makes for a challenge (an Ingress) is owned by it, so that the
     garbage collector removes it with the Certificate."""
@@ -57,6 +57,8 @@ class SigningRequest:
     csr: x509.CertificateSigningRequest | None = None
     """A CertificateRequest's CSR, made elsewhere: its key is the certificate's key, and only
     self-signing reads the private key (`key`)."""
+    kind: str = "Certificate"
+    """Certificate or CertificateRequest: what owns the objects made for a challenge."""
 
     def public_key(self) -> PublicKey:
         return self.csr.public_key() if self.csr is not None else self.key().public_key()  # type: ignore[return-value]

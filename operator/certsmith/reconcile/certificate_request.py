@@ -29,7 +29,6 @@ from certsmith.api.certificate_request import (
 )
 from certsmith.api.status import condition, status_differs, timestamp
 from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
-from certsmith.issuers.acme.signer import AcmeSigner
 from certsmith.issuers.resolver import IssuerResolver
 from certsmith.kube.port import ApiAccessError, EventRecord, Key, KubePort, ObjectRef
 from certsmith.pki import PKIError
@@ -61,6 +60,9 @@ class _Result:
     invalid: bool = False
     issued: IssuedCertificate | None = None
     retry: bool = False
+    order: Mapping[str, Any] | None = None
+    """An ACME order to keep in status.acme (None: none, or the finished one is dropped)."""
+    recheck_at: datetime.datetime | None = None
 
 
 class CertificateRequestReconciler:
@@ -92,7 +94,7 @@ class CertificateRequestReconciler:
         except ApiAccessError as error:
             logger.warning("certificate request %s/%s: status not written: %s", *key, error)
             return Outcome(now + RETRY)
-        return Outcome(now + RETRY if result.retry else None, written=written)
+        return Outcome(result.recheck_at or (now + RETRY if result.retry else None), written=written)
 
     def _result(
         self, key: Key, body: Mapping[str, Any], decision: Decision, now: datetime.datetime
@@ -125,31 +127,27 @@ class CertificateRequestReconciler:
             resolved = self._resolver.resolve(spec.issuer_ref, key[0], now)
         except IssuerNotReadyError as error:
             return _Result(False, "Pending", f"waiting for the issuer: {error}", retry=True)
-        if isinstance(resolved.signer, AcmeSigner):
-            message = (
-                f"{spec.issuer_ref} is an ACME issuer, which certsmith uses for Certificates only; sign this "
-                f"request with a CA or SelfSigned issuer"
-            )
-            return _Result(False, "InvalidRequest", message, True, final=True, invalid=True)
         request = SigningRequest(
             template=template,
             key=lambda: self._private_key(key, body, csr),
             now=now,
             certificate=key,
             uid=body["metadata"].get("uid"),
+            order=((body.get("status") or {}).get("acme") or {}).get("order"),
             csr=csr,
+            kind="CertificateRequest",
         )
         try:
             signed = resolved.signer.sign(request)
         except _KeyNotAvailableError as error:
             return _Result(False, "Pending", str(error), retry=True)
-        except (PKIError, IssuerNotReadyError, SigningFailedError) as error:
+        except SigningFailedError as error:
+            return _Result(False, "Failed", f"{error.reason}: {error}", True, final=True, order=error.order)
+        except (PKIError, IssuerNotReadyError) as error:
             reason = getattr(error, "reason", "InvalidRequest")
             return _Result(False, "Failed", f"{reason}: {error}", True, final=True)
         if isinstance(signed, Pending):
-            return _Result(
-                False, "Failed", f"the issuer did not sign at once: {signed.message}", True, final=True
-            )
+            return _Result(False, "Pending", signed.message, order=signed.order, recheck_at=signed.until)
         return _Result(True, "Issued", f"signed by {spec.issuer_ref}", issued=signed, final=True)
 
     def _private_key(
@@ -203,6 +201,8 @@ class CertificateRequestReconciler:
                 status["ca"] = base64.b64encode(certificates_pem([result.issued.root])).decode()
         elif result.final:
             status["failureTime"] = timestamp(now)
+        if result.order is not None or current.get("acme"):
+            status["acme"] = {"order": result.order} if result.order is not None else None
         if not status_differs(current, status):
             return Plan()
         metadata = body["metadata"]

@@ -205,7 +205,7 @@ class AcmeSigner:
                 http01 = solver.http01
                 ingress = IngressOptions(http01.ingress_class_name, http01.ingress_class, http01.annotations)
                 namespace = request.certificate[0]
-                owner = ObjectRef("Certificate", namespace, request.certificate[1], request.uid)
+                owner = ObjectRef(request.kind, namespace, request.certificate[1], request.uid)
                 self._context.routes.publish(
                     namespace, challenge.token, authorization.identifier, ingress, owner
                 )
