@@ -366,7 +366,8 @@ def test_check_says_what_works_and_what_does_not(
 
         eventually(leading, 30, "check to pass once the operator leads")
         code, output = certsmith(cluster, "check", "-n", solo_namespace, *lease)
-        assert "ok    CRDs: certificates, issuers, clusterissuers.certsmith.dev/v1alpha1 are served" in output
+        crds = "certificates, certificaterequests, issuers, clusterissuers.certsmith.dev"
+        assert f"ok    CRDs: {crds}/v1alpha1 are served" in output
         assert f"_{operator.pid}_" in output, "the leader named"
         assert f"ok    you may patch certificates.certsmith.dev in namespace {solo_namespace}" in output
     finally:
@@ -418,4 +419,5 @@ def test_a_cluster_without_certsmiths_crds_is_said_to_be_one(cluster: Cluster) -
         assert "not served; are certsmith's CRDs installed? (certsmith check)" in output
         code, output = certsmith(cluster, "check", kubeconfig=bare.kubeconfig)
         assert code == 1
-        assert "FAIL  CRDs: certificates, issuers, clusterissuers.certsmith.dev not served" in output
+        crds = "certificates, certificaterequests, issuers, clusterissuers.certsmith.dev"
+        assert f"FAIL  CRDs: {crds} not served" in output

@@ -85,6 +85,7 @@ def test_the_certsmith_category_lists_all_kinds(cluster: Cluster, namespace: str
         cluster, "api-resources", "--api-group", GROUP, "--categories", "certsmith", "-o", "name"
     )
     assert sorted(resources.split()) == [
+        f"certificaterequests.{GROUP}",
         f"certificates.{GROUP}",
         f"clusterissuers.{GROUP}",
         f"issuers.{GROUP}",
@@ -278,8 +279,10 @@ def test_deploy_kustomization_installs_crds_namespace_rbac_operator_and_solver_s
     common = [
         *(
             f"customresourcedefinition.apiextensions.k8s.io/{plural}.{GROUP}"
-            for plural in ("certificates", "clusterissuers", "issuers")
+            for plural in ("certificates", "certificaterequests", "clusterissuers", "issuers")
         ),
+        f"validatingadmissionpolicy.admissionregistration.k8s.io/certificaterequest-approval.{GROUP}",
+        f"validatingadmissionpolicybinding.admissionregistration.k8s.io/certificaterequest-approval.{GROUP}",
         "namespace/certsmith",
         "serviceaccount/certsmith",
         "deployment.apps/certsmith",

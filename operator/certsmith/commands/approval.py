@@ -16,9 +16,8 @@ from certsmith.api import CERTIFICATE_REQUESTS, GROUP, VERSION
 from certsmith.api.certificate_request import APPROVED, DENIED, Decision, decision_of
 from certsmith.api.status import condition
 from certsmith.commands.common import CommandError, ExitCode, body_of, talking
-from certsmith.kube.port import HTTP_FORBIDDEN
+from certsmith.kube.port import HTTP_CONFLICT, HTTP_FORBIDDEN
 
-_HTTP_CONFLICT = 409
 _HTTP_INVALID = 422
 _ATTEMPTS = 3
 
@@ -56,7 +55,7 @@ def decide(api: client.ApiClient, namespace: str, name: str, approve: bool, reas
                 GROUP, VERSION, namespace, CERTIFICATE_REQUESTS, name, patch
             )
         except ApiException as error:
-            if error.status == _HTTP_CONFLICT:
+            if error.status == HTTP_CONFLICT:
                 continue  # changed since read (the operator wrote its status): read it again
             if error.status in (HTTP_FORBIDDEN, _HTTP_INVALID):
                 raise CommandError(ExitCode.FAILED, f"the API server refused: {_message(error)}") from None

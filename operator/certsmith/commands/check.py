@@ -10,7 +10,7 @@ from kubernetes import client
 from certsmith.api import GROUP, VERSION
 from certsmith.commands.common import CommandError, ExitCode, talking
 
-_RESOURCES = ("certificates", "issuers", "clusterissuers")
+_RESOURCES = ("certificates", "certificaterequests", "issuers", "clusterissuers")
 _LEASE_FRESH = datetime.timedelta(seconds=30)
 _NEEDED = (
     ("list", GROUP, "certificates", "certsmith status"),
