@@ -153,14 +153,9 @@ def _acme_scenario(cluster: Cluster, namespace: str, pebble: Pebble) -> None:
 
 
 def _shim_and_request_scenario(cluster: Cluster, namespace: str) -> None:
-    """An Ingress annotated for two Certificates, one of them then dropped and the other changed; a
-    CertificateRequest auto-approved and self-signed with the key in its Secret (needs the Issuer
-    "selfsigned")."""
+    """An Ingress annotated for two Certificates; a CertificateRequest auto-approved and self-signed with
+    the key in its Secret (needs the Issuer "selfsigned")."""
     _ingress(cluster, namespace, {"shim-a": ["a.example.com"], "shim-b": ["b.example.com"]})
-    eventually(
-        lambda: _certificate_names(cluster, namespace) >= {"shim-a", "shim-b"}, 30, "the shim's Certificates"
-    )
-    _ingress(cluster, namespace, {"shim-a": ["a.example.com", "www.a.example.com"]}, replace=True)
     key = ec.generate_private_key(ec.SECP256R1())
     create_secret(
         cluster, namespace, "cr-key", {"tls.key": encode_private_key(key, KeyEncoding.PKCS8)}, "Opaque"
@@ -181,6 +176,11 @@ def _shim_and_request_scenario(cluster: Cluster, namespace: str) -> None:
 
 
 def _shim_and_request_done(cluster: Cluster, namespace: str) -> None:
+    """The scenario's objects made; then the Ingress edited: one Certificate updated, one deleted."""
+    eventually(
+        lambda: _certificate_names(cluster, namespace) >= {"shim-a", "shim-b"}, 30, "the shim's Certificates"
+    )
+    _ingress(cluster, namespace, {"shim-a": ["a.example.com", "www.a.example.com"]}, replace=True)
     eventually(lambda: "shim-b" not in _certificate_names(cluster, namespace), 30, "shim-b deleted")
     eventually(
         lambda: (
