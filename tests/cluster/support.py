@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import re
 import subprocess
 import time
 import urllib.error
@@ -32,6 +33,9 @@ from certsmith.pki.signing import self_sign
 from tests.conftest import REPO, Cluster
 
 T = TypeVar("T")
+
+HTTP_403 = re.compile(r"\b403\b")
+"""A 403 status in a log: not the digits inside a hexadecimal serial number or an order URL."""
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
