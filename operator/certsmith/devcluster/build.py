@@ -94,34 +94,47 @@ def ensure_binaries(cache_dir: Path | None = None, progress: Progress | None = N
     if binaries.complete():
         return binaries
     say = progress or print_progress
-    binaries.directory.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(binaries.directory.parent / "build.lock"):
-        if binaries.complete():
-            return binaries
+
+    def build(go: str, work: Path, staged: Path) -> None:
+        say(
+            f"certsmith: building kube-apiserver, kube-controller-manager and kubectl "
+            f"{KUBERNETES_VERSION} and etcd {ETCD_VERSION} with {go} "
+            f"(first run only; this takes several minutes)"
+        )
+        build_kubernetes_commands(go, work / "kubernetes", staged, KUBERNETES_COMMANDS)
+        build_go_module(
+            go,
+            work / "etcd",
+            f"go.etcd.io/etcd/server/v3 {ETCD_VERSION}",
+            ["go.etcd.io/etcd/server/v3"],
+            staged,
+        )
+        (staged / "server").rename(staged / "etcd")  # go names a binary after .../server/v3's "server"
+        say(f"certsmith: control-plane binaries cached in {binaries.directory}")
+
+    build_cached(binaries.directory, binaries.complete, build)
+    return binaries
+
+
+def build_cached(
+    directory: Path, complete: Callable[[], bool], build: Callable[[str, Path, Path], None]
+) -> None:
+    """Run `build(go, work, staged)` unless `complete()`, under a lock that serialises every build in
+    `directory`'s parent (a test run and `certsmith dev` started together), in a scratch directory; what
+    it left in `staged` is moved into `directory` only when it has all been built."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(directory.parent / "build.lock"):
+        if complete():
+            return
         go = find_go()
-        with tempfile.TemporaryDirectory(prefix="build-", dir=binaries.directory.parent) as scratch:
+        with tempfile.TemporaryDirectory(prefix="build-", dir=directory.parent) as scratch:
             work = Path(scratch)
             staged = work / "bin"
             staged.mkdir()
-            say(
-                f"certsmith: building kube-apiserver, kube-controller-manager and kubectl "
-                f"{KUBERNETES_VERSION} and etcd {ETCD_VERSION} with {go} "
-                f"(first run only; this takes several minutes)"
-            )
-            build_kubernetes_commands(go, work / "kubernetes", staged, KUBERNETES_COMMANDS)
-            build_go_module(
-                go,
-                work / "etcd",
-                f"go.etcd.io/etcd/server/v3 {ETCD_VERSION}",
-                ["go.etcd.io/etcd/server/v3"],
-                staged,
-            )
-            (staged / "server").rename(staged / "etcd")  # go names a binary after .../server/v3's "server"
-            binaries.directory.mkdir(exist_ok=True)
+            build(go, work, staged)
+            directory.mkdir(exist_ok=True)
             for built in staged.iterdir():
-                built.replace(binaries.directory / built.name)
-        say(f"certsmith: control-plane binaries cached in {binaries.directory}")
-    return binaries
+                built.replace(directory / built.name)
 
 
 def build_kubernetes_commands(go: str, module_dir: Path, out_dir: Path, commands: Sequence[str]) -> None:
@@ -168,6 +181,15 @@ def build_go_module(
     if tags:
         flags += ["-tags", ",".join(tags)]
     run_go(go, ["build", *flags, "-o", f"{out_dir}/", *packages], module_dir)
+
+
+def module_directory(module: str) -> Path:
+    """Where the Go module cache holds `module` ("path@version"), downloaded first if need be: for files
+    a module ships besides code (kind's node files, the Gateway API's CRDs)."""
+    go = find_go()
+    with tempfile.TemporaryDirectory(prefix="certsmith-module-") as scratch:
+        download = run_go(go, ["mod", "download", "-json", module], Path(scratch))
+    return Path(json.loads(download)["Dir"])
 
 
 def _staging_modules(go: str, work_dir: Path) -> list[str]:
@@ -227,7 +249,7 @@ def find_go() -> str:
 
 
 @contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
+def _exclusive_lock(path: Path) -> Iterator[None]:
     """Serialise builds between processes (a test run and `certsmith dev` started together)."""
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -34,12 +34,12 @@ from pathlib import Path
 
 from certsmith.devcluster.build import (
     Progress,
+    build_cached,
     build_go_module,
     build_kubernetes_commands,
     default_cache_dir,
     ensure_binaries,
-    exclusive_lock,
-    find_go,
+    module_directory,
     print_progress,
     run_go,
 )
@@ -91,61 +91,47 @@ def ensure_node_binaries(cache_dir: Path | None = None, progress: Progress | Non
     if binaries.complete():
         return binaries
     say = progress or print_progress
-    binaries.directory.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(binaries.directory.parent / "build.lock"):
-        if binaries.complete():
-            return binaries
-        go = find_go()
-        with tempfile.TemporaryDirectory(prefix="build-", dir=binaries.directory.parent) as scratch:
-            work = Path(scratch)
-            staged = work / "bin"
-            staged.mkdir()
-            say(
-                f"certsmith: building {', '.join(NODE_KUBERNETES_COMMANDS)} "
-                f"{KUBERNETES_VERSION}, containerd {CONTAINERD_VERSION} and CoreDNS {COREDNS_VERSION} "
-                f"for the offline kind node image (first run only; this takes several minutes)"
-            )
-            build_kubernetes_commands(go, work / "kubernetes", staged, NODE_KUBERNETES_COMMANDS)
-            build_go_module(
-                go,
-                work / "containerd",
-                f"github.com/containerd/containerd/v2 {CONTAINERD_VERSION}",
-                [f"github.com/containerd/containerd/v2/cmd/{command}" for command in CONTAINERD_COMMANDS],
-                staged,
-                tags=_CONTAINERD_TAGS,
-            )
-            build_go_module(
-                go,
-                work / "coredns",
-                f"github.com/coredns/coredns {COREDNS_VERSION}",
-                ["github.com/coredns/coredns"],
-                staged,
-            )
-            for program in ("pause", "runc-caps"):
-                _build_own_program(go, program, work, staged)
-            binaries.directory.mkdir(exist_ok=True)
-            for built in staged.iterdir():
-                built.replace(binaries.directory / built.name)
+
+    def build(go: str, work: Path, staged: Path) -> None:
+        say(
+            f"certsmith: building {', '.join(NODE_KUBERNETES_COMMANDS)} "
+            f"{KUBERNETES_VERSION}, containerd {CONTAINERD_VERSION} and CoreDNS {COREDNS_VERSION} "
+            f"for the offline kind node image (first run only; this takes several minutes)"
+        )
+        build_kubernetes_commands(go, work / "kubernetes", staged, NODE_KUBERNETES_COMMANDS)
+        build_go_module(
+            go,
+            work / "containerd",
+            f"github.com/containerd/containerd/v2 {CONTAINERD_VERSION}",
+            [f"github.com/containerd/containerd/v2/cmd/{command}" for command in CONTAINERD_COMMANDS],
+            staged,
+            tags=_CONTAINERD_TAGS,
+        )
+        build_go_module(
+            go,
+            work / "coredns",
+            f"github.com/coredns/coredns {COREDNS_VERSION}",
+            ["github.com/coredns/coredns"],
+            staged,
+        )
+        for program in ("pause", "runc-caps"):
+            _build_own_program(go, program, work, staged)
         say(f"certsmith: kind node binaries cached in {binaries.directory}")
+
+    build_cached(binaries.directory, binaries.complete, build)
     return binaries
 
 
 def ensure_kind_cli(cache_dir: Path | None = None, progress: Progress | None = None) -> Path:
     """The `kind` command of KIND_VERSION, built from its module the first time."""
     kind = cached_node_binaries(cache_dir).directory / "kind"
-    if kind.is_file():
-        return kind
-    kind.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(kind.parent.parent / "build.lock"):
-        if not kind.is_file():
-            (progress or print_progress)(f"certsmith: building kind {KIND_VERSION} (first run only)")
-            go = find_go()
-            with tempfile.TemporaryDirectory(prefix="build-", dir=kind.parent.parent) as scratch:
-                staged = Path(scratch) / "bin"
-                staged.mkdir()
-                requirement = f"sigs.k8s.io/kind {KIND_VERSION}"
-                build_go_module(go, Path(scratch) / "kind", requirement, ["sigs.k8s.io/kind"], staged)
-                (staged / "kind").replace(kind)
+
+    def build(go: str, work: Path, staged: Path) -> None:
+        (progress or print_progress)(f"certsmith: building kind {KIND_VERSION} (first run only)")
+        build_go_module(go, work / "kind", f"sigs.k8s.io/kind {KIND_VERSION}", ["sigs.k8s.io/kind"], staged)
+
+    if not kind.is_file():
+        build_cached(kind.parent, kind.is_file, build)
     return kind
 
 
@@ -400,10 +386,7 @@ def kind_default_node_image() -> str:
 
 
 def _kind_module() -> Path:
-    go = find_go()
-    with tempfile.TemporaryDirectory(prefix="certsmith-kind-module-") as scratch:
-        download = run_go(go, ["mod", "download", "-json", f"sigs.k8s.io/kind@{KIND_VERSION}"], Path(scratch))
-    return Path(json.loads(download)["Dir"])
+    return module_directory(f"sigs.k8s.io/kind@{KIND_VERSION}")
 
 
 def _node_key(base: str) -> str:
