@@ -300,23 +300,34 @@ def _people_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's priva
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("-o", "--output", choices=["json", "yaml"], help="print data for scripts")
 
-    status = commands.add_parser(
+    def people_command(
+        name: str,
+        help: str,
+        parents: Sequence[argparse.ArgumentParser] = (),
+    ) -> argparse.ArgumentParser:
+        """A subcommand whose help ends with the exit codes."""
+        parser: argparse.ArgumentParser = commands.add_parser(
+            name,
+            parents=list(parents),
+            help=help,
+            epilog=_EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return parser
+
+    status = people_command(
         "status",
         parents=[cluster, output],
         help="Certificates at a glance, or one Certificate's story and what the operator would do now",
-        epilog=_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     status.add_argument("-A", "--all-namespaces", action="store_true", help="Certificates of every namespace")
     status.add_argument("name", nargs="?", help="one Certificate: its whole story")
     status.set_defaults(handler=_status)
 
-    renew = commands.add_parser(
+    renew = people_command(
         "renew",
         parents=[cluster],
         help="renew Certificates now (the operator does it; --wait reports when they are Ready again)",
-        epilog=_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     renew.add_argument("names", nargs="*", metavar="NAME", help="Certificates to renew")
     renew.add_argument("--all", action="store_true", help="every Certificate in the namespace (or with -A)")
@@ -333,7 +344,7 @@ def _people_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's priva
     renew.set_defaults(handler=_renew)
 
     for verb, approving in (("approve", True), ("deny", False)):
-        decide = commands.add_parser(
+        decide = people_command(
             verb,
             parents=[cluster],
             help=f"{verb} a CertificateRequest (needs the verb approve on signers.certsmith.dev)",
@@ -349,23 +360,19 @@ def _people_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's priva
         )
         decide.set_defaults(handler=_decide, approve=approving)
 
-    inspect = commands.add_parser(
+    inspect = people_command(
         "inspect",
         parents=[cluster, output],
         help="decode a TLS Secret (managed or not): chain, key match, validity, warnings",
-        epilog=_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     inspect.add_argument("kind", choices=["secret"], help="what to inspect")
     inspect.add_argument("name", help="the Secret's name")
     inspect.set_defaults(handler=_inspect)
 
-    check = commands.add_parser(
+    check = people_command(
         "check",
         parents=[cluster],
         help="are the CRDs served, is an operator leading, may you do what these commands do",
-        epilog=_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument(
         "--lease-namespace",
@@ -378,23 +385,19 @@ def _people_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's priva
     )
     check.set_defaults(handler=_check)
 
-    convert = commands.add_parser(
+    convert = people_command(
         "convert",
         help="cert-manager manifests to certsmith's (stdout); every field not carried over is said (stderr)",
-        epilog=_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     convert.add_argument(
         "files", nargs="*", type=Path, default=[Path("-")], metavar="FILE", help="default: stdin"
     )
     convert.set_defaults(handler=_convert)
 
-    migrate = commands.add_parser(
+    migrate = people_command(
         "migrate",
         parents=[cluster],
         help="hand Secrets cert-manager issued to the certsmith Certificates replacing its own, as they are",
-        epilog=_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     migrate.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
     migrate.add_argument("--dry-run", action="store_true", help="say what would be adopted, change nothing")

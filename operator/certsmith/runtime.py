@@ -23,6 +23,7 @@ from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, CLUSTER_ISSUERS, G
 from certsmith.api.certificate_request import PRIVATE_KEY_SECRET_ANNOTATION
 from certsmith.api.issuer import issuer_secret_names
 from certsmith.api.references import IssuerKind, IssuerRef
+from certsmith.api.shim import asks_for_certificates
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.orders import presents_http01
 from certsmith.issuers.acme.signer import AcmeContext
@@ -49,6 +50,7 @@ from certsmith.workqueue import WorkQueue
 logger = logging.getLogger("certsmith")
 
 DELETED = "DELETED"
+MODIFIED = "MODIFIED"
 
 
 class Runtime:
@@ -191,9 +193,12 @@ class Runtime:
         key = _key(body, cluster_scoped=plural == CLUSTER_ISSUERS)
         objects = self.store.objects(plural)
         item = WorkItem(plural, key)
-        if plural == CERTIFICATES:
+        if plural == CERTIFICATES and event_type != MODIFIED:  # not for each status patch: made or gone
             for owner in _shim_owners(body):
                 self.queue.add(owner)
+        if plural in SHIMMED and not asks_for_certificates(body):
+            objects.pop(key, None)  # the many Ingresses no one annotated are neither kept nor looked at
+            return
         if event_type == DELETED:
             objects.pop(key, None)
             self.scheduler.cancel(item)

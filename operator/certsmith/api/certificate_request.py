@@ -12,7 +12,7 @@ from typing import Any
 
 from certsmith.api import SpecError
 from certsmith.api.durations import spec_duration
-from certsmith.api.references import IssuerKind, IssuerRef, parse_issuer_ref
+from certsmith.api.references import IssuerRef, parse_issuer_ref
 
 PRIVATE_KEY_SECRET_ANNOTATION = "certsmith.dev/private-key-secret-name"
 """On a CertificateRequest to a SelfSigned issuer: the Secret (key tls.key) holding the CSR's private
@@ -72,10 +72,3 @@ def is_finished(status: Mapping[str, Any]) -> bool:
         (item for item in status.get("conditions") or [] if item.get("type") == "Ready"), {}
     )
     return ready.get("status") == "False" and ready.get("reason") in TERMINAL_REASONS
-
-
-def signer_name(reference: IssuerRef, namespace: str) -> str:
-    """The name of the signer an approver needs the verb "approve" on (resource signers.certsmith.dev)."""
-    if reference.kind is IssuerKind.CLUSTER_ISSUER:
-        return f"clusterissuers.certsmith.dev/{reference.name}"
-    return f"issuers.certsmith.dev/{namespace}.{reference.name}"

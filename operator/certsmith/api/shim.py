@@ -78,11 +78,17 @@ def gateway_certificates(body: Mapping[str, Any]) -> Wanted:
     return Wanted(wanted.certificates, (*problems, *wanted.problems), wanted.annotated)
 
 
-def _wanted(body: Mapping[str, Any], entries: list[tuple[str, str | None, list[str]]]) -> Wanted:
+def asks_for_certificates(body: Mapping[str, Any]) -> bool:
+    """Whether an Ingress or Gateway carries one of the issuer annotations (only those are kept)."""
     annotations = (body.get("metadata") or {}).get("annotations") or {}
-    issuer, cluster_issuer = annotations.get(ISSUER), annotations.get(CLUSTER_ISSUER)
-    if not issuer and not cluster_issuer:
+    return bool(annotations.get(ISSUER) or annotations.get(CLUSTER_ISSUER))
+
+
+def _wanted(body: Mapping[str, Any], entries: list[tuple[str, str | None, list[str]]]) -> Wanted:
+    if not asks_for_certificates(body):
         return Wanted(annotated=False)
+    annotations = body["metadata"]["annotations"]
+    issuer, cluster_issuer = annotations.get(ISSUER), annotations.get(CLUSTER_ISSUER)
     if issuer and cluster_issuer:
         return Wanted(problems=(f"both {ISSUER} and {CLUSTER_ISSUER} are set; keep one",))
     options, problems = _options(annotations)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from certsmith import __version__
 from certsmith.devcluster.build import default_cache_dir, print_progress
+from certsmith.devcluster.processes import run_command
 
 SOURCE_TREE = Path(__file__).resolve().parents[3]
 IMAGE = "certsmith"
@@ -33,7 +34,8 @@ BASE_IMAGE = f"certsmith-base:{BASE_SUITE}-{_BASE_KEY}"
 
 
 class ImageBuildError(RuntimeError):
-    """A step of the image build failed; the message names the command and ends with its output."""
+    """An image cannot be built here: a tool is missing, or an input is not what the build expects
+    (a failed command raises `processes.CommandFailedError`)."""
 
 
 def ensure_image() -> str:
@@ -154,16 +156,6 @@ def image_exists(tag: str) -> bool:
 def require(command: str, fix: str) -> None:
     if shutil.which(command) is None:
         raise ImageBuildError(f"{command} is not installed: {fix}")
-
-
-def run_command(argv: list[str], stdin: bytes | None = None) -> str:
-    """Run a build step; its standard output, or an ImageBuildError ending with what it printed."""
-    done = subprocess.run(argv, input=stdin, capture_output=True, check=False)
-    stdout, stderr = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
-    if done.returncode != 0:
-        tail = "\n".join((stdout + stderr).splitlines()[-40:])
-        raise ImageBuildError(f"{' '.join(argv[:3])} ... failed with exit code {done.returncode}:\n{tail}")
-    return stdout
 
 
 if __name__ == "__main__":

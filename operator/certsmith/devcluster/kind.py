@@ -38,16 +38,13 @@ from certsmith.devcluster.kindnode import (
     kind_default_node_image,
 )
 from certsmith.devcluster.kit import not_ready
+from certsmith.devcluster.processes import CommandFailedError, run_command
 from certsmith.kube.client import api_client_from_kubeconfig
 
 DEFAULT_NAME = "certsmith"
 OPERATOR_IMAGE = f"certsmith:{__version__}"
 NAMESPACE = "certsmith"
 DEMO = SOURCE_TREE / "docs" / "demo" / "chain.yaml"
-
-
-class KindError(RuntimeError):
-    """A step of making or using the kind cluster failed; the message says which and what it printed."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,8 @@ class KindCluster:
     kubectl: Path
 
     def kubectl_run(self, *arguments: str, stdin: str | None = None) -> str:
-        return run([str(self.kubectl), "--kubeconfig", str(self.kubeconfig), *arguments], stdin=stdin)
+        argv = [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), *arguments]
+        return run_command(argv, stdin.encode() if stdin is not None else None)
 
     def api(self) -> client.ApiClient:
         return api_client_from_kubeconfig(self.kubeconfig)
@@ -71,7 +69,7 @@ def up(name: str, offline: bool, kubeconfig: Path, network: str | None = None) -
     wait for the operator's Deployment to be available. kind merges the cluster's credentials into
     `kubeconfig` and makes its context (`kind-NAME`) the current one."""
     kind = ensure_kind_cli()
-    existing = run([str(kind), "get", "clusters"]).split()
+    existing = run_command([str(kind), "get", "clusters"]).split()
     environment = {"KIND_EXPERIMENTAL_DOCKER_NETWORK": network} if network else {}
     if name in existing:
         print_progress(f"certsmith kind: reusing the kind cluster {name}")
@@ -94,12 +92,12 @@ def up(name: str, offline: bool, kubeconfig: Path, network: str | None = None) -
             ]
             create += ["--image", node_image] if node_image else []
             create += ["--config", str(config_file)] if config_file else []
-            run(create, environment=environment)
-    run([str(kind), "export", "kubeconfig", "--name", name, "--kubeconfig", str(kubeconfig)])
+            run_command(create, environment=environment)
+    run_command([str(kind), "export", "kubeconfig", "--name", name, "--kubeconfig", str(kubeconfig)])
     cluster = KindCluster(name, kubeconfig, kind, _kubectl())
     image = ensure_image() if offline else _docker_built_image()
     print_progress(f"certsmith kind: loading {image} into {name}")
-    run([str(kind), "load", "docker-image", OPERATOR_IMAGE, "--name", name])
+    run_command([str(kind), "load", "docker-image", OPERATOR_IMAGE, "--name", name])
     print_progress("certsmith kind: kubectl apply --server-side -k deploy/")
     cluster.kubectl_run("apply", "--server-side", "--force-conflicts", "-k", str(SOURCE_TREE / "deploy"))
     if name in existing:
@@ -111,24 +109,23 @@ def up(name: str, offline: bool, kubeconfig: Path, network: str | None = None) -
 def existing(name: str, kubeconfig: Path) -> KindCluster:
     """A cluster `up` made earlier, as it is."""
     kind = ensure_kind_cli()
-    run([str(kind), "export", "kubeconfig", "--name", name, "--kubeconfig", str(kubeconfig)])
+    run_command([str(kind), "export", "kubeconfig", "--name", name, "--kubeconfig", str(kubeconfig)])
     return KindCluster(name, kubeconfig, kind, _kubectl())
 
 
 def down(name: str, network: str | None = None) -> None:
     """Delete the cluster, and the Docker network when it was made for this cluster alone."""
     kind = ensure_kind_cli()
-    run([str(kind), "delete", "cluster", "--name", name])
+    run_command([str(kind), "delete", "cluster", "--name", name])
     if network:
         subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)
 
 
-def apply_demo(cluster: KindCluster, timeout: float = 180.0) -> list[tuple[str, str]]:
+def apply_demo(cluster: KindCluster, timeout: float = 180.0) -> None:
     """Apply docs/demo/chain.yaml and wait until its Certificates are Ready."""
     cluster.kubectl_run("apply", "-f", str(DEMO))
     demo = demo_certificates(DEMO.read_text())
     wait_ready(cluster.api(), demo, timeout)
-    return demo
 
 
 def wait_ready(api: client.ApiClient, certificates: Sequence[tuple[str, str]], timeout: float) -> None:
@@ -139,7 +136,7 @@ def wait_ready(api: client.ApiClient, certificates: Sequence[tuple[str, str]], t
             return
         if time.monotonic() > deadline:
             details = "; ".join(f"{name}: {why}" for name, why in waiting.items())
-            raise KindError(f"certificates not Ready after {timeout:.0f}s: {details}")
+            raise TimeoutError(f"certificates not Ready after {timeout:.0f}s: {details}")
         time.sleep(0.5)
 
 
@@ -191,21 +188,6 @@ def _written(text: str | None) -> Iterator[Path | None]:
         yield Path(handle.name)
 
 
-def run(argv: list[str], stdin: str | None = None, environment: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        argv,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **(environment or {})},
-    )
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-        raise KindError(f"`{' '.join(argv[:4])} ...` failed with exit code {done.returncode}:\n{tail}")
-    return done.stdout
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m certsmith.devcluster.kind", description=__doc__)
     parser.add_argument("command", choices=("up", "down"))
@@ -232,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster = up(options.name, options.offline, options.kubeconfig)
         print_progress("certsmith kind: applying the demo chain (docs/demo/chain.yaml)")
         apply_demo(cluster)
-    except (KindError, ImageBuildError, ControlPlaneBuildError) as error:
+    except (CommandFailedError, ImageBuildError, ControlPlaneBuildError, TimeoutError) as error:
         print(f"certsmith kind: {error}", file=sys.stderr)
         return 1
     print(_INSTRUCTIONS.format(name=options.name, kubeconfig=options.kubeconfig))

@@ -23,6 +23,7 @@ filesystem as a tarball, the images under tags naming the hash of their inputs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -43,7 +44,8 @@ from certsmith.devcluster.build import (
     print_progress,
     run_go,
 )
-from certsmith.devcluster.image import ImageBuildError, image_exists, require, run_command
+from certsmith.devcluster.image import ImageBuildError, image_exists, require
+from certsmith.devcluster.processes import run_command
 from certsmith.devcluster.versions import (
     CONTAINERD_VERSION,
     COREDNS_VERSION,
@@ -197,7 +199,6 @@ cgroup v1 (Kubernetes 1.35+ refuses them unless told; this machine's Docker has 
 _TRIMMED = ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man", "usr/share/locale")
 _SUITE = "bookworm"
 _MIRROR = "http://deb.debian.org/debian"
-_IMAGES_DIRECTORY = "kind-images"
 
 
 def ensure_node_image(cache_dir: Path | None = None, progress: Progress | None = None) -> str:
@@ -385,6 +386,7 @@ def kind_default_node_image() -> str:
     return found[1]
 
 
+@functools.cache
 def _kind_module() -> Path:
     return module_directory(f"sigs.k8s.io/kind@{KIND_VERSION}")
 

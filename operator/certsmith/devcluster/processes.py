@@ -166,3 +166,23 @@ def stop_signals_raise_keyboard_interrupt() -> Iterator[None]:
     finally:
         for stop, handler in previous.items():
             signal.signal(stop, handler)
+
+
+class CommandFailedError(RuntimeError):
+    """A command of the dev tooling failed; the message names it and ends with what it printed."""
+
+
+def run_command(
+    argv: Sequence[str], stdin: bytes | None = None, environment: Mapping[str, str] | None = None
+) -> str:
+    """Run a build or setup step to its end; its standard output, or CommandFailedError."""
+    done = subprocess.run(
+        argv, input=stdin, capture_output=True, check=False, env={**os.environ, **(environment or {})}
+    )
+    stdout, stderr = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+    if done.returncode != 0:
+        tail = "\n".join((stdout + stderr).splitlines()[-40:])
+        raise CommandFailedError(
+            f"`{' '.join(argv[:4])} ...` failed with exit code {done.returncode}:\n{tail}"
+        )
+    return stdout

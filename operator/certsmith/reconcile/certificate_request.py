@@ -21,6 +21,7 @@ from certsmith.api.certificate_request import (
     APPROVED,
     DENIED,
     PRIVATE_KEY_SECRET_ANNOTATION,
+    TERMINAL_REASONS,
     CertificateRequestSpec,
     Decision,
     decision_of,
@@ -50,19 +51,19 @@ the issuer or the Secret bring it back sooner)."""
 
 @dataclass(frozen=True)
 class _Result:
-    """What to say about the request: the Ready condition, and the rest of the status."""
+    """What to say about the request: the reason and message of its Ready condition (True only when
+    Issued; a terminal reason is a failure for good, said as a Warning), and the rest of the status."""
 
-    ready: bool
     reason: str
     message: str
-    warning: bool = False
-    final: bool = False
-    invalid: bool = False
     issued: IssuedCertificate | None = None
-    retry: bool = False
     order: Mapping[str, Any] | None = None
     """An ACME order to keep in status.acme (None: none, or the finished one is dropped)."""
     recheck_at: datetime.datetime | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.reason in TERMINAL_REASONS
 
 
 class CertificateRequestReconciler:
@@ -94,20 +95,19 @@ class CertificateRequestReconciler:
         except ApiAccessError as error:
             logger.warning("certificate request %s/%s: status not written: %s", *key, error)
             return Outcome(now + RETRY)
-        return Outcome(result.recheck_at or (now + RETRY if result.retry else None), written=written)
+        return Outcome(result.recheck_at, written=written)
 
     def _result(
         self, key: Key, body: Mapping[str, Any], decision: Decision, now: datetime.datetime
     ) -> _Result:
         if decision is Decision.DENIED:
-            return _Result(False, "Denied", "the request was denied; it will not be signed", True, final=True)
+            return _Result("Denied", "the request was denied; it will not be signed")
         checked = _checked(body)
         if isinstance(checked, _Result):
             return checked
         if decision is not Decision.APPROVED:
             namespace, name = key
             return _Result(
-                False,
                 "Pending",
                 f"waiting for approval: `certsmith approve {name} -n {namespace}` (needs the verb approve on "
                 f"signers.certsmith.dev), or `certsmith deny`",
@@ -126,7 +126,7 @@ class CertificateRequestReconciler:
         try:
             resolved = self._resolver.resolve(spec.issuer_ref, key[0], now)
         except IssuerNotReadyError as error:
-            return _Result(False, "Pending", f"waiting for the issuer: {error}", retry=True)
+            return _Result("Pending", f"waiting for the issuer: {error}", recheck_at=now + RETRY)
         request = SigningRequest(
             template=template,
             key=lambda: self._private_key(key, body, csr),
@@ -140,15 +140,15 @@ class CertificateRequestReconciler:
         try:
             signed = resolved.signer.sign(request)
         except _KeyNotAvailableError as error:
-            return _Result(False, "Pending", str(error), retry=True)
+            return _Result("Pending", str(error), recheck_at=now + RETRY)
         except SigningFailedError as error:
-            return _Result(False, "Failed", f"{error.reason}: {error}", True, final=True, order=error.order)
+            return _Result("Failed", f"{error.reason}: {error}", order=error.order)
         except (PKIError, IssuerNotReadyError) as error:
             reason = getattr(error, "reason", "InvalidRequest")
-            return _Result(False, "Failed", f"{reason}: {error}", True, final=True)
+            return _Result("Failed", f"{reason}: {error}")
         if isinstance(signed, Pending):
-            return _Result(False, "Pending", signed.message, order=signed.order, recheck_at=signed.until)
-        return _Result(True, "Issued", f"signed by {spec.issuer_ref}", issued=signed, final=True)
+            return _Result("Pending", signed.message, order=signed.order, recheck_at=signed.until)
+        return _Result("Issued", f"signed by {spec.issuer_ref}", issued=signed)
 
     def _private_key(
         self, key: Key, body: Mapping[str, Any], csr: x509.CertificateSigningRequest
@@ -187,9 +187,9 @@ class CertificateRequestReconciler:
             )
         conditions = [
             *kept,
-            condition("Ready", result.ready, result.reason, result.message, None, previous, now),
+            condition("Ready", result.issued is not None, result.reason, result.message, None, previous, now),
         ]
-        if result.invalid:
+        if result.reason == "InvalidRequest":
             conditions.append(
                 condition("InvalidRequest", True, "InvalidRequest", result.message, None, previous, now)
             )
@@ -199,7 +199,7 @@ class CertificateRequestReconciler:
             status["certificate"] = base64.b64encode(certificates_pem(chain)).decode()
             if result.issued.root is not None:
                 status["ca"] = base64.b64encode(certificates_pem([result.issued.root])).decode()
-        elif result.final:
+        elif result.failed:
             status["failureTime"] = timestamp(now)
         if result.order is not None or current.get("acme"):
             status["acme"] = {"order": result.order} if result.order is not None else None
@@ -214,12 +214,12 @@ class CertificateRequestReconciler:
             (item for item in previous if item.get("type") == "Ready"), {}
         )
         if (previous_ready.get("reason"), previous_ready.get("message")) != (result.reason, result.message):
-            events.append(EventRecord(subject, result.warning, result.reason, result.message))
+            events.append(EventRecord(subject, result.failed, result.reason, result.message))
         return Plan(
             status=StatusWrite(CERTIFICATE_REQUESTS, key, status),
             events=tuple(events),
             log=f"certificate request {key[0]}/{key[1]}: {result.reason}: {result.message}",
-            log_warning=result.warning,
+            log_warning=result.failed,
         )
 
 
@@ -233,7 +233,7 @@ def _checked(
         template = request_template(csr, is_ca=spec.is_ca, usages=spec.usages, duration=spec.duration)
     except (SpecError, RequestRefusedError) as error:
         reason = error.reason if isinstance(error, RequestRefusedError) else "InvalidSpec"
-        return _Result(False, "InvalidRequest", f"{reason}: {error}", True, final=True, invalid=True)
+        return _Result("InvalidRequest", f"{reason}: {error}")
     return spec, csr, template
 
 

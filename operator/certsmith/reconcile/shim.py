@@ -56,7 +56,8 @@ class ShimReconciler:
             INGRESS_API_VERSION if ingress else GATEWAY_API_VERSION,
         )
         problems = list(wanted.problems)
-        if wanted.annotated and not (wanted.problems and not wanted.certificates):
+        unusable = bool(wanted.problems) and not wanted.certificates  # nothing is deleted over a typo
+        if wanted.annotated and not unusable:
             problems += self._converge(owner, wanted)
         for problem in problems:
             self._say(EventRecord(owner, True, "BadCertificateConfig", problem))
@@ -155,8 +156,13 @@ class ShimReconciler:
 
 
 def _owned_by(body: Mapping[str, Any], uid: str | None) -> bool:
-    return bool(uid) and any(
-        reference.get("uid") == uid for reference in body["metadata"].get("ownerReferences") or []
+    """Made by the shim for the object with `uid`: owned by it and carrying the spec it was given, so
+    that a Certificate someone else made (even one owned by the Ingress) is never deleted."""
+    metadata = body["metadata"]
+    return (
+        bool(uid)
+        and APPLIED in (metadata.get("annotations") or {})
+        and any(reference.get("uid") == uid for reference in metadata.get("ownerReferences") or [])
     )
 
 
