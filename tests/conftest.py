@@ -22,6 +22,7 @@ from kubernetes import client
 
 from certsmith.devcluster import ControlPlane, ControlPlaneSettings, stop_signals_raise_keyboard_interrupt
 from certsmith.devcluster.dev import operator_argv
+from certsmith.devcluster.gatewayapi import gateway_api_crds
 from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_admission_policies, install_crds, load_admission_policies, load_crds
 
@@ -52,6 +53,7 @@ def cluster() -> Iterator[Cluster]:
 def _prepared(kubeconfig: Path, kubectl: Path) -> Cluster:
     api = api_client_from_kubeconfig(kubeconfig)
     install_crds(api, load_crds(REPO / "crds"))
+    install_crds(api, gateway_api_crds())  # before the operator: kopf then watches Gateways from its start
     install_admission_policies(api, load_admission_policies(REPO / "crds"))
     return Cluster(kubeconfig, api, kubectl)
 

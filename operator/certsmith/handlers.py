@@ -79,7 +79,7 @@ def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         INGRESSES,
         functools.partial(runtime.custom_object_event, INGRESSES),
     )
-    if not runtime.settings.namespaced:  # kopf finds the Gateway CRD when it is installed (CRD scanning)
+    if not runtime.settings.namespaced:  # served if the Gateway API is installed when kopf scans (at start)
         _watch(
             registry,
             "gateway.networking.k8s.io",

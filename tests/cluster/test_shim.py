@@ -1,7 +1,7 @@
 """Certificates for annotated Ingresses and Gateways, against the real API server with the operator
 running: made per TLS entry, updated when the Ingress changes, deleted when the entry goes (and with
 the Ingress), refusals said as Events on the Ingress; the same for a Gateway's listeners, with the
-Gateway API's own CRDs."""
+Gateway API's own CRDs (installed with certsmith's, before the operator starts: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from cryptography import x509
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.gatewayapi import gateway_api_crds
 from certsmith.devcluster.kit import create_object
-from certsmith.kube.crds import install_crds
 from tests.cluster.support import certificate, create_certificate, eventually, secret_data, wait_ready
 from tests.conftest import Cluster, OperatorProcess
 
@@ -142,11 +140,6 @@ def test_bad_annotations_and_foreign_certificates_are_said_on_the_ingress(
     assert "ownerReferences" not in after["metadata"]
 
 
-@pytest.fixture(scope="module")
-def gateway_crds(cluster: Cluster) -> None:
-    install_crds(cluster.api, gateway_api_crds())
-
-
 def _gateway(listeners: list[tuple[str, str]]) -> dict[str, Any]:
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
@@ -169,7 +162,7 @@ def _gateway(listeners: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def test_a_gateways_listeners_get_their_certificates(
-    cluster: Cluster, selfsigned: str, gateway_crds: None, tmp_path: Path
+    cluster: Cluster, selfsigned: str, tmp_path: Path
 ) -> None:
     namespace = selfsigned
     objects = client.CustomObjectsApi(cluster.api)
