@@ -8,10 +8,11 @@ export CGO_ENABLED := 0
 
 .PHONY: dev test test-suite lint bench crds clean kind kind-test kind-delete
 
-$(BIN)/.installed: pyproject.toml
+## Both distributions, editable: the operator (certsmith, with the test tools) and certsmith-devtools.
+$(BIN)/.installed: pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]' -e ./devtools
 	touch $@
 
 ## Run a local control plane with the CRDs installed, until Ctrl-C.
@@ -22,14 +23,14 @@ dev: $(BIN)/.installed
 ## chain; reused if it exists. Needs Docker. Without a reachable registry, add OFFLINE=1 (the node and
 ## operator images are then built here; this is also the fallback when pulling fails).
 kind: $(BIN)/.installed
-	$(BIN)/python -m certsmith.devcluster.kind up $(if $(OFFLINE),--offline)
+	$(BIN)/python -m certsmith_devtools.kind up $(if $(OFFLINE),--offline)
 
 ## The Pod-level tests against the cluster `make kind` made (it stays).
 kind-test: $(BIN)/.installed
 	CERTSMITH_KIND_CLUSTER=certsmith $(BIN)/pytest tests/kind
 
 kind-delete: $(BIN)/.installed
-	$(BIN)/python -m certsmith.devcluster.kind down
+	$(BIN)/python -m certsmith_devtools.kind down
 
 ## Lint, type-check, install the system packages the tests need, build the control plane and the
 ## operator image if not cached, run every test with Docker's daemon up, check nothing was left running.
@@ -38,14 +39,14 @@ test: lint
 	hack/with-dockerd.sh $(MAKE) --no-print-directory test-suite
 
 test-suite: $(BIN)/.installed
-	$(BIN)/python -c 'from certsmith.devcluster import ensure_binaries; ensure_binaries()'
-	$(BIN)/python -m certsmith.devcluster.image
-	$(BIN)/python -m certsmith.devcluster.kindnode
+	$(BIN)/python -c 'from certsmith_devtools.build import ensure_binaries; ensure_binaries()'
+	$(BIN)/python -m certsmith_devtools.image
+	$(BIN)/python -m certsmith_devtools.kindnode
 	$(BIN)/pytest
 	$(BIN)/python hack/check-no-orphans.py
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check operator tests hack bench
+	$(BIN)/ruff check operator devtools tests hack bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint Dockerfile

@@ -33,9 +33,9 @@ from harness import (
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.bind import TSIG_KEY_NAME, Bind
-from certsmith.devcluster.kit import create_object, free_port, is_ready, why_not_ready
-from certsmith.devcluster.pebble import Pebble
+from certsmith_devtools.bind import TSIG_KEY_NAME, Bind
+from certsmith_devtools.kit import create_object, free_port, is_ready, why_not_ready
+from certsmith_devtools.pebble import Pebble
 
 _WRITES = {
     ("POST", "secrets", ""),

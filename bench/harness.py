@@ -17,12 +17,12 @@ from typing import Any
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster import ControlPlane
-from certsmith.devcluster.dev import operator_argv
-from certsmith.devcluster.kit import create_ca_issuer, create_object, is_ready
-from certsmith.devcluster.processes import ManagedProcess
 from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_crds, load_crds
+from certsmith_devtools.controlplane import ControlPlane
+from certsmith_devtools.dev import operator_argv
+from certsmith_devtools.kit import create_ca_issuer, create_object, is_ready
+from certsmith_devtools.processes import ManagedProcess
 
 REPO = Path(__file__).resolve().parent.parent
 _REQUEST_TOTAL = re.compile(

@@ -31,11 +31,11 @@ from harness import (
 )
 from kubernetes import client
 
-from certsmith.devcluster.kit import free_port
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
+from certsmith_devtools.kit import free_port
 
 ECDSA = {"algorithm": "ECDSA", "size": 256}
 SCRAPES = 30

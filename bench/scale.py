@@ -36,7 +36,7 @@ from harness import (
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.kit import create_object
+from certsmith_devtools.kit import create_object
 
 ECDSA = {"algorithm": "ECDSA", "size": 256}
 RSA = {"algorithm": "RSA", "size": 2048}

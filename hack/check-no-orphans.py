@@ -9,7 +9,7 @@ its components' owner is alive.
 import subprocess
 import sys
 
-from certsmith.devcluster.processes import orphaned_processes
+from certsmith_devtools.processes import orphaned_processes
 
 orphans = orphaned_processes()
 containers = subprocess.run(

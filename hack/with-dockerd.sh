@@ -4,7 +4,7 @@
 #
 # Where this machine's capability bounding set lacks a capability (CI machines here lack
 # CAP_SYS_RESOURCE), privileged containers such as kind's nodes fail in runc with "unable to apply
-# caps: operation not permitted"; dockerd then runs them through hack/kind-node/runc-caps.go, which
+# caps: operation not permitted"; dockerd then runs them through devtools/certsmith_devtools/kind_node/runc-caps.go, which
 # leaves out of a container's capabilities only those the machine does not have.
 set -euo pipefail
 if docker info >/dev/null 2>&1; then
@@ -17,7 +17,7 @@ runtime=()
 last=$(cat /proc/sys/kernel/cap_last_cap)
 bounding=$((16#$(awk '/^CapBnd:/ {print $2}' /proc/self/status)))
 if [ "$bounding" -ne $(((1 << (last + 1)) - 1)) ]; then
-    source="$(cd "$(dirname "$0")" && pwd)/kind-node/runc-caps.go"
+    source="$(cd "$(dirname "$0")/.." && pwd)/devtools/certsmith_devtools/kind_node/runc-caps.go"
     cache="${CERTSMITH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/certsmith}/bin"
     runc_caps="$cache/runc-caps-$(sha256sum "$source" | cut -c1-12)"
     if [ ! -x "$runc_caps" ]; then

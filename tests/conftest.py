@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from certsmith.devcluster import ControlPlane, ControlPlaneSettings, stop_signals_raise_keyboard_interrupt
-from certsmith.devcluster.dev import operator_argv
-from certsmith.devcluster.gatewayapi import gateway_api_crds
 from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_admission_policies, install_crds, load_admission_policies, load_crds
+from certsmith_devtools.controlplane import ControlPlane, ControlPlaneSettings
+from certsmith_devtools.dev import operator_argv
+from certsmith_devtools.gatewayapi import gateway_api_crds
+from certsmith_devtools.processes import stop_signals_raise_keyboard_interrupt
 
 REPO = Path(__file__).resolve().parent.parent
 EXTERNAL_KUBECONFIG = os.environ.get("CERTSMITH_TEST_KUBECONFIG")

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -48,69 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="certsmith", description="Kubernetes certificate operator.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-
-    dev = commands.add_parser(
-        "dev",
-        help="run a local control plane with certsmith's CRDs, the operator and a demo",
-        description=(
-            "Start etcd and kube-apiserver on loopback (built with Go "
-            "on first use and cached), install certsmith's CRDs, run the operator, apply a demo certificate "
-            "chain and wait until Ctrl-C or SIGTERM; then stop everything and delete its files."
-        ),
-    )
-    dev.add_argument(
-        "--kubeconfig-out",
-        type=Path,
-        metavar="FILE",
-        help="also write the admin kubeconfig to FILE (deleted again on exit, as the cluster is gone)",
-    )
-    dev.add_argument(
-        "--crds",
-        type=Path,
-        metavar="DIR",
-        help="directory of CRD manifests to install (default: crds/ of the source tree)",
-    )
-    dev.add_argument(
-        "--demo",
-        type=Path,
-        metavar="FILE",
-        help="manifests applied as the demo (default: docs/demo/chain.yaml of the source tree)",
-    )
-    dev.add_argument(
-        "--no-operator", action="store_true", help="start only the control plane, not the operator"
-    )
-    dev.add_argument("--no-demo", action="store_true", help="do not apply the demo")
-    dev.add_argument(
-        "--metrics-port",
-        type=int,
-        default=9402,
-        metavar="PORT",
-        help="the operator serves metrics on 127.0.0.1:PORT; 0 turns them off (default: %(default)s)",
-    )
-    dev.add_argument(
-        "--monitoring",
-        action="store_true",
-        help="also run Prometheus (Debian's package) on loopback, scraping the operator with the alert rules",
-    )
-    dev.add_argument(
-        "--acme",
-        action="store_true",
-        help="also run Pebble (an ACME CA, Debian's package) and create the ClusterIssuer pebble, HTTP-01 "
-        "for any name",
-    )
-    dev.add_argument(
-        "--demo-timeout",
-        type=float,
-        default=120.0,
-        metavar="SECONDS",
-        help="how long to wait for the demo to be Ready before saying what is not (default: %(default)s)",
-    )
-    dev.add_argument(
-        "--controller-manager",
-        action="store_true",
-        help="also run kube-controller-manager (garbage collector and namespace controllers)",
-    )
-    dev.set_defaults(handler=_dev)
 
     run = commands.add_parser(
         "run",
@@ -276,9 +214,17 @@ def _parser() -> argparse.ArgumentParser:
 
     _people_commands(commands)
 
-    version = commands.add_parser("version", help="print certsmith's version and the control-plane versions")
+    version = commands.add_parser("version", help="print certsmith's version")
     version.set_defaults(handler=_version)
+    _plugin_commands(commands)
     return parser
+
+
+def _plugin_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers action
+    """Subcommands other distributions add through the entry point group `certsmith.commands`: each
+    is a function given the subparsers (certsmith-devtools adds `certsmith dev` this way)."""
+    for entry_point in sorted(entry_points(group="certsmith.commands"), key=lambda point: point.name):
+        entry_point.load()(commands)
 
 
 def _people_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers action
@@ -548,33 +494,8 @@ def _run(arguments: argparse.Namespace) -> int:
 
 
 def _version(arguments: argparse.Namespace) -> int:
-    from certsmith.devcluster.versions import ETCD_VERSION, KUBERNETES_VERSION  # noqa: PLC0415 -- dev tooling
-
-    print(
-        f"certsmith {__version__} "
-        f"(local control plane: kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION})"
-    )
+    print(f"certsmith {__version__}")
     return 0
-
-
-def _dev(arguments: argparse.Namespace) -> int:
-    """The local control plane is dev tooling: imported only here, never by `certsmith run`."""
-    from certsmith.devcluster.dev import SOURCE_TREE, DevOptions, run_dev  # noqa: PLC0415
-
-    return run_dev(
-        DevOptions(
-            crds=arguments.crds or SOURCE_TREE / "crds",
-            demo=arguments.demo or SOURCE_TREE / "docs" / "demo" / "chain.yaml",
-            kubeconfig_out=arguments.kubeconfig_out,
-            controller_manager=arguments.controller_manager,
-            operator=not arguments.no_operator,
-            apply_demo=not arguments.no_demo,
-            demo_timeout=arguments.demo_timeout,
-            metrics_port=arguments.metrics_port,
-            monitoring=arguments.monitoring,
-            acme=arguments.acme,
-        )
-    )
 
 
 if __name__ == "__main__":

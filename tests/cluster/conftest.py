@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from certsmith.devcluster.kit import create_ca_issuer
+from certsmith_devtools.kit import create_ca_issuer
 from tests.cluster.support import wait_ready
 from tests.conftest import Cluster, OperatorProcess
 

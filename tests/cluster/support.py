@@ -18,7 +18,6 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.kit import create_object, is_ready
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import (
     KeyAlgorithm,
@@ -30,6 +29,7 @@ from certsmith.pki.keys import (
 )
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
+from certsmith_devtools.kit import create_object, is_ready
 from tests.conftest import REPO, Cluster
 
 T = TypeVar("T")

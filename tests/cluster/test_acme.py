@@ -16,12 +16,12 @@ from cryptography import x509
 from kubernetes import client, watch
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.bind import TSIG_KEY_NAME, Bind
-from certsmith.devcluster.kit import condition, free_port, why_not_ready
-from certsmith.devcluster.pebble import EAB_KEY_ID, EAB_MAC_KEY, Pebble
 from certsmith.issuers.acme.client import AcmeClient
 from certsmith.issuers.acme.orders import fold_order, order_status
 from certsmith.pki.keys import load_private_key
+from certsmith_devtools.bind import TSIG_KEY_NAME, Bind
+from certsmith_devtools.kit import condition, free_port, why_not_ready
+from certsmith_devtools.pebble import EAB_KEY_ID, EAB_MAC_KEY, Pebble
 from tests.cluster.support import (
     certificate,
     create,

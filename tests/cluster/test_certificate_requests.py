@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import CERTIFICATE_REQUESTS, GROUP, VERSION
 from certsmith.api.certificate_request import PRIVATE_KEY_SECRET_ANNOTATION
-from certsmith.devcluster.kit import condition, create_object
+from certsmith_devtools.kit import condition, create_object
 from tests.cluster.support import (
     create_secret,
     eventually,

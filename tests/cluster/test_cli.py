@@ -19,12 +19,12 @@ from kubernetes import client
 
 from certsmith.api.cert_manager import CERTIFICATE_FIELDS
 from certsmith.api.status import parse_timestamp
-from certsmith.devcluster import ControlPlane
-from certsmith.devcluster.kit import create_object
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import SigningAuthority, self_sign, sign_with_authority
+from certsmith_devtools.controlplane import ControlPlane
+from certsmith_devtools.kit import create_object
 from tests.cluster.support import (
     certificate,
     create_certificate,

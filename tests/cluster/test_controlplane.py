@@ -19,15 +19,18 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from certsmith.devcluster import KUBERNETES_VERSION, ControlPlane, ControlPlaneSettings, ensure_binaries
 from certsmith.kube.client import api_client_from_kubeconfig
+from certsmith_devtools.build import ensure_binaries
+from certsmith_devtools.controlplane import ControlPlane, ControlPlaneSettings
+from certsmith_devtools.versions import KUBERNETES_VERSION
 from tests.conftest import REPO
 
 WARM_START_BUDGET_SECONDS = 15.0
 
 _OWNER_SCRIPT = textwrap.dedent("""
     import json, sys, time
-    from certsmith.devcluster import ControlPlane, stop_signals_raise_keyboard_interrupt
+    from certsmith_devtools.controlplane import ControlPlane
+    from certsmith_devtools.processes import stop_signals_raise_keyboard_interrupt
     try:
         with stop_signals_raise_keyboard_interrupt(), ControlPlane() as cp:
             print(json.dumps({"pids": cp.pids, "directory": str(cp.directory)}), flush=True)

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.kit import condition
+from certsmith_devtools.kit import condition
 from tests.cluster.support import (
     certificate,
     create,

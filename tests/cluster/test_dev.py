@@ -19,8 +19,8 @@ import pytest
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.kit import condition, free_port
 from certsmith.kube.client import api_client_from_kubeconfig
+from certsmith_devtools.kit import condition, free_port
 from tests.cluster.support import eventually
 from tests.conftest import REPO
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from certsmith.devcluster.kit import create_ca_issuer, free_port
+from certsmith_devtools.kit import create_ca_issuer, free_port
 from tests.cluster.support import create_certificate, eventually, http_status, secret, wait_ready
 from tests.conftest import Cluster, OperatorProcess
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from certsmith.devcluster.image import ensure_image
-from certsmith.devcluster.kit import create_object
+from certsmith_devtools.image import ensure_image
+from certsmith_devtools.kit import create_object
 from tests.cluster.support import (
     HTTP_403,
     apply_deploy,
@@ -21,14 +21,14 @@ from tests.cluster.support import (
     service_account_kubeconfig,
     wait_ready,
 )
-from tests.conftest import Cluster
+from tests.conftest import REPO, Cluster
 
 UID = "65532"
 
 
 @pytest.fixture(scope="module")
 def image() -> str:
-    return ensure_image()
+    return ensure_image(REPO)
 
 
 def _docker(*arguments: str) -> str:

@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.kit import condition, free_port
 from certsmith.pki.inspection import describe, load_certificates
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
+from certsmith_devtools.kit import condition, free_port
 from tests.cluster.support import (
     certificate,
     create,

@@ -17,8 +17,8 @@ import yaml
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.kit import create_ca_issuer, free_port
-from certsmith.devcluster.prometheus import Prometheus
+from certsmith_devtools.kit import create_ca_issuer, free_port
+from certsmith_devtools.prometheus import Prometheus
 from tests.cluster.support import create_certificate, create_secret, eventually, key_pair, wait_ready
 from tests.conftest import REPO, Cluster, OperatorProcess
 

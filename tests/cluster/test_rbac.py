@@ -20,10 +20,10 @@ from kubernetes import client
 
 from certsmith.api import CERTIFICATE_REQUESTS, GROUP, VERSION
 from certsmith.api.certificate_request import PRIVATE_KEY_SECRET_ANNOTATION
-from certsmith.devcluster.kit import condition, create_object, free_port
-from certsmith.devcluster.pebble import Pebble
 from certsmith.pki.keys import KeyEncoding, encode_private_key
 from certsmith.pki.request import CertificateTemplate, build_csr
+from certsmith_devtools.kit import condition, create_object, free_port
+from certsmith_devtools.pebble import Pebble
 from tests.cluster.support import (
     HTTP_403,
     apply_deploy,

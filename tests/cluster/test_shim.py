@@ -14,7 +14,7 @@ from cryptography import x509
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.kit import create_object
+from certsmith_devtools.kit import create_object
 from tests.cluster.support import certificate, create_certificate, eventually, secret_data, wait_ready
 from tests.conftest import Cluster, OperatorProcess
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from certsmith.devcluster.kit import create_object
+from certsmith_devtools.kit import create_object
 from tests.cluster.support import create_certificate, create_secret, eventually, wait_ready
 from tests.conftest import REPO, Cluster, OperatorProcess
 

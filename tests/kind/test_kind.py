@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from certsmith.devcluster.kind import NAMESPACE, KindCluster, apply_demo, down, existing, up, wait_ready
+from certsmith_devtools.kind import NAMESPACE, KindCluster, apply_demo, down, existing, up, wait_ready
 from tests.cluster.support import create_certificate, eventually, openssl_verify, secret_data
-from tests.conftest import Cluster, assert_no_key_material, fresh_namespace
+from tests.conftest import REPO, Cluster, assert_no_key_material, fresh_namespace
 
 EXISTING = os.environ.get("CERTSMITH_KIND_CLUSTER")
 _LABEL = "io.x-k8s.kind.cluster"
@@ -35,7 +35,7 @@ def kind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KindCluster]:
         return
     name = f"certsmith-test-{uuid.uuid4().hex[:6]}"
     try:
-        yield up(name, offline=True, kubeconfig=kubeconfig, network=name)
+        yield up(name, offline=True, kubeconfig=kubeconfig, source=REPO, network=name)
     finally:
         down(name, network=name)
         left = _docker("ps", "--all", "--quiet", "--filter", f"label={_LABEL}={name}")

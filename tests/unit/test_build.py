@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from certsmith.devcluster import build
-from certsmith.devcluster.versions import staging_version
+from certsmith_devtools import build
+from certsmith_devtools.versions import staging_version
 
 
 def test_staging_modules_are_published_as_v0_minor_patch() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from certsmith.devcluster.dev import demo_certificates
+from certsmith_devtools.dev import demo_certificates
 from tests.conftest import REPO
 
 

@@ -7,8 +7,8 @@ import ipaddress
 import pytest
 import yaml
 
-from certsmith.devcluster import kindnode
-from certsmith.devcluster.image import ImageBuildError
+from certsmith_devtools import kindnode
+from certsmith_devtools.image import ImageBuildError
 
 
 def test_the_cluster_config_disables_kindnet_and_allows_cgroup_v1() -> None:

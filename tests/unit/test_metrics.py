@@ -15,7 +15,6 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from certsmith.devcluster.kit import free_port
 from certsmith.metrics.collector import CertsmithCollector, TLSSecretCollector
 from certsmith.metrics.scanner import _namespace_filter
 from certsmith.metrics.server import MetricsApp, metrics_registry, serve_metrics
@@ -26,6 +25,7 @@ from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
 from certsmith.settings import OperatorSettings
 from certsmith.tls_secret import SecretContents
+from certsmith_devtools.kit import free_port
 from tests.unit.test_reconcile import NS, World, _ca_pair, _ca_world
 
 

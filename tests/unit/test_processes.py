@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from certsmith.devcluster.processes import OWNER_ENVIRONMENT_VARIABLE, orphaned_processes
+from certsmith_devtools.processes import OWNER_ENVIRONMENT_VARIABLE, orphaned_processes
 
 
 def test_a_process_whose_owner_exited_is_reported_and_one_with_a_live_owner_is_not() -> None:

@@ -17,10 +17,10 @@ import tempfile
 from pathlib import Path
 
 from certsmith import __version__
-from certsmith.devcluster.build import default_cache_dir, print_progress
-from certsmith.devcluster.processes import run_command
+from certsmith_devtools.build import default_cache_dir, print_progress
+from certsmith_devtools.paths import source_tree
+from certsmith_devtools.processes import run_command
 
-SOURCE_TREE = Path(__file__).resolve().parents[3]
 IMAGE = "certsmith"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 BASE_SUITE = "bookworm"
@@ -38,12 +38,12 @@ class ImageBuildError(RuntimeError):
     (a failed command raises `processes.CommandFailedError`)."""
 
 
-def ensure_image() -> str:
-    """The tag of the operator image for the current source tree, built if it is not there yet; it is
-    also tagged certsmith:<version>, the name deploy/base/deployment.yaml uses."""
+def ensure_image(source: Path) -> str:
+    """The tag of the operator image of the checkout `source` (see `paths.source_tree`), built if it is
+    not there yet; it is also tagged certsmith:<version>, the name deploy/base/deployment.yaml uses."""
     require("docker", "install Docker (Debian: apt-get install docker.io) and start dockerd")
     base = _ensure_base()
-    tag = f"{IMAGE}:{_source_hash(base)}"
+    tag = f"{IMAGE}:{_source_hash(source, base)}"
     if image_exists(tag):
         return tag
     _remove_older_images()
@@ -51,15 +51,15 @@ def ensure_image() -> str:
     with tempfile.TemporaryDirectory(prefix="certsmith-image-") as directory:
         context = Path(directory)
         for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md"):
-            shutil.copy2(SOURCE_TREE / name, context / name)
+            shutil.copy2(source / name, context / name)
         shutil.copytree(
-            SOURCE_TREE / "operator", context / "operator", ignore=shutil.ignore_patterns("__pycache__")
+            source / "operator", context / "operator", ignore=shutil.ignore_patterns("__pycache__")
         )
         wheels = context / "wheels"
         wheels.mkdir()
         print_progress("certsmith: fetching the operator's wheels for the image")
         run_command(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(SOURCE_TREE)]
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(source)]
         )
         run_command(
             [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels), "setuptools>=77"]
@@ -119,16 +119,16 @@ def _ensure_base() -> str:
     return BASE_IMAGE
 
 
-def _source_hash(base: str) -> str:
+def _source_hash(source: Path, base: str) -> str:
     digest = hashlib.sha256(base.encode())
-    paths = [SOURCE_TREE / name for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")]
+    paths = [source / name for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")]
     paths += sorted(
         path
-        for path in (SOURCE_TREE / "operator").rglob("*")
+        for path in (source / "operator").rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     )
     for path in paths:
-        digest.update(str(path.relative_to(SOURCE_TREE)).encode())
+        digest.update(str(path.relative_to(source)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -159,4 +159,4 @@ def require(command: str, fix: str) -> None:
 
 
 if __name__ == "__main__":
-    print(ensure_image())
+    print(ensure_image(source_tree(Path.cwd())))

@@ -20,12 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from certsmith.devcluster.kit import free_port
-from certsmith.devcluster.processes import LocalServer, ManagedProcess, start_until_ready
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import SigningAuthority, self_sign, sign_with_authority
+from certsmith_devtools.kit import free_port
+from certsmith_devtools.processes import LocalServer, ManagedProcess, start_until_ready
 
 _READY_TIMEOUT = 30.0
 EAB_KEY_ID = "certsmith-test"

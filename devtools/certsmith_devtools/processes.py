@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, TracebackType
 
-logger = logging.getLogger("certsmith.devcluster")
+logger = logging.getLogger("certsmith_devtools")
 
 _PR_SET_PDEATHSIG = 1
 OWNER_ENVIRONMENT_VARIABLE = "CERTSMITH_CONTROLPLANE_OWNER"

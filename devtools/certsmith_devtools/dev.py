@@ -15,19 +15,17 @@ import yaml
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.build import ControlPlaneBuildError, print_progress
-from certsmith.devcluster.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
-from certsmith.devcluster.kit import free_port, not_ready
-from certsmith.devcluster.pebble import Pebble, PebbleNotFoundError
-from certsmith.devcluster.processes import ManagedProcess, stop_signals_raise_keyboard_interrupt
-from certsmith.devcluster.prometheus import Prometheus, PrometheusNotFoundError
-from certsmith.devcluster.versions import KUBERNETES_VERSION
 from certsmith.kube.client import api_client_from_kubeconfig
 from certsmith.kube.crds import install_admission_policies, install_crds, load_admission_policies, load_crds
+from certsmith_devtools.build import ControlPlaneBuildError, print_progress
+from certsmith_devtools.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
+from certsmith_devtools.kit import free_port, not_ready
+from certsmith_devtools.paths import INVALID_EXAMPLES, MONITORING_RULES
+from certsmith_devtools.pebble import Pebble, PebbleNotFoundError
+from certsmith_devtools.processes import ManagedProcess, stop_signals_raise_keyboard_interrupt
+from certsmith_devtools.prometheus import Prometheus, PrometheusNotFoundError
+from certsmith_devtools.versions import KUBERNETES_VERSION
 
-SOURCE_TREE = Path(__file__).resolve().parents[3]
-"""The checkout certsmith runs from (operator/certsmith/devcluster/ -> the top): `certsmith dev` is a
-developer's command and finds crds/ and docs/demo/ there."""
 _HEALTH_CHECK_INTERVAL = 1.0
 _RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Waits before restarting an operator that exited: growing, then every 30 s for as long as it takes."""
@@ -189,7 +187,7 @@ def _prometheus(cluster: ControlPlane, metrics_port: int) -> Prometheus:
         return Prometheus(
             cluster.directory / "prometheus",
             f"127.0.0.1:{metrics_port}",
-            SOURCE_TREE / "deploy" / "monitoring" / "rules.yaml",
+            MONITORING_RULES,
             interval_seconds=5,
         )
     except PrometheusNotFoundError as error:
@@ -302,7 +300,7 @@ Try:
   kubectl get certsmith -A
   certsmith status -A                     # or kubectl certsmith status -A
   kubectl explain certificate.spec.privateKey
-  kubectl apply -f {SOURCE_TREE / "docs" / "examples" / "invalid"}/   # each rejected, naming the field
+  kubectl apply -f {INVALID_EXAMPLES}/   # each rejected, naming the field
 """
     if options.apply_demo:
         text += """  certsmith status server -n demo         # its story, and what the operator would do now

@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from certsmith.devcluster.build import module_directory
-from certsmith.devcluster.versions import GATEWAY_API_VERSION
+from certsmith_devtools.build import module_directory
+from certsmith_devtools.versions import GATEWAY_API_VERSION
 
 _CRDS = ("gateway.networking.k8s.io_gatewayclasses.yaml", "gateway.networking.k8s.io_gateways.yaml")
 

@@ -13,8 +13,8 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from certsmith.devcluster.kit import free_port
-from certsmith.devcluster.processes import LocalServer, start_until_ready
+from certsmith_devtools.kit import free_port
+from certsmith_devtools.processes import LocalServer, start_until_ready
 
 _READY_TIMEOUT = 30.0
 TSIG_KEY_NAME = "certsmith-test"

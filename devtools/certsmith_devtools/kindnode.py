@@ -9,7 +9,7 @@ containerd configuration) taken from the kind module:
 
 - base: Debian bookworm by debootstrap with systemd, iptables, runc and the CNI plugins, plus
   containerd, ctr and the runc shim built from containerd's module, and runc-caps as `runc` (see
-  hack/kind-node/runc-caps.go: privileged Pods on hosts that lack a capability);
+  kind_node/runc-caps.go: privileged Pods on hosts that lack a capability);
 - binaries: kubeadm, kubelet, kubectl (Kubernetes' module, the control plane's version);
 - images, each on an empty base with one static binary: kube-apiserver, kube-controller-manager,
   kube-scheduler, etcd, CoreDNS, pause; kube-proxy on the base (it runs iptables);
@@ -33,7 +33,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from certsmith.devcluster.build import (
+from certsmith_devtools.build import (
     Progress,
     build_cached,
     build_go_module,
@@ -44,9 +44,9 @@ from certsmith.devcluster.build import (
     print_progress,
     run_go,
 )
-from certsmith.devcluster.image import ImageBuildError, image_exists, require
-from certsmith.devcluster.processes import run_command
-from certsmith.devcluster.versions import (
+from certsmith_devtools.image import ImageBuildError, image_exists, require
+from certsmith_devtools.processes import run_command
+from certsmith_devtools.versions import (
     CONTAINERD_VERSION,
     COREDNS_VERSION,
     ETCD_VERSION,
@@ -57,7 +57,7 @@ from certsmith.devcluster.versions import (
 NODE_KUBERNETES_COMMANDS = ("kubeadm", "kubelet", "kube-proxy", "kube-scheduler")
 CONTAINERD_COMMANDS = ("containerd", "ctr", "containerd-shim-runc-v2")
 _CONTAINERD_TAGS = ("no_btrfs", "no_devmapper", "no_zfs", "no_aufs")
-_OWN_PROGRAMS = Path(__file__).resolve().parents[3] / "hack" / "kind-node"
+_OWN_PROGRAMS = Path(__file__).with_name("kind_node")
 """pause.go (the sandbox process) and runc-caps.go (runc for hosts that lack a capability)."""
 
 
@@ -138,7 +138,7 @@ def ensure_kind_cli(cache_dir: Path | None = None, progress: Progress | None = N
 
 
 def _build_own_program(go: str, name: str, work: Path, out_dir: Path) -> None:
-    """One of hack/kind-node's single-file programs (standard library only)."""
+    """One of kind_node/'s single-file programs (standard library only)."""
     source = _OWN_PROGRAMS / f"{name}.go"
     run_go(go, ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out_dir / name), str(source)], work)
 

@@ -23,28 +23,28 @@ from pathlib import Path
 from kubernetes import client
 
 from certsmith import __version__
-from certsmith.devcluster.build import (
+from certsmith.kube.client import api_client_from_kubeconfig
+from certsmith_devtools.build import (
     ControlPlaneBuildError,
     cached_binaries,
     ensure_binaries,
     print_progress,
 )
-from certsmith.devcluster.dev import demo_certificates
-from certsmith.devcluster.image import SOURCE_TREE, ImageBuildError, ensure_image
-from certsmith.devcluster.kindnode import (
+from certsmith_devtools.dev import demo_certificates
+from certsmith_devtools.image import ImageBuildError, ensure_image
+from certsmith_devtools.kindnode import (
     KIND_CONFIG,
     ensure_kind_cli,
     ensure_node_image,
     kind_default_node_image,
 )
-from certsmith.devcluster.kit import not_ready
-from certsmith.devcluster.processes import CommandFailedError, run_command
-from certsmith.kube.client import api_client_from_kubeconfig
+from certsmith_devtools.kit import not_ready
+from certsmith_devtools.paths import DEMO, SourceTreeError, source_tree
+from certsmith_devtools.processes import CommandFailedError, run_command
 
 DEFAULT_NAME = "certsmith"
 OPERATOR_IMAGE = f"certsmith:{__version__}"
 NAMESPACE = "certsmith"
-DEMO = SOURCE_TREE / "docs" / "demo" / "chain.yaml"
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,9 @@ class KindCluster:
         return api_client_from_kubeconfig(self.kubeconfig)
 
 
-def up(name: str, offline: bool, kubeconfig: Path, network: str | None = None) -> KindCluster:
-    """Create the cluster (or reuse one of that name), load the operator image, install deploy/ and
+def up(name: str, offline: bool, kubeconfig: Path, source: Path, network: str | None = None) -> KindCluster:
+    """Create the cluster (or reuse one of that name), load the operator image built from the checkout
+    `source` (see `paths.source_tree`), install its deploy/ and
     wait for the operator's Deployment to be available. kind merges the cluster's credentials into
     `kubeconfig` and makes its context (`kind-NAME`) the current one."""
     kind = ensure_kind_cli()
@@ -95,11 +96,11 @@ def up(name: str, offline: bool, kubeconfig: Path, network: str | None = None) -
             run_command(create, environment=environment)
     run_command([str(kind), "export", "kubeconfig", "--name", name, "--kubeconfig", str(kubeconfig)])
     cluster = KindCluster(name, kubeconfig, kind, _kubectl())
-    image = ensure_image() if offline else _docker_built_image()
+    image = ensure_image(source) if offline else _docker_built_image(source)
     print_progress(f"certsmith kind: loading {image} into {name}")
     run_command([str(kind), "load", "docker-image", OPERATOR_IMAGE, "--name", name])
     print_progress("certsmith kind: kubectl apply --server-side -k deploy/")
-    cluster.kubectl_run("apply", "--server-side", "--force-conflicts", "-k", str(SOURCE_TREE / "deploy"))
+    cluster.kubectl_run("apply", "--server-side", "--force-conflicts", "-k", str(source / "deploy"))
     if name in existing:
         cluster.kubectl_run("-n", NAMESPACE, "rollout", "restart", "deployment/certsmith")
     cluster.kubectl_run("-n", NAMESPACE, "rollout", "status", "deployment/certsmith", "--timeout=5m")
@@ -122,7 +123,7 @@ def down(name: str, network: str | None = None) -> None:
 
 
 def apply_demo(cluster: KindCluster, timeout: float = 180.0) -> None:
-    """Apply docs/demo/chain.yaml and wait until its Certificates are Ready."""
+    """Apply the demo chain and wait until its Certificates are Ready."""
     cluster.kubectl_run("apply", "-f", str(DEMO))
     demo = demo_certificates(DEMO.read_text())
     wait_ready(cluster.api(), demo, timeout)
@@ -153,9 +154,9 @@ def _public_node_image() -> tuple[str | None, str | None]:
     return ensure_node_image(), KIND_CONFIG
 
 
-def _docker_built_image() -> str:
+def _docker_built_image(source: Path) -> str:
     built = subprocess.run(
-        ["docker", "build", "--tag", OPERATOR_IMAGE, str(SOURCE_TREE)],
+        ["docker", "build", "--tag", OPERATOR_IMAGE, str(source)],
         capture_output=True,
         text=True,
         check=False,
@@ -165,7 +166,7 @@ def _docker_built_image() -> str:
     print_progress(
         "certsmith kind: `docker build .` failed (no registry?); building the image here (offline)"
     )
-    return ensure_image()
+    return ensure_image(source)
 
 
 def _kubectl() -> Path:
@@ -189,7 +190,7 @@ def _written(text: str | None) -> Iterator[Path | None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m certsmith.devcluster.kind", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m certsmith_devtools.kind", description=__doc__)
     parser.add_argument("command", choices=("up", "down"))
     parser.add_argument("--name", default=DEFAULT_NAME, help="the kind cluster's name (default: %(default)s)")
     parser.add_argument(
@@ -205,16 +206,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         help="the kubeconfig kind writes the cluster's context into (default: $KUBECONFIG or ~/.kube/config)",
     )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=Path(),
+        metavar="DIR",
+        help="certsmith's checkout, whose operator image and deploy/ are installed (default: this folder)",
+    )
     options = parser.parse_args(argv)
     try:
         if options.command == "down":
             down(options.name)
             return 0
         options.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-        cluster = up(options.name, options.offline, options.kubeconfig)
-        print_progress("certsmith kind: applying the demo chain (docs/demo/chain.yaml)")
+        cluster = up(options.name, options.offline, options.kubeconfig, source_tree(options.source))
+        print_progress("certsmith kind: applying the demo chain")
         apply_demo(cluster)
-    except (CommandFailedError, ImageBuildError, ControlPlaneBuildError, TimeoutError) as error:
+    except (
+        CommandFailedError,
+        ImageBuildError,
+        ControlPlaneBuildError,
+        SourceTreeError,
+        TimeoutError,
+    ) as error:
         print(f"certsmith kind: {error}", file=sys.stderr)
         return 1
     print(_INSTRUCTIONS.format(name=options.name, kubeconfig=options.kubeconfig))

@@ -20,10 +20,10 @@ from types import TracebackType
 
 import yaml
 
-from certsmith.devcluster.build import Binaries, Progress, ensure_binaries
-from certsmith.devcluster.credentials import CredentialFiles, write_credentials
-from certsmith.devcluster.kit import free_port
-from certsmith.devcluster.processes import ManagedProcess
+from certsmith_devtools.build import Binaries, Progress, ensure_binaries
+from certsmith_devtools.credentials import CredentialFiles, write_credentials
+from certsmith_devtools.kit import free_port
+from certsmith_devtools.processes import ManagedProcess
 
 _POLL_INTERVAL = 0.1
 _DIRECTORY_PREFIX = "certsmith-controlplane-"

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from certsmith.devcluster.versions import (
+from certsmith_devtools.versions import (
     ETCD_VERSION,
     KUBERNETES_VERSION,
     MINIMUM_GO,

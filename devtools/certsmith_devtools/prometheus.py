@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from certsmith.devcluster.kit import free_port
-from certsmith.devcluster.processes import LocalServer, start_until_ready
+from certsmith_devtools.kit import free_port
+from certsmith_devtools.processes import LocalServer, start_until_ready
 
 _READY_TIMEOUT = 60.0
 
