@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import fields, is_dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from types import NoneType
+from typing import Any, get_args, get_origin, get_type_hints
 
 import kopf
 import shtab
@@ -23,6 +26,7 @@ from certsmith.commands.inspect import inspect_secret
 from certsmith.commands.migrate import migrate
 from certsmith.commands.renew import renew
 from certsmith.commands.status import Scope, status
+from certsmith.flags import FLAG, Flag
 from certsmith.handlers import operator_registry, operator_settings
 from certsmith.health import HealthApp
 from certsmith.kube.client import ambient_api_client, api_client_from_kubeconfig
@@ -30,7 +34,6 @@ from certsmith.kube.ratelimit import TokenBucket
 from certsmith.metrics.collector import CertsmithCollector
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.metrics.server import MetricsApp, metrics_registry, serve_metrics, serve_wsgi
-from certsmith.renewal import BackoffSettings
 from certsmith.runtime import Runtime
 from certsmith.scheduler import utc_now
 from certsmith.settings import OperatorSettings, is_namespace_pattern
@@ -61,153 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--kubeconfig", type=Path, metavar="FILE", help="kubeconfig to use instead of the ambient one"
     )
-    run.add_argument(
-        "-n",
-        "--namespace",
-        action="append",
-        default=[],
-        dest="namespaces",
-        metavar="NS",
-        help="watch this namespace (repeatable; globs such as 'team-*' and '!kube-*'); default: all",
-    )
-    run.add_argument(
-        "--namespaced",
-        action="store_true",
-        help="run with rights in the --namespace namespaces only (a Role, no ClusterRole): "
-        "no ClusterIssuers, no watching of CRDs and namespaces",
-    )
-    run.add_argument(
-        "--cluster-resource-namespace",
-        default=DEFAULTS.cluster_resource_namespace,
-        metavar="NS",
-        help="namespace of the CA Secrets of ClusterIssuers (default: %(default)s)",
-    )
-    run.add_argument(
-        "--secret-owner-references",
-        action="store_true",
-        help="make each Certificate own its Secret, so deleting the Certificate deletes the Secret",
-    )
-    run.add_argument(
-        "--workers",
-        type=int,
-        default=DEFAULTS.workers,
-        help="certificates reconciled at once (default: %(default)s)",
-    )
-    run.add_argument(
-        "--backoff-initial",
-        type=parse_duration,
-        default=format_duration(DEFAULTS.backoff.initial),
-        metavar="DURATION",
-        help="wait after a first failed issuance, doubled per failure (default: %(default)s)",
-    )
-    run.add_argument(
-        "--backoff-max",
-        type=parse_duration,
-        default=format_duration(DEFAULTS.backoff.maximum),
-        metavar="DURATION",
-        help="longest wait between failed issuance attempts (default: %(default)s)",
-    )
-    run.add_argument(
-        "--health-port",
-        type=int,
-        default=DEFAULTS.health_port,
-        metavar="PORT",
-        help="serve /healthz (liveness) and /readyz (readiness) on PORT; 0: off (default: %(default)s)",
-    )
-    run.add_argument(
-        "--kube-api-qps",
-        type=float,
-        default=DEFAULTS.kube_api_qps,
-        metavar="QPS",
-        help="sustained API requests per second by certsmith's client; 0: no limit (default: %(default)s)",
-    )
-    run.add_argument(
-        "--kube-api-burst",
-        type=int,
-        default=DEFAULTS.kube_api_burst,
-        metavar="N",
-        help="API requests allowed at once before --kube-api-qps applies (default: %(default)s)",
-    )
-    run.add_argument(
-        "--metrics-port",
-        type=int,
-        default=DEFAULTS.metrics_port,
-        metavar="PORT",
-        help="serve Prometheus metrics at /metrics on PORT; 0 turns them off (default: %(default)s)",
-    )
-    run.add_argument(
-        "--metrics-address",
-        default=DEFAULTS.metrics_address,
-        metavar="ADDRESS",
-        help="address the metrics server listens on (default: %(default)s)",
-    )
-    run.add_argument(
-        "--metrics-tls-cert", metavar="FILE", help="serve metrics over HTTPS with this PEM certificate"
-    )
-    run.add_argument("--metrics-tls-key", metavar="FILE", help="the private key of --metrics-tls-cert (PEM)")
-    run.add_argument(
-        "--no-tls-secret-metrics",
-        action="store_true",
-        help="do not watch every kubernetes.io/tls Secret for the expiry metrics",
-    )
-    run.add_argument(
-        "--leader-elect",
-        action="store_true",
-        help="act only while holding a Lease, so that of several replicas one acts at a time",
-    )
-    run.add_argument(
-        "--leader-elect-namespace",
-        default=DEFAULTS.lease_namespace,
-        metavar="NS",
-        help="namespace of the leader-election Lease (default: %(default)s)",
-    )
-    run.add_argument(
-        "--leader-elect-lease",
-        default=DEFAULTS.lease_name,
-        metavar="NAME",
-        help="name of the leader-election Lease (default: %(default)s)",
-    )
-    run.add_argument(
-        "--max-issuances-per-hour",
-        type=int,
-        default=DEFAULTS.issuance_limit,
-        metavar="N",
-        help="issuances allowed per Certificate in any hour, a bound against loops (default: %(default)s)",
-    )
-    run.add_argument(
-        "--acme-http01-port",
-        type=int,
-        default=DEFAULTS.acme_http01_port,
-        metavar="PORT",
-        help="answer ACME HTTP-01 challenges on PORT; 0 turns the solver off (default: %(default)s)",
-    )
-    run.add_argument(
-        "--acme-http01-address",
-        default=DEFAULTS.acme_http01_address,
-        metavar="ADDRESS",
-        help="address the HTTP-01 solver listens on (default: %(default)s)",
-    )
-    run.add_argument(
-        "--acme-solver-service",
-        default=DEFAULTS.acme_solver_service,
-        metavar="NAMESPACE/NAME",
-        help="the Service in front of the HTTP-01 solver: each HTTP-01 challenge then gets an Ingress "
-        "routing its path to it (in a cluster: certsmith/certsmith-acme-solver)",
-    )
-    run.add_argument(
-        "--acme-orders-per-hour",
-        type=int,
-        default=DEFAULTS.acme_orders_per_hour,
-        metavar="N",
-        help="new ACME orders allowed per Certificate in any hour (default: %(default)s)",
-    )
-    run.add_argument(
-        "--auto-approve",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.auto_approve,
-        help="approve every CertificateRequest; with --no-auto-approve each waits for `certsmith approve` "
-        "by someone allowed the verb approve on signers.certsmith.dev (default: %(default)s)",
-    )
+    _setting_flags(run, DEFAULTS)
     run.add_argument("--log-format", choices=["plain", "json"], default="plain", help="log line format")
     run.add_argument("--verbose", action="store_true", help="log kopf's internals too")
     run.set_defaults(handler=_run)
@@ -431,33 +288,57 @@ def _completion(arguments: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _setting_flags(parser: argparse.ArgumentParser, settings: Any, path: tuple[str, ...] = ()) -> None:  # noqa: ANN401 -- any settings dataclass
+    """A flag for each field of the dataclass `settings` with flag metadata (flags.py), defaulting to
+    the field's value there; the fields of a nested settings dataclass in turn."""
+    types = get_type_hints(type(settings))
+    for setting in fields(settings):
+        value = getattr(settings, setting.name)
+        where = (*path, setting.name)
+        if is_dataclass(value):
+            _setting_flags(parser, value, where)
+        elif FLAG in setting.metadata:
+            described: Flag = setting.metadata[FLAG]
+            behaviour = _flag_behaviour(described, types[setting.name], value)
+            parser.add_argument(*described.names, dest=".".join(where), **behaviour)
+
+
+def _flag_behaviour(described: Flag, kind: Any, default: Any) -> dict[str, Any]:  # noqa: ANN401 -- a type, a value
+    """argparse's arguments for a setting of type `kind`: switches for booleans, a repeatable flag for
+    tuples, durations as `1h30m`, and other values parsed by their type."""
+    if kind is bool:
+        if described.names[-1].startswith("--no-"):
+            return {"action": "store_false", "help": described.help}
+        if default:
+            return {"action": argparse.BooleanOptionalAction, "default": True, "help": described.help}
+        return {"action": "store_true", "help": described.help}
+    shown = "" if default in (None, "") else " (default: %(default)s)"
+    valued = {"metavar": described.metavar, "help": described.help + shown}
+    if get_origin(kind) is tuple:
+        return {**valued, "action": "append", "default": [], "help": described.help}
+    if kind is datetime.timedelta:
+        return {**valued, "type": parse_duration, "default": format_duration(default)}
+    optional = [argument for argument in get_args(kind) if argument is not NoneType]  # `str | None`: str
+    return {**valued, "type": optional[0] if optional else kind, "default": default}
+
+
+def _settings(arguments: argparse.Namespace, settings: Any, path: tuple[str, ...] = ()) -> Any:  # noqa: ANN401 -- any settings dataclass
+    """`settings` with the value of each of its flags from the command line (see `_setting_flags`)."""
+    changes: dict[str, Any] = {}
+    for setting in fields(settings):
+        value = getattr(settings, setting.name)
+        where = (*path, setting.name)
+        if is_dataclass(value):
+            changes[setting.name] = _settings(arguments, value, where)
+        elif FLAG in setting.metadata:
+            given = getattr(arguments, ".".join(where))
+            changes[setting.name] = tuple(given) if isinstance(value, tuple) else given
+    return replace(settings, **changes)
+
+
 def _run(arguments: argparse.Namespace) -> int:
     kubeconfig: Path | None = arguments.kubeconfig
-    settings = OperatorSettings(
-        namespaces=tuple(arguments.namespaces),
-        namespaced=arguments.namespaced,
-        cluster_resource_namespace=arguments.cluster_resource_namespace,
-        secret_owner_references=arguments.secret_owner_references,
-        backoff=BackoffSettings(arguments.backoff_initial, arguments.backoff_max),
-        workers=arguments.workers,
-        issuance_limit=arguments.max_issuances_per_hour,
-        kube_api_qps=arguments.kube_api_qps,
-        kube_api_burst=arguments.kube_api_burst,
-        health_port=arguments.health_port,
-        metrics_port=arguments.metrics_port,
-        metrics_address=arguments.metrics_address,
-        metrics_tls_cert=arguments.metrics_tls_cert,
-        metrics_tls_key=arguments.metrics_tls_key,
-        scan_tls_secrets=not arguments.no_tls_secret_metrics,
-        leader_election=arguments.leader_elect,
-        lease_namespace=arguments.leader_elect_namespace,
-        lease_name=arguments.leader_elect_lease,
-        acme_http01_port=arguments.acme_http01_port,
-        acme_http01_address=arguments.acme_http01_address,
-        acme_solver_service=arguments.acme_solver_service,
-        acme_orders_per_hour=arguments.acme_orders_per_hour,
-        auto_approve=arguments.auto_approve,
-    )
+    settings: OperatorSettings = _settings(arguments, DEFAULTS)
     if settings.namespaced and (
         not settings.namespaces or any(map(is_namespace_pattern, settings.namespaces))
     ):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from certsmith.flags import flag
 
 DEFAULT_RENEWAL_FRACTION = 2 / 3
 """Without renewBefore/renewBeforePercentage, renew when this much of the actual lifetime has passed."""
@@ -17,8 +19,20 @@ class BackoffSettings:
     and still costs at most a few dozen attempts a day.
     """
 
-    initial: datetime.timedelta = datetime.timedelta(minutes=1)
-    maximum: datetime.timedelta = datetime.timedelta(hours=1)
+    initial: datetime.timedelta = field(
+        default=datetime.timedelta(minutes=1),
+        metadata=flag(
+            "--backoff-initial",
+            metavar="DURATION",
+            help="wait after a first failed issuance, doubled per failure",
+        ),
+    )
+    maximum: datetime.timedelta = field(
+        default=datetime.timedelta(hours=1),
+        metadata=flag(
+            "--backoff-max", metavar="DURATION", help="longest wait between failed issuance attempts"
+        ),
+    )
 
     def delay(self, failures: int) -> datetime.timedelta:
         if failures <= 0:

@@ -1,10 +1,12 @@
-"""The operator's settings: one documented dataclass, filled from `certsmith run`'s flags."""
+"""The operator's settings: one documented dataclass; a field with flag metadata (flags.py) is a flag of
+`certsmith run`, with the field's default."""
 
 from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
 
+from certsmith.flags import flag
 from certsmith.renewal import BackoffSettings
 
 
@@ -48,32 +50,155 @@ class OperatorSettings:
         ServiceAccount, which the approval policy lets approve); off, each waits for an approver.
     """
 
-    namespaces: tuple[str, ...] = ()
-    namespaced: bool = False
-    cluster_resource_namespace: str = "certsmith"
-    secret_owner_references: bool = False
+    namespaces: tuple[str, ...] = field(
+        default=(),
+        metadata=flag(
+            "-n",
+            "--namespace",
+            metavar="NS",
+            help="watch this namespace (repeatable; globs such as 'team-*' and '!kube-*'); default: all",
+        ),
+    )
+    namespaced: bool = field(
+        default=False,
+        metadata=flag(
+            "--namespaced",
+            help="run with rights in the --namespace namespaces only (a Role, no ClusterRole): "
+            "no ClusterIssuers, no watching of CRDs and namespaces",
+        ),
+    )
+    cluster_resource_namespace: str = field(
+        default="certsmith",
+        metadata=flag(
+            "--cluster-resource-namespace", metavar="NS", help="namespace of the CA Secrets of ClusterIssuers"
+        ),
+    )
+    secret_owner_references: bool = field(
+        default=False,
+        metadata=flag(
+            "--secret-owner-references",
+            help="make each Certificate own its Secret, so deleting the Certificate deletes the Secret",
+        ),
+    )
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
-    workers: int = 4
+    workers: int = field(default=4, metadata=flag("--workers", help="certificates reconciled at once"))
     rewrite_limit: int = 5
     rewrite_window: datetime.timedelta = datetime.timedelta(minutes=10)
-    issuance_limit: int = 10
-    kube_api_qps: float = 200.0
-    kube_api_burst: int = 400
-    health_port: int = 8080
-    metrics_port: int = 9402
-    metrics_address: str = "0.0.0.0"  # noqa: S104 -- Prometheus scrapes the Pod from outside
-    metrics_tls_cert: str | None = None
-    metrics_tls_key: str | None = None
-    scan_tls_secrets: bool = True
-    leader_election: bool = False
-    lease_namespace: str = "certsmith"
-    lease_name: str = "certsmith"
-    acme_http01_port: int = 8089
-    acme_http01_address: str = "0.0.0.0"  # noqa: S104 -- the CA's validator connects from outside
-    acme_solver_service: str = ""
-    acme_orders_per_hour: int = 6
-    auto_approve: bool = True
-
+    issuance_limit: int = field(
+        default=10,
+        metadata=flag(
+            "--max-issuances-per-hour",
+            metavar="N",
+            help="issuances allowed per Certificate in any hour, a bound against loops",
+        ),
+    )
+    kube_api_qps: float = field(
+        default=200.0,
+        metadata=flag(
+            "--kube-api-qps",
+            metavar="QPS",
+            help="sustained API requests per second by certsmith's client; 0: no limit",
+        ),
+    )
+    kube_api_burst: int = field(
+        default=400,
+        metadata=flag(
+            "--kube-api-burst", metavar="N", help="API requests allowed at once before --kube-api-qps applies"
+        ),
+    )
+    health_port: int = field(
+        default=8080,
+        metadata=flag(
+            "--health-port",
+            metavar="PORT",
+            help="serve /healthz (liveness) and /readyz (readiness) on PORT; 0: off",
+        ),
+    )
+    metrics_port: int = field(
+        default=9402,
+        metadata=flag(
+            "--metrics-port",
+            metavar="PORT",
+            help="serve Prometheus metrics at /metrics on PORT; 0 turns them off",
+        ),
+    )
+    metrics_address: str = field(
+        default="0.0.0.0",  # noqa: S104 -- Prometheus scrapes the Pod from outside
+        metadata=flag("--metrics-address", metavar="ADDRESS", help="address the metrics server listens on"),
+    )
+    metrics_tls_cert: str | None = field(
+        default=None,
+        metadata=flag(
+            "--metrics-tls-cert", metavar="FILE", help="serve metrics over HTTPS with this PEM certificate"
+        ),
+    )
+    metrics_tls_key: str | None = field(
+        default=None,
+        metadata=flag(
+            "--metrics-tls-key", metavar="FILE", help="the private key of --metrics-tls-cert (PEM)"
+        ),
+    )
+    scan_tls_secrets: bool = field(
+        default=True,
+        metadata=flag(
+            "--no-tls-secret-metrics",
+            help="do not watch every kubernetes.io/tls Secret for the expiry metrics",
+        ),
+    )
+    leader_election: bool = field(
+        default=False,
+        metadata=flag(
+            "--leader-elect",
+            help="act only while holding a Lease, so that of several replicas one acts at a time",
+        ),
+    )
+    lease_namespace: str = field(
+        default="certsmith",
+        metadata=flag(
+            "--leader-elect-namespace", metavar="NS", help="namespace of the leader-election Lease"
+        ),
+    )
+    lease_name: str = field(
+        default="certsmith",
+        metadata=flag("--leader-elect-lease", metavar="NAME", help="name of the leader-election Lease"),
+    )
+    acme_http01_port: int = field(
+        default=8089,
+        metadata=flag(
+            "--acme-http01-port",
+            metavar="PORT",
+            help="answer ACME HTTP-01 challenges on PORT; 0 turns the solver off",
+        ),
+    )
+    acme_http01_address: str = field(
+        default="0.0.0.0",  # noqa: S104 -- the CA's validator connects from outside
+        metadata=flag(
+            "--acme-http01-address", metavar="ADDRESS", help="address the HTTP-01 solver listens on"
+        ),
+    )
+    acme_solver_service: str = field(
+        default="",
+        metadata=flag(
+            "--acme-solver-service",
+            metavar="NAMESPACE/NAME",
+            help="the Service in front of the HTTP-01 solver: each HTTP-01 challenge then gets an Ingress "
+            "routing its path to it (in a cluster: certsmith/certsmith-acme-solver)",
+        ),
+    )
+    acme_orders_per_hour: int = field(
+        default=6,
+        metadata=flag(
+            "--acme-orders-per-hour", metavar="N", help="new ACME orders allowed per Certificate in any hour"
+        ),
+    )
+    auto_approve: bool = field(
+        default=True,
+        metadata=flag(
+            "--auto-approve",
+            help="approve every CertificateRequest; with --no-auto-approve each waits for "
+            "`certsmith approve` by someone allowed the verb approve on signers.certsmith.dev",
+        ),
+    )
 
 def is_namespace_pattern(namespace: str) -> bool:
     """Whether a --namespace value is a pattern (a glob, a negation, a list) rather than a name."""
