@@ -64,6 +64,7 @@ def container(cluster: Cluster, solo_namespace: str, tmp_path: Path, image: str)
         "--volume",
         f"{kubeconfig}:/etc/certsmith/kubeconfig:ro",
         image,
+        "run",
         "--kubeconfig",
         "/etc/certsmith/kubeconfig",
         "--namespace",
@@ -115,9 +116,17 @@ def test_the_image_holds_the_operator_and_not_the_dev_tooling(image: str) -> Non
         "-c",
         "ls /opt/certsmith/lib/python3*/site-packages/certsmith; "
         "ls /opt/certsmith/lib/python3*/site-packages"
-        " | grep -ciE '^(pytest|mypy|ruff|hypothesis|pip)' || true; "
+        " | grep -ciE '^(pytest|mypy|ruff|hypothesis|pip|certsmith_devtools)' || true; "
         "command -v gcc cc go || true",
     )
     assert "runtime.py" in listed
-    assert "devcluster" not in listed
-    assert listed.splitlines()[-1] == "0", "no test tools or installers in the image"
+    assert listed.splitlines()[-1] == "0", "no dev tooling, test tools or installers in the image"
+
+
+def test_the_image_runs_the_certsmith_command(image: str) -> None:
+    """The entrypoint is `certsmith`, with `run` as its default arguments (deploy/ gives `run` and its
+    flags); any other command runs in its place."""
+    assert _docker("run", "--rm", image, "version") == "certsmith 0.1.0"
+    configuration = "{{json .Config.Entrypoint}} {{json .Config.Cmd}}"
+    configured = _docker("image", "inspect", "--format", configuration, image)
+    assert configured == '["/opt/certsmith/bin/certsmith"] ["run"]'
