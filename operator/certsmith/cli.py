@@ -81,7 +81,16 @@ def _plugin_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's priva
     """Subcommands other distributions add through the entry point group `certsmith.commands`: each
     is a function given the subparsers (certsmith-devtools adds `certsmith dev` this way)."""
     for entry_point in sorted(entry_points(group="certsmith.commands"), key=lambda point: point.name):
-        entry_point.load()(commands)
+        try:
+            add_command = entry_point.load()
+        except ImportError as error:  # a broken dev install must not stop `certsmith run`
+            print(
+                f"certsmith: cannot load the command {entry_point.name!r} ({entry_point.value}): {error}; "
+                f"reinstall the distribution that provides it",
+                file=sys.stderr,
+            )
+            continue
+        add_command(commands)
 
 
 def _people_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers action
