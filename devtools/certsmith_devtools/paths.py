@@ -30,6 +30,6 @@ def source_tree(path: Path) -> Path:
     if missing:
         raise SourceTreeError(
             f"{tree} is not certsmith's source tree (no {', '.join(missing)}): run from the top of a "
-            f"checkout or pass --source DIR"
+            f"checkout, or name one (python -m certsmith_devtools.kind takes --source DIR)"
         )
     return tree
