@@ -8,10 +8,11 @@
 Reads every *.yaml and *.yml file (folders recursively; `kind: List` items one by one), converts each
 cert-manager Certificate, CertificateRequest, Issuer and ClusterIssuer as `certsmith convert` does, and
 counts them: faithful (converted, at most notes to know), converted with something dropped (each
-named), refused (not emitted: it would not work). With --kubeconfig, each emitted object is also applied
-with a server-side dry run (certsmith's CRDs must be installed there): one the API server rejects does
-not count as working. "Working" is faithful plus dropped, minus rejected. The reasons are counted by the
-field's path (list indexes left out), most frequent first.
+named), refused (not emitted: it would not work), skipped (a CertificateRequest cert-manager made for
+one of its Certificates: the converted Certificate needs none). With --kubeconfig, each emitted object
+is also applied with a server-side dry run (certsmith's CRDs must be installed there): one the API
+server rejects does not count as working. "Working" is faithful plus dropped, minus rejected. The
+reasons are counted by the field's path (list indexes left out), most frequent first.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ from certsmith.api.cert_manager import Converted, convert_all, is_cert_manager
 from certsmith.api.cert_manager_fields import Severity
 
 _INDEX = re.compile(r"\[[0-9]+\]")
+OUTCOMES = {
+    (True, True): "faithful",
+    (True, False): "dropped",
+    (False, False): "refused",
+    (False, True): "skipped",
+}
+"""By (emitted, faithful)."""
 
 
 def main() -> int:
@@ -108,9 +116,7 @@ def _report(
     outcomes: Counter[str] = Counter()
     reasons: dict[str, Counter[str]] = {str(Severity.DROPPED): Counter(), str(Severity.REFUSED): Counter()}
     for result in results:
-        outcomes[
-            "faithful" if result.faithful else "dropped" if result.manifest is not None else "refused"
-        ] += 1
+        outcomes[OUTCOMES[(result.manifest is not None, result.faithful)]] += 1
         for note in result.notes:
             if note.severity is not Severity.NOTE:
                 reasons[str(note.severity)][_INDEX.sub("[]", note.path)] += 1
@@ -121,6 +127,7 @@ def _report(
         "faithful": outcomes["faithful"],
         "converted, something dropped": outcomes["dropped"],
         "refused": outcomes["refused"],
+        "skipped": outcomes["skipped"],
         "applied with a server-side dry run": applied,
         "rejected by the API server": rejected,
         "working": working,
@@ -131,7 +138,7 @@ def _report(
 def _print(report: dict[str, Any]) -> None:
     kinds = ", ".join(f"{count} {kind}" for kind, count in report["kinds"].items())
     print(f"objects: {report['objects']} ({kinds})")
-    for key in ("faithful", "converted, something dropped", "refused"):
+    for key in ("faithful", "converted, something dropped", "refused", "skipped"):
         print(f"  {key}: {report[key]}")
     checked = (
         "accepted by the API server (dry run)"

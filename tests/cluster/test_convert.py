@@ -97,5 +97,5 @@ def test_the_report_counts_working_objects_with_the_api_servers_word(
     report = json.loads(done.stdout)
     assert report["rejected by the API server"] == {}
     assert report["working"] == report["faithful"] + report["converted, something dropped"]
-    assert report["objects"] == report["working"] + report["refused"]
+    assert report["objects"] == report["working"] + report["refused"] + report["skipped"]
     assert report["reasons"]["refused"]["spec.acme.solvers"] == 12

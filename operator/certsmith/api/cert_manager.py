@@ -63,8 +63,9 @@ class Converted:
 
     @property
     def faithful(self) -> bool:
-        """Emitted, with nothing of cert-manager's dropped (notes to know only)."""
-        return self.manifest is not None and all(note.severity is Severity.NOTE for note in self.notes)
+        """Nothing of cert-manager's dropped or refused (notes to know only; a request cert-manager made
+        for a Certificate is left out, faithfully)."""
+        return all(note.severity is Severity.NOTE for note in self.notes)
 
 
 def is_cert_manager(document: Mapping[str, Any]) -> bool:
@@ -79,6 +80,14 @@ def convert(document: Mapping[str, Any]) -> Converted:
     carried over as it was; refused, with the field and the reason, if it would not work."""
     kind = str(document.get("kind"))
     notes = Notes()
+    made_for = _made_for_certificate(document) if kind == "CertificateRequest" else None
+    if made_for is not None:
+        notes.note(
+            "metadata",
+            f"cert-manager made this request for its Certificate {made_for}; the converted Certificate is "
+            "issued by certsmith without one: not emitted",
+        )
+        return Converted(None, notes.items)
     try:
         metadata = _metadata(Fields(document.get("metadata") or {}, "metadata"))
         raw_spec = document.get("spec")
@@ -135,6 +144,21 @@ def _namespace(document: Mapping[str, Any]) -> object:
 def _name(document: Mapping[str, Any]) -> object:
     metadata = document.get("metadata")
     return metadata.get("name") if isinstance(metadata, Mapping) else None
+
+
+def _made_for_certificate(document: Mapping[str, Any]) -> str | None:
+    """The Certificate a CertificateRequest was made for by cert-manager (its annotation, or its owner)."""
+    metadata = document.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return None
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, Mapping) and annotations.get(CERT_MANAGER_CERTIFICATE_NAME):
+        return str(annotations[CERT_MANAGER_CERTIFICATE_NAME])
+    owners = metadata.get("ownerReferences")
+    for owner in owners if isinstance(owners, list) else ():
+        if isinstance(owner, Mapping) and owner.get("kind") == "Certificate":
+            return str(owner.get("name"))
+    return None
 
 
 def _metadata(metadata: Fields) -> dict[str, Any]:
