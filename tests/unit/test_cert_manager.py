@@ -167,6 +167,7 @@ def test_the_documented_examples_convert_or_say_why_not() -> None:
         "vault",
         "venafi-cloud",
         "from-vault",
+        "route53-wildcard",
         "constrained-ca",
         "external-issuer",
     }
@@ -176,7 +177,6 @@ def test_the_documented_examples_convert_or_say_why_not() -> None:
         "rfc2136-lowercase",
         "zerossl",
         "selfsigned-cluster",
-        "route53-wildcard",
         "intermediate",
         "output-formats",
         "recorded-requester",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from certsmith.api import API_VERSION, GROUP, SpecError
+from certsmith.api.acme import ACMEIssuerSpec, parse_acme_spec, solver_for
 from certsmith.api.cert_manager_fields import Fields, Note, Notes, Refused, Severity, put
 from certsmith.api.cert_manager_issuers import ISSUANCE_POLICY, convert_issuer, secret_key_ref
 from certsmith.api.certificate import parse_certificate_spec
@@ -106,29 +107,48 @@ def convert(document: Mapping[str, Any]) -> Converted:
 
 
 def convert_all(documents: Sequence[Mapping[str, Any]]) -> list[Converted]:
-    """Each cert-manager object converted; a Certificate or CertificateRequest whose issuer is among
-    `documents` and refused is refused too: it could never be issued."""
+    """Each cert-manager object converted. A Certificate or CertificateRequest whose issuer is among
+    `documents` and refused is refused too, and so is a Certificate with a name that no solver left in
+    its converted ACME issuer can prove: neither could ever be issued."""
     results = [convert(document) for document in documents]
     refused = {
         _issuer_key(str(document.get("kind")), _namespace(document), _name(document))
         for document, result in zip(documents, results, strict=True)
         if result.manifest is None and document.get("kind") in ("Issuer", "ClusterIssuer")
     }
+    acme: dict[tuple[str, object, object], ACMEIssuerSpec] = {}
+    for result in results:
+        manifest = result.manifest
+        if manifest is not None and "acme" in manifest["spec"]:
+            key = _issuer_key(
+                manifest["kind"], manifest["metadata"].get("namespace"), manifest["metadata"]["name"]
+            )
+            acme[key] = parse_acme_spec(manifest["spec"]["acme"])
     for result in results:
         manifest = result.manifest
         if manifest is None or manifest["kind"] not in ("Certificate", "CertificateRequest"):
             continue
         reference = manifest["spec"]["issuerRef"]
         kind = str(reference.get("kind") or "Issuer")
-        if _issuer_key(kind, manifest["metadata"].get("namespace"), reference.get("name")) in refused:
-            result.notes.append(
-                Note(
-                    Severity.REFUSED,
-                    "spec.issuerRef",
-                    f"{kind} {reference.get('name')} is refused (see its notes): this could never be issued",
-                )
-            )
+        issuer = _issuer_key(kind, manifest["metadata"].get("namespace"), reference.get("name"))
+        if issuer in refused:
+            problem = f"{kind} {reference.get('name')} is refused (see its notes): this could never be issued"
+            result.notes.append(Note(Severity.REFUSED, "spec.issuerRef", problem))
             result.manifest = None
+        elif issuer in acme and manifest["kind"] == "Certificate":
+            labels = manifest["metadata"].get("labels") or {}
+            unsolved = [
+                name
+                for name in manifest["spec"].get("dnsNames") or ()
+                if solver_for(acme[issuer].solvers, name, labels) is None
+            ]
+            if unsolved:
+                problem = (
+                    f"no solver left in {kind} {reference.get('name')} (see its notes) can prove "
+                    f"{', '.join(unsolved)}: this could never be issued"
+                )
+                result.notes.append(Note(Severity.REFUSED, "spec.dnsNames", problem))
+                result.manifest = None
     return results
 
 

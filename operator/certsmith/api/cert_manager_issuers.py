@@ -189,8 +189,8 @@ def _solver(solver: Fields, notes: Notes) -> dict[str, Any] | None:
     if solver.text("waitInsteadOfSelfCheck") is not None:
         notes.drop(
             solver.at("waitInsteadOfSelfCheck"),
-            "certsmith has no such setting: it tells the CA to validate once its own check sees the answer; "
-            "the fixed wait is not carried over",
+            "certsmith has no such setting; the fixed wait is not carried over (for DNS-01, certsmith waits "
+            "until the solver's nameserver answers the record)",
         )
     if ("http01" in solver) == ("dns01" in solver):
         solver.take("http01")
@@ -229,8 +229,9 @@ def _http01(http01: Fields, notes: Notes) -> dict[str, Any] | None:
     if ingress.text("serviceType") is not None:
         notes.drop(
             ingress.at("serviceType"),
-            "the challenge Ingress routes to the operator's solver Service (README: ACME), whatever its "
-            "type; make that Service a NodePort if your ingress controller needs one",
+            "the challenge Ingress routes through an ExternalName Service to the operator's solver Service "
+            "(README: ACME); an ingress controller that needs a NodePort backend cannot serve it: use DNS-01 "
+            "there",
         )
     if ingress.take("podTemplate") is not None:
         notes.note(
