@@ -264,6 +264,20 @@ def test_a_certificate_converts_field_by_field_and_keeps_cert_managers_usages() 
     assert parsed.request.subject.organizations == ("Example",)
 
 
+def test_a_misplaced_secret_is_never_quoted_back() -> None:
+    pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"
+    spec = {"secretName": "s", "commonName": "c", "privateKey": pem, "issuerRef": {"name": "ca"}}
+    tsig = {"nameserver": "192.0.2.1", "tsigSecretSecretRef": "c2VjcmV0"}
+    for result in (
+        convert(_document("Certificate", spec)),
+        convert(_document("Issuer", _acme({"dns01": {"rfc2136": tsig}}))),
+    ):
+        message = str(result.notes[-1])
+        assert "got a string" in message
+        assert "BEGIN" not in message
+        assert "c2VjcmV0" not in message
+
+
 def test_v1alpha2_fields_map_to_private_key_and_subject() -> None:
     spec = {
         "secretName": "s",

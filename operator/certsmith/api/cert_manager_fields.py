@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-_SHOWN = 40
-"""At most this many characters of a wrongly shaped value are quoted back."""
+_SHOWN = 24
+"""At most this many characters of a wrongly shaped value are quoted back, and never one that may be a
+credential or a key: those are described by their type only."""
+_UNSHOWN = ("secret", "password", "token", "BEGIN")
 
 
 class Severity(StrEnum):
@@ -45,13 +47,13 @@ class Malformed(Refused):
     """The input has the wrong shape at `path` (cert-manager's API server would refuse it too)."""
 
     def __init__(self, path: str, expected: str, given: object) -> None:
-        super().__init__(path, f"expected {expected}, got {_shape(given)}; correct the manifest")
+        super().__init__(path, f"expected {expected}, got {_shape(path, given)}; correct the manifest")
 
 
-def _shape(value: object) -> str:
+def _shape(path: str, value: object) -> str:
     if isinstance(value, str):
-        shown = value if len(value) <= _SHOWN else f"{value[:_SHOWN]}..."
-        return f"the string {shown!r}"
+        hidden = len(value) > _SHOWN or any(word.lower() in f"{path} {value}".lower() for word in _UNSHOWN)
+        return "a string" if hidden else f"the string {value!r}"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, int | float):

@@ -55,23 +55,18 @@ def convert_issuer(spec: Fields, notes: Notes, *, cluster: bool) -> dict[str, An
             f"certsmith signs self-signed, with a CA kept in a Secret, or by ACME; a {kind} issuer has no "
             f"certsmith equivalent: keep it (and the Certificates naming it) on cert-manager",
         )
+    body = Fields(spec.take(kind), spec.at(kind))
     converted: dict[str, Any]
     if kind == "selfSigned":
-        converted = {"selfSigned": _self_signed(_required(spec.fields("selfSigned")), notes)}
+        converted = {"selfSigned": _self_signed(body, notes)}
     elif kind == "ca":
-        converted = {"ca": _ca(_required(spec.fields("ca")), notes)}
+        converted = {"ca": _ca(body, notes)}
     else:
-        converted = {"acme": _acme(_required(spec.fields("acme")), notes)}
+        converted = {"acme": _acme(body, notes)}
     notes.leftovers(spec)
     if cluster and kind != "acme":
         notes.note(spec.path, ISSUANCE_POLICY)
     return converted
-
-
-def _required(fields: Fields | None) -> Fields:
-    if fields is None:
-        raise AssertionError("convert_issuer checked that the issuer kind is set")
-    return fields
 
 
 def _self_signed(self_signed: Fields, notes: Notes) -> dict[str, Any]:
@@ -197,9 +192,12 @@ def _solver(solver: Fields, notes: Notes) -> dict[str, Any] | None:
         solver.take("dns01")
         notes.drop(solver.path, "a solver needs exactly one of http01 and dns01; this solver is dropped")
         return None
-    http01 = solver.fields("http01", "a mapping (ingress)")
-    dns01 = solver.fields("dns01", "a mapping (one DNS provider)")
-    method = _http01(http01, notes) if http01 is not None else _dns01(_required(dns01), notes)
+    if "http01" in solver:
+        method = _http01(Fields(solver.take("http01"), solver.at("http01"), "a mapping (ingress)"), notes)
+    else:
+        method = _dns01(
+            Fields(solver.take("dns01"), solver.at("dns01"), "a mapping (one DNS provider)"), notes
+        )
     if method is None:
         return None
     converted.update(method)
@@ -289,9 +287,8 @@ def _dns01(dns01: Fields, notes: Notes) -> dict[str, Any] | None:
             "certsmith checks the record on the solver's RFC 2136 nameserver itself; these nameservers for "
             "the propagation check are not carried over",
         )
-    converted = _rfc2136(
-        _required(dns01.fields("rfc2136", "a mapping (nameserver, tsigKeyName, ...)")), notes
-    )
+    rfc2136 = Fields(dns01.take("rfc2136"), dns01.at("rfc2136"), "a mapping (nameserver, tsigKeyName, ...)")
+    converted = _rfc2136(rfc2136, notes)
     notes.leftovers(dns01)
     return None if converted is None else {"dns01": {"rfc2136": converted}}
 
