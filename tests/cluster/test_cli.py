@@ -17,7 +17,6 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes import client
 
-from certsmith.api.cert_manager import CERTIFICATE_FIELDS
 from certsmith.api.status import parse_timestamp
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
@@ -386,30 +385,6 @@ def test_completion_scripts_are_made_from_the_commands() -> None:
     code, script = certsmith(None, "completion", "zsh")
     assert code == 0
     assert "#compdef certsmith" in script
-
-
-DRY_RUN = ("--dry-run=server", "-f", "-")
-
-
-def test_cert_managers_documented_manifests_convert_into_objects_the_api_server_accepts(
-    cluster: Cluster, namespace: str
-) -> None:
-    corpus = REPO / "tests" / "fixtures" / "cert-manager" / "corpus.yaml"
-    documents = list(yaml.safe_load_all(corpus.read_text()))
-    certificate_fields = {field for d in documents if d["kind"] == "Certificate" for field in d["spec"]}
-    assert certificate_fields >= CERTIFICATE_FIELDS | {"subject", "privateKey", "issuerRef", "keystores"}
-    code, converted = certsmith(None, "convert", str(corpus))
-    assert code == 0, converted
-    assert "cert-manager.io/v1" not in converted
-    applied = subprocess.run(
-        [str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), "apply", "-n", namespace, *DRY_RUN],
-        input=converted,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert applied.returncode == 0, applied.stderr
-    assert applied.stdout.count("(server dry run)") == len(documents)
 
 
 def test_a_cluster_without_certsmiths_crds_is_said_to_be_one(cluster: Cluster) -> None:

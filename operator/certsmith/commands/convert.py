@@ -1,40 +1,72 @@
 """`certsmith convert`: cert-manager manifests in, certsmith manifests out (stdout), and a line on
-stderr for every field that could not be carried over."""
+stderr for every field that was not carried over as it was, and every object refused."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from certsmith.api.cert_manager import convert, is_cert_manager
+from certsmith.api.cert_manager import convert_all, is_cert_manager
 from certsmith.commands.common import CommandError, ExitCode
 
 
-def convert_files(paths: list[Path], out: TextIO = sys.stdout) -> int:
-    """Convert each document of `paths` (stdin for "-"); others pass through unchanged. Exit 5 when a
-    field, a solver or a whole issuer could not be converted (each said on stderr)."""
-    converted: list[dict[str, Any]] = []
+@dataclass(frozen=True)
+class _Document:
+    where: str
+    body: Any
+
+    def __str__(self) -> str:
+        metadata = self.body.get("metadata") if isinstance(self.body, dict) else None
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        return f"{self.where} ({self.body.get('kind')} {name})"
+
+
+def convert_files(paths: list[Path], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Convert each document of `paths` (stdin for "-"; a List's items one by one); others pass through
+    unchanged. Exit 5 when a field or a behaviour was not carried over or an object was refused (each
+    said on `err`, with its path); notes that change nothing of what was asked leave it 0."""
+    documents = [document for path in paths for document in _read(path)]
+    ours = [
+        document
+        for document in documents
+        if isinstance(document.body, dict) and is_cert_manager(document.body)
+    ]
+    results = dict(zip(map(id, ours), convert_all([document.body for document in ours]), strict=True))
+    emitted: list[Any] = []
     incomplete = False
-    for path in paths:
-        where = "stdin" if str(path) == "-" else str(path)
-        try:
-            text = sys.stdin.read() if str(path) == "-" else path.read_text()
-            documents = [document for document in yaml.safe_load_all(text) if document]
-        except (OSError, yaml.YAMLError) as error:
-            raise CommandError(ExitCode.FAILED, f"{where}: {error}") from None
-        for index, document in enumerate(documents):
-            if not isinstance(document, dict) or not is_cert_manager(document):
-                converted.append(document)
-                continue
-            result = convert(document)
-            name = f"{document.get('kind')} {(document.get('metadata') or {}).get('name')}"
-            for note in result.notes:
-                print(f"certsmith convert: {where}, document {index + 1} ({name}): {note}", file=sys.stderr)
-                incomplete = True
-            if result.manifest is not None:
-                converted.append(result.manifest)
-    yaml.safe_dump_all(converted, out, sort_keys=False)
+    for document in documents:
+        result = results.get(id(document))
+        if result is None:
+            emitted.append(document.body)
+            continue
+        for note in result.notes:
+            print(f"certsmith convert: {document}: {note}", file=err)
+        incomplete = incomplete or not result.faithful
+        if result.manifest is not None:
+            emitted.append(result.manifest)
+    yaml.safe_dump_all(emitted, out, sort_keys=False)
     return ExitCode.INCOMPLETE if incomplete else ExitCode.OK
+
+
+def _read(path: Path) -> list[_Document]:
+    where = "stdin" if str(path) == "-" else str(path)
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+        bodies = [body for body in yaml.safe_load_all(text) if body]
+    except (OSError, yaml.YAMLError) as error:
+        raise CommandError(ExitCode.FAILED, f"{where}: {error}") from None
+    documents: list[_Document] = []
+    for index, body in enumerate(bodies, start=1):
+        items = body.get("items") if isinstance(body, dict) and body.get("kind") == "List" else None
+        if isinstance(items, list):
+            documents.extend(
+                _Document(f"{where}, document {index}, item {number}", item)
+                for number, item in enumerate(items, start=1)
+            )
+        else:
+            documents.append(_Document(f"{where}, document {index}", body))
+    return documents
