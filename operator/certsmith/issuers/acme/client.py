@@ -38,6 +38,10 @@ _NONCE_ATTEMPTS = 4
 """Attempts of one request on badNonce (the acme package retries once more inside each)."""
 
 
+SERVER_UNREACHABLE = "ServerUnreachable"
+"""The reason of a request that got no answer (refused, reset, timed out): it counts against the
+issuer's health."""
+
 RequestObserver = Callable[[str, str, float], None]
 """Told of every request: (action, status, seconds); the status is "ok", the ACME error type (such
 as rateLimited), or "unreachable"."""
@@ -318,7 +322,7 @@ def _calling(action: str) -> Iterator[None]:
             f"set spec.acme.caBundle to the CA's root",
         ) from None
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-        raise AcmeError("ServerUnreachable", f"{action}: {_first_line(error)}") from None
+        raise AcmeError(SERVER_UNREACHABLE, f"{action}: {_first_line(error)}") from None
     except (errors.Error, requests.exceptions.RequestException, ValueError, JoseError) as error:
         raise AcmeError("ACMEError", f"{action}: {_first_line(error)}") from None
 
