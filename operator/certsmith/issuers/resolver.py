@@ -140,7 +140,9 @@ class IssuerResolver:
         except SpecError as error:
             raise IssuerNotReadyError("IssuerNotReady", f"{reference}: {error}") from None
         except IssuerNotReadyError as error:
-            raise IssuerNotReadyError("IssuerNotReady", f"{reference} is not ready: {error}") from None
+            raise IssuerNotReadyError(
+                "IssuerNotReady", f"{reference} is not ready ({error.reason}): {error}"
+            ) from None
 
     def invalidate(self, secret: Key) -> None:
         with self._lock:

@@ -295,7 +295,9 @@ class CertificateReconciler:
 
     def _issue(self, work: _Work, decision: Decision) -> Plan:
         if isinstance(work.issuer, IssuerNotReadyError):
-            return self._failure(work, decision, work.issuer.reason, str(work.issuer))
+            # A step that ended before the issuer stopped being ready is of no more use.
+            plan = self._failure(work, decision, work.issuer.reason, str(work.issuer))
+            return replace(plan, settles=WorkItem(CERTIFICATES, work.key))
         resolved = work.issuer
         spec = work.spec
         private_key = functools.cache(
