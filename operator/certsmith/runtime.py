@@ -191,7 +191,13 @@ class Runtime:
     def _step_done(self, owner: Hashable) -> None:
         """An I/O step ended (in its lane's thread): its owner's next reconcile reads the result."""
         if isinstance(owner, WorkItem) and self._loop is not None:
-            self._loop.call_soon_threadsafe(self.queue.add, owner)
+            self._loop.call_soon_threadsafe(self._step_ended, owner)
+
+    def _step_ended(self, item: WorkItem) -> None:
+        if item.key in self.store.objects(item.plural):
+            self.queue.add(item)
+        else:
+            self.lanes.settle(item)  # deleted while its step ran
 
     def _health_changed(self, issuer: IssuerId) -> None:
         """An issuer's CA stopped or started answering: the issuer says so and releases its own."""
