@@ -140,7 +140,11 @@ def _run(cluster: Cluster, namespace: str, pebble: Pebble, silent_acme: list[str
 
     ca_names = [f"ca-{number}" for number in range(CA_CERTIFICATES)]
     eventually(lambda: ready(ca_names), 20 - (time.monotonic() - started), "50 CA Certificates to be Ready")
+    print(
+        f"{CA_CERTIFICATES} CA Certificates Ready {time.monotonic() - started:.1f}s after the first was made"
+    )
     eventually(lambda: ready(["healthy-acme"]), 90 - (time.monotonic() - started), "the Pebble Certificate")
+    print(f"the Pebble Certificate Ready {time.monotonic() - started:.1f}s after it was made")
 
     def said_why() -> bool:
         found = _certificates(cluster, namespace)
@@ -151,6 +155,9 @@ def _run(cluster: Cluster, namespace: str, pebble: Pebble, silent_acme: list[str
         )
 
     eventually(said_why, 150 - (time.monotonic() - hung_at), "every hanging Certificate to say why")
+    print(
+        f"{len(hanging)} hanging Certificates said why {time.monotonic() - hung_at:.1f}s after they were made"
+    )
     found = _certificates(cluster, namespace)
     assert not any(is_ready(found[name]) for name in hanging)
     for name in hanging:

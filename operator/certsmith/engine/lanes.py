@@ -49,9 +49,10 @@ class Lanes:
         self._lock = threading.Lock()
 
     def start(self, step: Step) -> None:
-        """Run `step` in its issuer's lane, unless its owner already has one running."""
+        """Run `step` in its issuer's lane, unless its owner has one running, or a result that no
+        reconcile has settled yet (one that ended after the reconcile looked: it is queued again)."""
         with self._lock:
-            if step.owner in self._busy:
+            if step.owner in self._busy or step.owner in self._signed:
                 return
             self._busy.add(step.owner)
             lane = self._lanes.get(step.lane)
