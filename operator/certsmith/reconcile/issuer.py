@@ -80,28 +80,19 @@ class IssuerReconciler:
                 warnings = authority_weaknesses(resolved.authority)
                 if warnings:
                     message += f"; warning: {'; '.join(warnings)}"
-        metadata = body["metadata"]
-        previous = (body.get("status") or {}).get("conditions") or []
-        status = {
-            "type": type_name,
-            "conditions": [
-                condition("Ready", ready, reason, message, metadata.get("generation"), previous, now)
-            ],
-            "observedGeneration": metadata.get("generation"),
-        }
-        if type_name == IssuerType.ACME.value:
-            status["acme"] = {"uri": account_uri} if account_uri else None
+        status = _status(body, type_name, (ready, reason, message), account_uri, now)
         plan = Plan(recheck_at=retry_at or expires, step=register)
         if status_differs(body.get("status") or {}, status):
-            events = (
-                EventRecord(_subject(kind, metadata), True, "WeakKeyPair" if ready else reason, message),
-            )
+            problem = not (ready or reason == REGISTERING)
+            subject = _subject(kind, body["metadata"])
             plan = replace(
                 plan,
                 status=StatusWrite(item.plural, item.key, status),
-                events=events if warnings or not (ready or reason == REGISTERING) else (),
+                events=(EventRecord(subject, True, reason if problem else "WeakKeyPair", message),)
+                if warnings or problem
+                else (),
                 log=f"{kind} {item}: Ready={ready} reason={reason}: {message}",
-                log_warning=not ready,
+                log_warning=problem,
             )
         written = apply_plan(self._port, plan, self._lanes)
         before = self._store.issuer_states.get(item)
@@ -162,6 +153,25 @@ class IssuerReconciler:
             for key, body in objects
             if _references(body, kind, name) and (kind is IssuerKind.CLUSTER_ISSUER or key[0] == namespace)
         )
+
+
+def _status(
+    body: Mapping[str, Any],
+    type_name: str | None,
+    ready: tuple[bool, str, str],
+    account_uri: str | None,
+    now: datetime.datetime,
+) -> dict[str, Any]:
+    metadata = body["metadata"]
+    previous = (body.get("status") or {}).get("conditions") or []
+    status: dict[str, Any] = {
+        "type": type_name,
+        "conditions": [condition("Ready", *ready, metadata.get("generation"), previous, now)],
+        "observedGeneration": metadata.get("generation"),
+    }
+    if type_name == IssuerType.ACME.value:
+        status["acme"] = {"uri": account_uri} if account_uri else None
+    return status
 
 
 def _subject(kind: str, metadata: Mapping[str, Any]) -> ObjectRef:
