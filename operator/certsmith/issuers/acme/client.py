@@ -134,16 +134,25 @@ class AcmeClient:
             registration = messages.NewRegistration.from_data(
                 email=email, terms_of_service_agreed=True, external_account_binding=eab
             )
-            try:
-                with self._observed("register"):
-                    account = client.new_account(registration)
-                uri = str(account.uri)
-            except errors.ConflictError as existing:
-                uri = str(existing.location)
-                self._net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
+            uri = self._new_account(client, registration)
         self.account_uri = uri
         self._registration = (email, binding)
         return uri
+
+    def _new_account(self, client: ClientV2, registration: messages.NewRegistration) -> str:
+        """The account's URI, retrying on badNonce as every other request does."""
+        for attempt in range(_NONCE_ATTEMPTS):
+            try:
+                with self._observed("register"):
+                    return str(client.new_account(registration).uri)
+            except errors.ConflictError as existing:
+                uri = str(existing.location)
+                self._net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
+                return uri
+            except messages.Error as error:
+                if error.code != "badNonce" or attempt == _NONCE_ATTEMPTS - 1:
+                    raise
+        raise AcmeError("BadNonce", f"{self.server}: the CA rejected {_NONCE_ATTEMPTS} nonces in a row")
 
     def new_order(self, identifiers: Sequence[str]) -> OrderAnswer:
         client = self._v2
