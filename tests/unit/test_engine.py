@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from certsmith.api import CERTIFICATES, ISSUERS
 from certsmith.api.acme import parse_acme_spec
+from certsmith.api.status import timestamp
 from certsmith.engine.lanes import LANE_SIZE
-from certsmith.issuers import Pending, SigningRequest
+from certsmith.issuers import Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.acme import dns01
 from certsmith.issuers.acme.client import SERVER_UNREACHABLE, AcmeClient, AcmeError, OrderAnswer
 from certsmith.issuers.acme.dns01 import DNSProviderError, RFC2136Provider
@@ -29,7 +30,7 @@ from certsmith.pki.request import CertificateTemplate
 from certsmith.reconcile.store import WorkItem
 from certsmith.tls_secret import SecretContents
 from tests.unit.fakekube import Clock
-from tests.unit.test_reconcile import NOW, NS, World, _ca_pair
+from tests.unit.test_reconcile import MINUTE, NOW, NS, World, _ca_pair
 
 SECOND = datetime.timedelta(seconds=1)
 CA_KEY = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
@@ -396,6 +397,12 @@ def test_a_txt_record_not_visible_yet_is_a_recheck_not_a_wait() -> None:
     assert "waiting for 192.0.2.53 to answer the TXT record" in hidden.message
     assert hidden.until - datetime.datetime.now(datetime.UTC) < 3 * SECOND
     assert client.answered == [], "the CA is not asked to look before the record is visible"
+    old = {**hidden.order, "createdAt": timestamp(datetime.datetime.now(datetime.UTC) - 3 * MINUTE)}
+    with pytest.raises(SigningFailedError) as failed:
+        sign(old)
+    assert failed.value.reason == "DNSUpdateFailed"
+    assert "192.0.2.53 took the TXT records" in str(failed.value)
+    assert failed.value.order is not None, "the order is kept for the next attempt"
     dns.published = True
     sign(hidden.order)
     assert client.answered == ["https://ca.test/chall/1"]

@@ -63,6 +63,9 @@ _FINALIZE_WITHIN = 60.0
 """The longest the CA may take from the CSR to the certificate, polled in the issuer's lane."""
 _DNS_RECHECK = datetime.timedelta(seconds=2)
 """How soon a TXT record the nameserver does not answer yet is looked for again."""
+_DNS_VISIBLE_WITHIN = datetime.timedelta(minutes=2)
+"""How long after the order was made the nameserver may take to answer its TXT records; then the
+attempt fails (and backs off) instead of waiting on."""
 _ORDER_WINDOW = datetime.timedelta(hours=1)
 
 DNSProviders = Callable[[Solver], DNSProvider]
@@ -130,6 +133,12 @@ class AcmeSigner:
                 run.order = presented(run.require(), authorization)
             case Answer(authorizations=authorizations):
                 hidden = self._not_visible(authorizations, request)
+                if hidden is not None and now - run.require().created_at > _DNS_VISIBLE_WITHIN:
+                    raise DNSProviderError(
+                        f"{hidden} took the TXT records of the DNS-01 challenges but has not answered them "
+                        f"within {_DNS_VISIBLE_WITHIN.total_seconds():.0f}s of the order; check that it "
+                        f"serves the zone it was updated in"
+                    )
                 if hidden is not None:
                     message = f"waiting for {hidden} to answer the TXT record of the DNS-01 challenge"
                     return Pending(order_status(run.require()), now + _DNS_RECHECK, message, run.new_order)
