@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,8 @@ from certsmith.api.certificate_request import PRIVATE_KEY_SECRET_ANNOTATION
 from certsmith.api.issuer import issuer_secret_names
 from certsmith.api.references import IssuerKind, IssuerRef
 from certsmith.api.shim import asks_for_certificates
+from certsmith.engine.lanes import Lanes
+from certsmith.issuers import IssuerId
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.orders import presents_http01
 from certsmith.issuers.acme.signer import AcmeContext
@@ -68,8 +70,14 @@ class Runtime:
         self.port = ApiServer(api)
         routes = ChallengeRoutes(api, settings.acme_solver_service) if settings.acme_solver_service else None
         self.acme = AcmeContext(
-            HTTP01Responder(self._http01_answer), settings.acme_orders_per_hour, routes, metrics.acme_request
+            HTTP01Responder(self._http01_answer),
+            settings.acme_orders_per_hour,
+            routes,
+            metrics.acme_request,
+            clock,
         )
+        self.lanes = Lanes(self.acme.accounts, self.acme.health, self._step_done, self._health_changed)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.resolver = IssuerResolver(
             lambda plural, key: self.store.objects(plural).get(key),
             self.store.referenced,
@@ -79,16 +87,16 @@ class Runtime:
             cluster_issuers=not settings.namespaced,
         )
         self.certificates = CertificateReconciler(
-            self.store, self.port, self.resolver, settings, clock, metrics
+            self.store, self.port, self.resolver, settings, clock, metrics, self.lanes
         )
         self.tls_secrets = (
             TLSSecretScanner(api, settings.namespaces)
             if settings.scan_tls_secrets and settings.metrics_port
             else None
         )
-        self.issuers = IssuerReconciler(self.store, self.port, self.resolver, clock)
+        self.issuers = IssuerReconciler(self.store, self.port, self.resolver, clock, self.lanes)
         self.certificate_requests = CertificateRequestReconciler(
-            self.store, self.port, self.resolver, settings.auto_approve, clock
+            self.store, self.port, self.resolver, settings.auto_approve, clock, self.lanes
         )
         self.shim = ShimReconciler(self.store, self.port, CertificateWriter(api))
         self.queue: WorkQueue[WorkItem] = WorkQueue()
@@ -117,6 +125,7 @@ class Runtime:
     async def run(self) -> None:
         """Lead (if elected), list what Certificates depend on, then reconcile; events received meanwhile
         wait in the queue, so a standby that takes over starts with a warm store."""
+        self._loop = asyncio.get_running_loop()
         self._tasks.append(asyncio.create_task(self._tick(), name="certsmith-tick"))
         try:
             if self._elector is not None:
@@ -128,6 +137,7 @@ class Runtime:
                 task.cancel()
             for watch in self._watches.values():
                 watch.stop()
+            self.lanes.shutdown()
             if self._elector is not None:
                 await asyncio.to_thread(self._elector.release)
 
@@ -178,6 +188,21 @@ class Runtime:
         watches = [*list(self._watches.values()), *(self.tls_secrets.watches if self.tls_secrets else ())]
         return next((problem for watch in watches if (problem := watch.stuck(now))), None)
 
+    def _step_done(self, owner: Hashable) -> None:
+        """An I/O step ended (in its lane's thread): its owner's next reconcile reads the result."""
+        if isinstance(owner, WorkItem) and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._step_ended, owner)
+
+    def _step_ended(self, item: WorkItem) -> None:
+        if item.key in self.store.objects(item.plural):
+            self.queue.add(item)
+        else:
+            self.lanes.settle(item)  # deleted while its step ran
+
+    def _health_changed(self, issuer: IssuerId) -> None:
+        """An issuer's CA stopped or started answering: the issuer says so and releases its own."""
+        self._step_done(WorkItem(*issuer))
+
     def _http01_answer(self, token: str) -> str | None:
         """An HTTP-01 token presented by another replica, or by this one before a restart: found in
         the Certificates' status. Runs in the solver's threads; reads a copy of the store."""
@@ -202,6 +227,7 @@ class Runtime:
         if event_type == DELETED:
             objects.pop(key, None)
             self.scheduler.cancel(item)
+            self.lanes.settle(item)
             self._refer(item, frozenset())
             if plural in (CERTIFICATES, CERTIFICATE_REQUESTS):
                 return

@@ -190,7 +190,7 @@ def test_external_account_binding_is_required_checked_and_used(
     wrong = eventually(
         lambda: (
             (found := issuer_condition(cluster, acme_namespace, "wrong")).get("status") == "False"
-            and found.get("reason") not in (None, "AccountKeyMissing")
+            and found.get("reason") not in (None, "AccountKeyMissing", "Registering")
             and found
         ),
         what="an Issuer with a wrong EAB key to be refused",
@@ -440,8 +440,9 @@ def test_an_issuer_says_why_it_cannot_reach_its_ca(
     acme_issuer(cluster, acme_namespace, pebble, "nowhere", server=f"https://127.0.0.1:{free_port()}/dir")
     untrusted = issuer_reason(cluster, acme_namespace, "untrusted", "TLSError")
     assert "set spec.acme.caBundle" in untrusted["message"]
-    nowhere = issuer_reason(cluster, acme_namespace, "nowhere", "ServerUnreachable")
+    nowhere = issuer_reason(cluster, acme_namespace, "nowhere", "CAUnreachable")
     assert "reading the ACME directory" in nowhere["message"]
+    assert "https://127.0.0.1:" in nowhere["message"], "the CA's address is named"
     acme_issuer(
         cluster, acme_namespace, pebble, "elsewhere", server=pebble.url.replace("/dir", "/nothing-here")
     )

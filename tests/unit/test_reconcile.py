@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import queue
+from collections.abc import Hashable
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from prometheus_client import CollectorRegistry
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.engine.lanes import Lanes
 from certsmith.issuers import Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.signer import AcmeContext
@@ -54,18 +57,27 @@ class World:
         self.kube = FakeKube()
         self.store = Store()
         self.settings = OperatorSettings(backoff=BackoffSettings(MINUTE, 16 * MINUTE), **settings)
+        acme = AcmeContext(HTTP01Responder(), self.settings.acme_orders_per_hour, clock=self.clock)
+        self.ended: queue.SimpleQueue[Hashable] = queue.SimpleQueue()
+        self.lanes = Lanes(acme.accounts, acme.health, self.ended.put, lambda issuer: None)
         self.resolver = IssuerResolver(
             lambda plural, key: self.store.objects(plural).get(key),
             self.store.referenced,
             self.kube,
             "certsmith",
-            AcmeContext(HTTP01Responder(), self.settings.acme_orders_per_hour),
+            acme,
         )
         self.registry = CollectorRegistry()
         self.certificates = CertificateReconciler(
-            self.store, self.kube, self.resolver, self.settings, self.clock, IssuanceMetrics(self.registry)
+            self.store,
+            self.kube,
+            self.resolver,
+            self.settings,
+            self.clock,
+            IssuanceMetrics(self.registry),
+            self.lanes,
         )
-        self.issuers = IssuerReconciler(self.store, self.kube, self.resolver, self.clock)
+        self.issuers = IssuerReconciler(self.store, self.kube, self.resolver, self.clock, self.lanes)
         self.referenced: set[tuple[str, str]] = set()
 
     def certificate(
@@ -119,6 +131,10 @@ class World:
         merge_written(self.store, outcome.written)
         self._watch()
         return outcome
+
+    def step_ended(self) -> Hashable:
+        """The owner of the next I/O step to end (steps run in their issuer's lane)."""
+        return self.ended.get(timeout=10)
 
     def reconcile_issuer(self, item: WorkItem) -> Outcome:
         outcome = self.issuers.reconcile(item)
@@ -488,7 +504,7 @@ def _acme_world(signer: _ScriptedSigner) -> World:
     world = World()
     world.issuer("acme", {"acme": {"server": "https://ca.test/dir", "privateKeySecretRef": {"name": "a"}}})
     world.resolver.resolve = lambda reference, namespace, now: Resolved(  # type: ignore[method-assign]
-        signer, None, account_uri="https://ca.test/account/1"
+        signer, None, account_uri="https://ca.test/account/1", lane=(ISSUERS, (NS, "acme")), address="ca.test"
     )
     world.certificate("web", issuerRef={"name": "acme"})
     return world
@@ -498,12 +514,18 @@ def test_an_order_in_progress_is_kept_in_the_status_and_cleared_once_issued() ->
     order = {"url": "https://ca.test/order/1", "state": "pending"}
     signer = _ScriptedSigner(Pending(order, NOW + MINUTE, "order is pending", new_order=True), "issue")
     world = _acme_world(signer)
+    started = world.reconcile("web")
+    assert started.recheck_at is None, "the step's end queues the Certificate, no timer"
+    assert not started.written.statuses, "the CA's answer is not waited for"
+    assert world.step_ended() == WorkItem(CERTIFICATES, (NS, "web"))
     outcome = world.reconcile("web")
     assert outcome.recheck_at == NOW + MINUTE
     assert world.status("web")["acme"] == {"order": order}
     assert world.ready("web")["reason"] == "OrderPending"
     assert [(event.reason, event.warning) for event in world.kube.events] == [("OrderCreated", False)]
     world.certificate("web", issuerRef={"name": "acme"})
+    world.reconcile("web")
+    world.step_ended()
     world.reconcile("web")
     assert signer.requests[1].order == order, "the next reconcile resumes the order in the status"
     assert "acme" not in world.status("web")
@@ -517,6 +539,8 @@ def test_a_cas_retry_after_holds_every_attempt_until_then() -> None:
     )
     signer = _ScriptedSigner(refusal)
     world = _acme_world(signer)
+    world.reconcile("web")
+    world.step_ended()
     world.reconcile("web")
     status = world.status("web")
     assert status["acme"] == {"order": {"url": "u", "state": "invalid"}, "retryAfter": "2026-11-28T12:10:00Z"}

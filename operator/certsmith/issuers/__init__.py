@@ -13,6 +13,9 @@ from certsmith.pki.keys import PrivateKey, PublicKey
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import IssuedCertificate
 
+IssuerId = tuple[str, tuple[str, str]]
+"""(plural, (namespace, name)) of an Issuer or ClusterIssuer (a ClusterIssuer's namespace is "")."""
+
 
 class IssuerNotReadyError(RuntimeError):
     """The issuer cannot sign now; `reason` is a CamelCase word for status conditions."""

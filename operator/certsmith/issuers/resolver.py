@@ -24,8 +24,9 @@ from certsmith.api.issuer import (
     parse_issuer_spec,
 )
 from certsmith.api.references import IssuerKind, IssuerRef, SecretKeyRef
-from certsmith.issuers import IssuerNotReadyError, Signer
-from certsmith.issuers.acme.client import AcmeClient, AcmeError, key_authorization
+from certsmith.issuers import IssuerId, IssuerNotReadyError, Signer
+from certsmith.issuers.acme.accounts import Registration
+from certsmith.issuers.acme.client import AcmeClient, key_authorization
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, RFC2136Provider
 from certsmith.issuers.acme.signer import AcmeContext, AcmeSigner
 from certsmith.issuers.ca import CASigner, load_authority
@@ -36,8 +37,6 @@ from certsmith.pki import PKIError
 from certsmith.pki.keys import load_private_key
 from certsmith.pki.signing import SigningAuthority
 
-IssuerId = tuple[str, Key]
-"""(plural, key) of an Issuer or ClusterIssuer."""
 IssuerLookup = Callable[[str, Key], Mapping[str, Any] | None]
 
 
@@ -49,6 +48,30 @@ class Resolved:
     authority: SigningAuthority | None = None
     account_uri: str | None = None
     """The ACME account, for ACME issuers."""
+    lane: IssuerId | None = None
+    """The issuer whose I/O lane runs the signer, for signers that talk to a CA over the network;
+    None for those that only compute (self-signed, CA), which sign in the reconcile itself."""
+    address: str = ""
+    """The CA the lane talks to, for its health."""
+
+
+REGISTERING = "Registering"
+"""The reason an ACME issuer gives while its account's first registration runs."""
+ACCOUNT_RETRY = datetime.timedelta(minutes=1)
+"""How soon a registration the CA refused is tried again (a CA that does not answer is probed on the
+issuer's health back-off instead)."""
+
+
+class AccountNotRegisteredError(IssuerNotReadyError):
+    """The ACME issuer has no usable account yet: `registration` is what registering it needs, no
+    sooner than `retry_at` (None: now)."""
+
+    def __init__(
+        self, reason: str, message: str, registration: Registration, retry_at: datetime.datetime | None
+    ) -> None:
+        super().__init__(reason, message)
+        self.registration = registration
+        self.retry_at = retry_at
 
 
 class IssuerResolver:
@@ -68,9 +91,9 @@ class IssuerResolver:
         self._acme = acme
         self._cluster_issuers = cluster_issuers
         self._authorities: dict[tuple[Key, str, CAIssuerSpec], SigningAuthority] = {}
-        self._accounts: dict[tuple[IssuerId, str, ACMEIssuerSpec], AcmeClient] = {}
+        self._accounts = acme.accounts
+        self._health = acme.health
         self._lock = threading.Lock()
-        self._registering = threading.Lock()
 
     def issuer_secret(self, name: str, issuer: IssuerId) -> Key:
         """A Secret an issuer names; a ClusterIssuer's are in the cluster resource namespace."""
@@ -85,7 +108,7 @@ class IssuerResolver:
         if isinstance(spec, ACMEIssuerSpec):
             client = self._account(spec, issuer)
             signer = AcmeSigner(client, spec, self._acme, lambda solver: self._dns_provider(solver, issuer))
-            return Resolved(signer, None, account_uri=client.account_uri)
+            return Resolved(signer, None, account_uri=client.account_uri, lane=issuer, address=spec.server)
         try:
             authority = self._authority(spec, self.issuer_secret(spec.secret_name, issuer), now)
         except IssuerNotReadyError as error:
@@ -117,7 +140,9 @@ class IssuerResolver:
         except SpecError as error:
             raise IssuerNotReadyError("IssuerNotReady", f"{reference}: {error}") from None
         except IssuerNotReadyError as error:
-            raise IssuerNotReadyError("IssuerNotReady", f"{reference} is not ready: {error}") from None
+            raise IssuerNotReadyError(
+                "IssuerNotReady", f"{reference} is not ready ({error.reason}): {error}"
+            ) from None
 
     def invalidate(self, secret: Key) -> None:
         with self._lock:
@@ -130,7 +155,9 @@ class IssuerResolver:
         return self._port.read_secret(*key)
 
     def _account(self, spec: ACMEIssuerSpec, issuer: IssuerId) -> AcmeClient:
-        """The registered ACME account; registers (one issuer at a time) when its key or spec is new."""
+        """The registered ACME account, from memory. Raises AccountNotRegisteredError when there is
+        none for this key and spec (the Issuer's reconcile registers it, in the issuer's lane), or
+        while the CA is unreachable."""
         secret_key = self.issuer_secret(spec.private_key.name, issuer)
         observed = self.referenced_secret(secret_key)
         pem = observed.contents.data.get(spec.private_key.key) if observed else None
@@ -140,24 +167,27 @@ class IssuerResolver:
                 f"Secret {secret_key[0]}/{secret_key[1]} has no key {spec.private_key.key} for the ACME "
                 f"account; certsmith creates it when the Secret does not exist",
             )
-        cache_key = (issuer, observed.resource_version, spec)
-        with self._registering:
-            client = self._accounts.get(cache_key)
-            if client is not None:
-                return client
-            try:
-                key = load_private_key(pem)
-                client = AcmeClient(
-                    spec.server, key, spec.ca_bundle, spec.skip_tls_verify, self._acme.observe
-                )
-                client.register(spec.email, self._binding(spec, issuer))
-            except PKIError as error:
-                raise IssuerNotReadyError("InvalidAccountKey", f"Secret {secret_key[1]}: {error}") from None
-            except AcmeError as error:
-                raise IssuerNotReadyError(error.reason, str(error)) from None
-            self._accounts = {k: v for k, v in self._accounts.items() if k[0] != issuer}
-            self._accounts[cache_key] = client
+        try:
+            key = load_private_key(pem)
+        except PKIError as error:
+            raise IssuerNotReadyError("InvalidAccountKey", f"Secret {secret_key[1]}: {error}") from None
+        registration = Registration(issuer, observed.resource_version, spec, key, self._binding(spec, issuer))
+        client = self._accounts.client(registration)
+        refusal = self._health.refusal(issuer)
+        if client is not None and refusal is None:
             return client
+        domain = self._health.domain(issuer)
+        probe_at = domain.next_attempt if domain else None
+        if refusal is not None:
+            raise AccountNotRegisteredError(refusal.reason, str(refusal), registration, probe_at)
+        failed = self._accounts.failure(registration)
+        if failed is not None:
+            refused, at = failed
+            retry_at = probe_at or at + ACCOUNT_RETRY
+            raise AccountNotRegisteredError(refused.reason, str(refused), registration, retry_at)
+        raise AccountNotRegisteredError(
+            REGISTERING, f"the ACME account at {spec.server} is being registered", registration, None
+        )
 
     def key_authorization(self, reference: IssuerRef, namespace: str, token: str) -> str | None:
         """The answer to an HTTP-01 challenge of the ACME issuer a Certificate in `namespace` names,

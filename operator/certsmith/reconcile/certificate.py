@@ -1,5 +1,9 @@
 """Reconciling one Certificate: observe -> policy.decide -> a Plan -> apply it once.
 
+Observing reads memory only (the store, the resolver's caches, the issuer's health); the policy is
+consulted once per attempt. Signing that talks to a CA is a step of the plan, run in the issuer's
+lane (`certsmith.engine`); its result comes back to a later reconcile, which plans what it means.
+
 Every outcome is a plan. Every failure — an issuer that is not ready, a signing error, a Secret
 certsmith may not touch, the API server refusing the Secret write — takes one path (`_failure`):
 into the status (reason, message, failedIssuanceAttempts, lastFailureTime) and one Warning Event, so
@@ -13,13 +17,15 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from certsmith.api import CERTIFICATES, SpecError
 from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
 from certsmith.api.status import condition, parse_timestamp, precise_timestamp, status_differs, timestamp
 from certsmith.budget import RewriteBudget
+from certsmith.engine.lanes import Lanes
+from certsmith.engine.steps import SignStep
 from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
 from certsmith.kube.port import (
@@ -134,8 +140,10 @@ class CertificateReconciler:
         settings: OperatorSettings,
         clock: Callable[[], datetime.datetime],
         metrics: IssuanceMetrics,
+        lanes: Lanes,
     ) -> None:
         self._metrics = metrics
+        self._lanes = lanes
         self._store = store
         self._port = port
         self._resolver = resolver
@@ -152,7 +160,7 @@ class CertificateReconciler:
             spec = parse_certificate_spec(body.get("spec") or {})
         except SpecError as error:
             update = StatusUpdate((False, "InvalidSpec", str(error)), warn=True)
-            return Outcome(written=apply_plan(self._port, self._status_plan(key, body, update)))
+            return Outcome(written=apply_plan(self._port, self._status_plan(key, body, update), self._lanes))
         secret_key = (key[0], spec.secret_name)
         observed = self._store.secrets.get(secret_key)
         read_back = Written()
@@ -162,7 +170,7 @@ class CertificateReconciler:
             started = time.monotonic()
             plan = self._plan(work, decision)
             try:
-                written = apply_plan(self._port, plan)
+                written = apply_plan(self._port, plan, self._lanes)
             except SecretConflictError:
                 observed = self._port.read_secret(*secret_key)
                 if observed is not None and observed.contents.labels.get(MANAGED_LABEL) == "true":
@@ -170,7 +178,7 @@ class CertificateReconciler:
                 continue
             except SecretWriteRefusedError as error:
                 plan = self._failure(work, decision, _refusal_reason(error.refusal), str(error))
-                written = apply_plan(self._port, plan)
+                written = apply_plan(self._port, replace(plan, settles=None), self._lanes)
             else:
                 self._spend_budgets(work, decision, plan)
             self._count(spec, decision, plan, time.monotonic() - started)
@@ -286,40 +294,76 @@ class CertificateReconciler:
         return self._up_to_date(work, decision, repaired)
 
     def _issue(self, work: _Work, decision: Decision) -> Plan:
+        if isinstance(work.issuer, IssuerNotReadyError):
+            # A step that ended before the issuer stopped being ready is of no more use.
+            plan = self._failure(work, decision, work.issuer.reason, str(work.issuer))
+            return replace(plan, settles=WorkItem(CERTIFICATES, work.key))
+        resolved = work.issuer
+        spec = work.spec
+        private_key = functools.cache(
+            lambda: (
+                reusable_key(spec, decision, work.observation.secret)
+                or generate_private_key(spec.private_key.spec)
+            )
+        )
+        metadata = work.body["metadata"]
+        request = SigningRequest(
+            spec.request,
+            private_key,
+            self._clock(),
+            work.key,
+            metadata.get("uid"),
+            metadata.get("labels") or {},
+            (work.status.get("acme") or {}).get("order"),
+        )
+        if resolved.lane is None:
+            try:
+                return self._signed(work, decision, resolved, resolved.signer.sign(request), private_key)
+            except SigningFailedError as error:
+                return self._failure(work, decision, error.reason, str(error), error.order, error.retry_after)
+            except PKIError as error:
+                return self._failure(work, decision, "SigningFailed", str(error))
+        return self._in_lane(work, decision, resolved, request)
+
+    def _in_lane(self, work: _Work, decision: Decision, resolved: Resolved, request: SigningRequest) -> Plan:
+        """Signing by a CA, in the issuer's lane: start it, wait for its end, or plan what it answered."""
+        if resolved.lane is None:
+            raise RuntimeError("a signer without a lane was sent to one")
+        owner = WorkItem(CERTIFICATES, work.key)
+        found = self._lanes.signed(owner)
+        basis = work.body["metadata"].get("generation")
+        if found is None or found.basis != basis:
+            if self._lanes.busy(owner):
+                return Plan()  # the step's end queues this Certificate again
+            step = SignStep(resolved.lane, resolved.address, owner, resolved.signer, request, basis)
+            return Plan(step=step, settles=owner if found else None)
+        result = found.result
+        if isinstance(result, SigningFailedError):
+            plan = self._failure(work, decision, result.reason, str(result), result.order, result.retry_after)
+        else:
+            plan = self._signed(work, decision, resolved, result, found.require_key)
+        return replace(plan, settles=owner)
+
+    def _signed(
+        self,
+        work: _Work,
+        decision: Decision,
+        resolved: Resolved,
+        signed: IssuedCertificate | Pending,
+        private_key: Callable[[], PrivateKey],
+    ) -> Plan:
+        """The plan for what the issuer answered: an order in progress, or the certificate."""
+        if isinstance(signed, Pending):
+            return self._pending(work, decision, signed)
         now = self._clock()
         spec = work.spec
+        issued = signed
+        revision = (
+            max(int(work.status.get("revision") or 0), decision.stored.revision if decision.stored else 0) + 1
+        )
         try:
-            if isinstance(work.issuer, IssuerNotReadyError):
-                raise work.issuer
-            resolved = work.issuer
-            private_key = functools.cache(
-                lambda: (
-                    reusable_key(spec, decision, work.observation.secret)
-                    or generate_private_key(spec.private_key.spec)
-                )
-            )
-            metadata = work.body["metadata"]
-            request = SigningRequest(
-                spec.request,
-                private_key,
-                now,
-                work.key,
-                metadata.get("uid"),
-                metadata.get("labels") or {},
-                (work.status.get("acme") or {}).get("order"),
-            )
-            signed = resolved.signer.sign(request)
-            if isinstance(signed, Pending):
-                return self._pending(work, decision, signed)
-            issued = signed
-            revision = (
-                max(int(work.status.get("revision") or 0), decision.stored.revision if decision.stored else 0)
-                + 1
-            )
             contents = self._contents(work, private_key(), issued, revision, work.observation.renew_request)
-        except SigningFailedError as error:
-            return self._failure(work, decision, error.reason, str(error), error.order, error.retry_after)
-        except (IssuerNotReadyError, _AttemptFailed) as error:
+        except _AttemptFailed as error:
             return self._failure(work, decision, error.reason, str(error))
         except PKIError as error:
             return self._failure(work, decision, "SigningFailed", str(error))

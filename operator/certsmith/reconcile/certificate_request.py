@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +29,10 @@ from certsmith.api.certificate_request import (
     parse_certificate_request_spec,
 )
 from certsmith.api.status import condition, status_differs, timestamp
+from certsmith.engine.lanes import Lanes
+from certsmith.engine.steps import SignStep, Step
 from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
-from certsmith.issuers.resolver import IssuerResolver
+from certsmith.issuers.resolver import IssuerResolver, Resolved
 from certsmith.kube.port import ApiAccessError, EventRecord, Key, KubePort, ObjectRef
 from certsmith.pki import PKIError
 from certsmith.pki.csr import RequestRefusedError, load_csr, request_template
@@ -39,7 +41,7 @@ from certsmith.pki.keys import PrivateKey, load_private_key, same_public_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import IssuedCertificate
 from certsmith.reconcile.plan import Outcome, Plan, StatusWrite, apply_plan
-from certsmith.reconcile.store import Store
+from certsmith.reconcile.store import Store, WorkItem
 from certsmith.tls_secret import TLS_KEY
 
 logger = logging.getLogger("certsmith")
@@ -60,6 +62,10 @@ class _Result:
     order: Mapping[str, Any] | None = None
     """An ACME order to keep in status.acme (None: none, or the finished one is dropped)."""
     recheck_at: datetime.datetime | None = None
+    step: Step | None = None
+    """The signing step to start in the issuer's lane."""
+    settles: Hashable | None = None
+    """The owner of the step result this result was made from."""
 
     @property
     def failed(self) -> bool:
@@ -74,7 +80,9 @@ class CertificateRequestReconciler:
         resolver: IssuerResolver,
         auto_approve: bool,
         clock: Callable[[], datetime.datetime],
+        lanes: Lanes,
     ) -> None:
+        self._lanes = lanes
         self._store = store
         self._port = port
         self._resolver = resolver
@@ -91,7 +99,7 @@ class CertificateRequestReconciler:
         result = self._result(key, body, decision if not approve else Decision.APPROVED, now)
         plan = self._plan(key, body, result, approve, now)
         try:
-            written = apply_plan(self._port, plan)
+            written = apply_plan(self._port, plan, self._lanes)
         except ApiAccessError as error:
             logger.warning("certificate request %s/%s: status not written: %s", *key, error)
             return Outcome(now + RETRY)
@@ -137,10 +145,18 @@ class CertificateRequestReconciler:
             csr=csr,
             kind="CertificateRequest",
         )
+        if resolved.lane is not None:
+            return self._in_lane(key, body, spec, resolved, request)
+        return self._sign_here(spec, resolved, request)
+
+    def _sign_here(
+        self, spec: CertificateRequestSpec, resolved: Resolved, request: SigningRequest
+    ) -> _Result:
+        """Signing that only computes (self-signed, CA), in this reconcile."""
         try:
             signed = resolved.signer.sign(request)
         except _KeyNotAvailableError as error:
-            return _Result("Pending", str(error), recheck_at=now + RETRY)
+            return _Result("Pending", str(error), recheck_at=request.now + RETRY)
         except SigningFailedError as error:
             return _Result("Failed", f"{error.reason}: {error}", order=error.order)
         except (PKIError, IssuerNotReadyError) as error:
@@ -149,6 +165,34 @@ class CertificateRequestReconciler:
         if isinstance(signed, Pending):
             return _Result("Pending", signed.message, order=signed.order, recheck_at=signed.until)
         return _Result("Issued", f"signed by {spec.issuer_ref}", issued=signed)
+
+    def _in_lane(
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        spec: CertificateRequestSpec,
+        resolved: Resolved,
+        request: SigningRequest,
+    ) -> _Result:
+        """Signing by a CA, in the issuer's lane: start it, wait for it, or say what it answered."""
+        if resolved.lane is None:
+            raise RuntimeError("a signer without a lane was sent to one")
+        owner = WorkItem(CERTIFICATE_REQUESTS, key)
+        found = self._lanes.signed(owner)
+        basis = body["metadata"].get("generation")
+        if found is None or found.basis != basis:
+            step = None
+            if not self._lanes.busy(owner):
+                step = SignStep(resolved.lane, resolved.address, owner, resolved.signer, request, basis)
+            message = f"waiting for the CA at {resolved.address}"
+            return _Result("Pending", message, order=request.order, step=step, settles=found and owner)
+        result = found.result
+        if isinstance(result, SigningFailedError):
+            return _Result("Failed", f"{result.reason}: {result}", order=result.order, settles=owner)
+        if isinstance(result, Pending):
+            until = result.until
+            return _Result("Pending", result.message, order=result.order, recheck_at=until, settles=owner)
+        return _Result("Issued", f"signed by {spec.issuer_ref}", issued=result, settles=owner)
 
     def _private_key(
         self, key: Key, body: Mapping[str, Any], csr: x509.CertificateSigningRequest
@@ -204,7 +248,7 @@ class CertificateRequestReconciler:
         if result.order is not None or current.get("acme"):
             status["acme"] = {"order": result.order} if result.order is not None else None
         if not status_differs(current, status):
-            return Plan()
+            return Plan(step=result.step, settles=result.settles)
         metadata = body["metadata"]
         subject = ObjectRef(
             "CertificateRequest", key[0], key[1], metadata.get("uid"), metadata.get("resourceVersion")
@@ -220,6 +264,8 @@ class CertificateRequestReconciler:
             events=tuple(events),
             log=f"certificate request {key[0]}/{key[1]}: {result.reason}: {result.message}",
             log_warning=result.failed,
+            step=result.step,
+            settles=result.settles,
         )
 
 

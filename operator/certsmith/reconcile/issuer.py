@@ -14,8 +14,10 @@ from certsmith.api.certificate_request import is_finished
 from certsmith.api.issuer import CAIssuerSpec, IssuerSpec, IssuerType, issuer_type, parse_issuer_spec
 from certsmith.api.references import IssuerKind
 from certsmith.api.status import condition, status_differs
+from certsmith.engine.lanes import Lanes
+from certsmith.engine.steps import RegisterStep
 from certsmith.issuers import IssuerNotReadyError
-from certsmith.issuers.resolver import IssuerResolver
+from certsmith.issuers.resolver import REGISTERING, AccountNotRegisteredError, IssuerResolver
 from certsmith.kube.port import EventRecord, KubePort, ObjectRef, SecretConflictError
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.signing import authority_weaknesses
@@ -25,8 +27,6 @@ from certsmith.tls_secret import SecretContents
 
 logger = logging.getLogger("certsmith")
 
-_ACME_RETRY = datetime.timedelta(minutes=1)
-"""How soon an ACME issuer that could not register tries again (a CA that is down, a TLS problem)."""
 ACCOUNT_KEY_LABEL = "certsmith.dev/acme-account-key"
 
 
@@ -37,7 +37,9 @@ class IssuerReconciler:
         port: KubePort,
         resolver: IssuerResolver,
         clock: Callable[[], datetime.datetime],
+        lanes: Lanes,
     ) -> None:
+        self._lanes = lanes
         self._store = store
         self._port = port
         self._resolver = resolver
@@ -46,6 +48,7 @@ class IssuerReconciler:
     def reconcile(self, item: WorkItem) -> Outcome:
         body = self._store.objects(item.plural).get(item.key)
         if body is None:
+            self._lanes.close((item.plural, item.key))
             return Outcome(follow_up=self.dependents(item), written=Written(issuer_states=((item, None),)))
         kind = "ClusterIssuer" if item.plural == CLUSTER_ISSUERS else "Issuer"
         now = self._clock()
@@ -54,6 +57,7 @@ class IssuerReconciler:
         ca_serial: int | None = None
         warnings: list[str] = []
         account_uri: str | None = None
+        register, retry_at = None, None
         try:
             spec = parse_issuer_spec(body.get("spec") or {})
             type_name = issuer_type(spec).value
@@ -62,6 +66,9 @@ class IssuerReconciler:
             resolved = self._resolver.resolve_spec(spec, (item.plural, item.key), now)
         except SpecError as error:
             ready, reason, message = False, "InvalidSpec", str(error)
+        except AccountNotRegisteredError as error:
+            ready, reason, message = False, error.reason, str(error)
+            register, retry_at = self._registration(item, error, now)
         except IssuerNotReadyError as error:
             ready, reason, message = False, error.reason, str(error)
         else:
@@ -73,47 +80,42 @@ class IssuerReconciler:
                 warnings = authority_weaknesses(resolved.authority)
                 if warnings:
                     message += f"; warning: {'; '.join(warnings)}"
-        metadata = body["metadata"]
-        previous = (body.get("status") or {}).get("conditions") or []
-        status = {
-            "type": type_name,
-            "conditions": [
-                condition("Ready", ready, reason, message, metadata.get("generation"), previous, now)
-            ],
-            "observedGeneration": metadata.get("generation"),
-        }
-        if type_name == IssuerType.ACME.value:
-            status["acme"] = {"uri": account_uri} if account_uri else None
-        recheck = expires
-        if not ready and type_name == IssuerType.ACME.value:
-            recheck = now + _ACME_RETRY
-        plan = Plan(recheck_at=recheck)
+        status = _status(body, type_name, (ready, reason, message), account_uri, now)
+        plan = Plan(recheck_at=retry_at or expires, step=register)
         if status_differs(body.get("status") or {}, status):
-            subject = ObjectRef(
-                kind,
-                metadata.get("namespace"),
-                metadata["name"],
-                metadata.get("uid"),
-                metadata.get("resourceVersion"),
-            )
-            events = (EventRecord(subject, True, "WeakKeyPair" if ready else reason, message),)
+            problem = not (ready or reason == REGISTERING)
+            subject = _subject(kind, body["metadata"])
             plan = replace(
                 plan,
                 status=StatusWrite(item.plural, item.key, status),
-                events=events if warnings or not ready else (),
+                events=(EventRecord(subject, True, reason if problem else "WeakKeyPair", message),)
+                if warnings or problem
+                else (),
                 log=f"{kind} {item}: Ready={ready} reason={reason}: {message}",
-                log_warning=not ready,
+                log_warning=problem,
             )
-        written = apply_plan(self._port, plan)
+        written = apply_plan(self._port, plan, self._lanes)
         before = self._store.issuer_states.get(item)
-        # Ready since it was found ready (after the checks, which may take a CA's round trip): every
-        # failure a Certificate observed before then is released from its back-off.
+        # Ready since it was found ready: every failure a Certificate observed before then is released
+        # from its back-off.
         since = (before.ready_since if before and before.ready_since else self._clock()) if ready else None
         state = IssuerState(since, ca_serial, expires)
         follow_up: tuple[WorkItem, ...] = ()
         if before is None or (before.ready_since is None) != (since is None) or before.ca_serial != ca_serial:
             follow_up = self.dependents(item)
-        return Outcome(expires, follow_up, written + Written(issuer_states=((item, state),)))
+        return Outcome(plan.recheck_at, follow_up, written + Written(issuer_states=((item, state),)))
+
+    def _registration(
+        self, item: WorkItem, error: AccountNotRegisteredError, now: datetime.datetime
+    ) -> tuple[RegisterStep | None, datetime.datetime | None]:
+        """The registration (the issuer's one probe of its CA) to start now, or when to look again;
+        neither while one runs (its end queues the issuer)."""
+        if self._lanes.busy(item):
+            return None, None
+        if error.retry_at is not None and error.retry_at > now:
+            return None, error.retry_at
+        registration = error.registration
+        return RegisterStep((item.plural, item.key), registration.spec.server, item, registration), None
 
     def _ensure_account_key(self, spec: ACMEIssuerSpec, item: WorkItem) -> None:
         """Generate the ACME account key into its Secret when that Secret does not exist. An existing
@@ -151,6 +153,35 @@ class IssuerReconciler:
             for key, body in objects
             if _references(body, kind, name) and (kind is IssuerKind.CLUSTER_ISSUER or key[0] == namespace)
         )
+
+
+def _status(
+    body: Mapping[str, Any],
+    type_name: str | None,
+    ready: tuple[bool, str, str],
+    account_uri: str | None,
+    now: datetime.datetime,
+) -> dict[str, Any]:
+    metadata = body["metadata"]
+    previous = (body.get("status") or {}).get("conditions") or []
+    status: dict[str, Any] = {
+        "type": type_name,
+        "conditions": [condition("Ready", *ready, metadata.get("generation"), previous, now)],
+        "observedGeneration": metadata.get("generation"),
+    }
+    if type_name == IssuerType.ACME.value:
+        status["acme"] = {"uri": account_uri} if account_uri else None
+    return status
+
+
+def _subject(kind: str, metadata: Mapping[str, Any]) -> ObjectRef:
+    return ObjectRef(
+        kind,
+        metadata.get("namespace"),
+        metadata["name"],
+        metadata.get("uid"),
+        metadata.get("resourceVersion"),
+    )
 
 
 def _references(body: Mapping[str, Any], kind: IssuerKind, name: str) -> bool:

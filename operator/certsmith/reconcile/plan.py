@@ -1,19 +1,22 @@
-"""A reconcile's result as data — the Secret to write, the status, the Events, when to look again —
-and the one function that carries it out.
+"""A reconcile's result as data — the Secret to write, the status, the Events, a step for the I/O
+layer, when to look again — and the one function that carries it out.
 
 The order is fixed: the Secret first (conditional on the resourceVersion observed, so a stale view
-costs a conflict, never a wrong write), then the status, then the Events. If the Secret write fails,
-nothing else of the plan happens and the caller plans the failure instead.
+costs a conflict, never a wrong write), then the status, then the Events, then the step result the
+plan acted on is settled and the plan's own step is started (in its issuer's lane, never here). If
+the Secret write fails, nothing else of the plan happens and the caller plans the failure instead.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from certsmith.engine.lanes import Lanes
+from certsmith.engine.steps import Step
 from certsmith.kube.port import ApiAccessError, EventRecord, Key, KubePort, ObjectRef
 from certsmith.kube.secrets import ObservedSecret
 from certsmith.reconcile.store import IssuerState, Store, WorkItem
@@ -48,6 +51,10 @@ class Plan:
     log_warning: bool = False
     recheck_at: datetime.datetime | None = None
     follow_up: tuple[WorkItem, ...] = ()
+    step: Step | None = None
+    """A CA or DNS step to start in the I/O layer; its end queues this object again."""
+    settles: Hashable | None = None
+    """The owner whose step result this plan acted on, forgotten once the plan is carried out."""
     issued: bool | None = None
     """For the issuance metrics: True if the plan writes a new certificate, False if it records a
     failed attempt, None if it is neither."""
@@ -84,10 +91,10 @@ class SecretWriteRefusedError(RuntimeError):
         self.refusal = refusal
 
 
-def apply_plan(port: KubePort, plan: Plan) -> Written:
+def apply_plan(port: KubePort, plan: Plan, lanes: Lanes | None = None) -> Written:
     """Carry out `plan`. A Secret write that conflicts (SecretConflictError) or is refused
     (SecretWriteRefusedError) stops the plan before anything else is written; a refused status patch or
-    Event raises ApiAccessError after the Secret was written."""
+    Event raises ApiAccessError after the Secret was written. `lanes` starts the plan's step."""
     secrets: tuple[tuple[Key, ObservedSecret], ...] = ()
     if plan.secret is not None:
         write = plan.secret
@@ -106,6 +113,13 @@ def apply_plan(port: KubePort, plan: Plan) -> Written:
         statuses = (status,)
     for event in plan.events:
         port.post_event(event)
+    if plan.settles is not None or plan.step is not None:
+        if lanes is None:
+            raise RuntimeError("a plan with an I/O step was applied without the I/O layer")
+        if plan.settles is not None:
+            lanes.settle(plan.settles)
+        if plan.step is not None:
+            lanes.start(plan.step)
     if plan.log:
         logger.log(logging.WARNING if plan.log_warning else logging.INFO, "%s", plan.log)
     return Written(secrets, statuses)

@@ -38,6 +38,10 @@ _NONCE_ATTEMPTS = 4
 """Attempts of one request on badNonce (the acme package retries once more inside each)."""
 
 
+SERVER_UNREACHABLE = "ServerUnreachable"
+"""The reason of a request that got no answer (refused, reset, timed out): it counts against the
+issuer's health."""
+
 RequestObserver = Callable[[str, str, float], None]
 """Told of every request: (action, status, seconds); the status is "ok", the ACME error type (such
 as rateLimited), or "unreachable"."""
@@ -130,16 +134,25 @@ class AcmeClient:
             registration = messages.NewRegistration.from_data(
                 email=email, terms_of_service_agreed=True, external_account_binding=eab
             )
-            try:
-                with self._observed("register"):
-                    account = client.new_account(registration)
-                uri = str(account.uri)
-            except errors.ConflictError as existing:
-                uri = str(existing.location)
-                self._net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
+            uri = self._new_account(client, registration)
         self.account_uri = uri
         self._registration = (email, binding)
         return uri
+
+    def _new_account(self, client: ClientV2, registration: messages.NewRegistration) -> str:
+        """The account's URI, retrying on badNonce as every other request does."""
+        for attempt in range(_NONCE_ATTEMPTS):
+            try:
+                with self._observed("register"):
+                    return str(client.new_account(registration).uri)
+            except errors.ConflictError as existing:
+                uri = str(existing.location)
+                self._net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
+                return uri
+            except messages.Error as error:
+                if error.code != "badNonce" or attempt == _NONCE_ATTEMPTS - 1:
+                    raise
+        raise AcmeError("BadNonce", f"{self.server}: the CA rejected {_NONCE_ATTEMPTS} nonces in a row")
 
     def new_order(self, identifiers: Sequence[str]) -> OrderAnswer:
         client = self._v2
@@ -318,7 +331,7 @@ def _calling(action: str) -> Iterator[None]:
             f"set spec.acme.caBundle to the CA's root",
         ) from None
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-        raise AcmeError("ServerUnreachable", f"{action}: {_first_line(error)}") from None
+        raise AcmeError(SERVER_UNREACHABLE, f"{action}: {_first_line(error)}") from None
     except (errors.Error, requests.exceptions.RequestException, ValueError, JoseError) as error:
         raise AcmeError("ACMEError", f"{action}: {_first_line(error)}") from None
 

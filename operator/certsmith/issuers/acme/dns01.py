@@ -4,7 +4,6 @@ module has the RFC 2136 one (dynamic update, optionally TSIG-signed, with dnspyt
 from __future__ import annotations
 
 import socket
-import time
 from typing import Protocol
 
 import dns.exception
@@ -20,7 +19,6 @@ from certsmith.api.acme import RFC2136Solver, TSIGAlgorithm
 
 _TTL = 60
 _TIMEOUT = 10.0
-_VISIBLE_WITHIN = 60.0
 _ALGORITHMS = {
     TSIGAlgorithm.HMACMD5: dns.tsig.HMAC_MD5,
     TSIGAlgorithm.HMACSHA1: dns.tsig.HMAC_SHA1,
@@ -35,7 +33,11 @@ class DNSProviderError(RuntimeError):
 
 class DNSProvider(Protocol):
     def present(self, fqdn: str, value: str) -> None:
-        """Publish TXT `value` at `fqdn` and return once the zone's servers answer it."""
+        """Publish TXT `value` at `fqdn` (without waiting for it to be visible)."""
+        ...
+
+    def visible(self, fqdn: str, value: str) -> bool:
+        """Whether the zone's server answers TXT `value` at `fqdn` now: one query, no waiting."""
         ...
 
     def cleanup(self, fqdn: str, value: str) -> None:
@@ -63,11 +65,9 @@ class RFC2136Provider:
         update = dns.update.UpdateMessage(zone, keyring=self._key)
         update.add(fqdn, _TTL, "TXT", _quoted(value))
         self._send(update, f"adding TXT {fqdn}")
-        deadline = time.monotonic() + _VISIBLE_WITHIN
-        while value not in self._txt(fqdn):
-            if time.monotonic() > deadline:
-                raise DNSProviderError(f"TXT {fqdn} was added but {self._where} does not answer it")
-            time.sleep(0.5)
+
+    def visible(self, fqdn: str, value: str) -> bool:
+        return value in self._txt(fqdn)
 
     def cleanup(self, fqdn: str, value: str) -> None:
         update = dns.update.UpdateMessage(self._zone(fqdn), keyring=self._key)

@@ -1,8 +1,11 @@
 """The ACME signer: runs `orders.next_step` against the CA until the order needs time or is done.
 
-One call does as many steps as it can without waiting (create the order, present every challenge,
-poll once, finalize), so an HTTP-01 certificate from a fast CA takes two reconciles: one that asks
-for validation, one that finalizes. Between calls the order lives in the Certificate's status.
+It talks to the CA and the DNS server, so it never runs in a reconcile: the I/O layer
+(`certsmith.engine`) runs it in the issuer's own lane, and its answer (a certificate, a `Pending`
+order with the time to look again, or a failure) comes back to the next reconcile. One call does as
+many steps as it can without waiting (create the order, present every challenge, poll once,
+finalize); a TXT record not visible yet, like an order not ready yet, is a `Pending` to come back to,
+never a wait in the call. Between calls the order lives in the Certificate's status.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from josepy import b64
 from certsmith.api.acme import ACMEIssuerSpec, Solver, solver_for
 from certsmith.budget import RewriteBudget
 from certsmith.issuers import Pending, SigningFailedError, SigningRequest
+from certsmith.issuers.acme.accounts import AccountBook
 from certsmith.issuers.acme.client import AcmeClient, AcmeError, OrderGoneError, RequestObserver
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, validation_name
 from certsmith.issuers.acme.http01 import HTTP01Responder
@@ -44,6 +48,7 @@ from certsmith.issuers.acme.orders import (
     order_status,
     presented,
 )
+from certsmith.issuers.health import IssuerHealth
 from certsmith.kube.port import ApiAccessError, ObjectRef
 from certsmith.kube.routes import ChallengeRoutes, IngressOptions
 from certsmith.pki import PKIError
@@ -55,6 +60,12 @@ logger = logging.getLogger("certsmith")
 
 _STEPS_PER_CALL = 12
 _FINALIZE_WITHIN = 60.0
+"""The longest the CA may take from the CSR to the certificate, polled in the issuer's lane."""
+_DNS_RECHECK = datetime.timedelta(seconds=2)
+"""How soon a TXT record the nameserver does not answer yet is looked for again."""
+_DNS_VISIBLE_WITHIN = datetime.timedelta(minutes=2)
+"""How long after the order was made the nameserver may take to answer its TXT records; then the
+attempt fails (and backs off) instead of waiting on."""
 _ORDER_WINDOW = datetime.timedelta(hours=1)
 
 DNSProviders = Callable[[Solver], DNSProvider]
@@ -72,10 +83,13 @@ class AcmeContext:
     port directly."""
     observe: RequestObserver = field(default=lambda action, status, seconds: None)
     """Told of every request to a CA (the metrics)."""
+    clock: Callable[[], datetime.datetime] = field(default=lambda: datetime.datetime.now(datetime.UTC))
 
     def __post_init__(self) -> None:
         self.orders: RewriteBudget[tuple[str, str]] = RewriteBudget(self.orders_per_hour, _ORDER_WINDOW)
         self.lock = threading.Lock()
+        self.accounts = AccountBook(self.observe, self.clock)
+        self.health = IssuerHealth(self.clock)
 
 
 class AcmeSigner:
@@ -118,6 +132,16 @@ class AcmeSigner:
                 self._present(authorization, request)
                 run.order = presented(run.require(), authorization)
             case Answer(authorizations=authorizations):
+                hidden = self._not_visible(authorizations, request)
+                if hidden is not None and now - run.require().created_at > _DNS_VISIBLE_WITHIN:
+                    raise DNSProviderError(
+                        f"{hidden} took the TXT records of the DNS-01 challenges but has not answered them "
+                        f"within {_DNS_VISIBLE_WITHIN.total_seconds():.0f}s of the order; check that it "
+                        f"serves the zone it was updated in"
+                    )
+                if hidden is not None:
+                    message = f"waiting for {hidden} to answer the TXT record of the DNS-01 challenge"
+                    return Pending(order_status(run.require()), now + _DNS_RECHECK, message, run.new_order)
                 for authorization in authorizations:
                     challenge_url = authorization.challenge.url if authorization.challenge else ""
                     run.order = answered(run.require(), authorization, self._client.answer(challenge_url))
@@ -212,6 +236,18 @@ class AcmeSigner:
             return
         provider = self._dns_providers(solver)
         provider.present(validation_name(authorization.identifier), _dns_value(key_authorization))
+
+    def _not_visible(self, authorizations: tuple[Authorization, ...], request: SigningRequest) -> str | None:
+        """The nameserver of the first DNS-01 record that is not visible yet, if one is not."""
+        for authorization in authorizations:
+            challenge = authorization.challenge
+            solver = self._solver(authorization, request)
+            if challenge is None or solver is None or solver.dns01 is None:
+                continue
+            value = _dns_value(self._key_authorization(challenge.token))
+            if not self._dns_providers(solver).visible(validation_name(authorization.identifier), value):
+                return solver.dns01.nameserver
+        return None
 
     def _cleanup(self, order: Order, request: SigningRequest) -> None:
         """Remove what was presented for `order`; failures are logged, never raised (the CA no longer

@@ -1,0 +1,187 @@
+"""One lane per issuer: a few threads of its own that run its steps, with its own health.
+
+A CA that hangs occupies only its issuer's lane (at most `LANE_SIZE` steps at once), never a
+reconcile worker, and never another issuer's lane. Every call a step makes has a timeout (the ACME
+client's, the DNS queries'); a lane's threads are daemons, so a call still hanging at shutdown does
+not hold the process. When a step ends, its owner is queued again (`done`), and a change of the
+issuer's health queues the issuer (`health_changed`).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Hashable
+
+from certsmith.engine.steps import RegisterStep, Signed, SignStep, Step
+from certsmith.issuers import IssuerId, Pending, SigningFailedError
+from certsmith.issuers.acme.accounts import AccountBook
+from certsmith.issuers.acme.client import SERVER_UNREACHABLE, AcmeError
+from certsmith.issuers.health import IssuerHealth
+from certsmith.pki.signing import IssuedCertificate
+
+logger = logging.getLogger("certsmith")
+
+LANE_SIZE = 4
+"""Steps one issuer runs at once."""
+NOT_ABOUT_THE_CA = frozenset({"DNSUpdateFailed", "ChallengeRouteRefused", "UnsupportedIdentifiers"})
+"""Failures that say nothing about whether the CA answers."""
+
+
+class Lanes:
+    def __init__(
+        self,
+        accounts: AccountBook,
+        health: IssuerHealth,
+        done: Callable[[Hashable], None],
+        health_changed: Callable[[IssuerId], None],
+        size: int = LANE_SIZE,
+    ) -> None:
+        self._accounts = accounts
+        self._health = health
+        self._done = done
+        self._health_changed = health_changed
+        self._size = size
+        self._lanes: dict[IssuerId, _Lane] = {}
+        self._busy: set[Hashable] = set()
+        self._signed: dict[Hashable, Signed] = {}
+        self._lock = threading.Lock()
+
+    def start(self, step: Step) -> None:
+        """Run `step` in its issuer's lane, unless its owner has one running, or a result that no
+        reconcile has settled yet (one that ended after the reconcile looked: it is queued again)."""
+        with self._lock:
+            if step.owner in self._busy or step.owner in self._signed:
+                return
+            self._busy.add(step.owner)
+            lane = self._lanes.get(step.lane)
+            if lane is None:
+                lane = self._lanes[step.lane] = _Lane(step.lane, self._size)
+        lane.submit(lambda: self._run(step))
+
+    def busy(self, owner: Hashable) -> bool:
+        with self._lock:
+            return owner in self._busy
+
+    def signed(self, owner: Hashable) -> Signed | None:
+        """The result of `owner`'s last signing step, until it is settled."""
+        with self._lock:
+            return self._signed.get(owner)
+
+    def settle(self, owner: Hashable) -> None:
+        """Forget `owner`'s result: its reconcile has acted on it (or the object is gone)."""
+        with self._lock:
+            self._signed.pop(owner, None)
+
+    def close(self, issuer: IssuerId) -> None:
+        """The issuer is gone: its lane's threads end once their steps do."""
+        with self._lock:
+            lane = self._lanes.pop(issuer, None)
+        if lane is not None:
+            lane.close()
+        self._health.forget(issuer)
+        self._accounts.forget(issuer)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            lanes, self._lanes = list(self._lanes.values()), {}
+        for lane in lanes:
+            lane.close()
+
+    def _run(self, step: Step) -> None:
+        try:
+            if isinstance(step, RegisterStep):
+                self._register(step)
+            else:
+                self._sign(step)
+        finally:
+            with self._lock:
+                self._busy.discard(step.owner)
+            self._done(step.owner)
+
+    def _register(self, step: RegisterStep) -> None:
+        try:
+            self._accounts.register(step.registration)
+        except AcmeError as error:
+            self._reached(step, error.reason, str(error))
+        else:
+            self._reached(step, None, "")
+
+    def _sign(self, step: SignStep) -> None:
+        refusal = self._health.refusal(step.lane)
+        result: IssuedCertificate | Pending | SigningFailedError
+        if refusal is not None:  # the issuer became unreachable while this step waited for a thread
+            result = SigningFailedError(refusal.reason, str(refusal))
+        else:
+            try:
+                result = step.signer.sign(step.request)
+            except SigningFailedError as error:
+                result = error
+            except Exception as error:  # a bug must fail this step, not the lane
+                logger.error(  # noqa: TRY400 -- a traceback could show the request's key
+                    "signing for %s in the lane of %s failed: %s: %s",
+                    step.owner,
+                    step.lane,
+                    type(error).__name__,
+                    error,
+                )
+                result = SigningFailedError("SigningFailed", f"{type(error).__name__}: {error}")
+            failure = result if isinstance(result, SigningFailedError) else None
+            if failure is None or failure.reason not in NOT_ABOUT_THE_CA:
+                self._reached(step, failure.reason if failure else None, str(failure))
+        key = None
+        if isinstance(result, IssuedCertificate) and step.request.csr is None:
+            key = step.request.key()
+        signed = Signed(result, key, step.basis)
+        with self._lock:
+            self._signed[step.owner] = signed
+
+    def _reached(self, step: Step, reason: str | None, message: str) -> None:
+        """Count the step's outcome towards the issuer's health."""
+        if reason == SERVER_UNREACHABLE:
+            changed = self._health.failed(step.lane, step.address, message)
+        else:
+            changed = self._health.answered(step.lane)
+        if changed:
+            self._health_changed(step.lane)
+
+
+class _Lane:
+    """At most `size` daemon threads, started as steps arrive, taking steps in order."""
+
+    def __init__(self, issuer: IssuerId, size: int) -> None:
+        self._name = f"certsmith-lane-{issuer[0]}-{'/'.join(part for part in issuer[1] if part)}"
+        self._size = size
+        self._steps: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads = 0
+        self._idle = 0
+        self._waiting = 0
+        self._lock = threading.Lock()
+
+    def submit(self, run: Callable[[], None]) -> None:
+        with self._lock:
+            self._waiting += 1
+            if self._waiting > self._idle and self._threads < self._size:
+                self._threads += 1
+                name = f"{self._name}-{self._threads}"
+                threading.Thread(target=self._serve, name=name, daemon=True).start()
+        self._steps.put(run)
+
+    def close(self) -> None:
+        with self._lock:
+            threads = self._threads
+        for _ in range(threads):
+            self._steps.put(None)
+
+    def _serve(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            run = self._steps.get()
+            with self._lock:
+                self._idle -= 1
+                self._waiting -= 1
+            if run is None:
+                return
+            run()

@@ -1,0 +1,55 @@
+"""The steps a plan can hand to the I/O layer, and what a signing step hands back."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from certsmith.issuers import IssuerId, Pending, Signer, SigningFailedError, SigningRequest
+from certsmith.issuers.acme.accounts import Registration
+from certsmith.pki.keys import PrivateKey
+from certsmith.pki.signing import IssuedCertificate
+
+
+@dataclass(frozen=True)
+class SignStep:
+    """Run `signer` for `request` in the lane of issuer `lane`, for the object `owner`."""
+
+    lane: IssuerId
+    address: str
+    """The CA the step talks to, named in the issuer's health."""
+    owner: Hashable
+    signer: Signer
+    request: SigningRequest
+    basis: Hashable
+    """What the request was made from (the object's generation): a result made from another basis is
+    not used."""
+
+
+@dataclass(frozen=True)
+class RegisterStep:
+    """Register the issuer's ACME account: the issuer's one probe of its CA."""
+
+    lane: IssuerId
+    address: str
+    owner: Hashable
+    registration: Registration
+
+
+Step = SignStep | RegisterStep
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A signing step's result, kept for its owner's next reconcile."""
+
+    result: IssuedCertificate | Pending | SigningFailedError
+    key: PrivateKey | None = field(repr=False)
+    """The certificate's private key, made in memory by the request (None for a CSR's request)."""
+    basis: Hashable
+
+    def require_key(self) -> PrivateKey:
+        """The key the certificate was signed for; only a Certificate's signing step has one."""
+        if self.key is None:
+            raise RuntimeError("a signing step for a CSR has no private key")
+        return self.key

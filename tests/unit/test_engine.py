@@ -1,0 +1,438 @@
+"""The I/O layer against a fake CA and a fake DNS server, in virtual time: no reconcile waits for a CA
+or a nameserver, each issuer is its own failure domain, and a dead CA is probed by one step."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, cast
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from certsmith.api import CERTIFICATES, ISSUERS
+from certsmith.api.acme import parse_acme_spec
+from certsmith.api.status import timestamp
+from certsmith.engine.lanes import LANE_SIZE
+from certsmith.issuers import Pending, SigningFailedError, SigningRequest
+from certsmith.issuers.acme import dns01
+from certsmith.issuers.acme.client import SERVER_UNREACHABLE, AcmeClient, AcmeError, OrderAnswer
+from certsmith.issuers.acme.dns01 import DNSProviderError, RFC2136Provider
+from certsmith.issuers.acme.http01 import HTTP01Responder
+from certsmith.issuers.acme.signer import AcmeContext, AcmeSigner
+from certsmith.issuers.health import UNREACHABLE_AFTER, IssuerHealth
+from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
+from certsmith.pki.request import CertificateTemplate
+from certsmith.reconcile.store import WorkItem
+from certsmith.tls_secret import SecretContents
+from tests.unit.fakekube import Clock
+from tests.unit.test_reconcile import MINUTE, NOW, NS, World, _ca_pair
+
+SECOND = datetime.timedelta(seconds=1)
+CA_KEY = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+
+
+class FakeCA:
+    """Stands in for the network side of `AcmeClient`, per server: answers at once, hangs until
+    released, or is unreachable. Counts the requests and the most it served at once."""
+
+    def __init__(self) -> None:
+        self.mode: dict[str, str] = {}
+        self.requests: dict[str, int] = {}
+        self.running = 0
+        self.most_at_once = 0
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def request(self, server: str) -> None:
+        with self._lock:
+            self.requests[server] = self.requests.get(server, 0) + 1
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            mode = self.mode.get(server, "answer")
+            if mode == "hang":
+                self.release.wait(30)
+            if mode in ("hang", "unreachable"):
+                raise AcmeError(SERVER_UNREACHABLE, f"connecting to {server}: timed out")
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+@pytest.fixture
+def ca(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCA]:
+    fake = FakeCA()
+
+    def register(self: AcmeClient, email: str | None, binding: tuple[str, str] | None) -> str:
+        fake.request(self.server)
+        self.account_uri = f"{self.server}/account/1"
+        return self.account_uri
+
+    def new_order(self: AcmeClient, identifiers: Sequence[str]) -> OrderAnswer:
+        fake.request(self.server)
+        body = {"status": "ready", "identifiers": [{"value": n} for n in identifiers], "finalize": "f"}
+        return OrderAnswer(f"{self.server}/order/1", body, {})
+
+    def finalize(
+        self: AcmeClient,
+        order_url: str,
+        finalize_url: str,
+        csr: x509.CertificateSigningRequest,
+        deadline: float,
+    ) -> list[str]:
+        fake.request(self.server)
+        return [_signed_pem(csr)]
+
+    monkeypatch.setattr(AcmeClient, "register", register)
+    monkeypatch.setattr(AcmeClient, "new_order", new_order)
+    monkeypatch.setattr(AcmeClient, "finalize", finalize)
+    yield fake
+    fake.release.set()
+
+
+def _signed_pem(csr: x509.CertificateSigningRequest) -> str:
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "fake CA")])
+    names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(name)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(hours=1))
+        .not_valid_after(NOW + datetime.timedelta(days=90))
+        .add_extension(names.value, critical=False)
+        .sign(CA_KEY, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _acme_issuer(world: World, name: str, server: str) -> WorkItem:
+    account_key = encode_private_key(
+        generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256)), KeyEncoding.PKCS8
+    )
+    world.kube.put_secret(NS, f"{name}-account", SecretContents(data={"tls.key": account_key}, type="Opaque"))
+    world.referenced.add((NS, f"{name}-account"))
+    spec = {"server": server, "privateKeySecretRef": {"name": f"{name}-account"}, "solvers": [{"http01": {}}]}
+    return world.issuer(name, {"acme": spec})
+
+
+def _until(what: str, check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def _ready_issuer(world: World, item: WorkItem) -> None:
+    """Register the issuer's account through its lane, as the runtime would."""
+    world.reconcile_issuer(item)
+    assert world.step_ended() == item
+    world.reconcile_issuer(item)
+    assert world.issuer_ready(item)["status"] == "True", world.issuer_ready(item)
+
+
+@pytest.fixture
+def guarded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every socket use from the test's own thread (the reconcile's) is recorded and refused; the
+    lanes' threads are left alone."""
+    reconciling = threading.get_ident()
+    used: list[str] = []
+
+    def guard(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == reconciling:
+                used.append(name)
+                raise OSError(f"the reconcile path called socket.{name}")
+            return original(*args, **kwargs)
+
+        return call
+
+    for name in ("create_connection", "getaddrinfo"):
+        monkeypatch.setattr(socket, name, guard(name, getattr(socket, name)))
+    monkeypatch.setattr(socket.socket, "connect", guard("connect", socket.socket.connect))
+    monkeypatch.setattr(socket.socket, "sendto", guard("sendto", socket.socket.sendto))
+    return used
+
+
+@pytest.fixture
+def silent_tcp() -> Iterator[str]:
+    """An ACME server that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield f"https://127.0.0.1:{server.getsockname()[1]}/dir"
+    server.close()
+
+
+def test_the_reconcile_path_makes_no_network_call_even_with_a_silent_ca(
+    guarded: list[str], silent_tcp: str
+) -> None:
+    """The real ACME client against a server that never answers: the issuer says it is registering and
+    its Certificate waits on it, at once, with no socket used by the reconcile."""
+    world = World()
+    silent = _acme_issuer(world, "silent", silent_tcp)
+    world.certificate("web", issuerRef={"name": "silent"})
+    started = time.monotonic()
+    world.reconcile_issuer(silent)
+    world.reconcile_issuer(silent)
+    world.reconcile("web")
+    assert time.monotonic() - started < 1
+    assert world.issuer_ready(silent)["reason"] == "Registering"
+    assert world.lanes.busy(silent), "one registration, in the issuer's lane"
+    ready = world.ready("web")
+    assert ready["reason"] == "IssuerNotReady"
+    assert silent_tcp in ready["message"]
+    assert guarded == []
+
+
+def test_signing_by_a_ca_is_a_step_and_no_reconcile_makes_a_request(ca: FakeCA, guarded: list[str]) -> None:
+    world = World()
+    issuer = _acme_issuer(world, "acme", "https://ca.test/dir")
+    _ready_issuer(world, issuer)
+    world.certificate("web", issuerRef={"name": "acme"})
+    first = world.reconcile("web")
+    assert first.written.statuses == (), "nothing to say until the CA answers"
+    assert world.step_ended() == WorkItem(CERTIFICATES, (NS, "web"))
+    world.reconcile("web")
+    assert world.ready("web")["status"] == "True", world.ready("web")
+    assert ca.requests == {"https://ca.test/dir": 3}, "register, new order, finalize"
+    assert world.lanes.signed(WorkItem(CERTIFICATES, (NS, "web"))) is None, "the result is settled"
+    assert guarded == []
+
+
+@pytest.mark.parametrize("certificates", [1, 20])
+def test_a_hanging_ca_never_holds_the_one_worker_nor_another_issuer(ca: FakeCA, certificates: int) -> None:
+    """One thread reconciles everything (--workers 1): Certificates of a CA that hangs are each handed
+    to their issuer's lane at once, and the CA issuer's are Ready meanwhile."""
+    world = World()
+    slow = _acme_issuer(world, "slow", "https://slow.test/dir")
+    _ready_issuer(world, slow)
+    ca.mode["https://slow.test/dir"] = "hang"
+    world.kube.put_secret(NS, "ca", _ca_pair())
+    world.issuer("ca", {"ca": {"secretName": "ca"}})
+    started = time.monotonic()
+    for index in range(certificates):
+        world.certificate(f"slow-{index}", issuerRef={"name": "slow"})
+        world.reconcile(f"slow-{index}")
+    for index in range(certificates):
+        world.certificate(f"fast-{index}", issuerRef={"name": "ca"})
+        world.reconcile(f"fast-{index}")
+        assert world.ready(f"fast-{index}")["status"] == "True"
+    assert time.monotonic() - started < 5
+    _until("the slow CA's lane to fill", lambda: ca.running == min(certificates, LANE_SIZE))
+    assert ca.most_at_once == min(certificates, LANE_SIZE), "the lane's own limit"
+    assert all(world.lanes.busy(WorkItem(CERTIFICATES, (NS, f"slow-{i}"))) for i in range(certificates))
+
+
+def test_each_issuer_has_its_own_lane(ca: FakeCA) -> None:
+    world = World()
+    slow = _acme_issuer(world, "slow", "https://slow.test/dir")
+    fast = _acme_issuer(world, "fast", "https://fast.test/dir")
+    _ready_issuer(world, slow)
+    _ready_issuer(world, fast)
+    ca.mode["https://slow.test/dir"] = "hang"
+    for index in range(2 * LANE_SIZE):
+        world.certificate(f"slow-{index}", issuerRef={"name": "slow"})
+        world.reconcile(f"slow-{index}")
+    world.certificate("quick", issuerRef={"name": "fast"})
+    world.reconcile("quick")
+    assert world.step_ended() == WorkItem(CERTIFICATES, (NS, "quick")), "not behind the slow issuer's steps"
+    world.reconcile("quick")
+    assert world.ready("quick")["status"] == "True"
+
+
+def test_an_unreachable_ca_is_one_failure_domain_probed_by_one_step(ca: FakeCA) -> None:
+    world = World()
+    acme = _acme_issuer(world, "acme", "https://down.test/dir")
+    _ready_issuer(world, acme)
+    ca.mode["https://down.test/dir"] = "unreachable"
+    names = [f"web-{index}" for index in range(UNREACHABLE_AFTER + 3)]
+    for name in names[:UNREACHABLE_AFTER]:
+        world.certificate(name, issuerRef={"name": "acme"})
+        world.reconcile(name)
+        world.step_ended()
+    world.reconcile(names[0])
+    assert "CAUnreachable" in world.ready(names[0])["message"], "its own step's failure is not counted twice"
+    assert world.lanes.signed(WorkItem(CERTIFICATES, (NS, names[0]))) is None
+    requests = ca.requests["https://down.test/dir"]
+
+    world.reconcile_issuer(acme)
+    ready = world.issuer_ready(acme)
+    assert (ready["status"], ready["reason"]) == ("False", "CAUnreachable")
+    assert "https://down.test/dir" in ready["message"]
+    assert "timed out" in ready["message"], "the last error"
+    for name in names:
+        world.certificate(name, issuerRef={"name": "acme"})
+        world.reconcile(name)
+        assert world.ready(name)["reason"] == "IssuerNotReady"
+        assert "CAUnreachable" in world.ready(name)["message"]
+    assert ca.requests["https://down.test/dir"] == requests, "no Certificate tried the CA"
+
+    probe_at = world.reconcile_issuer(acme).recheck_at
+    assert probe_at == NOW + 10 * SECOND, "the probe waits its back-off"
+    ca.mode["https://down.test/dir"] = "hang"
+    world.clock.advance(probe_at - world.clock())
+    for _ in range(3):
+        world.reconcile_issuer(acme)
+    _until("the probe to reach the CA", lambda: ca.running == 1)
+    assert ca.requests["https://down.test/dir"] == requests + 1, "one probe"
+    ca.release.set()
+    assert world.step_ended() == acme
+    probe_at = world.reconcile_issuer(acme).recheck_at
+    assert probe_at == world.clock() + 20 * SECOND, "the back-off doubles"
+
+    ca.mode["https://down.test/dir"] = "answer"
+    world.clock.advance(probe_at - world.clock())
+    world.reconcile_issuer(acme)
+    assert world.step_ended() == acme
+    back = world.reconcile_issuer(acme)
+    assert world.issuer_ready(acme)["status"] == "True"
+    assert set(back.follow_up) >= {WorkItem(CERTIFICATES, (NS, name)) for name in names}
+
+
+def test_probes_back_off_and_a_refusal_is_an_answer() -> None:
+    clock = Clock(NOW)
+    health = IssuerHealth(clock)
+    issuer = (ISSUERS, (NS, "acme"))
+    assert not health.failed(issuer, "https://ca.test/dir", "refused")
+    assert health.refusal(issuer) is None, "one failure is not yet a dead CA"
+    assert health.failed(issuer, "https://ca.test/dir", "refused")
+    delays = []
+    for _ in range(8):
+        domain = health.domain(issuer)
+        assert domain is not None
+        delays.append((domain.next_attempt - clock()).total_seconds())
+        health.failed(issuer, "https://ca.test/dir", "refused")
+    assert delays == [10, 20, 40, 80, 160, 300, 300, 300]
+    assert health.answered(issuer), "any answer makes it reachable again"
+    assert health.refusal(issuer) is None
+
+
+class FakeDNS:
+    """A nameserver that takes updates and answers TXT queries only once told to."""
+
+    def __init__(self) -> None:
+        self.records: set[tuple[str, str]] = set()
+        self.published = False
+        self.queries = 0
+
+    def present(self, fqdn: str, value: str) -> None:
+        self.records.add((fqdn, value))
+
+    def visible(self, fqdn: str, value: str) -> bool:
+        self.queries += 1
+        return self.published and (fqdn, value) in self.records
+
+    def cleanup(self, fqdn: str, value: str) -> None:
+        self.records.discard((fqdn, value))
+
+
+class _DNSClient:
+    """The CA side of a DNS-01 order, for the signer alone."""
+
+    server = "https://ca.test/dir"
+
+    def __init__(self) -> None:
+        self.answered: list[str] = []
+        self.body: dict[str, Any] = {}
+
+    def new_order(self, identifiers: Sequence[str]) -> OrderAnswer:
+        authorization = {
+            "status": "pending",
+            "identifier": {"type": "dns", "value": identifiers[0]},
+            "challenges": [
+                {"type": "dns-01", "url": "https://ca.test/chall/1", "token": "t", "status": "pending"}
+            ],
+        }
+        self.body = {
+            "status": "pending",
+            "identifiers": [{"value": identifiers[0]}],
+            "authorizations": ["a1"],
+        }
+        return OrderAnswer("https://ca.test/order/1", self.body, {"a1": authorization})
+
+    def fetch(self, url: str, authorizations: Sequence[str]) -> OrderAnswer:
+        return OrderAnswer(url, self.body, {})
+
+    def answer(self, challenge_url: str) -> Mapping[str, Any]:
+        self.answered.append(challenge_url)
+        return {"status": "processing"}
+
+    def key_authorization(self, token: str) -> str:
+        return f"{token}.thumbprint"
+
+
+def test_a_txt_record_not_visible_yet_is_a_recheck_not_a_wait() -> None:
+    dns = FakeDNS()
+    client = _DNSClient()
+    spec = parse_acme_spec(
+        {
+            "server": client.server,
+            "privateKeySecretRef": {"name": "a"},
+            "solvers": [{"dns01": {"rfc2136": {"nameserver": "192.0.2.53"}}}],
+        }
+    )
+    signer = AcmeSigner(cast(AcmeClient, client), spec, AcmeContext(HTTP01Responder(), 6), lambda solver: dns)
+    key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    template = CertificateTemplate(common_name=None, dns_names=("web.example.com",))
+
+    def sign(order: Mapping[str, Any] | None) -> Pending:
+        now = datetime.datetime.now(datetime.UTC)
+        started = time.monotonic()
+        signed = signer.sign(SigningRequest(template, lambda: key, now, (NS, "web"), order=order))
+        assert time.monotonic() - started < 1
+        assert isinstance(signed, Pending)
+        return signed
+
+    presented = sign(None)
+    assert dns.records, "the record was sent"
+    assert "saving the presented challenges" in presented.message
+    hidden = sign(presented.order)
+    assert "waiting for 192.0.2.53 to answer the TXT record" in hidden.message
+    assert hidden.until - datetime.datetime.now(datetime.UTC) < 3 * SECOND
+    assert client.answered == [], "the CA is not asked to look before the record is visible"
+    old = {**hidden.order, "createdAt": timestamp(datetime.datetime.now(datetime.UTC) - 3 * MINUTE)}
+    with pytest.raises(SigningFailedError) as failed:
+        sign(old)
+    assert failed.value.reason == "DNSUpdateFailed"
+    assert "192.0.2.53 took the TXT records" in str(failed.value)
+    assert failed.value.order is not None, "the order is kept for the next attempt"
+    dns.published = True
+    sign(hidden.order)
+    assert client.answered == ["https://ca.test/chall/1"]
+
+
+@pytest.fixture
+def silent_udp() -> Iterator[str]:
+    """A nameserver that never answers."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+def test_a_silent_nameserver_fails_within_the_query_timeout(
+    silent_udp: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dns01, "_TIMEOUT", 0.3)
+    spec = parse_acme_spec(
+        {
+            "server": "https://ca.test/dir",
+            "privateKeySecretRef": {"name": "a"},
+            "solvers": [{"dns01": {"rfc2136": {"nameserver": silent_udp}}}],
+        }
+    )
+    solver = spec.solvers[0].dns01
+    assert solver is not None
+    provider = RFC2136Provider(solver, None)
+    started = time.monotonic()
+    with pytest.raises(DNSProviderError) as failed:
+        provider.present("_acme-challenge.web.example.com.", "value")
+    assert time.monotonic() - started < 2
+    assert silent_udp in str(failed.value)
