@@ -65,10 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         help="also write the admin kubeconfig to FILE (deleted again on exit, as the cluster is gone)",
     )
     dev.add_argument(
-        "--crds",
+        "--install",
         type=Path,
-        metavar="DIR",
-        help="directory of CRD manifests to install (default: crds/ of the source tree)",
+        metavar="FILE",
+        help="manifests applied with kubectl apply --server-side before anything else, as users install "
+        "certsmith (default: deploy/install.yaml of the source tree)",
     )
     dev.add_argument(
         "--demo",
@@ -563,7 +564,7 @@ def _dev(arguments: argparse.Namespace) -> int:
 
     return run_dev(
         DevOptions(
-            crds=arguments.crds or SOURCE_TREE / "crds",
+            install=arguments.install or SOURCE_TREE / "deploy" / "install.yaml",
             demo=arguments.demo or SOURCE_TREE / "docs" / "demo" / "chain.yaml",
             kubeconfig_out=arguments.kubeconfig_out,
             controller_manager=arguments.controller_manager,

@@ -18,6 +18,7 @@ from typing import Any
 
 from certsmith.api import CERTIFICATES, SpecError
 from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
+from certsmith.api.issuer import issuance_refusal
 from certsmith.api.status import condition, parse_timestamp, precise_timestamp, status_differs, timestamp
 from certsmith.budget import RewriteBudget
 from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
@@ -188,20 +189,25 @@ class CertificateReconciler:
             owner_exists = (key[0], owner) in self._store.certificates or self._port.certificate_exists(
                 key[0], owner
             )
+        plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
+        issuer_body = self._store.objects(plural).get(issuer_key) or {}
         issuer: Resolved | IssuerNotReadyError
-        try:
-            issuer = self._resolver.resolve(spec.issuer_ref, key[0], now)
-        except IssuerNotReadyError as error:
-            issuer = error
+        refusal = issuance_refusal(spec.issuer_ref, issuer_body.get("spec") or {}, key[0], spec.request.is_ca)
+        if refusal is not None:
+            issuer = IssuerNotReadyError(refusal.reason, refusal.message)
+        else:
+            try:
+                issuer = self._resolver.resolve(spec.issuer_ref, key[0], now)
+            except IssuerNotReadyError as error:
+                issuer = error
         password_secret = None
         if spec.pkcs12 is not None:
             password_secret = self._resolver.referenced_secret((key[0], spec.pkcs12.password.name))
-        plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
         issuer_state = self._store.issuer_states.get(WorkItem(plural, issuer_key))
         around = Surroundings(
             owner_exists=owner_exists,
             issuer=issuer,
-            issuer_body=self._store.objects(plural).get(issuer_key) or {},
+            issuer_body=issuer_body,
             issuer_ready_since=issuer_state.ready_since if issuer_state else None,
             password_secret=password_secret,
             rewrite_allowed_at=self._rewrites.next_allowed(key, now),

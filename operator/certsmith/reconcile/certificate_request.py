@@ -28,9 +28,10 @@ from certsmith.api.certificate_request import (
     is_finished,
     parse_certificate_request_spec,
 )
+from certsmith.api.issuer import IssuanceRefusal, issuance_refusal
 from certsmith.api.status import condition, status_differs, timestamp
 from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
-from certsmith.issuers.resolver import IssuerResolver
+from certsmith.issuers.resolver import IssuerResolver, issuer_id
 from certsmith.kube.port import ApiAccessError, EventRecord, Key, KubePort, ObjectRef
 from certsmith.pki import PKIError
 from certsmith.pki.csr import RequestRefusedError, load_csr, request_template
@@ -87,9 +88,14 @@ class CertificateRequestReconciler:
             return Outcome()
         now = self._clock()
         decision = decision_of(body.get("status") or {})
-        approve = decision is Decision.UNDECIDED and self._auto_approve
-        result = self._result(key, body, decision if not approve else Decision.APPROVED, now)
-        plan = self._plan(key, body, result, approve, now)
+        refusal = self._refusal(key, body) if decision is not Decision.DENIED else None
+        deny = refusal if decision is Decision.UNDECIDED else None
+        approve = decision is Decision.UNDECIDED and self._auto_approve and refusal is None
+        if refusal is not None:
+            result = _Result("Denied" if deny else "Failed", str(refusal))
+        else:
+            result = self._result(key, body, decision if not approve else Decision.APPROVED, now)
+        plan = self._plan(key, body, result, approve, now, deny)
         try:
             written = apply_plan(self._port, plan)
         except ApiAccessError as error:
@@ -175,8 +181,24 @@ class CertificateRequestReconciler:
             )
         return private_key
 
+    def _refusal(self, key: Key, body: Mapping[str, Any]) -> IssuanceRefusal | None:
+        """Whether the issuer's policy refuses this request (a valid one; an invalid one is said so)."""
+        checked = _checked(body)
+        if isinstance(checked, _Result):
+            return None
+        spec, _, template = checked
+        plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
+        issuer_spec = (self._store.objects(plural).get(issuer_key) or {}).get("spec") or {}
+        return issuance_refusal(spec.issuer_ref, issuer_spec, key[0], template.is_ca)
+
     def _plan(
-        self, key: Key, body: Mapping[str, Any], result: _Result, approve: bool, now: datetime.datetime
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        result: _Result,
+        approve: bool,
+        now: datetime.datetime,
+        deny: IssuanceRefusal | None = None,
     ) -> Plan:
         current = body.get("status") or {}
         previous = current.get("conditions") or []
@@ -185,6 +207,8 @@ class CertificateRequestReconciler:
             kept.append(
                 condition(APPROVED, True, "AutoApproved", "approved by certsmith", None, previous, now)
             )
+        if deny is not None:
+            kept.append(condition(DENIED, True, deny.reason, deny.message, None, previous, now))
         conditions = [
             *kept,
             condition("Ready", result.issued is not None, result.reason, result.message, None, previous, now),

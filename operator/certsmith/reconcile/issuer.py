@@ -16,7 +16,7 @@ from certsmith.api.references import IssuerKind
 from certsmith.api.status import condition, status_differs
 from certsmith.issuers import IssuerNotReadyError
 from certsmith.issuers.resolver import IssuerResolver
-from certsmith.kube.port import EventRecord, KubePort, ObjectRef, SecretConflictError
+from certsmith.kube.port import EventRecord, KubePort, NamespaceNotFoundError, ObjectRef, SecretConflictError
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.signing import authority_weaknesses
 from certsmith.reconcile.plan import Outcome, Plan, StatusWrite, Written, apply_plan
@@ -131,6 +131,8 @@ class IssuerReconciler:
             self._port.write_secret(namespace, name, contents, None, None)
         except SecretConflictError:
             return
+        except NamespaceNotFoundError as error:
+            raise IssuerNotReadyError("NamespaceNotFound", f"ACME account key: {error}") from None
         logger.info("generated the ACME account key of %s into Secret %s/%s", item, namespace, name)
 
     def dependents(self, issuer: WorkItem) -> tuple[WorkItem, ...]:
