@@ -41,6 +41,7 @@ test-suite: $(BIN)/.installed
 	$(BIN)/python -c 'from certsmith.devcluster import ensure_binaries; ensure_binaries()'
 	$(BIN)/python -m certsmith.devcluster.image
 	$(BIN)/python -m certsmith.devcluster.kindnode
+	$(BIN)/python -m certsmith.devcluster.zlint
 	$(BIN)/pytest
 	$(BIN)/python hack/check-no-orphans.py
 
