@@ -20,7 +20,7 @@ from certsmith.pki import PKIError
 from certsmith.pki.keys import PrivateKey, load_private_key
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+=*")
-_ACME_CURVES = (ec.SECP256R1, ec.SECP384R1)
+_ACME_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 _MINIMUM_ACCOUNT_RSA_BITS = 2048
 
 
@@ -60,7 +60,7 @@ def eab_mac_key(value: bytes, where: str) -> str:
 
 
 def account_key(pem: bytes, where: str) -> PrivateKey:
-    """An ACME account key: RSA of 2048 bits or more, or ECDSA P-256 or P-384 (what ACME CAs accept)."""
+    """An ACME account key: RSA of 2048 bits or more, or ECDSA (what ACME CAs accept)."""
     fix = "delete the Secret and certsmith creates a new key (a new ACME account), or put a PEM key there"
     try:
         key = load_private_key(pem)
@@ -73,7 +73,7 @@ def account_key(pem: bytes, where: str) -> PrivateKey:
     raise InvalidCredentialError(
         "InvalidAccountKey",
         f"{where}: ACME accounts need an RSA key of at least {_MINIMUM_ACCOUNT_RSA_BITS} bits or an ECDSA "
-        f"P-256 or P-384 key; {fix}",
+        f"key (P-256, P-384 or P-521); {fix}",
     )
 
 

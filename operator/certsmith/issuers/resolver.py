@@ -150,13 +150,12 @@ class IssuerResolver:
             if client is not None:
                 return client
             key = account_key(pem, secret_where("privateKeySecretRef", spec.private_key, secret_key[0]))
+            binding = self._binding(spec, issuer)
             try:
                 client = AcmeClient(
                     spec.server, key, spec.ca_bundle, spec.skip_tls_verify, self._acme.observe
                 )
-                client.register(spec.email, self._binding(spec, issuer))
-            except PKIError as error:
-                raise IssuerNotReadyError("InvalidAccountKey", f"Secret {secret_key[1]}: {error}") from None
+                client.register(spec.email, binding)
             except AcmeError as error:
                 raise IssuerNotReadyError(error.reason, str(error)) from None
             self._accounts = {k: v for k, v in self._accounts.items() if k[0] != issuer}

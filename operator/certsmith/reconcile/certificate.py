@@ -22,6 +22,7 @@ from certsmith.api.issuer import issuance_refusal
 from certsmith.api.status import condition, parse_timestamp, precise_timestamp, status_differs, timestamp
 from certsmith.budget import RewriteBudget
 from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
+from certsmith.issuers.credentials import InvalidCredentialError, keystore_password, secret_where
 from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
 from certsmith.kube.port import (
     HTTP_FORBIDDEN,
@@ -304,6 +305,7 @@ class CertificateReconciler:
                     or generate_private_key(spec.private_key.spec)
                 )
             )
+            self._keystore_password(work)  # before signing: no ACME order for a keystore that cannot be made
             metadata = work.body["metadata"]
             request = SigningRequest(
                 spec.request,
@@ -433,24 +435,35 @@ class CertificateReconciler:
         revision: int,
         renew_request: str | None,
     ) -> SecretContents:
-        spec, namespace = work.spec, work.key[0]
+        spec = work.spec
         password_version = work.observation.keystore_password_version
         labels, annotations = desired_metadata(spec, work.key[1], revision, renew_request, password_version)
         key_pem = encode_private_key(private_key, spec.private_key.encoding)
         data = derived_data(spec, private_key, key_pem, issued)
-        if spec.pkcs12 is not None:
-            reference = spec.pkcs12.password
-            found = self._resolver.referenced_secret((namespace, reference.name))
-            password = found.contents.data.get(reference.key) if found else None
-            if password is None:
-                raise _AttemptFailed(
-                    "KeystorePasswordMissing",
-                    f"Secret {reference.name} has no key {reference.key} "
-                    f"for keystores.pkcs12.passwordSecretRef; create it",
-                )
+        password = self._keystore_password(work)
+        if password is not None:
             data |= keystores(spec, private_key, issued, password)
         current = work.observed.contents if work.observed else None
         return merged_contents(current, labels, annotations, data)
+
+    def _keystore_password(self, work: _Work) -> bytes | None:
+        """The PKCS#12 password, if the spec asks for keystores; _AttemptFailed when it cannot be used."""
+        if work.spec.pkcs12 is None:
+            return None
+        reference = work.spec.pkcs12.password
+        found = self._resolver.referenced_secret((work.key[0], reference.name))
+        password = found.contents.data.get(reference.key) if found else None
+        if password is None:
+            raise _AttemptFailed(
+                "KeystorePasswordMissing",
+                f"Secret {reference.name} has no key {reference.key} "
+                f"for keystores.pkcs12.passwordSecretRef; create it",
+            )
+        where = secret_where("keystores.pkcs12.passwordSecretRef", reference, work.key[0])
+        try:
+            return keystore_password(password, where)
+        except InvalidCredentialError as error:
+            raise _AttemptFailed(error.reason, str(error)) from None
 
     def _secret_write(self, work: _Work, contents: SecretContents) -> SecretWrite:
         owner = None
