@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run a local control plane with certsmith's CRDs, the operator and a demo",
         description=(
             "Start etcd and kube-apiserver on loopback (built with Go "
-            "on first use and cached), install certsmith's CRDs, run the operator, apply a demo certificate "
+            "on first use and cached), install deploy/install.yaml as users do (kubectl apply "
+            "--server-side), run the operator, apply a demo certificate "
             "chain and wait until Ctrl-C or SIGTERM; then stop everything and delete its files."
         ),
     )

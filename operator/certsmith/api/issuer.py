@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -95,11 +94,12 @@ def issuance_refusal(
     or CertificateRequest in `namespace`.
 
     Only a ClusterIssuer has a policy: an Issuer belongs to its namespace and signs what its namespace
-    asks. A ClusterIssuer serves the namespaces its `issuancePolicy.namespaces` patterns match (all
-    when unset), and signs a CA certificate only for a namespace its `issuancePolicy.caNamespaces`
-    patterns match (none when unset), since a CA certificate lets its holder sign for any name under
-    the ClusterIssuer's trust. A selfSigned ClusterIssuer signs each certificate with the requester's
-    own key, which makes nothing trusted, so it signs CA certificates for everyone."""
+    asks. A ClusterIssuer serves the namespaces its `issuancePolicy.namespaces` name (all when unset),
+    and signs a CA certificate only for a namespace its `issuancePolicy.caNamespaces` name (none when
+    unset), since a CA certificate lets its holder sign for any name under the ClusterIssuer's trust.
+    A selfSigned ClusterIssuer signs each certificate with the requester's own key, which makes
+    nothing trusted, so it signs CA certificates for everyone. crds/issuance-policy.yaml has the API
+    server check the same when a request is created."""
     if reference.kind is not IssuerKind.CLUSTER_ISSUER:
         return None
     policy = issuer_spec.get("issuancePolicy") or {}
@@ -109,7 +109,7 @@ def issuance_refusal(
         return IssuanceRefusal(
             "NamespaceNotAllowed",
             f"ClusterIssuer {reference.name} does not serve namespace {namespace}: {where} has namespaces "
-            f"{list(served)}; to opt in, add {namespace!r} (or a pattern such as 'team-*') there",
+            f"{list(served)}; to opt in, add {namespace!r} (or a prefix such as 'team-*') there",
         )
     ca_namespaces = policy.get("caNamespaces") or ()
     if is_ca and "selfSigned" not in issuer_spec and not _matches(namespace, ca_namespaces):
@@ -123,4 +123,8 @@ def issuance_refusal(
 
 
 def _matches(namespace: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(namespace, str(pattern)) for pattern in patterns)
+    """A pattern is a name or a prefix ending in "*" (as the admission policy reads them too)."""
+    return any(
+        namespace == pattern or (pattern.endswith("*") and namespace.startswith(pattern[:-1]))
+        for pattern in patterns
+    )

@@ -193,7 +193,11 @@ class CertificateReconciler:
         plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
         issuer_body = self._store.objects(plural).get(issuer_key) or {}
         issuer: Resolved | IssuerNotReadyError
-        refusal = issuance_refusal(spec.issuer_ref, issuer_body.get("spec") or {}, key[0], spec.request.is_ca)
+        refusal = (
+            issuance_refusal(spec.issuer_ref, issuer_body.get("spec") or {}, key[0], spec.request.is_ca)
+            if issuer_body
+            else None
+        )
         if refusal is not None:
             issuer = IssuerNotReadyError(refusal.reason, refusal.message)
         else:

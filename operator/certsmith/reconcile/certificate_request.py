@@ -29,6 +29,7 @@ from certsmith.api.certificate_request import (
     parse_certificate_request_spec,
 )
 from certsmith.api.issuer import IssuanceRefusal, issuance_refusal
+from certsmith.api.references import IssuerRef
 from certsmith.api.status import condition, status_differs, timestamp
 from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.resolver import IssuerResolver, issuer_id
@@ -88,11 +89,19 @@ class CertificateRequestReconciler:
             return Outcome()
         now = self._clock()
         decision = decision_of(body.get("status") or {})
-        refusal = self._refusal(key, body) if decision is not Decision.DENIED else None
+        missing, refusal = self._policy(key, body) if decision is not Decision.DENIED else (None, None)
         deny = refusal if decision is Decision.UNDECIDED else None
-        approve = decision is Decision.UNDECIDED and self._auto_approve and refusal is None
+        approving = decision is Decision.UNDECIDED and self._auto_approve
+        approve = approving and missing is None and refusal is None
         if refusal is not None:
             result = _Result("Denied" if deny else "Failed", str(refusal))
+        elif approving and missing is not None:
+            result = _Result(
+                "Pending",
+                f"waiting for the issuer: {missing} does not exist; certsmith approves a request once it "
+                f"can read its issuer's issuancePolicy",
+                recheck_at=now + RETRY,
+            )
         else:
             result = self._result(key, body, decision if not approve else Decision.APPROVED, now)
         plan = self._plan(key, body, result, approve, now, deny)
@@ -181,15 +190,18 @@ class CertificateRequestReconciler:
             )
         return private_key
 
-    def _refusal(self, key: Key, body: Mapping[str, Any]) -> IssuanceRefusal | None:
-        """Whether the issuer's policy refuses this request (a valid one; an invalid one is said so)."""
+    def _policy(self, key: Key, body: Mapping[str, Any]) -> tuple[IssuerRef | None, IssuanceRefusal | None]:
+        """The issuer the request names if it does not exist (its policy cannot be read yet), and
+        whether its policy refuses the request. An invalid request is neither: it is said so."""
         checked = _checked(body)
         if isinstance(checked, _Result):
-            return None
+            return None, None
         spec, _, template = checked
         plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
-        issuer_spec = (self._store.objects(plural).get(issuer_key) or {}).get("spec") or {}
-        return issuance_refusal(spec.issuer_ref, issuer_spec, key[0], template.is_ca)
+        issuer = self._store.objects(plural).get(issuer_key)
+        if issuer is None:
+            return spec.issuer_ref, None
+        return None, issuance_refusal(spec.issuer_ref, issuer.get("spec") or {}, key[0], template.is_ca)
 
     def _plan(
         self,
