@@ -42,6 +42,7 @@ test-suite: $(BIN)/.installed
 	$(BIN)/python -c 'from certsmith_devtools.build import ensure_binaries; ensure_binaries()'
 	$(BIN)/python -m certsmith_devtools.image
 	$(BIN)/python -m certsmith_devtools.kindnode
+	$(BIN)/python -m certsmith_devtools.zlint
 	$(BIN)/pytest
 	$(BIN)/python hack/check-no-orphans.py
 

@@ -6,7 +6,10 @@ Run after editing crds/issuer.yaml (`make crds`); a unit test fails while the tw
 
 from pathlib import Path
 
-CRDS = Path(__file__).resolve().parent.parent / "crds"
+HACK = Path(__file__).resolve().parent
+CRDS = HACK.parent / "crds"
+POLICY_ANCHOR = "              properties:\n                selfSigned:\n"
+"""Where spec's properties begin in crds/issuer.yaml: spec.issuancePolicy goes first among them."""
 
 REPLACEMENTS = (
     ("name: issuers.certsmith.dev", "name: clusterissuers.certsmith.dev"),
@@ -22,9 +25,9 @@ REPLACEMENTS = (
 )
 
 
-def render(issuer_crd: str) -> str:
+def render(issuer_crd: str, issuance_policy: str) -> str:
     rendered = issuer_crd
-    for old, new in REPLACEMENTS:
+    for old, new in (*REPLACEMENTS, (POLICY_ANCHOR, _with_policy(issuance_policy))):
         if old not in rendered:
             raise SystemExit(f"crds/issuer.yaml no longer contains {old!r}; update {__file__}")
         rendered = rendered.replace(old, new, 1)
@@ -32,5 +35,14 @@ def render(issuer_crd: str) -> str:
     return header + rendered
 
 
+def _with_policy(issuance_policy: str) -> str:
+    """POLICY_ANCHOR with the schema of spec.issuancePolicy (its comments dropped) before selfSigned."""
+    lines = [line for line in issuance_policy.splitlines() if line and not line.startswith("#")]
+    properties, self_signed = POLICY_ANCHOR.splitlines(keepends=True)
+    return properties + "".join(f"                {line}\n" for line in lines) + self_signed
+
+
 if __name__ == "__main__":
-    (CRDS / "clusterissuer.yaml").write_text(render((CRDS / "issuer.yaml").read_text()))
+    (CRDS / "clusterissuer.yaml").write_text(
+        render((CRDS / "issuer.yaml").read_text(), (HACK / "clusterissuer-issuance-policy.yaml").read_text())
+    )

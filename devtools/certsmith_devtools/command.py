@@ -16,7 +16,8 @@ def add_dev_command(commands: Any) -> None:  # noqa: ANN401 -- argparse's privat
         help="run a local control plane with certsmith's CRDs, the operator and a demo",
         description=(
             "Start etcd and kube-apiserver on loopback (built with Go "
-            "on first use and cached), install certsmith's CRDs, run the operator, apply a demo certificate "
+            "on first use and cached), install deploy/install.yaml as users do (kubectl apply "
+            "--server-side), run the operator, apply a demo certificate "
             "chain and wait until Ctrl-C or SIGTERM; then stop everything and delete its files."
         ),
     )
@@ -27,10 +28,11 @@ def add_dev_command(commands: Any) -> None:  # noqa: ANN401 -- argparse's privat
         help="also write the admin kubeconfig to FILE (deleted again on exit, as the cluster is gone)",
     )
     dev.add_argument(
-        "--crds",
+        "--install",
         type=Path,
-        metavar="DIR",
-        help="directory of CRD manifests to install (default: the CRDs of this certsmith-devtools)",
+        metavar="FILE",
+        help="manifests applied with kubectl apply --server-side before anything else, as users install "
+        "certsmith (default: deploy/install.yaml, shipped with this certsmith-devtools)",
     )
     dev.add_argument(
         "--demo",
@@ -77,11 +79,11 @@ def add_dev_command(commands: Any) -> None:  # noqa: ANN401 -- argparse's privat
 
 def _dev(arguments: argparse.Namespace) -> int:
     from certsmith_devtools.dev import DevOptions, run_dev  # noqa: PLC0415 -- see the module's docstring
-    from certsmith_devtools.paths import CRDS, DEMO  # noqa: PLC0415
+    from certsmith_devtools.paths import DEMO, INSTALL  # noqa: PLC0415
 
     return run_dev(
         DevOptions(
-            crds=arguments.crds or CRDS,
+            install=arguments.install or INSTALL,
             demo=arguments.demo or DEMO,
             kubeconfig_out=arguments.kubeconfig_out,
             controller_manager=arguments.controller_manager,

@@ -16,7 +16,7 @@ from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
 from certsmith.kube.client import api_client_from_kubeconfig
-from certsmith.kube.crds import install_admission_policies, install_crds, load_admission_policies, load_crds
+from certsmith.kube.crds import CRDNotEstablishedError, wait_until_served
 from certsmith_devtools.build import ControlPlaneBuildError, print_progress
 from certsmith_devtools.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
 from certsmith_devtools.kit import free_port, not_ready
@@ -35,7 +35,7 @@ _STABLE_AFTER = 60.0
 
 @dataclass(frozen=True)
 class DevOptions:
-    crds: Path
+    install: Path
     demo: Path
     kubeconfig_out: Path | None = None
     controller_manager: bool = False
@@ -49,14 +49,12 @@ class DevOptions:
 
 def run_dev(options: DevOptions) -> int:
     """Run until Ctrl-C or SIGTERM; everything started is stopped and deleted on the way out."""
-    crds = load_crds(options.crds)
     settings = ControlPlaneSettings(controller_manager=options.controller_manager, progress=print_progress)
     try:
         with stop_signals_raise_keyboard_interrupt(), ControlPlane(settings) as cluster:
             api = api_client_from_kubeconfig(cluster.kubeconfig)
-            names = install_crds(api, crds)
-            install_admission_policies(api, load_admission_policies(options.crds))
-            print_progress(f"certsmith dev: installed {', '.join(names)}")
+            names = _install(cluster, api, options.install)
+            print_progress(f"certsmith dev: installed {options.install} ({', '.join(names)} served)")
             kubeconfig = _publish_kubeconfig(cluster.kubeconfig, options.kubeconfig_out)
             monitoring = contextlib.ExitStack()
             pebble = monitoring.enter_context(_pebble(cluster)) if options.acme else None
@@ -100,6 +98,30 @@ def run_dev(options: DevOptions) -> int:
     except (ControlPlaneBuildError, ControlPlaneStartError) as error:
         print(f"certsmith dev: {error}", file=sys.stderr)
         return 1
+
+
+def _install(cluster: ControlPlane, api: client.ApiClient, manifest: Path) -> list[str]:
+    """Install what deploy/ installs, as its users do (`kubectl apply --server-side`, field manager
+    kubectl): the CRDs, the approval and CA policies, the namespace, RBAC, and the operator's
+    Deployment, which stays inert here (no kubelet; the operator runs as a local process). Then wait
+    until the CRDs are served. Returns their names."""
+    kubectl = [str(cluster.binaries.kubectl), "--kubeconfig", str(cluster.kubeconfig)]
+    applied = subprocess.run(
+        [*kubectl, "apply", "--server-side", "-f", str(manifest)], capture_output=True, text=True, check=False
+    )
+    if applied.returncode != 0:
+        raise ControlPlaneStartError(
+            f"kubectl apply --server-side -f {manifest} failed: {applied.stderr.strip()}"
+        )
+    crds = [
+        document
+        for document in yaml.safe_load_all(manifest.read_text())
+        if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition"
+    ]
+    try:
+        return wait_until_served(api, crds)
+    except CRDNotEstablishedError as error:
+        raise ControlPlaneStartError(str(error)) from None
 
 
 def _publish_kubeconfig(kubeconfig: Path, out: Path | None) -> Path:

@@ -9,6 +9,8 @@ from pathlib import Path
 _DATA = Path(__file__).with_name("data")
 CRDS = _DATA / "crds"
 """certsmith's CRDs and admission policies (the repository's crds/)."""
+INSTALL = _DATA / "install.yaml"
+"""What deploy/ installs, rendered into one file (the repository's deploy/install.yaml)."""
 DEMO = _DATA / "demo.yaml"
 """The demo certificate chain (the repository's docs/demo/chain.yaml)."""
 MONITORING_RULES = _DATA / "monitoring-rules.yaml"

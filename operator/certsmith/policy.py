@@ -30,6 +30,7 @@ from certsmith.pki import PKIError
 from certsmith.pki.encodings import keystore_opens
 from certsmith.pki.inspection import CertificateInfo, describe, load_certificates
 from certsmith.pki.keys import PrivateKey, encode_private_key, load_private_key, same_public_key, spec_of
+from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import CLOCK_SKEW_ALLOWANCE, IssuedCertificate
 from certsmith.renewal import BackoffSettings, renewal_time
 from certsmith.tls_secret import (
@@ -509,6 +510,9 @@ def _key_spec(inputs: _Inputs) -> Decision | None:
 
 def _spec_fields(inputs: _Inputs) -> Decision | None:
     request, info = inputs.observation.spec.request, inputs.stored.info
+    leaf = inputs.stored.issued.certificate
+    if leaf.subject.rdns and leaf.issuer == leaf.subject:
+        request = request.self_signed()  # as it was signed (one with an empty subject stays as it is)
     compared: tuple[tuple[str, object, object], ...] = (
         ("dnsNames", frozenset(request.dns_names), info.dns_names),
         ("ipAddresses", frozenset(request.ip_addresses), info.ip_addresses),
@@ -526,7 +530,11 @@ def _spec_fields(inputs: _Inputs) -> Decision | None:
             ("usages", request.usages, info.usages),
             ("isCA", request.is_ca, info.is_ca),
         )
-    differing = [name for name, wanted, found in compared if wanted != found]
+    differing = [
+        name
+        for name, wanted, found in compared
+        if wanted != found and not (name == "usages" and _earlier_rsa_ca_default(request, info))
+    ]
     if not differing:
         return None
     return Decision(
@@ -535,6 +543,12 @@ def _spec_fields(inputs: _Inputs) -> Decision | None:
         f"the certificate does not match spec.{', spec.'.join(differing)}",
         inputs.stored,
     )
+
+
+def _earlier_rsa_ca_default(request: CertificateTemplate, info: CertificateInfo) -> bool:
+    """An RSA CA certificate made when a CA's default usages still had key encipherment: it is kept
+    until it is renewed for another reason (re-issuing every CA at once would be an outage's risk)."""
+    return request.is_ca and info.usages == request.usages | {"key encipherment"}
 
 
 def _issuer(inputs: _Inputs) -> Decision | None:

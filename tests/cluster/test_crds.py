@@ -283,6 +283,8 @@ def test_deploy_kustomization_installs_crds_namespace_rbac_operator_and_solver_s
         ),
         f"validatingadmissionpolicy.admissionregistration.k8s.io/certificaterequest-approval.{GROUP}",
         f"validatingadmissionpolicybinding.admissionregistration.k8s.io/certificaterequest-approval.{GROUP}",
+        f"validatingadmissionpolicy.admissionregistration.k8s.io/issuance-policy.{GROUP}",
+        f"validatingadmissionpolicybinding.admissionregistration.k8s.io/issuance-policy.{GROUP}",
         "namespace/certsmith",
         "serviceaccount/certsmith",
         "deployment.apps/certsmith",

@@ -180,3 +180,66 @@ def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_op
         if dev.poll() is None:  # a failed assertion must not leave it running; its children die with it
             dev.kill()
             dev.wait()
+
+
+def test_certsmith_dev_acme_without_demo_is_ready_and_installs_what_deploy_installs(tmp_path: Path) -> None:
+    """The pebble ClusterIssuer's account key goes to namespace certsmith, which only the demo used to
+    create: dev now installs deploy/install.yaml first (the namespace with it), as users do, so users'
+    own `kubectl apply --server-side` of it meets no other field manager."""
+    kubeconfig = tmp_path / "dev.kubeconfig"
+    dev = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "certsmith.cli",
+            "dev",
+            "--kubeconfig-out",
+            str(kubeconfig),
+            "--metrics-port",
+            "0",
+            "--acme",
+            "--no-demo",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "operator")},
+    )
+    output = _Output(dev)
+    try:
+        output.wait_for("created ClusterIssuer pebble")
+        created = time.monotonic()
+        objects = client.CustomObjectsApi(api_client_from_kubeconfig(kubeconfig))
+
+        def issuer_ready() -> bool | None:
+            body = objects.get_cluster_custom_object(GROUP, VERSION, "clusterissuers", "pebble")
+            assert isinstance(body, dict)
+            return condition(body).get("status") == "True" or None
+
+        eventually(issuer_ready, 90, "ClusterIssuer pebble Ready")
+        print(f"ClusterIssuer pebble Ready {time.monotonic() - created:.1f}s after it was created")
+        kubectl = output.wait_for("alias kubectl=").split("=", 1)[1].split()[0]
+        applied = subprocess.run(
+            [
+                kubectl,
+                "--kubeconfig",
+                str(kubeconfig),
+                "apply",
+                "--server-side",
+                "-f",
+                str(REPO / "deploy" / "install.yaml"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert applied.returncode == 0, applied.stderr
+        assert "conflict" not in applied.stderr.lower(), applied.stderr
+        dev.send_signal(signal.SIGINT)
+        dev.wait(timeout=60)
+        assert dev.returncode == 0, "".join(output.lines)[-3000:]
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+            dev.wait()

@@ -189,3 +189,46 @@ def test_a_gateways_listeners_get_their_certificates(
     eventually(
         lambda: "shop-tls" not in _names(cluster, namespace), 60, "shop-tls collected with its Gateway"
     )
+
+
+def test_two_ingresses_naming_one_secret_the_older_gets_it_and_the_other_is_told(
+    cluster: Cluster, selfsigned: str
+) -> None:
+    """The newer Ingress is annotated first, so its Certificate exists when the older one asks too:
+    the older takes it over (whichever the operator saw first), the newer gets a Warning naming it."""
+    namespace = selfsigned
+    objects = client.CustomObjectsApi(cluster.api)
+    older = _ingress({"shared-tls": ["older.example.com"]})
+    older["metadata"]["name"] = "older"
+    del older["metadata"]["annotations"]
+    objects.create_namespaced_custom_object(*_ingresses(namespace), older)
+    time.sleep(1.1)  # creationTimestamp has whole seconds
+    newer = _ingress({"shared-tls": ["newer.example.com"]})
+    newer["metadata"]["name"] = "newer"
+    objects.create_namespaced_custom_object(*_ingresses(namespace), newer)
+    eventually(lambda: "shared-tls" in _names(cluster, namespace), 30, "the newer Ingress's Certificate")
+    wait_ready(cluster, namespace, "shared-tls", timeout=30)
+
+    objects.patch_namespaced_custom_object(
+        *_ingresses(namespace), "older", {"metadata": {"annotations": {"certsmith.dev/issuer": "selfsigned"}}}
+    )
+
+    def taken_over() -> bool | None:
+        body = certificate(cluster, namespace, "shared-tls")
+        owners = [reference["name"] for reference in body["metadata"].get("ownerReferences") or []]
+        return (owners == ["older"] and body["spec"]["dnsNames"] == ["older.example.com"]) or None
+
+    eventually(taken_over, 30, "the older Ingress to take the Certificate over")
+    eventually(
+        lambda: _sans(cluster, namespace, "shared-tls") == ["older.example.com"], 30, "re-issued for it"
+    )
+    warning = eventually(
+        lambda: next((m for m in _warnings(cluster, namespace, "Ingress", "newer") if "older" in m), None),
+        30,
+        "a Warning on the newer Ingress",
+    )
+    assert "Secret shared-tls is also named by Ingress older" in warning
+    assert "name another Secret" in warning
+    assert not [m for m in _warnings(cluster, namespace, "Ingress", "older") if "shared-tls" in m]
+    time.sleep(2)
+    assert "shared-tls" in _names(cluster, namespace), "the newer Ingress did not delete what it lost"

@@ -15,8 +15,8 @@ import pytest
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith.devcluster.kit import condition, free_port, is_ready
-from certsmith.devcluster.pebble import Pebble
+from certsmith_devtools.kit import condition, free_port, is_ready
+from certsmith_devtools.pebble import Pebble
 from tests.cluster.support import ca_secret, create, create_certificate, eventually
 from tests.conftest import Cluster, OperatorProcess, assert_no_key_material, fresh_namespace
 

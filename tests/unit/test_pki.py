@@ -161,14 +161,23 @@ def test_intermediate_chain_and_ca_lifetime_cap() -> None:
     assert not is_self_signed(intermediate.certificate)
 
 
-def test_self_signed_with_only_dns_names_has_an_empty_subject_and_a_critical_san() -> None:
-    issued = self_sign(CertificateTemplate(dns_names=("a.example",)), generate_private_key(ECDSA_256), NOW)
-    certificate = issued.certificate
-    assert not certificate.subject.rdns
+@pytest.mark.parametrize(
+    ("template", "issuer"),
+    [
+        (CertificateTemplate(dns_names=("a.example",)), "CN=a.example"),
+        (CertificateTemplate(uris=("spiffe://example/app",)), "CN=spiffe://example/app"),
+        (CertificateTemplate(dns_names=(f"{'a' * 60}.example",)), "CN=certsmith self-signed"),
+    ],
+)
+def test_self_signed_with_only_alternative_names_has_a_non_empty_issuer(
+    template: CertificateTemplate, issuer: str
+) -> None:
+    """RFC 5280 4.1.2.4: the issuer field MUST be non-empty; a self-signed certificate's is its subject."""
+    certificate = self_sign(template, generate_private_key(ECDSA_256), NOW).certificate
+    assert certificate.issuer.rfc4514_string() == issuer
     assert certificate.issuer == certificate.subject
     names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    assert names.critical
-    assert names.value.get_values_for_type(x509.DNSName) == ["a.example"]
+    assert not names.critical, "critical only with an empty subject"
     assert is_self_signed(certificate)
 
 

@@ -221,8 +221,12 @@ def test_self_signed_with_only_dns_names_is_issued() -> None:
     world.reconcile("names-only")
     assert world.ready("names-only")["status"] == "True"
     certificate = load_certificates(world.secret("names-only").data["tls.crt"])[0]
-    assert not certificate.subject.rdns
+    assert certificate.issuer.rfc4514_string() == "CN=names-only.example.com", "RFC 5280: issuer not empty"
+    assert certificate.subject == certificate.issuer, "self-issued, so verifiers find it as its own issuer"
     assert describe(certificate).dns_names == {"names-only.example.com"}
+    world.kube.requests.clear()
+    world.reconcile("names-only")
+    assert world.kube.requests == [], "the added common name is what the spec implies: no re-issue"
 
 
 def _rsa_1024_ca() -> SecretContents:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from certsmith.api.shim import gateway_certificates, ingress_certificates
+from certsmith.api.shim import first_claim, gateway_certificates, ingress_certificates
 from certsmith.reconcile.shim import spec_patch
 
 
@@ -91,3 +91,14 @@ def test_what_is_no_longer_asked_for_is_removed_from_the_certificate() -> None:
         "dnsNames": ["a", "b"],
         "privateKey": {"size": None, "algorithm": "RSA"},
     }
+
+
+def test_the_oldest_object_claims_a_secret_then_the_first_by_name() -> None:
+    def body(name: str, created: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "creationTimestamp": created}}
+
+    old, new = body("zeta", "2026-01-01T00:00:00Z"), body("alpha", "2026-01-02T00:00:00Z")
+    assert first_claim([new, old]) is old
+    assert first_claim([old, new]) is old
+    same_b, same_a = body("b", "2026-01-01T00:00:00Z"), body("a", "2026-01-01T00:00:00Z")
+    assert first_claim([same_b, same_a]) is same_a

@@ -8,7 +8,7 @@ object's body to the Certificates it wants, and what is wrong with it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,14 @@ def gateway_certificates(body: Mapping[str, Any]) -> Wanted:
             entries.append((where, reference.get("name"), [hostname] if hostname else []))
     wanted = _wanted(body, entries)
     return Wanted(wanted.certificates, (*problems, *wanted.problems), wanted.annotated)
+
+
+def first_claim(bodies: Iterable[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """Of the objects asking for the same Secret, the one whose Certificate it is: the oldest by
+    creationTimestamp, then by name (RFC 3339 timestamps in UTC sort as text)."""
+    return min(
+        bodies, key=lambda body: (body["metadata"].get("creationTimestamp") or "", body["metadata"]["name"])
+    )
 
 
 def asks_for_certificates(body: Mapping[str, Any]) -> bool:

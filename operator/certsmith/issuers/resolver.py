@@ -30,6 +30,7 @@ from certsmith.issuers.acme.client import AcmeClient, key_authorization
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, RFC2136Provider
 from certsmith.issuers.acme.signer import AcmeContext, AcmeSigner
 from certsmith.issuers.ca import CASigner, load_authority
+from certsmith.issuers.credentials import account_key, eab_mac_key, secret_where, tsig_secret
 from certsmith.issuers.selfsigned import SelfSignedSigner
 from certsmith.kube.port import Key, KubePort
 from certsmith.kube.secrets import ObservedSecret
@@ -106,6 +107,9 @@ class IssuerResolver:
         if isinstance(spec, SelfSignedIssuerSpec):
             return Resolved(SelfSignedSigner(spec.urls), None)
         if isinstance(spec, ACMEIssuerSpec):
+            for solver in spec.solvers:
+                if solver.dns01 is not None and solver.dns01.tsig_secret is not None:
+                    self._tsig_secret(solver.dns01.tsig_secret, issuer)
             client = self._account(spec, issuer)
             signer = AcmeSigner(client, spec, self._acme, lambda solver: self._dns_provider(solver, issuer))
             return Resolved(signer, None, account_uri=client.account_uri, lane=issuer, address=spec.server)
@@ -167,10 +171,7 @@ class IssuerResolver:
                 f"Secret {secret_key[0]}/{secret_key[1]} has no key {spec.private_key.key} for the ACME "
                 f"account; certsmith creates it when the Secret does not exist",
             )
-        try:
-            key = load_private_key(pem)
-        except PKIError as error:
-            raise IssuerNotReadyError("InvalidAccountKey", f"Secret {secret_key[1]}: {error}") from None
+        key = account_key(pem, secret_where("privateKeySecretRef", spec.private_key, secret_key[0]))
         registration = Registration(issuer, observed.resource_version, spec, key, self._binding(spec, issuer))
         client = self._accounts.client(registration)
         refusal = self._health.refusal(issuer)
@@ -212,8 +213,10 @@ class IssuerResolver:
         binding = spec.external_account_binding
         if binding is None:
             return None
-        mac = self._secret_value(binding.key_secret, issuer, "externalAccountBinding.keySecretRef")
-        return binding.key_id, mac.decode("ascii").strip()
+        field = "externalAccountBinding.keySecretRef"
+        mac = self._secret_value(binding.key_secret, issuer, field)
+        namespace = self.issuer_secret(binding.key_secret.name, issuer)[0]
+        return binding.key_id, eab_mac_key(mac, secret_where(field, binding.key_secret, namespace))
 
     def _dns_provider(self, solver: Solver, issuer: IssuerId) -> DNSProvider:
         rfc2136 = solver.dns01
@@ -222,10 +225,16 @@ class IssuerResolver:
         secret = None
         if rfc2136.tsig_secret is not None:
             try:
-                secret = self._secret_value(rfc2136.tsig_secret, issuer, "rfc2136.tsigSecretSecretRef")
+                secret = self._tsig_secret(rfc2136.tsig_secret, issuer)
             except IssuerNotReadyError as error:
                 raise DNSProviderError(str(error)) from None
         return RFC2136Provider(rfc2136, secret)
+
+    def _tsig_secret(self, reference: SecretKeyRef, issuer: IssuerId) -> bytes:
+        field = "rfc2136.tsigSecretSecretRef"
+        value = self._secret_value(reference, issuer, field)
+        namespace = self.issuer_secret(reference.name, issuer)[0]
+        return tsig_secret(value, secret_where(field, reference, namespace))
 
     def _secret_value(self, reference: SecretKeyRef, issuer: IssuerId, field: str) -> bytes:
         key = self.issuer_secret(reference.name, issuer)

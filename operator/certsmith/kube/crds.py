@@ -95,8 +95,17 @@ def install_crds(
             }
             extensions.replace_custom_resource_definition(name, _model(replacement))
         installed.append(manifest)
+    return wait_until_served(api, installed, timeout)
+
+
+def wait_until_served(
+    api: client.ApiClient, manifests: Iterable[dict[str, Any]], timeout: float = 30.0
+) -> list[str]:
+    """Wait until each CRD is Established and served. Returns their names."""
+    extensions = client.ApiextensionsV1Api(api)
     deadline = time.monotonic() + timeout
-    for manifest in installed:
+    names = []
+    for manifest in manifests:
         name = manifest["metadata"]["name"]
         while not (_established(extensions, name) and _served(api, manifest)):
             if time.monotonic() > deadline:
@@ -104,7 +113,8 @@ def install_crds(
                     f"CustomResourceDefinition {name} not served after {timeout:.0f}s"
                 )
             time.sleep(_POLL_INTERVAL)
-    return [manifest["metadata"]["name"] for manifest in installed]
+        names.append(name)
+    return names
 
 
 def _model(manifest: dict[str, Any]) -> client.V1CustomResourceDefinition:

@@ -6,13 +6,14 @@ milliseconds without a cluster.
 
 Errors cross this boundary as two types: `SecretConflictError` (read again, then decide again) and
 `ApiAccessError` (the API server refused: status and reason, never a response body, which for a
-Secret could echo its data).
+Secret could echo its data; `NamespaceNotFoundError` when a 404's details say the namespace is missing).
 """
 
 from __future__ import annotations
 
 import collections
 import datetime
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,6 +72,20 @@ class ApiAccessError(RuntimeError):
         super().__init__(f"{action}: the API server answered {status} {reason}")
         self.status = status
         self.reason = reason
+
+
+class NamespaceNotFoundError(ApiAccessError):
+    """A write into a namespace that does not exist (a 404 whose details name `namespaces`)."""
+
+    def __init__(self, action: str, namespace: str) -> None:
+        super().__init__(action, HTTP_NOT_FOUND, "NotFound")
+        self.namespace = namespace
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()}: namespace {self.namespace} does not exist; create it "
+            f"(kubectl create namespace {self.namespace})"
+        )
 
 
 class KubePort(Protocol):
@@ -139,6 +154,8 @@ class ApiServer:
             else:
                 written = self._core.replace_namespaced_secret(name, namespace, model)
         except ApiException as error:
+            if error.status == HTTP_NOT_FOUND and _missing_kind(error) == "namespaces":
+                raise NamespaceNotFoundError(f"writing Secret {namespace}/{name}", namespace) from None
             if error.status in (HTTP_CONFLICT, HTTP_NOT_FOUND):
                 raise SecretConflictError(
                     f"Secret {namespace}/{name} changed while certsmith was writing it"
@@ -279,6 +296,16 @@ def owner_reference(owner: ObjectRef | None) -> client.V1OwnerReference | None:
         controller=True,
         block_owner_deletion=False,
     )
+
+
+def _missing_kind(error: ApiException) -> str | None:
+    """The kind a 404 says is missing (its Status details), e.g. "namespaces" or "secrets"."""
+    try:
+        details = json.loads(error.body or "{}").get("details") or {}
+    except (ValueError, AttributeError):
+        return None
+    kind = details.get("kind")
+    return kind if isinstance(kind, str) else None
 
 
 def access_error(action: str, error: ApiException) -> ApiAccessError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -13,6 +13,11 @@ from certsmith.pki.keys import PrivateKey, signature_hash
 from certsmith.pki.usages import extended_key_usage_extension, key_usage_extension
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+SELF_SIGNED_NAME = "certsmith self-signed"
+"""The common name of a self-signed certificate whose spec names no subject and whose first alternative
+name does not fit in a common name."""
+_MAX_COMMON_NAME = 64
+"""RFC 5280's upper bound on a common name (ub-common-name)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,16 @@ class CertificateTemplate:
             *(_attributes(NameOID.COMMON_NAME, (self.common_name,) if self.common_name else ())),
         ]
         return x509.Name(attributes)
+
+    def self_signed(self) -> CertificateTemplate:
+        """The template a self-signed certificate is made from. Its issuer is its subject, and RFC 5280
+        4.1.2.4 forbids an empty issuer: a template with only alternative names gets the first of them
+        as common name (a fixed one when that is longer than a common name may be)."""
+        if self.name().rdns:
+            return self
+        names = [*self.dns_names, *map(str, self.ip_addresses), *self.uris, *self.email_addresses]
+        first = names[0] if names else ""
+        return replace(self, common_name=first if 0 < len(first) <= _MAX_COMMON_NAME else SELF_SIGNED_NAME)
 
     def alternative_names(self) -> list[x509.GeneralName]:
         return [

@@ -60,8 +60,8 @@ class IssuedCertificate:
 def self_sign(
     request: CertificateTemplate, key: PrivateKey, now: datetime.datetime, urls: IssuerURLs = IssuerURLs()
 ) -> IssuedCertificate:
-    name = request.name()
-    certificate = _sign(request, key.public_key(), _Signer(name, key, key.public_key(), urls), now)
+    request = request.self_signed()
+    certificate = _sign(request, key.public_key(), _Signer(request.name(), key, key.public_key(), urls), now)
     return IssuedCertificate(certificate, (), certificate)
 
 

@@ -41,15 +41,16 @@ _CA_USAGES = frozenset({"cert sign", "crl sign"})
 def effective_usages(requested: Iterable[str], *, is_ca: bool, rsa: bool) -> frozenset[str]:
     """The usages a certificate issued for this request carries, in canonical names.
 
-    Unset means "digital signature" and, for RSA keys only, "key encipherment", and no extended key
-    usage, which leaves the certificate good for any purpose (as cert-manager does). An extended key
-    usage on a CA would restrict every certificate below it.
+    Unset means "digital signature" and, for RSA keys of end entities only, "key encipherment", and no
+    extended key usage, which leaves the certificate good for any purpose (as cert-manager does). An
+    extended key usage on a CA would restrict every certificate below it, and a CA key that signs
+    certificates should encipher nothing (RFC 3279 2.3.1).
     Synonyms ("signing", "s/mime") become their canonical name; a CA also gets "cert sign" and
     "crl sign"; encipher/decipher-only imply "key agreement", as X.509 requires.
     """
     usages = {_SYNONYMS.get(usage, usage) for usage in requested}
     if not usages:
-        usages = {"digital signature"} | ({"key encipherment"} if rsa else set())
+        usages = {"digital signature"} | ({"key encipherment"} if rsa and not is_ca else set())
     if is_ca:
         usages |= _CA_USAGES
     if usages & {"encipher only", "decipher only"}:

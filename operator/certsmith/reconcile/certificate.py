@@ -22,11 +22,13 @@ from typing import Any
 
 from certsmith.api import CERTIFICATES, SpecError
 from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
+from certsmith.api.issuer import issuance_refusal
 from certsmith.api.status import condition, parse_timestamp, precise_timestamp, status_differs, timestamp
 from certsmith.budget import RewriteBudget
 from certsmith.engine.lanes import Lanes
 from certsmith.engine.steps import SignStep
 from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
+from certsmith.issuers.credentials import InvalidCredentialError, keystore_password, secret_where
 from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
 from certsmith.kube.port import (
     HTTP_FORBIDDEN,
@@ -196,20 +198,29 @@ class CertificateReconciler:
             owner_exists = (key[0], owner) in self._store.certificates or self._port.certificate_exists(
                 key[0], owner
             )
+        plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
+        issuer_body = self._store.objects(plural).get(issuer_key) or {}
         issuer: Resolved | IssuerNotReadyError
-        try:
-            issuer = self._resolver.resolve(spec.issuer_ref, key[0], now)
-        except IssuerNotReadyError as error:
-            issuer = error
+        refusal = (
+            issuance_refusal(spec.issuer_ref, issuer_body.get("spec") or {}, key[0], spec.request.is_ca)
+            if issuer_body
+            else None
+        )
+        if refusal is not None:
+            issuer = IssuerNotReadyError(refusal.reason, refusal.message)
+        else:
+            try:
+                issuer = self._resolver.resolve(spec.issuer_ref, key[0], now)
+            except IssuerNotReadyError as error:
+                issuer = error
         password_secret = None
         if spec.pkcs12 is not None:
             password_secret = self._resolver.referenced_secret((key[0], spec.pkcs12.password.name))
-        plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
         issuer_state = self._store.issuer_states.get(WorkItem(plural, issuer_key))
         around = Surroundings(
             owner_exists=owner_exists,
             issuer=issuer,
-            issuer_body=self._store.objects(plural).get(issuer_key) or {},
+            issuer_body=issuer_body,
             issuer_ready_since=issuer_state.ready_since if issuer_state else None,
             password_secret=password_secret,
             rewrite_allowed_at=self._rewrites.next_allowed(key, now),
@@ -295,9 +306,11 @@ class CertificateReconciler:
 
     def _issue(self, work: _Work, decision: Decision) -> Plan:
         if isinstance(work.issuer, IssuerNotReadyError):
-            # A step that ended before the issuer stopped being ready is of no more use.
-            plan = self._failure(work, decision, work.issuer.reason, str(work.issuer))
-            return replace(plan, settles=WorkItem(CERTIFICATES, work.key))
+            return self._settled_failure(work, decision, work.issuer.reason, str(work.issuer))
+        try:
+            self._keystore_password(work)  # before signing: no ACME order for a keystore that cannot be made
+        except _AttemptFailed as error:
+            return self._settled_failure(work, decision, error.reason, str(error))
         resolved = work.issuer
         spec = work.spec
         private_key = functools.cache(
@@ -324,6 +337,11 @@ class CertificateReconciler:
             except PKIError as error:
                 return self._failure(work, decision, "SigningFailed", str(error))
         return self._in_lane(work, decision, resolved, request)
+
+    def _settled_failure(self, work: _Work, decision: Decision, reason: str, message: str) -> Plan:
+        """A failure before signing: a step that ended before it is of no more use."""
+        plan = self._failure(work, decision, reason, message)
+        return replace(plan, settles=WorkItem(CERTIFICATES, work.key))
 
     def _in_lane(self, work: _Work, decision: Decision, resolved: Resolved, request: SigningRequest) -> Plan:
         """Signing by a CA, in the issuer's lane: start it, wait for its end, or plan what it answered."""
@@ -471,24 +489,35 @@ class CertificateReconciler:
         revision: int,
         renew_request: str | None,
     ) -> SecretContents:
-        spec, namespace = work.spec, work.key[0]
+        spec = work.spec
         password_version = work.observation.keystore_password_version
         labels, annotations = desired_metadata(spec, work.key[1], revision, renew_request, password_version)
         key_pem = encode_private_key(private_key, spec.private_key.encoding)
         data = derived_data(spec, private_key, key_pem, issued)
-        if spec.pkcs12 is not None:
-            reference = spec.pkcs12.password
-            found = self._resolver.referenced_secret((namespace, reference.name))
-            password = found.contents.data.get(reference.key) if found else None
-            if password is None:
-                raise _AttemptFailed(
-                    "KeystorePasswordMissing",
-                    f"Secret {reference.name} has no key {reference.key} "
-                    f"for keystores.pkcs12.passwordSecretRef; create it",
-                )
+        password = self._keystore_password(work)
+        if password is not None:
             data |= keystores(spec, private_key, issued, password)
         current = work.observed.contents if work.observed else None
         return merged_contents(current, labels, annotations, data)
+
+    def _keystore_password(self, work: _Work) -> bytes | None:
+        """The PKCS#12 password, if the spec asks for keystores; _AttemptFailed when it cannot be used."""
+        if work.spec.pkcs12 is None:
+            return None
+        reference = work.spec.pkcs12.password
+        found = self._resolver.referenced_secret((work.key[0], reference.name))
+        password = found.contents.data.get(reference.key) if found else None
+        if password is None:
+            raise _AttemptFailed(
+                "KeystorePasswordMissing",
+                f"Secret {reference.name} has no key {reference.key} "
+                f"for keystores.pkcs12.passwordSecretRef; create it",
+            )
+        where = secret_where("keystores.pkcs12.passwordSecretRef", reference, work.key[0])
+        try:
+            return keystore_password(password, where)
+        except InvalidCredentialError as error:
+            raise _AttemptFailed(error.reason, str(error)) from None
 
     def _secret_write(self, work: _Work, contents: SecretContents) -> SecretWrite:
         owner = None

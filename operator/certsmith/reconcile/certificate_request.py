@@ -28,11 +28,13 @@ from certsmith.api.certificate_request import (
     is_finished,
     parse_certificate_request_spec,
 )
+from certsmith.api.issuer import IssuanceRefusal, issuance_refusal
+from certsmith.api.references import IssuerRef
 from certsmith.api.status import condition, status_differs, timestamp
 from certsmith.engine.lanes import Lanes
 from certsmith.engine.steps import SignStep, Step
 from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
-from certsmith.issuers.resolver import IssuerResolver, Resolved
+from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
 from certsmith.kube.port import ApiAccessError, EventRecord, Key, KubePort, ObjectRef
 from certsmith.pki import PKIError
 from certsmith.pki.csr import RequestRefusedError, load_csr, request_template
@@ -95,9 +97,22 @@ class CertificateRequestReconciler:
             return Outcome()
         now = self._clock()
         decision = decision_of(body.get("status") or {})
-        approve = decision is Decision.UNDECIDED and self._auto_approve
-        result = self._result(key, body, decision if not approve else Decision.APPROVED, now)
-        plan = self._plan(key, body, result, approve, now)
+        missing, refusal = self._policy(key, body) if decision is not Decision.DENIED else (None, None)
+        deny = refusal if decision is Decision.UNDECIDED else None
+        approving = decision is Decision.UNDECIDED and self._auto_approve
+        approve = approving and missing is None and refusal is None
+        if refusal is not None:
+            result = _Result("Denied" if deny else "Failed", str(refusal))
+        elif approving and missing is not None:
+            result = _Result(
+                "Pending",
+                f"waiting for the issuer: {missing} does not exist; certsmith approves a request once it "
+                f"can read its issuer's issuancePolicy",
+                recheck_at=now + RETRY,
+            )
+        else:
+            result = self._result(key, body, decision if not approve else Decision.APPROVED, now)
+        plan = self._plan(key, body, result, approve, now, deny)
         try:
             written = apply_plan(self._port, plan, self._lanes)
         except ApiAccessError as error:
@@ -219,8 +234,27 @@ class CertificateRequestReconciler:
             )
         return private_key
 
+    def _policy(self, key: Key, body: Mapping[str, Any]) -> tuple[IssuerRef | None, IssuanceRefusal | None]:
+        """The issuer the request names if it does not exist (its policy cannot be read yet), and
+        whether its policy refuses the request. An invalid request is neither: it is said so."""
+        checked = _checked(body)
+        if isinstance(checked, _Result):
+            return None, None
+        spec, _, template = checked
+        plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
+        issuer = self._store.objects(plural).get(issuer_key)
+        if issuer is None:
+            return spec.issuer_ref, None
+        return None, issuance_refusal(spec.issuer_ref, issuer.get("spec") or {}, key[0], template.is_ca)
+
     def _plan(
-        self, key: Key, body: Mapping[str, Any], result: _Result, approve: bool, now: datetime.datetime
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        result: _Result,
+        approve: bool,
+        now: datetime.datetime,
+        deny: IssuanceRefusal | None = None,
     ) -> Plan:
         current = body.get("status") or {}
         previous = current.get("conditions") or []
@@ -229,6 +263,8 @@ class CertificateRequestReconciler:
             kept.append(
                 condition(APPROVED, True, "AutoApproved", "approved by certsmith", None, previous, now)
             )
+        if deny is not None:
+            kept.append(condition(DENIED, True, deny.reason, deny.message, None, previous, now))
         conditions = [
             *kept,
             condition("Ready", result.issued is not None, result.reason, result.message, None, previous, now),

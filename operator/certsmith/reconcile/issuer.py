@@ -18,7 +18,7 @@ from certsmith.engine.lanes import Lanes
 from certsmith.engine.steps import RegisterStep
 from certsmith.issuers import IssuerNotReadyError
 from certsmith.issuers.resolver import REGISTERING, AccountNotRegisteredError, IssuerResolver
-from certsmith.kube.port import EventRecord, KubePort, ObjectRef, SecretConflictError
+from certsmith.kube.port import EventRecord, KubePort, NamespaceNotFoundError, ObjectRef, SecretConflictError
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.signing import authority_weaknesses
 from certsmith.reconcile.plan import Outcome, Plan, StatusWrite, Written, apply_plan
@@ -133,6 +133,8 @@ class IssuerReconciler:
             self._port.write_secret(namespace, name, contents, None, None)
         except SecretConflictError:
             return
+        except NamespaceNotFoundError as error:
+            raise IssuerNotReadyError("NamespaceNotFound", f"ACME account key: {error}") from None
         logger.info("generated the ACME account key of %s into Secret %s/%s", item, namespace, name)
 
     def dependents(self, issuer: WorkItem) -> tuple[WorkItem, ...]:

@@ -5,6 +5,9 @@ Each Certificate it makes is owned by its Ingress or Gateway (deleting that dele
 the spec it was given in an annotation: a Certificate is updated only when the Ingress asks for
 something else than it last did, so the API server's defaults and people's edits of the Certificate
 are never fought over. A Certificate of that name that the object does not own is left alone.
+
+Objects of one namespace that name the same Secret do not race for it: the oldest (first_claim) gets
+its Certificate, taking it over if another made it first; the others get a Warning Event naming it.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from certsmith.api import API_VERSION, INGRESSES
+from certsmith.api import API_VERSION, GATEWAYS, INGRESSES
 from certsmith.api.shim import (
     GATEWAY_API_VERSION,
     INGRESS_API_VERSION,
     Wanted,
+    first_claim,
     gateway_certificates,
     ingress_certificates,
 )
@@ -57,30 +61,59 @@ class ShimReconciler:
         )
         problems = list(wanted.problems)
         unusable = bool(wanted.problems) and not wanted.certificates  # nothing is deleted over a typo
+        follow_up: tuple[WorkItem, ...] = ()
         if wanted.annotated and not unusable:
-            problems += self._converge(owner, wanted)
+            converged, follow_up = self._converge(owner, body, wanted)
+            problems += converged
         for problem in problems:
             self._say(EventRecord(owner, True, "BadCertificateConfig", problem))
-        return Outcome()
+        return Outcome(follow_up=follow_up)
 
-    def _converge(self, owner: ObjectRef, wanted: Wanted) -> list[str]:
+    def _converge(
+        self, owner: ObjectRef, asking: Mapping[str, Any], wanted: Wanted
+    ) -> tuple[list[str], tuple[WorkItem, ...]]:
+        """Problems, and the objects that lost a Certificate to this one (to tell them so)."""
         namespace = owner.namespace or ""
         owned = {
             key[1]: body
             for key, body in list(self._store.certificates.items())
             if key[0] == namespace and _owned_by(body, owner.uid)
         }
+        rivals = self._rivals(namespace, owner.uid)
         problems = []
+        lost: set[str] = set()
+        losers: list[WorkItem] = []
         for name, spec in wanted.certificates.items():
+            claimants = rivals.get(name, [])
+            winner = first_claim([asking, *(other for _, other in claimants)])
+            if winner is not asking:
+                kind = next(_kind(item) for item, other in claimants if other is winner)
+                lost.add(name)
+                problems.append(
+                    f"Secret {name} is also named by {kind} {winner['metadata']['name']}, which is "
+                    f"older and gets its Certificate; this {owner.kind}'s hosts are not in it: name another "
+                    f"Secret in this {owner.kind}, or move its hosts to {winner['metadata']['name']}"
+                )
+                continue
             existing = self._store.certificates.get((namespace, name))
-            if existing is not None and name not in owned:
+            taken_from = next(
+                (
+                    item
+                    for item, other in claimants
+                    if existing and _owned_by(existing, other["metadata"].get("uid"))
+                ),
+                None,
+            )
+            if taken_from is not None:
+                losers.append(taken_from)
+            elif existing is not None and name not in owned:
                 problems.append(
                     f"Certificate {name} exists and is not this {owner.kind}'s; left as it is (rename the "
                     f"Secret in the {owner.kind}, or delete that Certificate)"
                 )
                 continue
             try:
-                if self._put(owner, name, spec, existing):
+                if self._put(owner, name, spec, existing, take_over=taken_from is not None):
                     logger.info(
                         "certificate %s/%s written for %s %s", namespace, name, owner.kind, owner.name
                     )
@@ -95,7 +128,7 @@ class ShimReconciler:
                 )
                 problems.append(f"Certificate {name} could not be written: {error}")
         for name, body in owned.items():
-            if name in wanted.certificates:
+            if name in wanted.certificates or name in lost:  # what it lost, the winner takes over
                 continue
             try:
                 self._writer.delete(namespace, name, body["metadata"].get("uid", ""))
@@ -110,12 +143,30 @@ class ShimReconciler:
                 owner.kind,
                 owner.name,
             )
-        return problems
+        return problems, tuple(losers)
+
+    def _rivals(self, namespace: str, uid: str | None) -> dict[str, list[tuple[WorkItem, Mapping[str, Any]]]]:
+        """For each Secret name, the other annotated Ingresses and Gateways in `namespace` asking for it."""
+        claims: dict[str, list[tuple[WorkItem, Mapping[str, Any]]]] = {}
+        for plural in (INGRESSES, GATEWAYS):
+            for key, other in list(self._store.objects(plural).items()):
+                if key[0] != namespace or other["metadata"].get("uid") == uid:
+                    continue
+                asked = ingress_certificates(other) if plural == INGRESSES else gateway_certificates(other)
+                for name in asked.certificates:
+                    claims.setdefault(name, []).append((WorkItem(plural, key), other))
+        return claims
 
     def _put(
-        self, owner: ObjectRef, name: str, spec: Mapping[str, Any], existing: Mapping[str, Any] | None
+        self,
+        owner: ObjectRef,
+        name: str,
+        spec: Mapping[str, Any],
+        existing: Mapping[str, Any] | None,
+        take_over: bool = False,
     ) -> bool:
-        """Create the Certificate, or update it if the spec asked for changed; whether it wrote."""
+        """Create the Certificate, or update it if the spec asked for changed (taking it over from the
+        object that made it: its owner reference and applied spec become this one's); whether it wrote."""
         applied = json.dumps(spec, sort_keys=True)
         namespace = owner.namespace or ""
         if existing is None:
@@ -134,11 +185,13 @@ class ShimReconciler:
             )
             return True
         before = (existing["metadata"].get("annotations") or {}).get(APPLIED)
-        if before == applied:
+        if before == applied and not take_over:
             return False
         previous = json.loads(before) if before else {}
-        patch = {"metadata": {"annotations": {APPLIED: applied}}, "spec": spec_patch(previous, spec)}
-        self._writer.patch(namespace, name, patch)
+        metadata: dict[str, Any] = {"annotations": {APPLIED: applied}}
+        if take_over:
+            metadata["ownerReferences"] = [_owner_reference(owner)]
+        self._writer.patch(namespace, name, {"metadata": metadata, "spec": spec_patch(previous, spec)})
         return True
 
     def _say(self, event: EventRecord) -> None:
@@ -153,6 +206,10 @@ class ShimReconciler:
                 event.message,
                 error,
             )
+
+
+def _kind(item: WorkItem) -> str:
+    return "Ingress" if item.plural == INGRESSES else "Gateway"
 
 
 def _owned_by(body: Mapping[str, Any], uid: str | None) -> bool:
