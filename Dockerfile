@@ -7,7 +7,7 @@ FROM ${BASE} AS build
 ARG PIP_NO_INDEX
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_FIND_LINKS=/wheels
 COPY wheels/ /wheels/
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml /src/
 COPY operator /src/operator
 # The operator's distribution only (the dev tooling is certsmith-devtools, not installed); no installers.
 RUN python3 -m venv /opt/certsmith \

@@ -50,7 +50,7 @@ def ensure_image(source: Path) -> str:
     released = f"{IMAGE}:{__version__}"
     with tempfile.TemporaryDirectory(prefix="certsmith-image-") as directory:
         context = Path(directory)
-        for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md"):
+        for name in ("Dockerfile", ".dockerignore", "pyproject.toml"):
             shutil.copy2(source / name, context / name)
         shutil.copytree(
             source / "operator", context / "operator", ignore=shutil.ignore_patterns("__pycache__")
@@ -121,7 +121,7 @@ def _ensure_base() -> str:
 
 def _source_hash(source: Path, base: str) -> str:
     digest = hashlib.sha256(base.encode())
-    paths = [source / name for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")]
+    paths = [source / name for name in ("Dockerfile", ".dockerignore", "pyproject.toml")]
     paths += sorted(
         path
         for path in (source / "operator").rglob("*")
