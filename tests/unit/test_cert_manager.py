@@ -3,6 +3,7 @@ cert-manager's defaults pinned; what would not work refused; malformed input a m
 
 from __future__ import annotations
 
+import copy
 import io
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -262,6 +263,38 @@ def test_a_certificate_converts_field_by_field_and_keeps_cert_managers_usages() 
     parsed = parse_certificate_spec(converted)
     assert parsed.request.dns_names == ("web.example.com",)
     assert parsed.request.subject.organizations == ("Example",)
+
+
+def _mutations(value: object, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Every key and list item below `value`, as a path."""
+    children = (
+        value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    )
+    for key, child in children:
+        yield (*path, key)
+        yield from _mutations(child, (*path, key))
+
+
+def _mutated(document: dict[str, Any], path: tuple[str | int, ...], replacement: object) -> dict[str, Any]:
+    mutated = copy.deepcopy(document)
+    parent: Any = mutated
+    for key in path[:-1]:
+        parent = parent[key]
+    if replacement is None:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = replacement
+    return mutated
+
+
+def test_no_field_removed_or_misshapen_ends_in_a_traceback_or_a_broken_object() -> None:
+    for document in _all_documents():
+        for path in _mutations(document):
+            replacements: tuple[object, ...] = (None, "x", [1], {}, 7)
+            for replacement in replacements:
+                result = convert_all([_mutated(document, path, replacement)])[0]
+                if result.manifest is not None:
+                    _works(result.manifest["kind"], result.manifest["spec"])
 
 
 def test_a_misplaced_secret_is_never_quoted_back() -> None:

@@ -156,14 +156,18 @@ def _issuer_key(kind: str, namespace: object, name: object) -> tuple[str, object
     return (kind, None if kind == "ClusterIssuer" else namespace, name)
 
 
-def _namespace(document: Mapping[str, Any]) -> object:
-    metadata = document.get("metadata")
-    return metadata.get("namespace") if isinstance(metadata, Mapping) else None
+def _namespace(document: Mapping[str, Any]) -> str | None:
+    return _metadata_text(document, "namespace")
 
 
-def _name(document: Mapping[str, Any]) -> object:
+def _name(document: Mapping[str, Any]) -> str | None:
+    return _metadata_text(document, "name")
+
+
+def _metadata_text(document: Mapping[str, Any], key: str) -> str | None:
     metadata = document.get("metadata")
-    return metadata.get("name") if isinstance(metadata, Mapping) else None
+    value = metadata.get(key) if isinstance(metadata, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 def _made_for_certificate(document: Mapping[str, Any]) -> str | None:

@@ -312,6 +312,8 @@ def _rfc2136(rfc2136: Fields, notes: Notes) -> dict[str, Any] | None:
     secret = rfc2136.fields("tsigSecretSecretRef", "a mapping (name, key)")
     if secret is not None:
         converted["tsigSecretSecretRef"] = secret_key_ref(secret, notes)
+        if set(converted["tsigSecretSecretRef"]) != {"name", "key"}:
+            raise Refused(secret.path, "needs name and key: the Secret and its key holding the TSIG secret")
     if rfc2136.text("protocol") != "TCP":
         notes.note(
             rfc2136.at("protocol"),
