@@ -297,6 +297,39 @@ def test_no_field_removed_or_misshapen_ends_in_a_traceback_or_a_broken_object() 
                     _works(result.manifest["kind"], result.manifest["spec"])
 
 
+STRING_MAPS = frozenset({"matchLabels", "annotations", "labels", "extra"})
+"""Maps of the user's own keys (labels, annotations): any key there is data, not a field."""
+
+
+def _note_path(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path).lstrip(".")
+
+
+def test_a_field_certsmith_does_not_know_is_named_wherever_it_is() -> None:
+    for document in _all_documents():
+        mappings = [
+            path
+            for path in _mutations(document["spec"], ("spec",))
+            if isinstance(_at(document, path), dict) and path[-1] not in STRING_MAPS
+        ]
+        for path in [("spec",), *mappings]:
+            mutated = copy.deepcopy(document)
+            _at(mutated, path)["futureField"] = "x"
+            unknown = f"{_note_path(path)}.futureField"
+            result = convert_all([mutated])[0]
+            if result.manifest is not None:
+                said = {note.path: note.severity for note in result.notes if unknown.startswith(note.path)}
+                assert said, f"{document['metadata']['name']}: {unknown} dropped silently"
+                assert said.get(unknown, Severity.DROPPED) is Severity.DROPPED
+
+
+def _at(document: dict[str, Any], path: tuple[str | int, ...]) -> Any:
+    value: Any = document
+    for key in path:
+        value = value[key]
+    return value
+
+
 def test_a_misplaced_secret_is_never_quoted_back() -> None:
     pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"
     spec = {"secretName": "s", "commonName": "c", "privateKey": pem, "issuerRef": {"name": "ca"}}

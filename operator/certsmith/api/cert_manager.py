@@ -339,6 +339,10 @@ def _keystores(keystores: Fields, notes: Notes) -> dict[str, Any] | None:
             "certsmith writes no JKS keystore (keystore.jks, truststore.jks); Java reads PKCS#12: use "
             "keystores.pkcs12 and keystore.p12",
         )
+    elif jks is not None:
+        for name in ("alias", "passwordSecretRef", "password"):
+            jks.take(name)
+        notes.leftovers(jks)
     pkcs12 = keystores.fields("pkcs12", "a mapping (create, passwordSecretRef, password, profile)")
     converted = None if pkcs12 is None else _pkcs12(pkcs12, notes)
     notes.leftovers(keystores)
