@@ -526,6 +526,14 @@ def test_the_command_says_each_note_and_exits_5_when_something_is_not_carried_ov
         )
 
 
+def test_cert_managers_api_before_0_11_is_refused_not_passed_through() -> None:
+    issuer = {**_document("Issuer", {"selfSigned": {}}), "apiVersion": "certmanager.k8s.io/v1alpha1"}
+    assert is_cert_manager(issuer)
+    result = convert(issuer)
+    assert result.manifest is None
+    assert "rewrite it for cert-manager.io/v1" in str(result.notes[0])
+
+
 def test_other_documents_pass_through() -> None:
     assert not is_cert_manager({"apiVersion": "v1", "kind": "Secret"})
     assert not is_cert_manager({"apiVersion": "acme.cert-manager.io/v1", "kind": "Order"})

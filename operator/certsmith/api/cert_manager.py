@@ -22,6 +22,8 @@ from certsmith.pki.encodings import PKCS12Profile
 from certsmith.pki.usages import EXTENDED_KEY_USAGES, KEY_USAGE_BITS, effective_usages
 
 CERT_MANAGER_GROUP = "cert-manager.io"
+LEGACY_GROUP = "certmanager.k8s.io"
+"""cert-manager's API group before 0.11, of another shape (solvers per Certificate): not converted."""
 CERT_MANAGER_CERTIFICATE_NAME = "cert-manager.io/certificate-name"
 """The annotation cert-manager puts on every Secret it issues into."""
 
@@ -70,10 +72,8 @@ class Converted:
 
 
 def is_cert_manager(document: Mapping[str, Any]) -> bool:
-    return (
-        str(document.get("apiVersion", "")).startswith(f"{CERT_MANAGER_GROUP}/")
-        and document.get("kind") in KINDS
-    )
+    group = str(document.get("apiVersion", "")).partition("/")[0]
+    return group in (CERT_MANAGER_GROUP, LEGACY_GROUP) and document.get("kind") in KINDS
 
 
 def convert(document: Mapping[str, Any]) -> Converted:
@@ -81,6 +81,11 @@ def convert(document: Mapping[str, Any]) -> Converted:
     carried over as it was; refused, with the field and the reason, if it would not work."""
     kind = str(document.get("kind"))
     notes = Notes()
+    if str(document.get("apiVersion")).startswith(f"{LEGACY_GROUP}/"):
+        problem = f"{document.get('apiVersion')}: cert-manager's API before 0.11, of another shape"
+        return Converted(
+            None, [Note(Severity.REFUSED, "apiVersion", f"{problem}; rewrite it for cert-manager.io/v1")]
+        )
     made_for = _made_for_certificate(document) if kind == "CertificateRequest" else None
     if made_for is not None:
         notes.note(
