@@ -23,7 +23,7 @@ from certsmith.pki.usages import EXTENDED_KEY_USAGES, KEY_USAGE_BITS, effective_
 
 CERT_MANAGER_GROUP = "cert-manager.io"
 LEGACY_GROUP = "certmanager.k8s.io"
-"""cert-manager's API group before 0.11, of another shape (solvers per Certificate): not converted."""
+"""cert-manager's API group before 0.11, of another shape: refused."""
 CERT_MANAGER_CERTIFICATE_NAME = "cert-manager.io/certificate-name"
 """The annotation cert-manager puts on every Secret it issues into."""
 
@@ -54,12 +54,13 @@ _SUBJECT_FIELDS = (
     "postalCodes",
 )
 _OUTPUT_FORMATS = ("DER", "CombinedPEM")
-_SERVER_SET_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+_KUBECTL_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+"""What kubectl recorded of the cert-manager object: wrong for the converted one."""
 
 
 @dataclass
 class Converted:
-    """One document: the certsmith manifest (None when refused), and the notes on it."""
+    """One document: the certsmith manifest (None when refused or left out), and the notes on it."""
 
     manifest: dict[str, Any] | None
     notes: list[Note] = field(default_factory=list)
@@ -202,7 +203,7 @@ def _metadata(metadata: Fields) -> dict[str, Any]:
     annotations = metadata.labels("annotations")
     if annotations is not None:
         converted["annotations"] = {
-            key: value for key, value in annotations.items() if key not in _SERVER_SET_ANNOTATIONS
+            key: value for key, value in annotations.items() if key not in _KUBECTL_ANNOTATIONS
         }
     return converted
 
