@@ -3,6 +3,7 @@ cert-manager's defaults pinned; what would not work refused; malformed input a m
 
 from __future__ import annotations
 
+import copy
 import io
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -264,6 +265,71 @@ def test_a_certificate_converts_field_by_field_and_keeps_cert_managers_usages() 
     assert parsed.request.subject.organizations == ("Example",)
 
 
+def _mutations(value: object, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Every key and list item below `value`, as a path."""
+    children = (
+        value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    )
+    for key, child in children:
+        yield (*path, key)
+        yield from _mutations(child, (*path, key))
+
+
+def _mutated(document: dict[str, Any], path: tuple[str | int, ...], replacement: object) -> dict[str, Any]:
+    mutated = copy.deepcopy(document)
+    parent: Any = mutated
+    for key in path[:-1]:
+        parent = parent[key]
+    if replacement is None:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = replacement
+    return mutated
+
+
+def test_no_field_removed_or_misshapen_ends_in_a_traceback_or_a_broken_object() -> None:
+    for document in _all_documents():
+        for path in _mutations(document):
+            replacements: tuple[object, ...] = (None, "x", [1], {}, 7)
+            for replacement in replacements:
+                result = convert_all([_mutated(document, path, replacement)])[0]
+                if result.manifest is not None:
+                    _works(result.manifest["kind"], result.manifest["spec"])
+
+
+STRING_MAPS = frozenset({"matchLabels", "annotations", "labels", "extra"})
+"""Maps of the user's own keys (labels, annotations): any key there is data, not a field."""
+
+
+def _note_path(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path).lstrip(".")
+
+
+def test_a_field_certsmith_does_not_know_is_named_wherever_it_is() -> None:
+    for document in _all_documents():
+        mappings = [
+            path
+            for path in _mutations(document["spec"], ("spec",))
+            if isinstance(_at(document, path), dict) and path[-1] not in STRING_MAPS
+        ]
+        for path in [("spec",), *mappings]:
+            mutated = copy.deepcopy(document)
+            _at(mutated, path)["futureField"] = "x"
+            unknown = f"{_note_path(path)}.futureField"
+            result = convert_all([mutated])[0]
+            if result.manifest is not None:
+                said = {note.path: note.severity for note in result.notes if unknown.startswith(note.path)}
+                assert said, f"{document['metadata']['name']}: {unknown} dropped silently"
+                assert said.get(unknown, Severity.DROPPED) is Severity.DROPPED
+
+
+def _at(document: dict[str, Any], path: tuple[str | int, ...]) -> Any:
+    value: Any = document
+    for key in path:
+        value = value[key]
+    return value
+
+
 def test_a_misplaced_secret_is_never_quoted_back() -> None:
     pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"
     spec = {"secretName": "s", "commonName": "c", "privateKey": pem, "issuerRef": {"name": "ca"}}
@@ -458,6 +524,14 @@ def test_the_command_says_each_note_and_exits_5_when_something_is_not_carried_ov
             f"certsmith convert: {CORPUS / name}, document 20 (Issuer vault): refused: spec.vault:"
             in err.getvalue()
         )
+
+
+def test_cert_managers_api_before_0_11_is_refused_not_passed_through() -> None:
+    issuer = {**_document("Issuer", {"selfSigned": {}}), "apiVersion": "certmanager.k8s.io/v1alpha1"}
+    assert is_cert_manager(issuer)
+    result = convert(issuer)
+    assert result.manifest is None
+    assert "rewrite it for cert-manager.io/v1" in str(result.notes[0])
 
 
 def test_other_documents_pass_through() -> None:

@@ -22,6 +22,8 @@ from certsmith.pki.encodings import PKCS12Profile
 from certsmith.pki.usages import EXTENDED_KEY_USAGES, KEY_USAGE_BITS, effective_usages
 
 CERT_MANAGER_GROUP = "cert-manager.io"
+LEGACY_GROUP = "certmanager.k8s.io"
+"""cert-manager's API group before 0.11, of another shape: refused."""
 CERT_MANAGER_CERTIFICATE_NAME = "cert-manager.io/certificate-name"
 """The annotation cert-manager puts on every Secret it issues into."""
 
@@ -52,12 +54,13 @@ _SUBJECT_FIELDS = (
     "postalCodes",
 )
 _OUTPUT_FORMATS = ("DER", "CombinedPEM")
-_SERVER_SET_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+_KUBECTL_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+"""What kubectl recorded of the cert-manager object: wrong for the converted one."""
 
 
 @dataclass
 class Converted:
-    """One document: the certsmith manifest (None when refused), and the notes on it."""
+    """One document: the certsmith manifest (None when refused or left out), and the notes on it."""
 
     manifest: dict[str, Any] | None
     notes: list[Note] = field(default_factory=list)
@@ -70,10 +73,8 @@ class Converted:
 
 
 def is_cert_manager(document: Mapping[str, Any]) -> bool:
-    return (
-        str(document.get("apiVersion", "")).startswith(f"{CERT_MANAGER_GROUP}/")
-        and document.get("kind") in KINDS
-    )
+    group = str(document.get("apiVersion", "")).partition("/")[0]
+    return group in (CERT_MANAGER_GROUP, LEGACY_GROUP) and document.get("kind") in KINDS
 
 
 def convert(document: Mapping[str, Any]) -> Converted:
@@ -81,6 +82,11 @@ def convert(document: Mapping[str, Any]) -> Converted:
     carried over as it was; refused, with the field and the reason, if it would not work."""
     kind = str(document.get("kind"))
     notes = Notes()
+    if str(document.get("apiVersion")).startswith(f"{LEGACY_GROUP}/"):
+        problem = f"{document.get('apiVersion')}: cert-manager's API before 0.11, of another shape"
+        return Converted(
+            None, [Note(Severity.REFUSED, "apiVersion", f"{problem}; rewrite it for cert-manager.io/v1")]
+        )
     made_for = _made_for_certificate(document) if kind == "CertificateRequest" else None
     if made_for is not None:
         notes.note(
@@ -156,14 +162,18 @@ def _issuer_key(kind: str, namespace: object, name: object) -> tuple[str, object
     return (kind, None if kind == "ClusterIssuer" else namespace, name)
 
 
-def _namespace(document: Mapping[str, Any]) -> object:
-    metadata = document.get("metadata")
-    return metadata.get("namespace") if isinstance(metadata, Mapping) else None
+def _namespace(document: Mapping[str, Any]) -> str | None:
+    return _metadata_text(document, "namespace")
 
 
-def _name(document: Mapping[str, Any]) -> object:
+def _name(document: Mapping[str, Any]) -> str | None:
+    return _metadata_text(document, "name")
+
+
+def _metadata_text(document: Mapping[str, Any], key: str) -> str | None:
     metadata = document.get("metadata")
-    return metadata.get("name") if isinstance(metadata, Mapping) else None
+    value = metadata.get(key) if isinstance(metadata, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 def _made_for_certificate(document: Mapping[str, Any]) -> str | None:
@@ -193,7 +203,7 @@ def _metadata(metadata: Fields) -> dict[str, Any]:
     annotations = metadata.labels("annotations")
     if annotations is not None:
         converted["annotations"] = {
-            key: value for key, value in annotations.items() if key not in _SERVER_SET_ANNOTATIONS
+            key: value for key, value in annotations.items() if key not in _KUBECTL_ANNOTATIONS
         }
     return converted
 
@@ -335,6 +345,10 @@ def _keystores(keystores: Fields, notes: Notes) -> dict[str, Any] | None:
             "certsmith writes no JKS keystore (keystore.jks, truststore.jks); Java reads PKCS#12: use "
             "keystores.pkcs12 and keystore.p12",
         )
+    elif jks is not None:
+        for name in ("alias", "passwordSecretRef", "password"):
+            jks.take(name)
+        notes.leftovers(jks)
     pkcs12 = keystores.fields("pkcs12", "a mapping (create, passwordSecretRef, password, profile)")
     converted = None if pkcs12 is None else _pkcs12(pkcs12, notes)
     notes.leftovers(keystores)

@@ -198,10 +198,10 @@ def _solver(solver: Fields, notes: Notes) -> dict[str, Any] | None:
         method = _dns01(
             Fields(solver.take("dns01"), solver.at("dns01"), "a mapping (one DNS provider)"), notes
         )
+    notes.leftovers(solver)
     if method is None:
         return None
     converted.update(method)
-    notes.leftovers(solver)
     return converted
 
 
@@ -254,6 +254,12 @@ def _http01(http01: Fields, notes: Notes) -> dict[str, Any] | None:
 
 
 def _dns01(dns01: Fields, notes: Notes) -> dict[str, Any] | None:
+    converted = _dns01_provider(dns01, notes)
+    notes.leftovers(dns01)
+    return converted
+
+
+def _dns01_provider(dns01: Fields, notes: Notes) -> dict[str, Any] | None:
     providers = [name for name in (*DNS01_PROVIDERS, "rfc2136") if name in dns01]
     if len(providers) != 1:
         for name in providers:
@@ -274,6 +280,7 @@ def _dns01(dns01: Fields, notes: Notes) -> dict[str, Any] | None:
         )
         return None
     if dns01.text("cnameStrategy") == "Follow":
+        dns01.take("rfc2136")
         notes.drop(
             dns01.at("cnameStrategy"),
             "certsmith does not follow a CNAME at _acme-challenge yet: it would write the record where the "
@@ -289,7 +296,6 @@ def _dns01(dns01: Fields, notes: Notes) -> dict[str, Any] | None:
         )
     rfc2136 = Fields(dns01.take("rfc2136"), dns01.at("rfc2136"), "a mapping (nameserver, tsigKeyName, ...)")
     converted = _rfc2136(rfc2136, notes)
-    notes.leftovers(dns01)
     return None if converted is None else {"dns01": {"rfc2136": converted}}
 
 
@@ -297,21 +303,12 @@ def _rfc2136(rfc2136: Fields, notes: Notes) -> dict[str, Any] | None:
     converted: dict[str, Any] = {}
     put(converted, "nameserver", rfc2136.text("nameserver"))
     put(converted, "tsigKeyName", rfc2136.text("tsigKeyName"))
-    algorithm = rfc2136.text("tsigAlgorithm")
-    if algorithm is None:
-        converted["tsigAlgorithm"] = CERT_MANAGER_TSIG_ALGORITHM.value
-    elif algorithm.upper() in {known.value for known in TSIGAlgorithm}:
-        converted["tsigAlgorithm"] = algorithm.upper()
-    else:
-        notes.drop(
-            rfc2136.at("tsigAlgorithm"),
-            f"certsmith signs updates with {', '.join(TSIGAlgorithm)}, not {algorithm}; this solver is "
-            "dropped",
-        )
-        return None
+    algorithm = (rfc2136.text("tsigAlgorithm") or CERT_MANAGER_TSIG_ALGORITHM).upper()
     secret = rfc2136.fields("tsigSecretSecretRef", "a mapping (name, key)")
     if secret is not None:
         converted["tsigSecretSecretRef"] = secret_key_ref(secret, notes)
+        if set(converted["tsigSecretSecretRef"]) != {"name", "key"}:
+            raise Refused(secret.path, "needs name and key: the Secret and its key holding the TSIG secret")
     if rfc2136.text("protocol") != "TCP":
         notes.note(
             rfc2136.at("protocol"),
@@ -319,4 +316,12 @@ def _rfc2136(rfc2136: Fields, notes: Notes) -> dict[str, Any] | None:
             "nameserver must accept (DNS servers do unless told not to)",
         )
     notes.leftovers(rfc2136)
+    if algorithm not in {known.value for known in TSIGAlgorithm}:
+        notes.drop(
+            rfc2136.at("tsigAlgorithm"),
+            f"certsmith signs updates with {', '.join(TSIGAlgorithm)}, not {algorithm}; this solver is "
+            "dropped",
+        )
+        return None
+    converted["tsigAlgorithm"] = algorithm
     return converted
