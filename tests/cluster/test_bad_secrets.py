@@ -1,5 +1,6 @@
 """Bad values in users' Secrets, against a real Pebble and BIND: the issuer says which field and what
-to do, and no ACME order is made until the Secret is fixed; then it issues."""
+to do, and no ACME order is made until the Secret is fixed; then it issues. A Secret that cannot be
+written because its namespace is missing says so."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from certsmith.kube.port import ApiServer, NamespaceNotFoundError, SecretConflictError
+from certsmith.tls_secret import SecretContents
 from certsmith_devtools.bind import TSIG_KEY_NAME, Bind
 from certsmith_devtools.kit import condition
 from certsmith_devtools.pebble import EAB_KEY_ID, Pebble
@@ -82,3 +85,14 @@ def test_an_eab_mac_key_that_is_not_ascii_is_said_on_the_issuer(
         f"externalAccountBinding.keySecretRef: key key of Secret {acme_namespace}/eab" in refused["message"]
     )
     assert "base64url" in refused["message"]
+
+
+def test_a_secret_written_into_a_missing_namespace_is_not_a_conflict(cluster: Cluster) -> None:
+    """The API server's 404 names what is missing: a namespace is an error that says so (it used to be
+    taken for a Secret deleted meanwhile, and the ACME account key was never made)."""
+    port = ApiServer(cluster.api)
+    with pytest.raises(NamespaceNotFoundError) as missing:
+        port.write_secret("no-such-namespace", "account", SecretContents(data={"k": b"v"}), None, None)
+    assert "namespace no-such-namespace does not exist; create it" in str(missing.value)
+    with pytest.raises(SecretConflictError):
+        port.write_secret("default", "no-such-secret", SecretContents(data={"k": b"v"}), "1", None)

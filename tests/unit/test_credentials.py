@@ -16,6 +16,7 @@ from certsmith.issuers.credentials import (
     keystore_password,
     tsig_secret,
 )
+from certsmith.kube.port import NamespaceNotFoundError
 from certsmith.tls_secret import SecretContents
 from tests.unit.test_reconcile import NS, World
 
@@ -151,3 +152,20 @@ def test_an_empty_keystore_password_fails_the_attempt_and_says_which_field() -> 
     assert (ready["status"], ready["reason"]) == ("False", "InvalidKeystorePassword")
     assert "keystores.pkcs12.passwordSecretRef" in ready["message"]
     assert (NS, "store") not in world.kube.secrets
+
+
+def test_an_account_key_that_cannot_be_written_for_want_of_its_namespace_is_said_on_the_issuer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+
+    def missing(namespace: str, name: str, *_: Any) -> Any:
+        raise NamespaceNotFoundError(f"writing Secret {namespace}/{name}", namespace)
+
+    monkeypatch.setattr(world.kube, "write_secret", missing)
+    spec = {"server": "https://127.0.0.1:1/directory", "privateKeySecretRef": {"name": "account"}}
+    issuer = world.issuer("acme", {"acme": {**spec, "solvers": [{"http01": {"ingress": {}}}]}}, cluster=True)
+    world.reconcile_issuer(issuer)
+    ready = world.issuer_ready(issuer)
+    assert (ready["status"], ready["reason"]) == ("False", "NamespaceNotFound")
+    assert "namespace certsmith does not exist; create it" in ready["message"]

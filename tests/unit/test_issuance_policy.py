@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from certsmith.api.issuer import issuance_refusal
 from certsmith.api.references import IssuerKind, IssuerRef
-from tests.unit.test_reconcile import NS, World, _ca_pair
+from certsmith.pki.encodings import certificates_pem
+from certsmith.pki.inspection import describe, load_certificates
+from certsmith.pki.keys import load_private_key
+from certsmith.pki.request import CertificateTemplate
+from certsmith.pki.signing import self_sign
+from tests.unit.test_reconcile import NOW, NS, World, _ca_pair
 
 CLUSTER_CA = IssuerRef("root", IssuerKind.CLUSTER_ISSUER)
 CA = {"ca": {"secretName": "root-ca"}}
@@ -84,3 +90,30 @@ def test_a_cluster_issuer_signs_no_ca_certificate_unless_its_policy_names_the_na
     opted_in.certificate("sub-ca", isCA=True, issuerRef={"name": "root", "kind": "ClusterIssuer"})
     opted_in.reconcile("sub-ca")
     assert opted_in.ready("sub-ca")["status"] == "True"
+
+
+def test_an_rsa_ca_made_with_key_encipherment_by_an_earlier_release_is_not_reissued() -> None:
+    """CA certificates with RSA keys no longer get key encipherment by default (RFC 3279 2.3.1); one
+    that has it is kept until it is renewed (no re-issue of every CA at upgrade)."""
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    world.certificate("ca", isCA=True, commonName="old CA", privateKey={"algorithm": "RSA", "size": 2048})
+    world.reconcile("ca")
+    secret = world.secret("ca")
+    issued = load_certificates(secret.data["tls.crt"])[0]
+    assert "key encipherment" not in describe(issued).usages
+    key = load_private_key(secret.data["tls.key"])
+    template = CertificateTemplate(
+        common_name="old CA",
+        dns_names=("ca.example.com",),
+        is_ca=True,
+        usages=describe(issued).usages | {"key encipherment"},
+    )
+    earlier = self_sign(template, key, NOW).certificate
+    world.kube.put_secret(
+        NS, "ca", replace(secret, data={**secret.data, "tls.crt": certificates_pem([earlier])})
+    )
+    world.certificate("ca", isCA=True, commonName="old CA", privateKey={"algorithm": "RSA", "size": 2048})
+    world.kube.requests.clear()
+    world.reconcile("ca")
+    assert not [request for request in world.kube.requests if request.startswith("PUT secrets")]
