@@ -52,6 +52,8 @@ class FakeCA:
         self._lock = threading.Lock()
 
     def request(self, server: str) -> None:
+        if not server.endswith(".test/dir"):  # a step of an earlier test, against a real socket
+            raise AcmeError(SERVER_UNREACHABLE, f"{server} is not a fake CA")
         with self._lock:
             self.requests[server] = self.requests.get(server, 0) + 1
             self.running += 1
@@ -185,7 +187,7 @@ def test_the_reconcile_path_makes_no_network_call_even_with_a_silent_ca(
     world.reconcile_issuer(silent)
     world.reconcile_issuer(silent)
     world.reconcile("web")
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5, "no call waits for the CA"
     assert world.issuer_ready(silent)["reason"] == "Registering"
     assert world.lanes.busy(silent), "one registration, in the issuer's lane"
     ready = world.ready("web")
@@ -389,7 +391,7 @@ def test_a_txt_record_not_visible_yet_is_a_recheck_not_a_wait() -> None:
         now = datetime.datetime.now(datetime.UTC)
         started = time.monotonic()
         signed = signer.sign(SigningRequest(template, lambda: key, now, (NS, "web"), order=order))
-        assert time.monotonic() - started < 1
+        assert time.monotonic() - started < 5, "no wait for the record to show"
         assert isinstance(signed, Pending)
         return signed
 
@@ -437,7 +439,7 @@ def test_a_silent_nameserver_fails_within_the_query_timeout(
     started = time.monotonic()
     with pytest.raises(DNSProviderError) as failed:
         provider.present("_acme-challenge.web.example.com.", "value")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5, "one query timeout, not ten"
     assert silent_udp in str(failed.value)
 
 
