@@ -133,6 +133,7 @@ def _run(cluster: Cluster, namespace: str, pebble: Pebble, silent_acme: list[str
     started = time.monotonic()
     for number in range(CA_CERTIFICATES):
         create_certificate(cluster, namespace, f"ca-{number}", "ca", dnsNames=[f"ca-{number}.example.com"])
+    print(f"{CA_CERTIFICATES} CA Certificates made in {time.monotonic() - started:.1f}s")
 
     def ready(names: list[str]) -> bool:
         found = _certificates(cluster, namespace)

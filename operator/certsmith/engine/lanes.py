@@ -1,10 +1,11 @@
 """One lane per issuer: a few threads of its own that run its steps, with its own health.
 
 A CA that hangs occupies only its issuer's lane (at most `LANE_SIZE` steps at once), never a
-reconcile worker, and never another issuer's lane. Every call a step makes has a timeout (the ACME
-client's, the DNS queries'); a lane's threads are daemons, so a call still hanging at shutdown does
-not hold the process. When a step ends, its owner is queued again (`done`), and a change of the
-issuer's health queues the issuer (`health_changed`).
+reconcile worker, and never another issuer's lane. Every call to a CA or a nameserver has a timeout
+(the ACME client's 30 s, a DNS query's 10 s); the Kubernetes calls of an HTTP-01 challenge's Ingress
+are made with the API client's own settings, as every other. A lane's threads are daemons, so a call
+still hanging at shutdown does not hold the process. When a step ends, its owner is queued again
+(`done`), and a change of the issuer's health queues the issuer (`health_changed`).
 """
 
 from __future__ import annotations
@@ -36,13 +37,11 @@ class Lanes:
         health: IssuerHealth,
         done: Callable[[Hashable], None],
         health_changed: Callable[[IssuerId], None],
-        size: int = LANE_SIZE,
     ) -> None:
         self._accounts = accounts
         self._health = health
         self._done = done
         self._health_changed = health_changed
-        self._size = size
         self._lanes: dict[IssuerId, _Lane] = {}
         self._busy: set[Hashable] = set()
         self._signed: dict[Hashable, Signed] = {}
@@ -57,7 +56,7 @@ class Lanes:
             self._busy.add(step.owner)
             lane = self._lanes.get(step.lane)
             if lane is None:
-                lane = self._lanes[step.lane] = _Lane(step.lane, self._size)
+                lane = self._lanes[step.lane] = _Lane(step.lane, LANE_SIZE)
         lane.submit(lambda: self._run(step))
 
     def busy(self, owner: Hashable) -> bool:
@@ -171,6 +170,7 @@ class _Lane:
     def close(self) -> None:
         with self._lock:
             threads = self._threads
+            self._waiting += threads
         for _ in range(threads):
             self._steps.put(None)
 
