@@ -532,7 +532,7 @@ def _run(arguments: argparse.Namespace) -> int:
     registry.register(CertsmithCollector(runtime.store))
     serve_metrics(MetricsApp(registry, runtime.tls_secrets), settings)
     if settings.health_port:
-        health = HealthApp(lambda: runtime.last_tick, lambda: runtime.not_ready, runtime.stuck_watch)
+        health = HealthApp(lambda: runtime.last_tick, lambda: runtime.not_ready, runtime.liveness_problem)
         serve_wsgi(health, "0.0.0.0", settings.health_port, "health probes")  # noqa: S104 -- the kubelet probes
     if settings.acme_http01_port:
         address, port = settings.acme_http01_address, settings.acme_http01_port

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from kubernetes import client
 
@@ -33,7 +33,7 @@ from certsmith.kube.lease import LeaderElector, LeaseSettings
 from certsmith.kube.port import ApiAccessError, ApiServer, Key
 from certsmith.kube.routes import ChallengeRoutes
 from certsmith.kube.secrets import ObservedSecret, observed_secret
-from certsmith.kube.watch import Changed, Listed, SecretWatch
+from certsmith.kube.watch import Changed, Listed, SecretWatch, retry_delay
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.metrics.scanner import TLSSecretScanner
 from certsmith.reconcile.certificate import CertificateReconciler
@@ -101,6 +101,10 @@ class Runtime:
         """When the event loop last ticked (monotonic), for the liveness probe."""
         self.not_ready: str | None = "starting"
         """Why this replica is not ready yet, for the readiness probe; None once it serves or stands by."""
+        self.stopped: str | None = None
+        """Why the runtime stopped, once it has (the process is exiting), for both probes."""
+        self._task: asyncio.Task[None] | None = None
+        self._shutting_down = False
         self._elector = (
             LeaderElector(
                 api,
@@ -113,6 +117,45 @@ class Runtime:
         self._started = time.monotonic()
         self._not_yet_reconciled: set[WorkItem] | None = set()
         """Certificates seen but not reconciled since start; None once all were (see `_note_progress`)."""
+
+    exit_process: Callable[[int], NoReturn] = staticmethod(os._exit)
+    """How the process ends when the runtime cannot go on: at once, so that nothing of it writes again."""
+
+    def start(self) -> None:
+        """Run the runtime as a task, supervised: if it ends for any reason but `shutdown`, the process
+        logs why and exits non-zero, so that the kubelet (or `certsmith dev`) starts it again instead
+        of leaving a process that is up and does nothing."""
+        self._task = asyncio.create_task(self.run(), name="certsmith-runtime")
+        self._task.add_done_callback(self._ended)
+
+    def shutdown(self) -> None:
+        self._shutting_down = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if self._shutting_down:
+            return
+        error = None if task.cancelled() else task.exception()
+        if task.cancelled():
+            reason = "its task was cancelled"
+        elif error is None:
+            reason = "it returned"
+        else:
+            reason = _describe(error)
+            if not isinstance(error, client.exceptions.ApiException):  # its text may hold a response body
+                logger.error("the runtime failed", exc_info=error)
+        self.exit(f"the runtime stopped: {reason}")
+
+    def exit(self, reason: str) -> NoReturn:
+        self.stopped = self.not_ready = reason
+        logger.critical("%s; exiting so that the operator is started again", reason)
+        self.exit_process(1)
+
+    def liveness_problem(self) -> str | None:
+        """Why the process should be restarted, if it should: the runtime stopped, or a watch is
+        stuck. Called from the probe's thread."""
+        return self.stopped or self.stuck_watch()
 
     async def run(self) -> None:
         """Lead (if elected), list what Certificates depend on, then reconcile; events received meanwhile
@@ -145,8 +188,8 @@ class Runtime:
             await asyncio.sleep(elector.settings.retry.total_seconds())
             leading = await asyncio.to_thread(elector.try_lead)
             if not leading or elector.lost():
-                logger.critical("leader election: Lease %s/%s lost; exiting", *self._lease_key())
-                os._exit(1)
+                namespace, name = self._lease_key()
+                self.exit(f"leader election: Lease {namespace}/{name} lost")
 
     def _lease_key(self) -> tuple[str, str]:
         return self.settings.lease_namespace, self.settings.lease_name
@@ -158,7 +201,7 @@ class Runtime:
 
     async def _serve(self) -> None:
         self.not_ready = "listing Secrets and issuers"
-        listing = await asyncio.to_thread(self._listing)
+        listing = await self._list()
         if listing is not None:
             self._fill(listing)
         self.not_ready = None
@@ -169,6 +212,28 @@ class Runtime:
         finally:
             if self.tls_secrets is not None:
                 self.tls_secrets.stop()
+
+    async def _list(self) -> _Listing | None:
+        """The initial listing, retried with back-off until it succeeds: an API server that resets
+        connections for a while (a restart behind a load balancer) delays serving, nothing more."""
+        failures = 0
+        while True:
+            try:
+                return await asyncio.to_thread(self._listing)
+            except Exception as error:
+                failures += 1
+                delay = retry_delay(failures)
+                cause = _describe(error)
+                self.not_ready = (
+                    f"listing Secrets and issuers failed {failures} times in a row, last: {cause}"
+                )
+                logger.warning(
+                    "listing Secrets and issuers failed (attempt %d: %s); retrying in %ds",
+                    failures,
+                    cause,
+                    delay,
+                )
+                await asyncio.sleep(delay)
 
     def stuck_watch(self) -> str | None:
         """Which of certsmith's own watch threads has made no progress for longer than any request
@@ -193,6 +258,9 @@ class Runtime:
         key = _key(body, cluster_scoped=plural == CLUSTER_ISSUERS)
         objects = self.store.objects(plural)
         item = WorkItem(plural, key)
+        if plural == CERTIFICATES and self._own_write(plural, key, event_type, body):
+            self.store.remember(plural, key, body)
+            return
         if plural == CERTIFICATES and event_type != MODIFIED:  # not for each status patch: made or gone
             for owner in _shim_owners(body):
                 self.queue.add(owner)
@@ -215,13 +283,26 @@ class Runtime:
     def secret_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A managed Secret changed."""
         key = _key(body, cluster_scoped=False)
+        own = self._own_write("secrets", key, event_type, body)
         if event_type == DELETED:
             self.store.secrets.pop(key, None)
         else:
             self.store.secrets[key] = observed_secret(body)
+        if own:
+            return
         owner = ((body.get("metadata") or {}).get("annotations") or {}).get(CERTIFICATE_NAME)
         if owner:
             self.queue.add(WorkItem(CERTIFICATES, (key[0], owner)))
+
+    def _own_write(self, resource: str, key: Key, event_type: str | None, body: Mapping[str, Any]) -> bool:
+        """Whether the event only reports a write of certsmith's own (its resourceVersion is the one that
+        write returned): the store learns the object, and no reconcile runs, as it would find nothing
+        to do. Issuers' and CertificateRequests' writes still come back as events (they are few)."""
+        if event_type == DELETED:
+            self.port.own_writes.forget(resource, key)
+            return False
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        return self.port.own_writes.is_own(resource, key, version)
 
     def referenced_secret_event(self, key: Key, observed: ObservedSecret | None) -> None:
         """A Secret that issuers or keystores refer to changed (from its own watch)."""
@@ -425,7 +506,7 @@ def _key(body: Mapping[str, Any], cluster_scoped: bool = False) -> Key:
     return ("" if cluster_scoped else metadata.get("namespace", ""), metadata["name"])
 
 
-def _describe(error: Exception) -> str:
+def _describe(error: BaseException) -> str:
     """An error for the log: never a response body (it may hold a Secret)."""
     if isinstance(error, client.exceptions.ApiException):
         return f"Kubernetes API {error.status} {error.reason}"
