@@ -30,7 +30,7 @@ from certsmith.issuers.acme.signer import AcmeContext
 from certsmith.issuers.resolver import IssuerResolver
 from certsmith.kube.certificates import CertificateWriter
 from certsmith.kube.lease import LeaderElector, LeaseSettings
-from certsmith.kube.port import ApiAccessError, ApiServer, Key
+from certsmith.kube.port import ApiAccessError, ApiServer, Key, failure_reason
 from certsmith.kube.routes import ChallengeRoutes
 from certsmith.kube.secrets import ObservedSecret, observed_secret
 from certsmith.kube.watch import Changed, Listed, SecretWatch, retry_delay
@@ -38,6 +38,7 @@ from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.metrics.scanner import TLSSecretScanner
 from certsmith.reconcile.certificate import CertificateReconciler
 from certsmith.reconcile.certificate_request import CertificateRequestReconciler
+from certsmith.reconcile.escaped import escaped_failure
 from certsmith.reconcile.issuer import IssuerReconciler
 from certsmith.reconcile.plan import Outcome, merge_written
 from certsmith.reconcile.shim import ShimReconciler
@@ -404,16 +405,7 @@ class Runtime:
             try:
                 outcome = await asyncio.to_thread(self._reconcile, item)
             except Exception as error:  # one object's failure must not stop the others
-                failures = self._errors[item] = self._errors.get(item, 0) + 1
-                delay = self.settings.backoff.delay(failures)
-                logger.error(  # noqa: TRY400 -- a traceback could print an API response body
-                    "reconciling %s failed (attempt %d), retrying in %ds: %s",
-                    item,
-                    failures,
-                    delay.total_seconds(),
-                    _describe(error),
-                )
-                self.scheduler.schedule(item, self.clock() + delay)
+                await self._failed(item, error)
             else:
                 self._errors.pop(item, None)
                 merge_written(self.store, outcome.written)
@@ -424,6 +416,41 @@ class Runtime:
             finally:
                 self.queue.done(item)
                 self._note_progress(item)
+
+    async def _failed(self, item: WorkItem, error: Exception) -> None:
+        """Retry `item` with back-off. A Certificate's failure is recorded in its status (see
+        `certsmith.reconcile.escaped`), so that the back-off survives a restart; only if that patch
+        fails too, or for other kinds of objects, is the count kept in memory."""
+        reason, message = failure_reason(error)
+        now = self.clock()
+        body = self.store.certificates.get(item.key) if item.plural == CERTIFICATES else None
+        if body is not None:
+            status, retry_at = escaped_failure(body, reason, message, now, self.settings.backoff)
+            failures = status["failedIssuanceAttempts"]
+            try:
+                await asyncio.to_thread(
+                    self.port.patch_status, CERTIFICATES, item.key[0], item.key[1], status
+                )
+            except Exception as patch_error:
+                logger.warning(
+                    "recording the failure of %s in its status failed (%s); its back-off is kept in memory",
+                    item,
+                    failure_reason(patch_error)[1],
+                )
+            else:
+                self.store.remember_status(CERTIFICATES, item.key, status)
+        else:
+            failures = self._errors[item] = self._errors.get(item, 0) + 1
+            retry_at = now + self.settings.backoff.delay(failures)
+        logger.error(
+            "reconciling %s failed (attempt %d, %s: %s); retrying at %s",
+            item,
+            failures,
+            reason,
+            message,
+            retry_at.isoformat(timespec="seconds"),
+        )
+        self.scheduler.schedule(item, retry_at)
 
     def _reconcile(self, item: WorkItem) -> Outcome:
         if item.plural == CERTIFICATES:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import NoReturn
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
+from certsmith.api import CERTIFICATES
 from certsmith.metrics.issuance import IssuanceMetrics
+from certsmith.reconcile.store import WorkItem
 from certsmith.runtime import Runtime, _Listing
 from certsmith.scheduler import utc_now
 from certsmith.settings import OperatorSettings
@@ -100,3 +104,27 @@ def test_the_listing_is_retried_until_it_succeeds(
         "listing Secrets and issuers failed (attempt 1: ConnectionResetError: reset); retrying in 0s",
         "listing Secrets and issuers failed (attempt 2: ConnectionResetError: reset); retrying in 0s",
     ]
+
+
+def test_a_failure_that_escapes_a_certificates_reconcile_is_recorded_in_its_status(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = _runtime([])
+    item = WorkItem(CERTIFICATES, ("apps", "web"))
+    runtime.store.remember(CERTIFICATES, item.key, {"metadata": {"name": "web", "namespace": "apps"}})
+    patches: list[Mapping[str, Any]] = []
+
+    def patch_status(plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        if len(patches) == 1:
+            raise ApiException(status=503, reason="Service Unavailable")
+        patches.append(status)
+
+    monkeypatch.setattr(runtime.port, "patch_status", patch_status)
+    asyncio.run(runtime._failed(item, ApiException(status=429, reason="Too Many Requests")))
+    assert patches[0]["failedIssuanceAttempts"] == 1
+    assert runtime.store.certificates[item.key]["status"]["failedIssuanceAttempts"] == 1
+    assert len(runtime.scheduler) == 1
+    asyncio.run(runtime._failed(item, TimeoutError()))
+    assert "its back-off is kept in memory" in caplog.text
+    assert "reconciling certificates/apps/web failed (attempt 2, APITimeout:" in caplog.text
+    assert len(runtime.scheduler) == 1

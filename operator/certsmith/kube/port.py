@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -27,6 +28,8 @@ from certsmith.tls_secret import SecretContents
 HTTP_FORBIDDEN = 403
 HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
+HTTP_TOO_MANY_REQUESTS = 429
+HTTP_SERVER_ERROR = 500
 
 Key = tuple[str, str]
 """(namespace, name); the namespace is "" for cluster-scoped objects."""
@@ -239,3 +242,27 @@ def owner_reference(owner: ObjectRef | None) -> client.V1OwnerReference | None:
 
 def access_error(action: str, error: ApiException) -> ApiAccessError:
     return ApiAccessError(action, int(error.status or 0), str(error.reason or ""))
+
+
+def failure_reason(error: BaseException) -> tuple[str, str]:
+    """A reason (CamelCase, for a status condition) and a description for an error that escaped a
+    reconcile; never a response body, which could echo a Secret."""
+    if isinstance(error, ApiException):
+        error = access_error("a request", error)
+    if isinstance(error, ApiAccessError):
+        return _refusal(error)
+    if isinstance(error, TimeoutError | urllib3.exceptions.TimeoutError):
+        return "APITimeout", f"the API server did not answer in time ({type(error).__name__})"
+    if isinstance(error, OSError | urllib3.exceptions.HTTPError):
+        return "APIUnreachable", f"the API server could not be reached ({type(error).__name__})"
+    return "InternalError", f"{type(error).__name__}: {error}"
+
+
+def _refusal(error: ApiAccessError) -> tuple[str, str]:
+    if error.status == HTTP_FORBIDDEN:
+        return "APIForbidden", f"{error}: certsmith's RBAC rights miss something (see deploy/)"
+    if error.status == HTTP_TOO_MANY_REQUESTS:
+        return "APIThrottled", f"{error}: the API server's priority and fairness throttled certsmith"
+    if error.status >= HTTP_SERVER_ERROR:
+        return "APIServerError", str(error)
+    return "APIRequestFailed", str(error)
