@@ -526,7 +526,11 @@ def _run(arguments: argparse.Namespace) -> int:
     bucket = (
         TokenBucket(settings.kube_api_qps, settings.kube_api_burst) if settings.kube_api_qps > 0 else None
     )
-    api = api_client_from_kubeconfig(kubeconfig, bucket) if kubeconfig else ambient_api_client(bucket)
+    api = (
+        api_client_from_kubeconfig(kubeconfig, bucket, connections=settings.threads)
+        if kubeconfig
+        else ambient_api_client(bucket, settings.threads)
+    )
     registry = metrics_registry()
     runtime = Runtime(api, settings, utc_now, IssuanceMetrics(registry))
     registry.register(CertsmithCollector(runtime.store))

@@ -14,6 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -66,7 +67,7 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.store = Store()
-        self.port = ApiServer(api)
+        self.port = ApiServer(api, client.ApiClient(api.configuration))  # Events: not in the writes' limit
         routes = ChallengeRoutes(api, settings.acme_solver_service) if settings.acme_solver_service else None
         self.acme = AcmeContext(
             HTTP01Responder(self._http01_answer), settings.acme_orders_per_hour, routes, metrics.acme_request
@@ -161,6 +162,9 @@ class Runtime:
     async def run(self) -> None:
         """Lead (if elected), list what Certificates depend on, then reconcile; events received meanwhile
         wait in the queue, so a standby that takes over starts with a warm store."""
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(self.settings.threads, thread_name_prefix="certsmith")
+        )
         self._tasks.append(asyncio.create_task(self._tick(), name="certsmith-tick"))
         try:
             if self._elector is not None:
