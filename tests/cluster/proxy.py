@@ -37,7 +37,11 @@ class ApiProxy:
         with self._lock:
             connections, self._open = self._open, set()
         for connection in connections:
-            _reset(connection)
+            try:  # wakes the pumps blocked in recv, which then close it (with a RST: linger 0)
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _accept(self) -> None:
         while not self._closed.is_set():

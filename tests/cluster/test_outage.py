@@ -50,16 +50,17 @@ def _serves(operator: OperatorProcess, port: int) -> bool:
 def test_an_operator_started_while_the_api_server_resets_connections_serves_once_it_answers(
     cluster: Cluster, proxy: ApiProxy, solo_namespace: str, tmp_path: Path
 ) -> None:
-    proxy.reset_until = time.monotonic() + OUTAGE_SECONDS
+    proxy.reset_until = float("inf")
     operator, port = _operator(cluster, proxy, solo_namespace, tmp_path)
     operator.start()
     try:
-        eventually(lambda: http_status(port, "/readyz") == 503, 30, "the probes to answer, not ready")
-        assert proxy.resets, "the operator met the outage"
+        eventually(lambda: proxy.resets, 60, "the operator to meet the outage")
+        proxy.reset_until = time.monotonic() + OUTAGE_SECONDS
+        assert http_status(port, "/readyz") == 503, "not ready while the API server resets connections"
         eventually(lambda: _serves(operator, port), 60, "the operator to serve after the outage")
         assert "listing Secrets and issuers failed (attempt 1:" in operator.log()
         create(cluster, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
-        create_certificate(cluster, solo_namespace, "after", "selfsigned")
+        create_certificate(cluster, solo_namespace, "after", "selfsigned", commonName="after")
         wait_ready(cluster, solo_namespace, "after", timeout=60)
         assert _serves(operator, port)
     finally:
@@ -73,14 +74,14 @@ def test_an_operator_whose_connections_are_dropped_mid_run_carries_on(
     operator.start()
     try:
         create(cluster, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
-        create_certificate(cluster, solo_namespace, "before", "selfsigned")
+        create_certificate(cluster, solo_namespace, "before", "selfsigned", commonName="before")
         wait_ready(cluster, solo_namespace, "before", timeout=60)
         proxy.reset_until = time.monotonic() + OUTAGE_SECONDS
         proxy.drop()
-        create_certificate(cluster, solo_namespace, "during", "selfsigned")
+        create_certificate(cluster, solo_namespace, "during", "selfsigned", commonName="during")
         time.sleep(OUTAGE_SECONDS)
         assert proxy.resets, "the operator met the outage"
-        create_certificate(cluster, solo_namespace, "after", "selfsigned")
+        create_certificate(cluster, solo_namespace, "after", "selfsigned", commonName="after")
         wait_ready(cluster, solo_namespace, "during", timeout=60)
         wait_ready(cluster, solo_namespace, "after", timeout=60)
         assert _serves(operator, port)
