@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client, watch
 
 from certsmith.api import GROUP, VERSION
 from certsmith.kube.client import api_client_from_kubeconfig
@@ -76,12 +76,22 @@ class Operator:
 
 
 @contextmanager
-def operator(bench: Cluster, *arguments: str) -> Iterator[Operator]:
-    """`certsmith run` as its own process, stopped on exit (and killed by the kernel if the bench dies)."""
+def operator(
+    bench: Cluster, *arguments: str, source: Path | None = None, reconciles: Path | None = None
+) -> Iterator[Operator]:
+    """`certsmith run` as its own process, stopped on exit (and killed by the kernel if the bench dies).
+    `source`: run the operator of another source tree (an earlier commit, checked out with `git worktree
+    add`), to compare it with this one in the same run. `reconciles`: count reconciles into this file
+    (see bench/reconciles.py)."""
     log = bench.control_plane.directory / f"operator-{time.monotonic_ns()}.log"
-    process = ManagedProcess(
-        "certsmith-operator", operator_argv(bench.control_plane.kubeconfig, *arguments), log
-    )
+    argv = operator_argv(bench.control_plane.kubeconfig, *arguments)
+    environment = {"PYTHONPATH": str(source / "operator")} if source is not None else {}
+    if reconciles is not None:
+        if argv[1:3] != ["-m", "certsmith.cli"]:
+            raise ValueError(f"operator_argv no longer runs `python -m certsmith.cli`: {argv}")
+        argv = [argv[0], str(REPO / "bench" / "reconciles.py"), *argv[3:]]
+        environment["CERTSMITH_BENCH_RECONCILES"] = str(reconciles)
+    process = ManagedProcess("certsmith-operator", argv, log, environment=environment)
     try:
         yield Operator(process, log)
     finally:
@@ -113,22 +123,41 @@ def create_certificates(
         list(pool.map(create, range(count)))
 
 
-def ready_count(bench: Cluster, namespace: str) -> int:
-    listed = client.CustomObjectsApi(bench.api).list_namespaced_custom_object(
-        GROUP, VERSION, namespace, "certificates"
-    )
-    if not isinstance(listed, dict):
-        raise TypeError(f"unexpected list response {type(listed).__name__}")
-    return sum(is_ready(item) for item in listed["items"])
-
-
 def wait_all_ready(bench: Cluster, namespace: str, count: int, timeout: float) -> float:
-    """Seconds until `count` Certificates in `namespace` are Ready."""
+    """Seconds until `count` Certificates in `namespace` are Ready, learnt by watching them (one
+    listing, then only changes), so that waiting costs the API server and this machine next to
+    nothing beside what is measured."""
     started = time.monotonic()
-    while ready_count(bench, namespace) < count:
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"not all {count} certificates Ready after {timeout:.0f}s")
-        time.sleep(0.25)
+    objects = client.CustomObjectsApi(bench.api)
+    ready: set[str] = set()
+    while len(ready) < count:
+        remaining = timeout - (time.monotonic() - started)
+        if remaining <= 0:
+            raise TimeoutError(f"{len(ready)} of {count} certificates Ready after {timeout:.0f}s")
+        listed = objects.list_namespaced_custom_object(GROUP, VERSION, namespace, "certificates")
+        if not isinstance(listed, dict):
+            raise TypeError(f"unexpected list response {type(listed).__name__}")
+        ready = {item["metadata"]["name"] for item in listed["items"] if is_ready(item)}
+        stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+            objects.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            "certificates",
+            resource_version=listed["metadata"]["resourceVersion"],
+            timeout_seconds=max(1, int(remaining)),
+        )
+        for event in stream:
+            body = event["raw_object"]
+            if event["type"] == "ERROR":
+                break  # expired: list again
+            name = body["metadata"]["name"]
+            if event["type"] != "DELETED" and is_ready(body):
+                ready.add(name)
+            else:
+                ready.discard(name)
+            if len(ready) >= count:
+                break
     return time.monotonic() - started
 
 

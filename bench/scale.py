@@ -30,7 +30,6 @@ from harness import (
     machine,
     operator,
     print_table,
-    ready_count,
     wait_all_ready,
 )
 from kubernetes import client
@@ -76,8 +75,7 @@ def _startup(secrets: int, configmaps: int, certificates: int) -> Row:
         create_certificates(bench, namespace, certificates, ECDSA, issuer)
         started = time.monotonic()
         with operator(bench, "--namespace", namespace) as running:
-            while ready_count(bench, namespace) < 2:  # the root, and a first new one
-                time.sleep(0.05)
+            wait_all_ready(bench, namespace, 2, timeout=300)  # the root, and a first new one
             first = time.monotonic() - started
             wait_all_ready(bench, namespace, certificates + 1, timeout=300)
             everything = time.monotonic() - started

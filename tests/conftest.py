@@ -92,6 +92,11 @@ class OperatorProcess:
         assert self._process is not None, "not running"
         return self._process.pid
 
+    @property
+    def exit_code(self) -> int | None:
+        """None while it runs (or was never started)."""
+        return None if self._process is None else self._process.poll()
+
     def kill(self) -> None:
         """SIGKILL: no clean-up, no last writes."""
         if self._process is not None:

@@ -362,13 +362,17 @@ def _run(arguments: argparse.Namespace) -> int:
     bucket = (
         TokenBucket(settings.kube_api_qps, settings.kube_api_burst) if settings.kube_api_qps > 0 else None
     )
-    api = api_client_from_kubeconfig(kubeconfig, bucket) if kubeconfig else ambient_api_client(bucket)
+    api = (
+        api_client_from_kubeconfig(kubeconfig, bucket, connections=settings.threads)
+        if kubeconfig
+        else ambient_api_client(bucket, settings.threads)
+    )
     registry = metrics_registry()
     runtime = Runtime(api, settings, utc_now, IssuanceMetrics(registry))
     registry.register(CertsmithCollector(runtime.store))
     serve_metrics(MetricsApp(registry, runtime.tls_secrets), settings)
     if settings.health_port:
-        health = HealthApp(lambda: runtime.last_tick, lambda: runtime.not_ready, runtime.stuck_watch)
+        health = HealthApp(lambda: runtime.last_tick, lambda: runtime.not_ready, runtime.liveness_problem)
         serve_wsgi(health, "0.0.0.0", settings.health_port, "health probes")  # noqa: S104 -- the kubelet probes
     if settings.acme_http01_port:
         address, port = settings.acme_http01_address, settings.acme_http01_port

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,7 +34,6 @@ def operator_settings(namespaced: bool) -> kopf.OperatorSettings:
 
 def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.login(registry=registry)
     def login(
@@ -59,12 +57,11 @@ def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 
     @kopf.on.startup(registry=registry)
     async def start(**_: object) -> None:
-        tasks.append(asyncio.create_task(runtime.run(), name="certsmith-runtime"))
+        runtime.start()
 
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: object) -> None:
-        for task in tasks:
-            task.cancel()
+        runtime.shutdown()
 
     plurals = (CERTIFICATES, CERTIFICATE_REQUESTS, ISSUERS) + (
         () if runtime.settings.namespaced else (CLUSTER_ISSUERS,)

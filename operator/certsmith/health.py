@@ -1,8 +1,9 @@
 """Liveness and readiness that mean something, served from a thread of their own.
 
 - `/healthz` (liveness): the event loop — which runs the watches, the queue and the scheduler — has
-  ticked within `STALLED_AFTER`, and no watch thread of certsmith's own is stuck (one that made no
-  progress for longer than any of its requests can take); either makes the kubelet restart the Pod.
+  ticked within `STALLED_AFTER`, the runtime has not stopped, and no watch thread of certsmith's own
+  is stuck (one that made no progress for longer than any of its requests can take); any of these
+  makes the kubelet restart the Pod, and the answer names which.
   An API server that is down does not: the watches keep retrying, which is progress, and a restart
   would not help.
 - `/readyz` (readiness): this replica has started: it serves (it has listed what it needs), or it
@@ -28,22 +29,24 @@ class HealthApp:
         self,
         last_tick: Callable[[], float],
         serving: Callable[[], str | None],
-        stuck_watch: Callable[[], str | None] = lambda: None,
+        failing: Callable[[], str | None] = lambda: None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`last_tick`: when the event loop last ticked (monotonic); `serving`: None once ready, else
-        why not yet; `stuck_watch`: None, or which watch is stuck."""
+        why not yet; `failing`: None, or why the process should be restarted (the runtime stopped, a
+        watch is stuck) — named before a stalled tick, which is only its symptom."""
         self._last_tick = last_tick
         self._serving = serving
-        self._stuck_watch = stuck_watch
+        self._failing = failing
         self._monotonic = monotonic
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
         if path == "/healthz":
             stalled = self._monotonic() - self._last_tick()
-            problem = f"the event loop has not ticked for {stalled:.0f}s" if stalled > STALLED_AFTER else None
-            problem = problem or self._stuck_watch()
+            problem = self._failing() or (
+                f"the event loop has not ticked for {stalled:.0f}s" if stalled > STALLED_AFTER else None
+            )
         elif path == "/readyz":
             problem = self._serving()
         else:

@@ -14,8 +14,9 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from kubernetes import client
 
@@ -32,14 +33,15 @@ from certsmith.issuers.acme.signer import AcmeContext
 from certsmith.issuers.resolver import IssuerResolver
 from certsmith.kube.certificates import CertificateWriter
 from certsmith.kube.lease import LeaderElector, LeaseSettings
-from certsmith.kube.port import ApiAccessError, ApiServer, Key
+from certsmith.kube.port import ApiAccessError, ApiServer, Key, failure_reason
 from certsmith.kube.routes import ChallengeRoutes
 from certsmith.kube.secrets import ObservedSecret, observed_secret
-from certsmith.kube.watch import Changed, Listed, SecretWatch
+from certsmith.kube.watch import Changed, Listed, SecretWatch, retry_delay
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.metrics.scanner import TLSSecretScanner
 from certsmith.reconcile.certificate import CertificateReconciler
 from certsmith.reconcile.certificate_request import CertificateRequestReconciler
+from certsmith.reconcile.escaped import escaped_failure
 from certsmith.reconcile.issuer import IssuerReconciler
 from certsmith.reconcile.plan import Outcome, merge_written
 from certsmith.reconcile.shim import ShimReconciler
@@ -67,7 +69,7 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.store = Store()
-        self.port = ApiServer(api)
+        self.port = ApiServer(api, client.ApiClient(api.configuration))  # Events: not in the writes' limit
         routes = ChallengeRoutes(api, settings.acme_solver_service) if settings.acme_solver_service else None
         self.acme = AcmeContext(
             HTTP01Responder(self._http01_answer),
@@ -109,6 +111,10 @@ class Runtime:
         """When the event loop last ticked (monotonic), for the liveness probe."""
         self.not_ready: str | None = "starting"
         """Why this replica is not ready yet, for the readiness probe; None once it serves or stands by."""
+        self.stopped: str | None = None
+        """Why the runtime stopped, once it has (the process is exiting), for both probes."""
+        self._task: asyncio.Task[None] | None = None
+        self._shutting_down = False
         self._elector = (
             LeaderElector(
                 api,
@@ -122,10 +128,52 @@ class Runtime:
         self._not_yet_reconciled: set[WorkItem] | None = set()
         """Certificates seen but not reconciled since start; None once all were (see `_note_progress`)."""
 
+    exit_process: Callable[[int], NoReturn] = staticmethod(os._exit)
+    """How the process ends when the runtime cannot go on: at once, so that nothing of it writes again."""
+
+    def start(self) -> None:
+        """Run the runtime as a task, supervised: if it ends for any reason but `shutdown`, the process
+        logs why and exits non-zero, so that the kubelet (or `certsmith dev`) starts it again instead
+        of leaving a process that is up and does nothing."""
+        self._task = asyncio.create_task(self.run(), name="certsmith-runtime")
+        self._task.add_done_callback(self._ended)
+
+    def shutdown(self) -> None:
+        self._shutting_down = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if self._shutting_down:
+            return
+        error = None if task.cancelled() else task.exception()
+        if task.cancelled():
+            reason = "its task was cancelled"
+        elif error is None:
+            reason = "it returned"
+        else:
+            reason = _describe(error)
+            if not isinstance(error, client.exceptions.ApiException):  # its text may hold a response body
+                logger.error("the runtime failed", exc_info=error)
+        self.exit(f"the runtime stopped: {reason}")
+
+    def exit(self, reason: str) -> NoReturn:
+        self.stopped = self.not_ready = reason
+        logger.critical("%s; exiting so that the operator is started again", reason)
+        self.exit_process(1)
+
+    def liveness_problem(self) -> str | None:
+        """Why the process should be restarted, if it should: the runtime stopped, or a watch is
+        stuck. Called from the probe's thread."""
+        return self.stopped or self.stuck_watch()
+
     async def run(self) -> None:
         """Lead (if elected), list what Certificates depend on, then reconcile; events received meanwhile
         wait in the queue, so a standby that takes over starts with a warm store."""
         self._loop = asyncio.get_running_loop()
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(self.settings.threads, thread_name_prefix="certsmith")
+        )
         self._tasks.append(asyncio.create_task(self._tick(), name="certsmith-tick"))
         try:
             if self._elector is not None:
@@ -155,8 +203,8 @@ class Runtime:
             await asyncio.sleep(elector.settings.retry.total_seconds())
             leading = await asyncio.to_thread(elector.try_lead)
             if not leading or elector.lost():
-                logger.critical("leader election: Lease %s/%s lost; exiting", *self._lease_key())
-                os._exit(1)
+                namespace, name = self._lease_key()
+                self.exit(f"leader election: Lease {namespace}/{name} lost")
 
     def _lease_key(self) -> tuple[str, str]:
         return self.settings.lease_namespace, self.settings.lease_name
@@ -168,7 +216,7 @@ class Runtime:
 
     async def _serve(self) -> None:
         self.not_ready = "listing Secrets and issuers"
-        listing = await asyncio.to_thread(self._listing)
+        listing = await self._list()
         if listing is not None:
             self._fill(listing)
         self.not_ready = None
@@ -179,6 +227,28 @@ class Runtime:
         finally:
             if self.tls_secrets is not None:
                 self.tls_secrets.stop()
+
+    async def _list(self) -> _Listing | None:
+        """The initial listing, retried with back-off until it succeeds: an API server that resets
+        connections for a while (a restart behind a load balancer) delays serving, nothing more."""
+        failures = 0
+        while True:
+            try:
+                return await asyncio.to_thread(self._listing)
+            except Exception as error:
+                failures += 1
+                delay = retry_delay(failures)
+                cause = _describe(error)
+                self.not_ready = (
+                    f"listing Secrets and issuers failed {failures} times in a row, last: {cause}"
+                )
+                logger.warning(
+                    "listing Secrets and issuers failed (attempt %d: %s); retrying in %ds",
+                    failures,
+                    cause,
+                    delay,
+                )
+                await asyncio.sleep(delay)
 
     def stuck_watch(self) -> str | None:
         """Which of certsmith's own watch threads has made no progress for longer than any request
@@ -218,6 +288,9 @@ class Runtime:
         key = _key(body, cluster_scoped=plural == CLUSTER_ISSUERS)
         objects = self.store.objects(plural)
         item = WorkItem(plural, key)
+        if plural == CERTIFICATES and self._own_write(plural, key, event_type, body):
+            self.store.remember(plural, key, body)
+            return
         if plural == CERTIFICATES and event_type != MODIFIED:  # not for each status patch: made or gone
             for owner in _shim_owners(body):
                 self.queue.add(owner)
@@ -241,13 +314,26 @@ class Runtime:
     def secret_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A managed Secret changed."""
         key = _key(body, cluster_scoped=False)
+        own = self._own_write("secrets", key, event_type, body)
         if event_type == DELETED:
             self.store.secrets.pop(key, None)
         else:
             self.store.secrets[key] = observed_secret(body)
+        if own:
+            return
         owner = ((body.get("metadata") or {}).get("annotations") or {}).get(CERTIFICATE_NAME)
         if owner:
             self.queue.add(WorkItem(CERTIFICATES, (key[0], owner)))
+
+    def _own_write(self, resource: str, key: Key, event_type: str | None, body: Mapping[str, Any]) -> bool:
+        """Whether the event only reports a write of certsmith's own (its resourceVersion is the one that
+        write returned): the store learns the object, and no reconcile runs, as it would find nothing
+        to do. Issuers' and CertificateRequests' writes still come back as events (they are few)."""
+        if event_type == DELETED:
+            self.port.own_writes.forget(resource, key)
+            return False
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        return self.port.own_writes.is_own(resource, key, version)
 
     def referenced_secret_event(self, key: Key, observed: ObservedSecret | None) -> None:
         """A Secret that issuers or keystores refer to changed (from its own watch)."""
@@ -349,16 +435,7 @@ class Runtime:
             try:
                 outcome = await asyncio.to_thread(self._reconcile, item)
             except Exception as error:  # one object's failure must not stop the others
-                failures = self._errors[item] = self._errors.get(item, 0) + 1
-                delay = self.settings.backoff.delay(failures)
-                logger.error(  # noqa: TRY400 -- a traceback could print an API response body
-                    "reconciling %s failed (attempt %d), retrying in %ds: %s",
-                    item,
-                    failures,
-                    delay.total_seconds(),
-                    _describe(error),
-                )
-                self.scheduler.schedule(item, self.clock() + delay)
+                await self._failed(item, error)
             else:
                 self._errors.pop(item, None)
                 merge_written(self.store, outcome.written)
@@ -369,6 +446,41 @@ class Runtime:
             finally:
                 self.queue.done(item)
                 self._note_progress(item)
+
+    async def _failed(self, item: WorkItem, error: Exception) -> None:
+        """Retry `item` with back-off. A Certificate's failure is recorded in its status (see
+        `certsmith.reconcile.escaped`), so that the back-off survives a restart; only if that patch
+        fails too, or for other kinds of objects, is the count kept in memory."""
+        reason, message = failure_reason(error)
+        now = self.clock()
+        body = self.store.certificates.get(item.key) if item.plural == CERTIFICATES else None
+        if body is not None:
+            status, retry_at = escaped_failure(body, reason, message, now, self.settings.backoff)
+            failures = status["failedIssuanceAttempts"]
+            try:
+                await asyncio.to_thread(
+                    self.port.patch_status, CERTIFICATES, item.key[0], item.key[1], status
+                )
+            except Exception as patch_error:
+                logger.warning(
+                    "recording the failure of %s in its status failed (%s); its back-off is kept in memory",
+                    item,
+                    failure_reason(patch_error)[1],
+                )
+            else:
+                self.store.remember_status(CERTIFICATES, item.key, status)
+        else:
+            failures = self._errors[item] = self._errors.get(item, 0) + 1
+            retry_at = now + self.settings.backoff.delay(failures)
+        logger.error(
+            "reconciling %s failed (attempt %d, %s: %s); retrying at %s",
+            item,
+            failures,
+            reason,
+            message,
+            retry_at.isoformat(timespec="seconds"),
+        )
+        self.scheduler.schedule(item, retry_at)
 
     def _reconcile(self, item: WorkItem) -> Outcome:
         if item.plural == CERTIFICATES:
@@ -451,7 +563,7 @@ def _key(body: Mapping[str, Any], cluster_scoped: bool = False) -> Key:
     return ("" if cluster_scoped else metadata.get("namespace", ""), metadata["name"])
 
 
-def _describe(error: Exception) -> str:
+def _describe(error: BaseException) -> str:
     """An error for the log: never a response body (it may hold a Secret)."""
     if isinstance(error, client.exceptions.ApiException):
         return f"Kubernetes API {error.status} {error.reason}"

@@ -21,7 +21,7 @@ class OperatorSettings:
     secret_owner_references: make each Certificate own its Secret, so that deleting the Certificate
         deletes the Secret too. Off by default: deleting a Certificate must not cause an outage.
     backoff: delays between failed issuance attempts of one Certificate.
-    workers: Certificates reconciled at once (signing runs in threads; RSA key generation is slow).
+    workers: Certificates reconciled at once, each in a thread of its own (see `threads`).
     rewrite_limit, rewrite_window: a Secret that something else keeps changing (deleting, corrupting,
         stripping labels) is rewritten at most `rewrite_limit` times per `rewrite_window`; then
         certsmith waits and says so, instead of fighting the other writer in a loop.
@@ -199,6 +199,14 @@ class OperatorSettings:
             "`certsmith approve` by someone allowed the verb approve on signers.certsmith.dev",
         ),
     )
+
+    @property
+    def threads(self) -> int:
+        """The thread pool's size, and the connections certsmith's client keeps open to the API
+        server: one per worker, plus a few for what runs beside them (the initial listing, the Lease,
+        recording a failure), so that no worker waits for a thread or a connection."""
+        return self.workers + 4
+
 
 def is_namespace_pattern(namespace: str) -> bool:
     """Whether a --namespace value is a pattern (a glob, a negation, a list) rather than a name."""

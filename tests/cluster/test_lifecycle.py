@@ -373,7 +373,9 @@ def test_restart_with_valid_certificates_writes_nothing(
 
         before = versions()
         solo.start()
-        time.sleep(5)
+        caught_up = "caught up: 10 certificates reconciled"
+        eventually(lambda: solo.log().count(caught_up) == 2, 60, "the restarted operator to catch up")
+        time.sleep(1)
     finally:
         solo.stop()
     assert versions() == before

@@ -40,3 +40,12 @@ def test_liveness_fails_while_a_watch_is_stuck() -> None:
     assert "secret-watch" in body
     stuck = None
     assert _get(app, "/healthz")[0] == "200 OK"
+
+
+def test_liveness_names_why_the_runtime_stopped_not_the_stalled_tick() -> None:
+    app = HealthApp(
+        lambda: 0.0, lambda: None, lambda: "the runtime stopped: TimeoutError", monotonic=lambda: 99.0
+    )
+    status, body = _get(app, "/healthz")
+    assert status.startswith("503")
+    assert body == "the runtime stopped: TimeoutError\n"

@@ -11,30 +11,26 @@ Secret could echo its data; `NamespaceNotFoundError` when a 404's details say th
 
 from __future__ import annotations
 
-import collections
-import datetime
 import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import API_VERSION, GROUP, VERSION
+from certsmith.kube.events import EventRecorder
 from certsmith.kube.secrets import ObservedSecret, observed_from_model, secret_model
 from certsmith.tls_secret import SecretContents
 
 HTTP_FORBIDDEN = 403
 HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
-COMPONENT = "certsmith"
-_CLUSTER_SCOPED_EVENT_NAMESPACE = "default"
-_MAX_MESSAGE = 1024
-EVENT_AGGREGATION_WINDOW = datetime.timedelta(hours=1)
-"""A repeat of an Event (same object, type and reason) within this window updates the first one's
-count, message and lastTimestamp instead of creating another object."""
+HTTP_TOO_MANY_REQUESTS = 429
+HTTP_SERVER_ERROR = 500
 
 Key = tuple[str, str]
 """(namespace, name); the namespace is "" for cluster-scoped objects."""
@@ -122,14 +118,45 @@ class KubePort(Protocol):
         ...
 
 
+class OwnWrites:
+    """The resourceVersion each of certsmith's own writes produced, per object, so that the watch event
+    it causes is recognised as certsmith's own (same object, same resourceVersion: nothing new) and
+    costs no reconcile. One entry per object at most, removed when its event arrives or the object
+    goes. Thread-safe: workers record, the event loop checks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._versions: dict[tuple[str, Key], str] = {}
+
+    def record(self, resource: str, key: Key, resource_version: str | None) -> None:
+        if resource_version:
+            with self._lock:
+                self._versions[(resource, key)] = resource_version
+
+    def is_own(self, resource: str, key: Key, resource_version: str | None) -> bool:
+        """Whether the object is exactly as certsmith last wrote it; forgets the write once seen."""
+        with self._lock:
+            if resource_version is None or self._versions.get((resource, key)) != resource_version:
+                return False
+            del self._versions[(resource, key)]
+            return True
+
+    def forget(self, resource: str, key: Key) -> None:
+        with self._lock:
+            self._versions.pop((resource, key), None)
+
+
 class ApiServer:
     """`KubePort` over the official client. Thread-safe: worker threads share one instance."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, events_api: client.ApiClient | None = None) -> None:
+        """`events_api`: the client the Event recorder posts with (by default `api`), so that Events can
+        be kept out of the rate limit of the workers' writes."""
         self.api = api
         self._core = client.CoreV1Api(api)
         self._objects = client.CustomObjectsApi(api)
-        self._events = _EventLog()
+        self.events = EventRecorder(events_api or api)
+        self.own_writes = OwnWrites()
 
     def read_secret(self, namespace: str, name: str) -> ObservedSecret | None:
         try:
@@ -161,48 +188,28 @@ class ApiServer:
                     f"Secret {namespace}/{name} changed while certsmith was writing it"
                 ) from None
             raise access_error(f"writing Secret {namespace}/{name}", error) from None
-        return ObservedSecret(
-            contents, (written.metadata.resource_version if written.metadata else None) or ""
-        )
+        version = (written.metadata.resource_version if written.metadata else None) or ""
+        self.own_writes.record("secrets", (namespace, name), version)
+        return ObservedSecret(contents, version)
 
     def patch_status(self, plural: str, namespace: str | None, name: str, status: Mapping[str, Any]) -> None:
         body = {"status": dict(status)}
         try:
             if namespace is None:
-                self._objects.patch_cluster_custom_object_status(GROUP, VERSION, plural, name, body)
+                patched = self._objects.patch_cluster_custom_object_status(GROUP, VERSION, plural, name, body)
             else:
-                self._objects.patch_namespaced_custom_object_status(
+                patched = self._objects.patch_namespaced_custom_object_status(
                     GROUP, VERSION, namespace, plural, name, body
                 )
         except ApiException as error:
             where = f"{namespace}/{name}" if namespace else name
             raise access_error(f"patching the status of {plural}/{where}", error) from None
+        metadata = (patched.get("metadata") if isinstance(patched, dict) else None) or {}
+        self.own_writes.record(plural, (namespace or "", name), metadata.get("resourceVersion"))
 
     def post_event(self, event: EventRecord) -> None:
-        regarding = event.regarding
-        namespace = regarding.namespace or _CLUSTER_SCOPED_EVENT_NAMESPACE
-        now = datetime.datetime.now(datetime.UTC)
-        message = event.message[:_MAX_MESSAGE]
-        aggregate = (regarding.kind, regarding.namespace, regarding.name, event.warning, event.reason)
-        earlier = self._events.recent(aggregate, now)
-        try:
-            if earlier is not None:
-                name, count = earlier
-                try:
-                    self._core.patch_namespaced_event(
-                        name, namespace, {"count": count + 1, "lastTimestamp": now, "message": message}
-                    )
-                except ApiException as error:
-                    if error.status != HTTP_NOT_FOUND:  # the API server drops Events after an hour
-                        raise
-                else:
-                    self._events.remember(aggregate, name, count + 1, now)
-                    return
-            created = self._core.create_namespaced_event(namespace, _event_model(event, namespace, now))
-        except ApiException as error:
-            raise access_error(f"posting an Event about {regarding.kind} {regarding.name}", error) from None
-        if created.metadata and created.metadata.name:
-            self._events.remember(aggregate, created.metadata.name, 1, now)
+        """Handed to the recorder, which posts it from its own thread (see `certsmith.kube.events`)."""
+        self.events.record(event)
 
     def certificate_exists(self, namespace: str, name: str) -> bool:
         try:
@@ -237,54 +244,6 @@ class ApiServer:
         return items
 
 
-class _EventLog:
-    """The Events posted within the aggregation window, oldest first, so pruning is cheap."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._posted: collections.OrderedDict[tuple[Any, ...], tuple[str, int, datetime.datetime]] = (
-            collections.OrderedDict()
-        )
-
-    def recent(self, aggregate: tuple[Any, ...], now: datetime.datetime) -> tuple[str, int] | None:
-        with self._lock:
-            while self._posted:
-                oldest = next(iter(self._posted.values()))
-                if now - oldest[2] < EVENT_AGGREGATION_WINDOW:
-                    break
-                self._posted.popitem(last=False)
-            found = self._posted.get(aggregate)
-        return (found[0], found[1]) if found else None
-
-    def remember(self, aggregate: tuple[Any, ...], name: str, count: int, now: datetime.datetime) -> None:
-        with self._lock:
-            self._posted[aggregate] = (name, count, now)
-            self._posted.move_to_end(aggregate)
-
-
-def _event_model(event: EventRecord, namespace: str, now: datetime.datetime) -> client.CoreV1Event:
-    regarding = event.regarding
-    return client.CoreV1Event(
-        metadata=client.V1ObjectMeta(generate_name=f"{regarding.name}.", namespace=namespace),
-        involved_object=client.V1ObjectReference(
-            api_version=regarding.api_version,
-            kind=regarding.kind,
-            name=regarding.name,
-            namespace=regarding.namespace,
-            uid=regarding.uid,
-            resource_version=regarding.resource_version,
-        ),
-        reason=event.reason,
-        message=event.message[:_MAX_MESSAGE],
-        type="Warning" if event.warning else "Normal",
-        first_timestamp=now,
-        last_timestamp=now,
-        count=1,
-        source=client.V1EventSource(component=COMPONENT),
-        reporting_component=COMPONENT,
-    )
-
-
 def owner_reference(owner: ObjectRef | None) -> client.V1OwnerReference | None:
     if owner is None:
         return None
@@ -310,3 +269,27 @@ def _missing_kind(error: ApiException) -> str | None:
 
 def access_error(action: str, error: ApiException) -> ApiAccessError:
     return ApiAccessError(action, int(error.status or 0), str(error.reason or ""))
+
+
+def failure_reason(error: BaseException) -> tuple[str, str]:
+    """A reason (CamelCase, for a status condition) and a description for an error that escaped a
+    reconcile; never a response body, which could echo a Secret."""
+    if isinstance(error, ApiException):
+        error = access_error("a request", error)
+    if isinstance(error, ApiAccessError):
+        return _refusal(error)
+    if isinstance(error, TimeoutError | urllib3.exceptions.TimeoutError):
+        return "APITimeout", f"the API server did not answer in time ({type(error).__name__})"
+    if isinstance(error, OSError | urllib3.exceptions.HTTPError):
+        return "APIUnreachable", f"the API server could not be reached ({type(error).__name__})"
+    return "InternalError", f"{type(error).__name__}: {error}"
+
+
+def _refusal(error: ApiAccessError) -> tuple[str, str]:
+    if error.status == HTTP_FORBIDDEN:
+        return "APIForbidden", f"{error}: certsmith's RBAC rights miss something (see deploy/)"
+    if error.status == HTTP_TOO_MANY_REQUESTS:
+        return "APIThrottled", f"{error}: the API server's priority and fairness throttled certsmith"
+    if error.status >= HTTP_SERVER_ERROR:
+        return "APIServerError", str(error)
+    return "APIRequestFailed", str(error)

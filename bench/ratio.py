@@ -1,0 +1,111 @@
+"""certsmith against the floor, in one run: N Certificates applied at once to one CA Issuer, issued by
+this tree's operator, by an earlier tree's (--before), and by hand with the same client (the floor,
+bench/floor.py). Each case gets a control plane of its own. Prints a markdown table.
+
+    git worktree add /tmp/before 07df759
+    python bench/ratio.py --count 1000 --count 10000 --before /tmp/before
+
+Requests are counted by the API server (apiserver_request_total); reconciles by wrapping the runtime's
+reconcile (bench/reconciles.py), the same way for both trees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from floor import KEYS, floor_seconds
+from harness import (
+    RequestKey,
+    ca_issuer,
+    cluster,
+    create_certificates,
+    create_namespace,
+    machine,
+    operator,
+    print_table,
+    wait_all_ready,
+)
+
+_WORKER_WRITES = {("POST", "secrets", ""), ("PUT", "secrets", ""), ("PATCH", "certificates", "status")}
+_EVENTS = {("POST", "events", ""), ("PATCH", "events", "")}
+
+
+def certsmith(count: int, key: str, flags: list[str], source: Path | None) -> dict[str, str]:
+    with cluster() as bench:
+        namespace = f"ratio-{uuid.uuid4().hex[:6]}"
+        create_namespace(bench, namespace)
+        reconciles = bench.control_plane.directory / "reconciles.json"
+        with operator(
+            bench, "--namespace", namespace, *flags, source=source, reconciles=reconciles
+        ) as running:
+            issuer = ca_issuer(bench, namespace)
+            time.sleep(1)
+            counted_before = Counter(json.loads(reconciles.read_text()))
+            requests_before = bench.request_counts()
+            cpu_before = running.cpu_seconds()
+            started = time.monotonic()
+            create_certificates(bench, namespace, count, {"algorithm": KEYS[key].algorithm.value}, issuer)
+            wait_all_ready(bench, namespace, count + 1, timeout=max(300.0, count * 0.5))
+            elapsed = time.monotonic() - started
+            time.sleep(2)  # the last Events and no-op reconciles
+            spent: Counter[RequestKey] = bench.request_counts() - requests_before
+            cpu = running.cpu_seconds() - cpu_before
+            counted = Counter(json.loads(reconciles.read_text())) - counted_before
+    return {
+        "certificates": f"{count} {key}",
+        "operator": f"{source or 'this tree'} {' '.join(flags)}".strip(),
+        "all Ready after (s)": f"{elapsed:.1f}",
+        "reconciles / cert": f"{counted['certificates'] / count:.2f}",
+        "worker writes / cert": f"{sum(spent[request] for request in _WORKER_WRITES) / count:.2f}",
+        "Events / cert": f"{sum(spent[request] for request in _EVENTS) / count:.2f}",
+        "operator CPU (s)": f"{cpu:.1f}",
+    }
+
+
+def floor(count: int, key: str) -> float:
+    with cluster() as bench:
+        namespace = f"floor-{uuid.uuid4().hex[:6]}"
+        create_namespace(bench, namespace)
+        create_certificates(bench, namespace, count, {"algorithm": KEYS[key].algorithm.value}, "nobody")
+        return floor_seconds(bench, namespace, count, key)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, action="append", help="certificates per run (repeatable)")
+    parser.add_argument("--key", choices=sorted(KEYS), default="ecdsa")
+    parser.add_argument("--before", type=Path, help="an earlier source tree to compare (git worktree add)")
+    parser.add_argument(
+        "operator_arguments", nargs="*", help="passed to this tree's `certsmith run` (after --)"
+    )
+    arguments = parser.parse_args()
+    rows = []
+    for count in arguments.count or [1000]:
+        floor_time = floor(count, arguments.key)
+        rows.append(
+            {
+                "certificates": f"{count} {arguments.key}",
+                "operator": "floor",
+                "all Ready after (s)": f"{floor_time:.1f}",
+            }
+        )
+        cases = [(arguments.operator_arguments, None)] + (
+            [([], arguments.before)] if arguments.before else []
+        )
+        for flags, source in cases:
+            row = certsmith(count, arguments.key, flags, source)
+            row["ratio to the floor"] = f"{float(row['all Ready after (s)']) / floor_time:.2f}"
+            rows.append(row)
+    print(f"Machine: {machine()}\n")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

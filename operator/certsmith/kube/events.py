@@ -1,0 +1,175 @@
+"""Events, posted from a thread of their own, off the workers' path and outside their rate limit.
+
+As client-go's event broadcaster does: a reconcile hands an Event over and goes on; a bounded queue
+holds what is not posted yet (beyond its bound, Events are dropped and the drop is logged, so a burst
+can never grow memory or delay issuance); a repeat of a queued Event (same object, type and reason)
+merges into it, and a repeat of one posted within `EVENT_AGGREGATION_WINDOW` updates that Event's count,
+message and lastTimestamp instead of creating another object. One thread posts, so Events never hold
+more than one of the API server's request slots.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+if TYPE_CHECKING:
+    from certsmith.kube.port import EventRecord
+
+logger = logging.getLogger("certsmith")
+
+COMPONENT = "certsmith"
+EVENT_AGGREGATION_WINDOW = datetime.timedelta(hours=1)
+"""A repeat of an Event (same object, type and reason) within this window updates the first one's
+count, message and lastTimestamp instead of creating another object."""
+QUEUED_EVENTS = 1000
+"""Events waiting to be posted, at most (client-go's broadcaster keeps 1000 too)."""
+_CLUSTER_SCOPED_EVENT_NAMESPACE = "default"
+_MAX_MESSAGE = 1024
+_HTTP_NOT_FOUND = 404
+
+Aggregate = tuple[str, str | None, str, bool, str]
+"""(kind, namespace, name, warning, reason): Events with the same aggregate are one Event, counted."""
+
+
+class EventRecorder:
+    """Thread-safe. `record` never blocks and never raises; the thread starts with the first Event."""
+
+    def __init__(self, api: client.ApiClient, bound: int = QUEUED_EVENTS) -> None:
+        self._core = client.CoreV1Api(api)
+        self._bound = bound
+        self._pending: collections.OrderedDict[Aggregate, tuple[EventRecord, int]] = collections.OrderedDict()
+        self._ready = threading.Condition()
+        self._busy = False
+        self._dropped = 0
+        self._posted = _EventLog()
+        self._thread: threading.Thread | None = None
+
+    def record(self, event: EventRecord) -> None:
+        regarding = event.regarding
+        aggregate = (regarding.kind, regarding.namespace, regarding.name, event.warning, event.reason)
+        with self._ready:
+            queued = self._pending.get(aggregate)
+            if queued is not None:
+                self._pending[aggregate] = (event, queued[1] + 1)
+            elif len(self._pending) >= self._bound:
+                self._dropped += 1
+                return
+            else:
+                self._pending[aggregate] = (event, 1)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="event-recorder", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every recorded Event was posted (or given up on); False after `timeout` seconds."""
+        with self._ready:
+            return self._ready.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                self._busy = False
+                self._ready.notify_all()
+                self._ready.wait_for(lambda: bool(self._pending))
+                aggregate, (event, repeats) = self._pending.popitem(last=False)
+                dropped, self._dropped = self._dropped, 0
+                self._busy = True
+            if dropped:
+                logger.warning(
+                    "%d Events were dropped: more than %d waited to be posted", dropped, self._bound
+                )
+            try:
+                self._post(aggregate, event, repeats)
+            except ApiException as error:
+                logger.warning(  # never the body: the API server may echo the Event
+                    "posting an Event about %s %s failed: the API server answered %s %s",
+                    event.regarding.kind,
+                    event.regarding.name,
+                    error.status,
+                    error.reason,
+                )
+            except Exception as error:
+                logger.warning(
+                    "posting an Event about %s %s failed: %s",
+                    event.regarding.kind,
+                    event.regarding.name,
+                    type(error).__name__,
+                )
+
+    def _post(self, aggregate: Aggregate, event: EventRecord, repeats: int) -> None:
+        regarding = event.regarding
+        namespace = regarding.namespace or _CLUSTER_SCOPED_EVENT_NAMESPACE
+        now = datetime.datetime.now(datetime.UTC)
+        message = event.message[:_MAX_MESSAGE]
+        earlier = self._posted.recent(aggregate, now)
+        if earlier is not None:
+            name, count = earlier
+            try:
+                self._core.patch_namespaced_event(
+                    name, namespace, {"count": count + repeats, "lastTimestamp": now, "message": message}
+                )
+            except ApiException as error:
+                if error.status != _HTTP_NOT_FOUND:  # the API server drops Events after an hour
+                    raise
+            else:
+                self._posted.remember(aggregate, name, count + repeats, now)
+                return
+        created = self._core.create_namespaced_event(namespace, _event_model(event, namespace, now, repeats))
+        if created.metadata and created.metadata.name:
+            self._posted.remember(aggregate, created.metadata.name, repeats, now)
+
+
+class _EventLog:
+    """The Events posted within the aggregation window, oldest first, so pruning is cheap. Used by the
+    recorder's thread only."""
+
+    def __init__(self) -> None:
+        self._posted: collections.OrderedDict[Aggregate, tuple[str, int, datetime.datetime]] = (
+            collections.OrderedDict()
+        )
+
+    def recent(self, aggregate: Aggregate, now: datetime.datetime) -> tuple[str, int] | None:
+        while self._posted:
+            oldest = next(iter(self._posted.values()))
+            if now - oldest[2] < EVENT_AGGREGATION_WINDOW:
+                break
+            self._posted.popitem(last=False)
+        found = self._posted.get(aggregate)
+        return (found[0], found[1]) if found else None
+
+    def remember(self, aggregate: Aggregate, name: str, count: int, now: datetime.datetime) -> None:
+        self._posted[aggregate] = (name, count, now)
+        self._posted.move_to_end(aggregate)
+
+
+def _event_model(
+    event: EventRecord, namespace: str, now: datetime.datetime, count: int
+) -> client.CoreV1Event:
+    regarding = event.regarding
+    return client.CoreV1Event(
+        metadata=client.V1ObjectMeta(generate_name=f"{regarding.name}.", namespace=namespace),
+        involved_object=client.V1ObjectReference(
+            api_version=regarding.api_version,
+            kind=regarding.kind,
+            name=regarding.name,
+            namespace=regarding.namespace,
+            uid=regarding.uid,
+            resource_version=regarding.resource_version,
+        ),
+        reason=event.reason,
+        message=event.message[:_MAX_MESSAGE],
+        type="Warning" if event.warning else "Normal",
+        first_timestamp=now,
+        last_timestamp=now,
+        count=count,
+        source=client.V1EventSource(component=COMPONENT),
+        reporting_component=COMPONENT,
+    )

@@ -1,0 +1,79 @@
+"""The Event recorder: off the caller's path, bounded, and aggregating repeats (queued or posted)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from kubernetes import client
+
+from certsmith.kube.events import EventRecorder
+from certsmith.kube.port import EventRecord, ObjectRef
+
+
+class _Core:
+    """Records what would be posted; blocks every post until `release` is set."""
+
+    def __init__(self) -> None:
+        self.created: list[client.CoreV1Event] = []
+        self.patched: list[tuple[str, dict[str, Any]]] = []
+        self.release = threading.Event()
+
+    def create_namespaced_event(self, namespace: str, body: client.CoreV1Event) -> client.CoreV1Event:
+        self.release.wait()
+        self.created.append(body)
+        return client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name=f"event-{len(self.created)}"),
+            involved_object=body.involved_object,
+        )
+
+    def patch_namespaced_event(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+        self.release.wait()
+        self.patched.append((name, body))
+
+
+def _event(name: str, reason: str = "Issued") -> EventRecord:
+    return EventRecord(ObjectRef("Certificate", "apps", name), False, reason, f"{reason} {name}")
+
+
+def _recorder(bound: int) -> tuple[EventRecorder, _Core]:
+    recorder = EventRecorder(client.ApiClient(client.Configuration()), bound)
+    core = _Core()
+    recorder._core = core  # type: ignore[assignment]
+    return recorder, core
+
+
+def test_recording_never_waits_and_repeats_merge_while_queued() -> None:
+    recorder, core = _recorder(bound=10)
+    recorder.record(_event("first"))  # taken by the thread, which blocks posting it
+    for _ in range(5):
+        recorder.record(_event("web", "Failed"))
+    core.release.set()
+    assert recorder.flush(5)
+    counts = {event.involved_object.name: event.count for event in core.created}
+    assert counts == {"first": 1, "web": 5}
+
+
+def test_a_repeat_of_a_posted_event_updates_its_count() -> None:
+    recorder, core = _recorder(bound=10)
+    core.release.set()
+    recorder.record(_event("web", "Failed"))
+    assert recorder.flush(5)
+    recorder.record(_event("web", "Failed"))
+    assert recorder.flush(5)
+    assert len(core.created) == 1
+    assert core.patched == [("event-1", core.patched[0][1])]
+    assert core.patched[0][1]["count"] == 2
+
+
+def test_beyond_its_bound_events_are_dropped_not_queued() -> None:
+    recorder, core = _recorder(bound=3)
+    recorder.record(_event("first"))
+    while not recorder._busy:  # the thread has taken it and waits in create
+        time.sleep(0.001)
+    for index in range(10):
+        recorder.record(_event(f"c{index}"))
+    core.release.set()
+    assert recorder.flush(5)
+    assert [event.involved_object.name for event in core.created] == ["first", "c0", "c1", "c2"]
