@@ -267,7 +267,7 @@ class Runtime:
         if item.key in self.store.objects(item.plural):
             self.queue.add(item)
         else:
-            self.lanes.settle(item)  # deleted while its step ran
+            self.lanes.forget(item)  # deleted while its step ran
 
     def _health_changed(self, issuer: IssuerId) -> None:
         """An issuer's CA stopped or started answering: the issuer says so and releases its own."""
@@ -300,7 +300,7 @@ class Runtime:
         if event_type == DELETED:
             objects.pop(key, None)
             self.scheduler.cancel(item)
-            self.lanes.settle(item)
+            self.lanes.forget(item)
             self._refer(item, frozenset())
             if plural in (CERTIFICATES, CERTIFICATE_REQUESTS):
                 return

@@ -12,6 +12,7 @@ from certsmith.api.acme import parse_acme_spec, solver_for
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.orders import (
     Answer,
+    Download,
     Finalize,
     NewOrder,
     Order,
@@ -21,6 +22,7 @@ from certsmith.issuers.acme.orders import (
     abandoned,
     answered,
     failure,
+    finalized,
     fold_order,
     next_step,
     order_from_status,
@@ -131,6 +133,24 @@ def test_a_failed_challenge_reports_the_cas_words_and_the_next_attempt_makes_a_n
 def test_orders_of_no_more_use_are_replaced(change: dict[str, Any], why: str) -> None:
     order = dataclasses.replace(_fold(None), **change)
     assert next_step(order, NAMES, NOW) == NewOrder(why)
+
+
+def test_a_finalized_order_is_polled_and_downloaded_while_its_key_is_at_hand() -> None:
+    ready = _fold(None, "ready", a=_authz("example.com", "valid"), w=_authz("example.com", "valid", True))
+    processing = dataclasses.replace(ready, status="processing", next_poll=NOW + SECOND)
+    waiting = next_step(processing, NAMES, NOW, key_held=True)
+    assert isinstance(waiting, Wait)
+    assert waiting.until == NOW + SECOND
+    assert isinstance(next_step(processing, NAMES, NOW + SECOND, key_held=True), Refresh)
+    valid = dataclasses.replace(processing, status="valid", certificate_url="https://ca.test/cert/1")
+    assert isinstance(next_step(valid, NAMES, NOW, key_held=True), Download)
+    assert isinstance(next_step(valid, NAMES, NOW), NewOrder), "without the key, a new order"
+    assert finalized(processing)
+    assert finalized(valid)
+    assert not finalized(ready)
+    stuck = failure(processing, NOW + datetime.timedelta(minutes=61))
+    assert stuck is not None
+    assert stuck[0] == "OrderStuck"
 
 
 def test_an_order_pending_for_over_an_hour_is_abandoned() -> None:

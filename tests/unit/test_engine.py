@@ -49,7 +49,20 @@ class FakeCA:
         self.running = 0
         self.most_at_once = 0
         self.release = threading.Event()
+        self.processing = False
+        """Finalizing answers "processing" (the certificate comes with a later poll), not "valid"."""
+        self.csrs: dict[str, x509.CertificateSigningRequest] = {}
         self._lock = threading.Lock()
+
+    def order(self, url: str, status: str) -> dict[str, Any]:
+        csr = self.csrs[url]
+        names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        body: dict[str, Any] = {
+            "status": status,
+            "identifiers": [{"value": name} for name in names.get_values_for_type(x509.DNSName)],
+            "finalize": "f",
+        }
+        return body | ({"certificate": f"{url}/cert"} if status == "valid" else {})
 
     def request(self, server: str) -> None:
         if not server.endswith(".test/dir"):  # a step of an earlier test, against a real socket
@@ -84,18 +97,25 @@ def ca(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCA]:
         return OrderAnswer(f"{self.server}/order/1", body, {})
 
     def finalize(
-        self: AcmeClient,
-        order_url: str,
-        finalize_url: str,
-        csr: x509.CertificateSigningRequest,
-        deadline: float,
-    ) -> list[str]:
+        self: AcmeClient, order_url: str, finalize_url: str, csr: x509.CertificateSigningRequest
+    ) -> OrderAnswer:
         fake.request(self.server)
-        return [_signed_pem(csr)]
+        fake.csrs[order_url] = csr
+        return OrderAnswer(order_url, fake.order(order_url, "processing" if fake.processing else "valid"), {})
+
+    def fetch(self: AcmeClient, url: str, authorizations: Sequence[str]) -> OrderAnswer:
+        fake.request(self.server)
+        return OrderAnswer(url, fake.order(url, "valid"), {})
+
+    def download(self: AcmeClient, certificate_url: str) -> list[str]:
+        fake.request(self.server)
+        return [_signed_pem(fake.csrs[certificate_url.removesuffix("/cert")])]
 
     monkeypatch.setattr(AcmeClient, "register", register)
     monkeypatch.setattr(AcmeClient, "new_order", new_order)
     monkeypatch.setattr(AcmeClient, "finalize", finalize)
+    monkeypatch.setattr(AcmeClient, "fetch", fetch)
+    monkeypatch.setattr(AcmeClient, "download", download)
     yield fake
     fake.release.set()
 
@@ -206,9 +226,34 @@ def test_signing_by_a_ca_is_a_step_and_no_reconcile_makes_a_request(ca: FakeCA, 
     assert world.step_ended() == WorkItem(CERTIFICATES, (NS, "web"))
     world.reconcile("web")
     assert world.ready("web")["status"] == "True", world.ready("web")
-    assert ca.requests == {"https://ca.test/dir": 3}, "register, new order, finalize"
+    assert ca.requests["https://ca.test/dir"] == 4, "register, new order, finalize, download"
     assert world.lanes.signed(WorkItem(CERTIFICATES, (NS, "web"))) is None, "the result is settled"
     assert guarded == []
+
+
+def test_an_order_the_ca_still_processes_is_polled_for_the_key_that_finalized_it(ca: FakeCA) -> None:
+    """No wait for the CA to process the CSR: the order is saved as processing, the key stays in
+    memory, and a later step downloads the certificate for that key."""
+    ca.processing = True
+    world = World()
+    _ready_issuer(world, _acme_issuer(world, "acme", "https://ca.test/dir"))
+    world.certificate("web", issuerRef={"name": "acme"})
+    world.reconcile("web")
+    world.step_ended()
+    pending = world.reconcile("web")
+    assert world.status("web")["acme"]["order"]["state"] == "processing"
+    assert pending.recheck_at is not None
+    time.sleep(1.1)  # the order's first poll is due a second after it was finalized
+    world.certificate("web", issuerRef={"name": "acme"})
+    world.reconcile("web")
+    world.step_ended()
+    world.reconcile("web")
+    assert world.ready("web")["status"] == "True", world.ready("web")
+    assert ca.requests["https://ca.test/dir"] == 5, "register, new order, finalize, poll, download"
+    assert "acme" not in world.status("web")
+    world.reconcile("web")
+    assert world.ready("web")["status"] == "True"
+    assert ca.requests["https://ca.test/dir"] == 5, "the certificate is for the Secret's key: nothing to redo"
 
 
 @pytest.mark.parametrize("certificates", [1, 20])

@@ -14,12 +14,14 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 
 from certsmith.engine.steps import RegisterStep, Signed, SignStep, Step
 from certsmith.issuers import IssuerId, Pending, SigningFailedError
 from certsmith.issuers.acme.accounts import AccountBook
 from certsmith.issuers.acme.client import SERVER_UNREACHABLE, AcmeError
 from certsmith.issuers.health import IssuerHealth
+from certsmith.pki.keys import PrivateKey
 from certsmith.pki.signing import IssuedCertificate
 
 logger = logging.getLogger("certsmith")
@@ -45,6 +47,9 @@ class Lanes:
         self._lanes: dict[IssuerId, _Lane] = {}
         self._busy: set[Hashable] = set()
         self._signed: dict[Hashable, Signed] = {}
+        self._keys: dict[Hashable, PrivateKey] = {}
+        """The keys of orders finalized and not yet downloaded, by owner: memory only, so after a
+        restart such an order is replaced (see `orders.next_step`)."""
         self._lock = threading.Lock()
 
     def start(self, step: Step) -> None:
@@ -69,9 +74,15 @@ class Lanes:
             return self._signed.get(owner)
 
     def settle(self, owner: Hashable) -> None:
-        """Forget `owner`'s result: its reconcile has acted on it (or the object is gone)."""
+        """Forget `owner`'s result: its reconcile has acted on it."""
         with self._lock:
             self._signed.pop(owner, None)
+
+    def forget(self, owner: Hashable) -> None:
+        """The object is gone: its result and any key kept for it too."""
+        with self._lock:
+            self._signed.pop(owner, None)
+            self._keys.pop(owner, None)
 
     def close(self, issuer: IssuerId) -> None:
         """The issuer is gone: its lane's threads end once their steps do."""
@@ -108,13 +119,18 @@ class Lanes:
             self._reached(step, None, "")
 
     def _sign(self, step: SignStep) -> None:
+        request = step.request
+        with self._lock:
+            held = self._keys.get(step.owner)
+        if held is not None and request.csr is None:
+            request = replace(request, key=lambda: held, key_held=True)
         refusal = self._health.refusal(step.lane)
         result: IssuedCertificate | Pending | SigningFailedError
         if refusal is not None:  # the issuer became unreachable while this step waited for a thread
             result = SigningFailedError(refusal.reason, str(refusal))
         else:
             try:
-                result = step.signer.sign(step.request)
+                result = step.signer.sign(request)
             except SigningFailedError as error:
                 result = error
             except Exception as error:  # a bug must fail this step, not the lane
@@ -129,12 +145,18 @@ class Lanes:
             failure = result if isinstance(result, SigningFailedError) else None
             if failure is None or failure.reason not in NOT_ABOUT_THE_CA:
                 self._reached(step, failure.reason if failure else None, str(failure))
-        key = None
-        if isinstance(result, IssuedCertificate) and step.request.csr is None:
-            key = step.request.key()
-        signed = Signed(result, key, step.basis)
+        needed = isinstance(result, Pending) and result.key_needed
+        key = (
+            request.key()
+            if request.csr is None and (needed or isinstance(result, IssuedCertificate))
+            else None
+        )
         with self._lock:
-            self._signed[step.owner] = signed
+            self._signed[step.owner] = Signed(result, key, step.basis)
+            if key is not None and needed:
+                self._keys[step.owner] = key
+            else:
+                self._keys.pop(step.owner, None)
 
     def _reached(self, step: Step, reason: str | None, message: str) -> None:
         """Count the step's outcome towards the issuer's health."""

@@ -62,6 +62,8 @@ class SigningRequest:
     self-signing reads the private key (`key`)."""
     kind: str = "Certificate"
     """Certificate or CertificateRequest: what owns the objects made for a challenge."""
+    key_held: bool = False
+    """`key` is the key an earlier call finalized an order with (kept in memory since)."""
 
     def public_key(self) -> PublicKey:
         return self.csr.public_key() if self.csr is not None else self.key().public_key()  # type: ignore[return-value]
@@ -75,6 +77,8 @@ class Pending:
     until: datetime.datetime
     message: str
     new_order: bool = False
+    key_needed: bool = False
+    """The order was finalized: the next call must sign for the same key (`SigningRequest.key_held`)."""
 
 
 class Signer(Protocol):

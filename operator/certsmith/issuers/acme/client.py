@@ -1,5 +1,6 @@
 """The only code that talks to an ACME CA: certbot's `acme` package (JWS, nonces, RFC 8555 messages)
-with our error mapping. Every call blocks; reconciles call it from worker threads, never the loop.
+with our error mapping. Every call blocks (each request under a timeout): it runs in an issuer's lane
+(`certsmith.engine`), never in a reconcile or on the event loop.
 
 Answers come back as the CA's JSON, for the pure `orders` module to fold. Failures come back as
 `AcmeError` with a CamelCase reason for status conditions and a message in the CA's own words.
@@ -194,25 +195,22 @@ class AcmeClient:
             response: Mapping[str, Any] = self._post(challenge_url, _EmptyObject(), "answer").json()
             return response
 
-    def finalize(
-        self, order_url: str, finalize_url: str, csr: x509.CertificateSigningRequest, deadline: float
-    ) -> list[str]:
-        """Send the CSR and wait (until time.monotonic() `deadline`) for the certificate; every chain
-        the CA offers, as PEM, the default first."""
+    def finalize(self, order_url: str, finalize_url: str, csr: x509.CertificateSigningRequest) -> OrderAnswer:
+        """Send the CSR; the order as the CA answers (processing, or valid at once)."""
         with _calling(f"finalizing order {order_url}"):
-            body = self._post(finalize_url, messages.CertificateRequest(csr=csr), "finalize").json()
-            pause = 0.1
-            while body.get("status") in ("processing", "ready") and time.monotonic() < deadline:
-                time.sleep(pause)
-                pause = min(pause * 2, 2.0)
-                body = self._post(order_url, None, "order").json()
-            status = body.get("status")
-            if status == "invalid":
+            response = self._post(finalize_url, messages.CertificateRequest(csr=csr), "finalize")
+            body = response.json()
+            if body.get("status") == "invalid":
                 problem = body.get("error") or {}
-                raise AcmeError("OrderFailed", f"the CA refused to finalize: {problem.get('detail', status)}")
-            if status != "valid" or not body.get("certificate"):
-                raise AcmeError("OrderFailed", f"order {order_url} is still {status} after finalizing")
-            download = self._post(body["certificate"], None, "certificate")
+                raise AcmeError(
+                    "OrderFailed", f"the CA refused to finalize: {problem.get('detail', 'invalid')}"
+                )
+            return OrderAnswer(order_url, body, {}, retry_after(response))
+
+    def download(self, certificate_url: str) -> list[str]:
+        """Every chain the CA offers for a valid order's certificate, as PEM, the default first."""
+        with _calling(f"downloading certificate {certificate_url}"):
+            download = self._post(certificate_url, None, "certificate")
             links = [
                 link["url"]
                 for link in requests.utils.parse_header_links(download.headers.get("Link", ""))

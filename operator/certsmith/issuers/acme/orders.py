@@ -104,7 +104,12 @@ class Refresh:
 
 @dataclass(frozen=True)
 class Finalize:
-    """Send the CSR, wait for the certificate and download it."""
+    """Send the CSR (the CA then processes the order; it is polled like any other)."""
+
+
+@dataclass(frozen=True)
+class Download:
+    """Download the certificate of the valid order."""
 
 
 @dataclass(frozen=True)
@@ -113,15 +118,18 @@ class Wait:
     message: str
 
 
-Step = NewOrder | Present | Answer | Refresh | Finalize | Wait
+Step = NewOrder | Present | Answer | Refresh | Finalize | Download | Wait
 
 ChallengeChooser = Callable[[str], str | None]
 """identifier -> the challenge type ("http-01", "dns-01") its solver answers, or None."""
 
 
-def next_step(order: Order | None, identifiers: Sequence[str], now: datetime.datetime) -> Step:
-    """What to do next for a certificate that needs `identifiers`."""
-    restart = _restart_reason(order, identifiers)
+def next_step(
+    order: Order | None, identifiers: Sequence[str], now: datetime.datetime, key_held: bool = False
+) -> Step:
+    """What to do next for a certificate that needs `identifiers`. `key_held`: the key of the CSR that
+    finalized the order is still at hand (a CertificateRequest's, or one kept in memory since)."""
+    restart = _restart_reason(order, identifiers, key_held)
     if order is None or restart is not None:
         return NewOrder(restart or "no order yet")
     challenge_step = _challenge_step(order, now)
@@ -129,6 +137,8 @@ def next_step(order: Order | None, identifiers: Sequence[str], now: datetime.dat
         return challenge_step
     if order.status == Status.READY:
         return Finalize()
+    if order.status == Status.VALID and order.certificate_url:
+        return Download()
     if order.next_poll is not None and now < order.next_poll:
         return Wait(order.next_poll, _waiting_message(order))
     return Refresh()
@@ -147,9 +157,9 @@ def _challenge_step(order: Order, now: datetime.datetime) -> Step | None:
     return Answer(tuple(unanswered)) if unanswered else None
 
 
-def _restart_reason(order: Order | None, identifiers: Sequence[str]) -> str | None:
-    """Why `order` is of no more use. An order finalized by an earlier attempt is one: the key of its
-    CSR lived only in that attempt (keys are never stored outside the certificate's Secret), and a new
+def _restart_reason(order: Order | None, identifiers: Sequence[str], key_held: bool) -> str | None:
+    """Why `order` is of no more use. An order finalized with a key no longer at hand is one: the key
+    of its CSR lived only in memory (keys are never stored outside the certificate's Secret), and a new
     order is cheaper than a certificate for a key nobody has."""
     if order is None:
         return None
@@ -157,7 +167,7 @@ def _restart_reason(order: Order | None, identifiers: Sequence[str]) -> str | No
         return "the names changed"
     if order.status == Status.INVALID or any(a.status == Status.INVALID for a in order.authorizations):
         return "the last order failed"
-    if order.status in (Status.PROCESSING, Status.VALID):
+    if order.status in (Status.PROCESSING, Status.VALID) and not key_held:
         return "it was finalized by an earlier attempt, whose key is gone"
     if order.status not in (Status.PENDING, Status.READY, Status.PROCESSING, Status.VALID):
         return f"the order is {order.status}"
@@ -181,8 +191,8 @@ def failure(order: Order, now: datetime.datetime) -> tuple[str, str] | None:
             return "ChallengeFailed", f"{kind} challenge for {authorization.identifier} failed: {detail}"
     if order.status == Status.INVALID:
         return "OrderFailed", f"order {order.url} is invalid: {order.error or 'the CA gave no reason'}"
-    if order.status == Status.PENDING and now - order.created_at > ORDER_DEADLINE:
-        return "OrderStuck", f"order {order.url} has been pending since {timestamp(order.created_at)}"
+    if order.status in (Status.PENDING, Status.PROCESSING) and now - order.created_at > ORDER_DEADLINE:
+        return "OrderStuck", f"order {order.url} has been {order.status} since {timestamp(order.created_at)}"
     return None
 
 
@@ -320,6 +330,11 @@ def _waiting_message(order: Order) -> str:
     ]
     what = ", ".join(waiting) if waiting else f"the order to be {Status.VALID}"
     return f"order {order.url} is {order.status}: waiting for {what}"
+
+
+def finalized(order: Order) -> bool:
+    """Whether the order was finalized: its certificate is for the key of the CSR sent."""
+    return order.status in (Status.PROCESSING, Status.VALID)
 
 
 def presents_http01(status: Mapping[str, Any], token: str) -> bool:

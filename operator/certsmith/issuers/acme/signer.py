@@ -4,8 +4,9 @@ It talks to the CA and the DNS server, so it never runs in a reconcile: the I/O 
 (`certsmith.engine`) runs it in the issuer's own lane, and its answer (a certificate, a `Pending`
 order with the time to look again, or a failure) comes back to the next reconcile. One call does as
 many steps as it can without waiting (create the order, present every challenge, poll once,
-finalize); a TXT record not visible yet, like an order not ready yet, is a `Pending` to come back to,
-never a wait in the call. Between calls the order lives in the Certificate's status.
+finalize, download); a TXT record not visible yet, like an order the CA is still processing, is a
+`Pending` to come back to, never a wait in the call. Between calls the order lives in the
+Certificate's status.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import datetime
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +31,7 @@ from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.orders import (
     Answer,
     Authorization,
+    Download,
     Finalize,
     NewOrder,
     Order,
@@ -42,6 +43,7 @@ from certsmith.issuers.acme.orders import (
     abandoned,
     answered,
     failure,
+    finalized,
     fold_order,
     next_step,
     order_from_status,
@@ -59,8 +61,6 @@ from certsmith.pki.signing import IssuedCertificate
 logger = logging.getLogger("certsmith")
 
 _STEPS_PER_CALL = 12
-_FINALIZE_WITHIN = 60.0
-"""The longest the CA may take from the CSR to the certificate, polled in the issuer's lane."""
 _DNS_RECHECK = datetime.timedelta(seconds=2)
 """How soon a TXT record the nameserver does not answer yet is looked for again."""
 _DNS_VISIBLE_WITHIN = datetime.timedelta(minutes=2)
@@ -106,7 +106,9 @@ class AcmeSigner:
         for _ in range(_STEPS_PER_CALL):
             now = datetime.datetime.now(datetime.UTC)
             try:
-                done = self._take(next_step(run.order, run.names, now), run, request, now)
+                key_held = request.key_held or request.csr is not None or run.finalized
+                step = next_step(run.order, run.names, now, key_held)
+                done = self._take(step, run, request, now)
             except (AcmeError, DNSProviderError, PKIError, ApiAccessError) as error:
                 kept = order_status(run.order) if run.order else None
                 retry_after = error.retry_after if isinstance(error, AcmeError) else None
@@ -119,7 +121,8 @@ class AcmeSigner:
                 raise SigningFailedError(*problem, order_status(abandoned(run.order, problem[1])))
         order = run.require()
         soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)
-        return Pending(order_status(order), soon, f"order {order.url} is {order.status}", run.new_order)
+        message = f"order {order.url} is {order.status}"
+        return Pending(order_status(order), soon, message, run.new_order, finalized(order))
 
     def _take(
         self, step: Step, run: _Run, request: SigningRequest, now: datetime.datetime
@@ -150,12 +153,19 @@ class AcmeSigner:
             case Finalize():
                 order = run.require()
                 csr = request.csr or build_csr(request.template, request.key())
-                deadline = time.monotonic() + _FINALIZE_WITHIN
-                chains = self._client.finalize(order.url, order.finalize_url, csr, deadline)
+                answer = self._client.finalize(order.url, order.finalize_url, csr)
+                run.finalized = True
+                run.order = fold_order(
+                    order.url, answer.body, {}, order, self._chooser(request), now, answer.retry_after
+                )
+            case Download():
+                order = run.require()
+                chains = self._client.download(order.certificate_url or "")
                 self._cleanup(order, request)
                 return _issued(chains, self._spec.preferred_chain)
             case Wait(until=until, message=message):
-                return Pending(order_status(run.require()), until, message, run.new_order)
+                order = run.require()
+                return Pending(order_status(order), until, message, run.new_order, finalized(order))
         return None
 
     def _new_order(
@@ -301,6 +311,8 @@ class _Run:
     """The DNS identifiers the certificate needs."""
     order: Order | None
     new_order: bool = False
+    finalized: bool = False
+    """This call sent the CSR: its key is at hand."""
 
     def require(self) -> Order:
         if self.order is None:
