@@ -494,7 +494,7 @@ def test_a_ca_cluster_issuer_says_that_ca_certificates_need_an_opt_in_and_grants
     severity, message = _notes(result)["spec"]
     assert severity is Severity.NOTE
     assert "spec.issuancePolicy" in message
-    assert "Issuing CA certificates from a ClusterIssuer" in message
+    assert "CA certificates from ClusterIssuers (issuancePolicy)" in message
     assert result.faithful
 
 

@@ -34,9 +34,9 @@ DNS01_MIGRATION = (
 )
 
 ISSUANCE_POLICY = (
-    "a ClusterIssuer signs CA certificates (isCA) for namespaced Certificates and CertificateRequests "
+    "a CA ClusterIssuer signs CA certificates (isCA) for namespaced Certificates and CertificateRequests "
     "only when its spec.issuancePolicy allows it; cert-manager had no such opt-in and none is granted "
-    'here (README: "Issuing CA certificates from a ClusterIssuer")'
+    'here (README: "CA certificates from ClusterIssuers (issuancePolicy)")'
 )
 
 _KINDS = ("selfSigned", "ca", "acme", "vault", "venafi")
@@ -64,7 +64,7 @@ def convert_issuer(spec: Fields, notes: Notes, *, cluster: bool) -> dict[str, An
     else:
         converted = {"acme": _acme(body, notes)}
     notes.leftovers(spec)
-    if cluster and kind != "acme":
+    if cluster and kind == "ca":
         notes.note(spec.path, ISSUANCE_POLICY)
     return converted
 
