@@ -324,7 +324,7 @@ def _value_lines(lines: list[str]) -> dict[tuple[str, ...], int]:
 
 def _schema_fields(schema: dict[str, Any], path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     """The chart's own fields: each property of the schema, down to the ones without properties."""
-    fields = []
+    fields: list[tuple[str, ...]] = []
     for name, field in schema.get("properties", {}).items():
         fields += _schema_fields(field, (*path, name)) if "properties" in field else [(*path, name)]
     return fields
