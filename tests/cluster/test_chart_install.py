@@ -42,6 +42,7 @@ def test_server_side_dry_run_install(cluster: Cluster, namespace: str, values: l
             "--namespace",
             namespace,
             "--dry-run=server",
+            "--take-ownership",  # the session's cluster already holds the approval policy (tests/conftest.py)
             *values,
         ],
         capture_output=True,
