@@ -35,14 +35,10 @@ def _helm(kind: KindCluster, *arguments: str) -> str:
     return completed.stdout
 
 
-def _operator_objects() -> str:
-    """What deploy/ installs besides the CRDs, the approval policy and the namespace: the operator."""
-    kept = {
-        "CustomResourceDefinition",
-        "Namespace",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
-    }
+def _replaced_by_the_chart() -> str:
+    """What deploy/ installs besides the CRDs and the Namespace: what the chart's templates make (Helm
+    does not adopt objects it did not create)."""
+    kept = {"CustomResourceDefinition", "Namespace"}
     documents = [d for d in yaml.safe_load_all(INSTALL.read_text()) if d["kind"] not in kept]
     return yaml.safe_dump_all(documents)
 
@@ -50,12 +46,7 @@ def _operator_objects() -> str:
 @pytest.fixture
 def helm_installed(kind: KindCluster) -> Iterator[None]:
     """deploy/'s operator replaced by the chart's release; deploy/ applied again afterwards."""
-    kind.kubectl_run("delete", "--wait", "-f", "-", stdin=_operator_objects())
-    kind.kubectl_run(
-        "delete",
-        "validatingadmissionpolicybinding,validatingadmissionpolicy",
-        "certificaterequest-approval.certsmith.dev",
-    )
+    kind.kubectl_run("delete", "--wait", "-f", "-", stdin=_replaced_by_the_chart())
     try:
         _helm(kind, "install", RELEASE, str(CHART), "--wait", "--timeout", "5m")
         yield
