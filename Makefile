@@ -32,8 +32,9 @@ kind-test: $(BIN)/.installed
 kind-delete: $(BIN)/.installed
 	$(BIN)/python -m certsmith_devtools.kind down
 
-## Lint, type-check, install the system packages the tests need, build the control plane and the
-## operator image if not cached, run every test with Docker's daemon up, check nothing was left running.
+## Lint, type-check, install the system packages the tests need, build the control plane, the
+## operator image, helm and kube-score if not cached, run every test with Docker's daemon up, check
+## nothing was left running.
 test: lint
 	hack/test-deps.sh
 	hack/with-dockerd.sh $(MAKE) --no-print-directory test-suite
@@ -43,6 +44,7 @@ test-suite: $(BIN)/.installed
 	$(BIN)/python -m certsmith_devtools.image
 	$(BIN)/python -m certsmith_devtools.kindnode
 	$(BIN)/python -m certsmith_devtools.zlint
+	$(BIN)/python -m certsmith_devtools.charttools
 	$(BIN)/pytest
 	$(BIN)/python hack/check-no-orphans.py
 
@@ -63,9 +65,10 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/acme_orders.py --count 100
 
-## Regenerate crds/clusterissuer.yaml after editing crds/issuer.yaml.
+## Regenerate crds/clusterissuer.yaml after editing crds/issuer.yaml, and the chart's copies.
 crds:
 	$(PYTHON) hack/render-clusterissuer-crd.py
+	$(PYTHON) hack/sync-chart.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -290,6 +290,7 @@ def test_deploy_kustomization_installs_crds_namespace_rbac_operator_and_solver_s
         "deployment.apps/certsmith",
         "poddisruptionbudget.policy/certsmith",
         "service/certsmith-acme-solver",
+        "networkpolicy.networking.k8s.io/certsmith",
     ]
     applied = _kubectl(cluster, "apply", "-k", str(REPO / "deploy"), "--dry-run=server", "-o", "name")
     assert sorted(applied.split()) == sorted(

@@ -1,58 +1,19 @@
 """certsmith running as a Pod: a kind cluster from the offline node image, the operator image loaded,
 `kubectl apply -k deploy/`, and issuance through the Deployment under its own ServiceAccount.
 
-The cluster is made once for this module and deleted afterwards, leaving no container or network
-(the node and operator images stay: they are the cache). With `CERTSMITH_KIND_CLUSTER=NAME` (what
-`make kind-test` sets) the tests run against that existing cluster instead and leave it running.
+The cluster (tests/kind/conftest.py) is shared with the Helm tests beside this file.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import os
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from certsmith_devtools.kind import NAMESPACE, KindCluster, apply_demo, down, existing, up, wait_ready
+from certsmith_devtools.kind import NAMESPACE, KindCluster, apply_demo, wait_ready
 from tests.cluster.support import create_certificate, eventually, openssl_verify, secret_data
-from tests.conftest import REPO, Cluster, assert_no_key_material, fresh_namespace
-
-EXISTING = os.environ.get("CERTSMITH_KIND_CLUSTER")
-_LABEL = "io.x-k8s.kind.cluster"
-
-
-@pytest.fixture(scope="module")
-def kind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KindCluster]:
-    kubeconfig = tmp_path_factory.mktemp("kind") / "kubeconfig"
-    if EXISTING:
-        yield existing(EXISTING, kubeconfig)
-        return
-    name = f"certsmith-test-{uuid.uuid4().hex[:6]}"
-    try:
-        yield up(name, offline=True, kubeconfig=kubeconfig, source=REPO, network=name)
-    finally:
-        down(name, network=name)
-        left = _docker("ps", "--all", "--quiet", "--filter", f"label={_LABEL}={name}")
-        assert not left, f"kind left containers behind: {left}"
-        assert name not in _docker("network", "ls", "--format", "{{.Name}}").split(), "network left behind"
-
-
-@pytest.fixture(scope="module")
-def cluster(kind: KindCluster) -> Cluster:
-    """The kind cluster in the shape the other tests' helpers take."""
-    return Cluster(kind.kubeconfig, kind.api(), kind.kubectl)
-
-
-@pytest.fixture
-def namespace(cluster: Cluster) -> Iterator[str]:
-    with fresh_namespace(cluster, "kind") as name:
-        yield name
+from tests.conftest import Cluster, assert_no_key_material
+from tests.kind.support import leader_pod, operator_pods, ready, selfsigned_issuer
 
 
 def test_demo_chain_is_issued_by_the_operator_pod(
@@ -73,7 +34,7 @@ def test_demo_chain_is_issued_by_the_operator_pod(
 
 
 def test_kubelet_runs_the_probes_and_the_pods_stay_up(kind: KindCluster) -> None:
-    pods = _operator_pods(kind)
+    pods = operator_pods(kind)
     assert len(pods) == 2, [pod["metadata"]["name"] for pod in pods]
     for pod in pods:
         statuses = pod["status"].get("containerStatuses") or []
@@ -101,62 +62,30 @@ def test_kubelet_runs_the_probes_and_the_pods_stay_up(kind: KindCluster) -> None
 def test_a_deleted_leader_pod_is_replaced_and_the_work_finished(
     cluster: Cluster, kind: KindCluster, namespace: str
 ) -> None:
-    kind.kubectl_run("-n", namespace, "create", "-f", "-", stdin=_selfsigned_issuer(namespace))
+    kind.kubectl_run("-n", namespace, "create", "-f", "-", stdin=selfsigned_issuer(namespace))
     names = [f"burst-{index}" for index in range(20)]
     for name in names:
         create_certificate(cluster, namespace, name, "selfsigned", dnsNames=[f"{name}.example"])
-    leader = _leader_pod(kind)
+    leader = leader_pod(kind)
     kind.kubectl_run("-n", NAMESPACE, "delete", "pod", leader, "--grace-period=0", "--force", "--wait=false")
     wait_ready(kind.api(), [(namespace, name) for name in names], timeout=120)
-    eventually(lambda: _leader_pod(kind) not in ("", leader), 60, "another Pod to lead")
+    eventually(lambda: leader_pod(kind) not in ("", leader), 60, "another Pod to lead")
     eventually(
-        lambda: len([p for p in _operator_pods(kind) if _ready(p)]) == 2, 120, "two Ready replicas again"
+        lambda: len([p for p in operator_pods(kind) if ready(p)]) == 2, 120, "two Ready replicas again"
     )
 
 
 def test_operator_logs_hold_no_key_material(cluster: Cluster, kind: KindCluster, namespace: str) -> None:
-    kind.kubectl_run("-n", namespace, "create", "-f", "-", stdin=_selfsigned_issuer(namespace))
+    kind.kubectl_run("-n", namespace, "create", "-f", "-", stdin=selfsigned_issuer(namespace))
     create_certificate(cluster, namespace, "logged", "selfsigned", dnsNames=["logged.example"])
     wait_ready(kind.api(), [(namespace, "logged")], timeout=60)
     key = secret_data(cluster, namespace, "logged")
     body = b"".join(line for line in key["tls.key"].splitlines() if not line.startswith(b"-----"))
     logs = "\n".join(
         kind.kubectl_run("-n", NAMESPACE, "logs", pod["metadata"]["name"], "--all-containers")
-        for pod in _operator_pods(kind)
+        for pod in operator_pods(kind)
     )
     assert namespace in logs, "the operator logged nothing about the issuance"
     assert_no_key_material(logs, "the operator Pods' logs")
     assert body.decode()[:40] not in logs
     assert base64.b64encode(key["tls.key"]).decode()[:40] not in logs
-
-
-def _selfsigned_issuer(namespace: str) -> str:
-    return (
-        "apiVersion: certsmith.dev/v1alpha1\nkind: Issuer\n"
-        f"metadata: {{name: selfsigned, namespace: {namespace}}}\nspec: {{selfSigned: {{}}}}\n"
-    )
-
-
-def _operator_pods(kind: KindCluster) -> list[dict[str, Any]]:
-    listed = json.loads(
-        kind.kubectl_run(
-            "-n", NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/name=certsmith", "-o", "json"
-        )
-    )
-    return [pod for pod in listed["items"] if not pod["metadata"].get("deletionTimestamp")]
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
-
-
-def _leader_pod(kind: KindCluster) -> str:
-    """The Pod holding the leader Lease (its identity starts with the Pod's host name, its name)."""
-    lease = json.loads(kind.kubectl_run("-n", NAMESPACE, "get", "lease", "certsmith", "-o", "json"))
-    holder = str(lease["spec"].get("holderIdentity") or "")
-    names = [pod["metadata"]["name"] for pod in _operator_pods(kind)]
-    return next((name for name in names if holder.startswith(f"{name}_")), "")
-
-
-def _docker(*arguments: str) -> str:
-    return subprocess.run(["docker", *arguments], capture_output=True, text=True, check=True).stdout.strip()
