@@ -13,14 +13,13 @@ import pytest
 import yaml
 
 from certsmith_devtools.charttools import ensure_helm
-from certsmith_devtools.image import SOURCE_TREE
 from certsmith_devtools.kind import NAMESPACE, KindCluster, wait_ready
 from tests.cluster.support import create_certificate, eventually, secret_data
-from tests.conftest import Cluster
+from tests.conftest import REPO, Cluster
 from tests.kind.support import leader_pod, operator_pods, ready, selfsigned_issuer
 
-CHART = SOURCE_TREE / "charts" / "certsmith"
-INSTALL = SOURCE_TREE / "deploy" / "install.yaml"
+CHART = REPO / "charts" / "certsmith"
+INSTALL = REPO / "deploy" / "install.yaml"
 RELEASE = "certsmith"
 
 
@@ -56,7 +55,7 @@ def helm_installed(kind: KindCluster) -> Iterator[None]:
             capture_output=True,
             check=False,
         )
-        kind.kubectl_run("apply", "--server-side", "--force-conflicts", "-k", str(SOURCE_TREE / "deploy"))
+        kind.kubectl_run("apply", "--server-side", "--force-conflicts", "-k", str(REPO / "deploy"))
         kind.kubectl_run("-n", NAMESPACE, "rollout", "status", "deployment/certsmith", "--timeout=5m")
 
 
