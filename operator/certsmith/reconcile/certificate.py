@@ -179,8 +179,9 @@ class CertificateReconciler:
                     read_back += Written(secrets=((secret_key, observed),))
                 continue
             except SecretWriteRefusedError as error:
+                # A failure plan settles nothing: a CA's certificate stays at hand, written once allowed.
                 plan = self._failure(work, decision, _refusal_reason(error.refusal), str(error))
-                written = apply_plan(self._port, replace(plan, settles=None), self._lanes)
+                written = apply_plan(self._port, plan, self._lanes)
             else:
                 self._spend_budgets(work, decision, plan)
             self._count(spec, decision, plan, time.monotonic() - started)
