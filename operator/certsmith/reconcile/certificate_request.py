@@ -33,7 +33,7 @@ from certsmith.api.references import IssuerRef
 from certsmith.api.status import condition, status_differs, timestamp
 from certsmith.engine.lanes import Lanes
 from certsmith.engine.steps import SignStep, Step
-from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
+from certsmith.issuers import IssuerId, IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
 from certsmith.kube.port import ApiAccessError, EventRecord, Key, KubePort, ObjectRef
 from certsmith.pki import PKIError
@@ -167,7 +167,7 @@ class CertificateRequestReconciler:
             kind="CertificateRequest",
         )
         if resolved.lane is not None:
-            return self._in_lane(key, body, spec, resolved, request)
+            return self._in_lane(key, body, spec, resolved, resolved.lane, request)
         return self._sign_here(spec, resolved, request)
 
     def _sign_here(
@@ -193,18 +193,17 @@ class CertificateRequestReconciler:
         body: Mapping[str, Any],
         spec: CertificateRequestSpec,
         resolved: Resolved,
+        lane: IssuerId,
         request: SigningRequest,
     ) -> _Result:
-        """Signing by a CA, in the issuer's lane: start it, wait for it, or say what it answered."""
-        if resolved.lane is None:
-            raise RuntimeError("a signer without a lane was sent to one")
+        """Signing by a CA, in the issuer's lane `lane`: start it, wait for it, or say what it answered."""
         owner = WorkItem(CERTIFICATE_REQUESTS, key)
         found = self._lanes.signed(owner)
         basis = body["metadata"].get("generation")
         if found is None or found.basis != basis:
             step = None
             if not self._lanes.busy(owner):
-                step = SignStep(resolved.lane, resolved.address, owner, resolved.signer, request, basis)
+                step = SignStep(lane, resolved.address, owner, resolved.signer, request, basis)
             message = f"waiting for the CA at {resolved.address}"
             return _Result("Pending", message, order=request.order, step=step, settles=found and owner)
         result = found.result
