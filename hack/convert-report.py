@@ -30,6 +30,7 @@ import yaml
 
 from certsmith.api.cert_manager import Converted, convert_all, is_cert_manager
 from certsmith.api.cert_manager_fields import Severity
+from certsmith.commands.convert import read_documents
 
 _INDEX = re.compile(r"\[[0-9]+\]")
 OUTCOMES = {
@@ -84,11 +85,11 @@ def _files(paths: list[Path]) -> list[Path]:
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for body in yaml.safe_load_all(path.read_text()):
-        items = body.get("items") if isinstance(body, dict) and body.get("kind") == "List" else [body]
-        found.extend(item for item in items or () if isinstance(item, dict) and is_cert_manager(item))
-    return found
+    return [
+        document.body
+        for document in read_documents(path)
+        if isinstance(document.body, dict) and is_cert_manager(document.body)
+    ]
 
 
 def _name(document: dict[str, Any]) -> str:

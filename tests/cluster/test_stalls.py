@@ -15,26 +15,17 @@ import pytest
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
-from certsmith_devtools.kit import condition, free_port, is_ready
+from certsmith_devtools.kit import condition, is_ready
 from certsmith_devtools.pebble import Pebble
 from tests.cluster.support import ca_secret, create, create_certificate, eventually
+from tests.cluster.test_acme import http01_port, pebble
 from tests.conftest import Cluster, OperatorProcess, assert_no_key_material, fresh_namespace
 
 pytestmark = pytest.mark.cluster
+__all__ = ["http01_port", "pebble"]  # fixtures
 
 HANGING_PER_ISSUER = 4
 CA_CERTIFICATES = 50
-
-
-@pytest.fixture(scope="module")
-def http01_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def pebble(tmp_path_factory: pytest.TempPathFactory, http01_port: int) -> Iterator[Pebble]:
-    with Pebble(tmp_path_factory.mktemp("pebble"), http01_port) as server:
-        yield server
 
 
 @pytest.fixture

@@ -169,3 +169,30 @@ def test_an_account_key_that_cannot_be_written_for_want_of_its_namespace_is_said
     ready = world.issuer_ready(issuer)
     assert (ready["status"], ready["reason"]) == ("False", "NamespaceNotFound")
     assert "namespace certsmith does not exist; create it" in ready["message"]
+
+
+def test_an_account_key_is_parsed_once_per_version_of_its_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every reconcile of an ACME Certificate resolves its issuer; an RSA key costs milliseconds to
+    parse, so it is parsed again only when its Secret changes, and a changed Secret is always read."""
+    parsed: list[bytes] = []
+
+    def counted(pem: bytes, where: str) -> Any:
+        parsed.append(pem)
+        return account_key(pem, where)
+
+    monkeypatch.setattr("certsmith.issuers.resolver.account_key", counted)
+    world = _acme_world()
+    issuer = world.issuer(
+        "acme",
+        {"acme": {"server": "https://127.0.0.1:1/directory", "privateKeySecretRef": {"name": "account"}}},
+    )
+    world.reconcile_issuer(issuer)
+    world.reconcile_issuer(issuer)
+    assert len(parsed) == 1
+    world.kube.put_secret(
+        NS, "account", SecretContents(data={"tls.key": _pem(ed25519.Ed25519PrivateKey.generate())})
+    )
+    world._watch()
+    world.reconcile_issuer(issuer)
+    assert len(parsed) == 2
+    assert world.issuer_ready(issuer)["reason"] == "InvalidAccountKey"

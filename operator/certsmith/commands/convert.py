@@ -15,7 +15,9 @@ from certsmith.commands.common import CommandError, ExitCode
 
 
 @dataclass(frozen=True)
-class _Document:
+class Document:
+    """One object read: where it was (file, document, List item) and its body."""
+
     where: str
     body: Any
 
@@ -29,7 +31,7 @@ def convert_files(paths: list[Path], out: TextIO = sys.stdout, err: TextIO = sys
     """Convert each document of `paths` (stdin for "-"; a List's items one by one); others pass through
     unchanged. Exit 5 when a field or a behaviour was not carried over or an object was refused (each
     said on `err`, with its path); notes that change nothing of what was asked leave it 0."""
-    documents = [document for path in paths for document in _read(path)]
+    documents = [document for path in paths for document in read_documents(path)]
     ours = [
         document
         for document in documents
@@ -52,21 +54,22 @@ def convert_files(paths: list[Path], out: TextIO = sys.stdout, err: TextIO = sys
     return ExitCode.INCOMPLETE if incomplete else ExitCode.OK
 
 
-def _read(path: Path) -> list[_Document]:
+def read_documents(path: Path) -> list[Document]:
+    """Each document of `path` (stdin for "-"), a List's items one by one."""
     where = "stdin" if str(path) == "-" else str(path)
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text()
         bodies = [body for body in yaml.safe_load_all(text) if body]
     except (OSError, yaml.YAMLError) as error:
         raise CommandError(ExitCode.FAILED, f"{where}: {error}") from None
-    documents: list[_Document] = []
+    documents: list[Document] = []
     for index, body in enumerate(bodies, start=1):
         items = body.get("items") if isinstance(body, dict) and body.get("kind") == "List" else None
         if isinstance(items, list):
             documents.extend(
-                _Document(f"{where}, document {index}, item {number}", item)
+                Document(f"{where}, document {index}, item {number}", item)
                 for number, item in enumerate(items, start=1)
             )
         else:
-            documents.append(_Document(f"{where}, document {index}", body))
+            documents.append(Document(f"{where}, document {index}", body))
     return documents

@@ -1,8 +1,9 @@
 """From an issuer (or a Certificate's issuerRef) to a Signer, or the reason there is none.
 
-Owns the cache of verified CA key pairs. Entries are keyed by the CA Secret's resourceVersion, so a
-changed Secret can never be signed with from a stale entry, whichever thread filled it; `invalidate`
-only frees memory.
+Owns the caches of verified CA key pairs and of parsed ACME account keys (parsing an RSA key costs
+milliseconds, and every reconcile of an ACME Certificate resolves its issuer). Entries are keyed by
+the Secret's resourceVersion, so a changed Secret can never be signed with from a stale entry,
+whichever thread filled it; `invalidate` only frees memory.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from certsmith.issuers.selfsigned import SelfSignedSigner
 from certsmith.kube.port import Key, KubePort
 from certsmith.kube.secrets import ObservedSecret
 from certsmith.pki import PKIError
-from certsmith.pki.keys import load_private_key
+from certsmith.pki.keys import PrivateKey, load_private_key
 from certsmith.pki.signing import SigningAuthority
 
 IssuerLookup = Callable[[str, Key], Mapping[str, Any] | None]
@@ -92,6 +93,7 @@ class IssuerResolver:
         self._acme = acme
         self._cluster_issuers = cluster_issuers
         self._authorities: dict[tuple[Key, str, CAIssuerSpec], SigningAuthority] = {}
+        self._account_keys: dict[tuple[Key, str, str], PrivateKey] = {}
         self._accounts = acme.accounts
         self._health = acme.health
         self._lock = threading.Lock()
@@ -151,6 +153,7 @@ class IssuerResolver:
     def invalidate(self, secret: Key) -> None:
         with self._lock:
             self._authorities = {key: value for key, value in self._authorities.items() if key[0] != secret}
+            self._account_keys = {key: value for key, value in self._account_keys.items() if key[0] != secret}
 
     def referenced_secret(self, key: Key) -> ObservedSecret | None:
         """A referenced Secret from its watch; read once if the watch has not listed it yet."""
@@ -171,7 +174,7 @@ class IssuerResolver:
                 f"Secret {secret_key[0]}/{secret_key[1]} has no key {spec.private_key.key} for the ACME "
                 f"account; certsmith creates it when the Secret does not exist",
             )
-        key = account_key(pem, secret_where("privateKeySecretRef", spec.private_key, secret_key[0]))
+        key = self._account_key(secret_key, observed.resource_version, spec.private_key, pem)
         registration = Registration(issuer, observed.resource_version, spec, key, self._binding(spec, issuer))
         client = self._accounts.client(registration)
         refusal = self._health.refusal(issuer)
@@ -189,6 +192,17 @@ class IssuerResolver:
         raise AccountNotRegisteredError(
             REGISTERING, f"the ACME account at {spec.server} is being registered", registration, None
         )
+
+    def _account_key(self, secret_key: Key, version: str, reference: SecretKeyRef, pem: bytes) -> PrivateKey:
+        cache_key = (secret_key, version, reference.key)
+        with self._lock:
+            cached = self._account_keys.get(cache_key)
+        if cached is not None:
+            return cached
+        key = account_key(pem, secret_where("privateKeySecretRef", reference, secret_key[0]))
+        with self._lock:
+            self._account_keys[cache_key] = key
+        return key
 
     def key_authorization(self, reference: IssuerRef, namespace: str, token: str) -> str | None:
         """The answer to an HTTP-01 challenge of the ACME issuer a Certificate in `namespace` names,

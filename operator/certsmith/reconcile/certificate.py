@@ -27,7 +27,7 @@ from certsmith.api.status import condition, parse_timestamp, precise_timestamp, 
 from certsmith.budget import RewriteBudget
 from certsmith.engine.lanes import Lanes
 from certsmith.engine.steps import SignStep
-from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
+from certsmith.issuers import IssuerId, IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.credentials import InvalidCredentialError, keystore_password, secret_where
 from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
 from certsmith.kube.port import (
@@ -179,8 +179,9 @@ class CertificateReconciler:
                     read_back += Written(secrets=((secret_key, observed),))
                 continue
             except SecretWriteRefusedError as error:
+                # A failure plan settles nothing: a CA's certificate stays at hand, written once allowed.
                 plan = self._failure(work, decision, _refusal_reason(error.refusal), str(error))
-                written = apply_plan(self._port, replace(plan, settles=None), self._lanes)
+                written = apply_plan(self._port, plan, self._lanes)
             else:
                 self._spend_budgets(work, decision, plan)
             self._count(spec, decision, plan, time.monotonic() - started)
@@ -336,24 +337,25 @@ class CertificateReconciler:
                 return self._failure(work, decision, error.reason, str(error), error.order, error.retry_after)
             except PKIError as error:
                 return self._failure(work, decision, "SigningFailed", str(error))
-        return self._in_lane(work, decision, resolved, request)
+        return self._in_lane(work, decision, resolved, resolved.lane, request)
 
     def _settled_failure(self, work: _Work, decision: Decision, reason: str, message: str) -> Plan:
         """A failure before signing: a step that ended before it is of no more use."""
         plan = self._failure(work, decision, reason, message)
         return replace(plan, settles=WorkItem(CERTIFICATES, work.key))
 
-    def _in_lane(self, work: _Work, decision: Decision, resolved: Resolved, request: SigningRequest) -> Plan:
-        """Signing by a CA, in the issuer's lane: start it, wait for its end, or plan what it answered."""
-        if resolved.lane is None:
-            raise RuntimeError("a signer without a lane was sent to one")
+    def _in_lane(
+        self, work: _Work, decision: Decision, resolved: Resolved, lane: IssuerId, request: SigningRequest
+    ) -> Plan:
+        """Signing by a CA, in the issuer's lane `lane`: start it, wait for its end, or plan what it
+        answered."""
         owner = WorkItem(CERTIFICATES, work.key)
         found = self._lanes.signed(owner)
         basis = work.body["metadata"].get("generation")
         if found is None or found.basis != basis:
             if self._lanes.busy(owner):
                 return Plan()  # the step's end queues this Certificate again
-            step = SignStep(resolved.lane, resolved.address, owner, resolved.signer, request, basis)
+            step = SignStep(lane, resolved.address, owner, resolved.signer, request, basis)
             return Plan(step=step, settles=owner if found else None)
         result = found.result
         if isinstance(result, SigningFailedError):

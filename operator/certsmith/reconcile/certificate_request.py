@@ -33,7 +33,7 @@ from certsmith.api.references import IssuerRef
 from certsmith.api.status import condition, status_differs, timestamp
 from certsmith.engine.lanes import Lanes
 from certsmith.engine.steps import SignStep, Step
-from certsmith.issuers import IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
+from certsmith.issuers import IssuerId, IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
 from certsmith.kube.port import ApiAccessError, EventRecord, Key, KubePort, ObjectRef
 from certsmith.pki import PKIError
@@ -97,7 +97,8 @@ class CertificateRequestReconciler:
             return Outcome()
         now = self._clock()
         decision = decision_of(body.get("status") or {})
-        missing, refusal = self._policy(key, body) if decision is not Decision.DENIED else (None, None)
+        checked = _checked(body) if decision is not Decision.DENIED else None
+        missing, refusal = self._policy(key, checked)
         deny = refusal if decision is Decision.UNDECIDED else None
         approving = decision is Decision.UNDECIDED and self._auto_approve
         approve = approving and missing is None and refusal is None
@@ -111,7 +112,7 @@ class CertificateRequestReconciler:
                 recheck_at=now + RETRY,
             )
         else:
-            result = self._result(key, body, decision if not approve else Decision.APPROVED, now)
+            result = self._result(key, body, checked, decision if not approve else Decision.APPROVED, now)
         plan = self._plan(key, body, result, approve, now, deny)
         try:
             written = apply_plan(self._port, plan, self._lanes)
@@ -121,11 +122,16 @@ class CertificateRequestReconciler:
         return Outcome(result.recheck_at, written=written)
 
     def _result(
-        self, key: Key, body: Mapping[str, Any], decision: Decision, now: datetime.datetime
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        checked: _Checked | None,
+        decision: Decision,
+        now: datetime.datetime,
     ) -> _Result:
-        if decision is Decision.DENIED:
+        """`checked` is `_checked(body)`, None for a denied request (it is not looked at)."""
+        if checked is None:
             return _Result("Denied", "the request was denied; it will not be signed")
-        checked = _checked(body)
         if isinstance(checked, _Result):
             return checked
         if decision is not Decision.APPROVED:
@@ -161,7 +167,7 @@ class CertificateRequestReconciler:
             kind="CertificateRequest",
         )
         if resolved.lane is not None:
-            return self._in_lane(key, body, spec, resolved, request)
+            return self._in_lane(key, body, spec, resolved, resolved.lane, request)
         return self._sign_here(spec, resolved, request)
 
     def _sign_here(
@@ -187,18 +193,17 @@ class CertificateRequestReconciler:
         body: Mapping[str, Any],
         spec: CertificateRequestSpec,
         resolved: Resolved,
+        lane: IssuerId,
         request: SigningRequest,
     ) -> _Result:
-        """Signing by a CA, in the issuer's lane: start it, wait for it, or say what it answered."""
-        if resolved.lane is None:
-            raise RuntimeError("a signer without a lane was sent to one")
+        """Signing by a CA, in the issuer's lane `lane`: start it, wait for it, or say what it answered."""
         owner = WorkItem(CERTIFICATE_REQUESTS, key)
         found = self._lanes.signed(owner)
         basis = body["metadata"].get("generation")
         if found is None or found.basis != basis:
             step = None
             if not self._lanes.busy(owner):
-                step = SignStep(resolved.lane, resolved.address, owner, resolved.signer, request, basis)
+                step = SignStep(lane, resolved.address, owner, resolved.signer, request, basis)
             message = f"waiting for the CA at {resolved.address}"
             return _Result("Pending", message, order=request.order, step=step, settles=found and owner)
         result = found.result
@@ -234,11 +239,10 @@ class CertificateRequestReconciler:
             )
         return private_key
 
-    def _policy(self, key: Key, body: Mapping[str, Any]) -> tuple[IssuerRef | None, IssuanceRefusal | None]:
+    def _policy(self, key: Key, checked: _Checked | None) -> tuple[IssuerRef | None, IssuanceRefusal | None]:
         """The issuer the request names if it does not exist (its policy cannot be read yet), and
-        whether its policy refuses the request. An invalid request is neither: it is said so."""
-        checked = _checked(body)
-        if isinstance(checked, _Result):
+        whether its policy refuses the request. An invalid or denied request is neither: it is said so."""
+        if checked is None or isinstance(checked, _Result):
             return None, None
         spec, _, template = checked
         plural, issuer_key = issuer_id(spec.issuer_ref, key[0])
@@ -305,9 +309,10 @@ class CertificateRequestReconciler:
         )
 
 
-def _checked(
-    body: Mapping[str, Any],
-) -> tuple[CertificateRequestSpec, x509.CertificateSigningRequest, CertificateTemplate] | _Result:
+_Checked = tuple[CertificateRequestSpec, x509.CertificateSigningRequest, CertificateTemplate] | _Result
+
+
+def _checked(body: Mapping[str, Any]) -> _Checked:
     """The spec, the CSR and what the certificate would say, or why the request cannot be signed."""
     try:
         spec = parse_certificate_request_spec(body.get("spec") or {})
