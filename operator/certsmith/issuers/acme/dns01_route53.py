@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 _TTL = 60
 _CONFIG = botocore.config.Config(
-    connect_timeout=10, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"}
+    connect_timeout=10, read_timeout=10, retries={"total_max_attempts": 2, "mode": "standard"}
 )
 _SESSION_NAME = "certsmith"
 _ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
