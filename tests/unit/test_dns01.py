@@ -3,6 +3,7 @@ against moto's server in tests/cluster/test_dns01.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from certsmith.api.acme import (
 )
 from certsmith.api.issuer import issuer_secret_names
 from certsmith.api.references import SecretKeyRef
-from certsmith.issuers.acme.dns01 import DNSProviderError, provider_factory
+from certsmith.issuers.acme.dns01 import DNSProviderError, ProviderContext, _entry_points, provider_factory
 from certsmith.issuers.acme.dns01_cname import CNAMEFollowing
 from certsmith.issuers.acme.dns01_rfc2136 import rfc2136_provider
 from certsmith.issuers.acme.dns01_route53 import route53_provider
@@ -155,3 +156,57 @@ def test_a_cname_loop_or_a_long_chain_is_refused() -> None:
     long = {f"n{index}.": f"n{index + 1}." for index in range(20)}
     with pytest.raises(DNSProviderError, match="longer than 8 names"):
         CNAMEFollowing(Recorder(), long.get).target("n0.")
+
+
+PLUGIN = """
+from certsmith.issuers.acme.dns01 import DNSProviderError
+
+
+class MemoryProvider:
+    def __init__(self, zone):
+        self.zone = zone
+        self.records = set()
+
+    def present(self, fqdn, value):
+        if not fqdn.endswith(self.zone):
+            raise DNSProviderError(f"{fqdn} is not in {self.zone}")
+        self.records.add((fqdn, value))
+
+    def visible(self, fqdn, value):
+        return (fqdn, value) in self.records
+
+    def cleanup(self, fqdn, value):
+        self.records.discard((fqdn, value))
+
+
+def memory_provider(solver, context):
+    return MemoryProvider(solver.provider.settings()["zone"])
+"""
+
+
+def test_a_provider_shipped_as_its_own_package_is_found_by_its_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed distribution (its dist-info on the path, as pip leaves it) registering a factory in
+    certsmith.dns01_providers is what a dns01.provider solver names."""
+    (tmp_path / "certsmith_memory_dns.py").write_text(PLUGIN)
+    info = tmp_path / "certsmith_memory_dns-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: certsmith-memory-dns\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[certsmith.dns01_providers]\nmemory = certsmith_memory_dns:memory_provider\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _entry_points.cache_clear()
+    try:
+        solver = _dns01({"provider": {"name": "memory", "config": {"zone": "example.test."}}})
+        context = ProviderContext(lambda reference, field: b"", ambient_credentials=False)
+        provider = provider_factory("memory")(solver, context)
+        provider.present("_acme-challenge.www.example.test.", "value")
+        assert provider.visible("_acme-challenge.www.example.test.", "value")
+        provider.cleanup("_acme-challenge.www.example.test.", "value")
+        assert not provider.visible("_acme-challenge.www.example.test.", "value")
+        with pytest.raises(DNSProviderError, match=r"not in example\.test"):
+            provider.present("_acme-challenge.www.other.test.", "value")
+    finally:
+        _entry_points.cache_clear()
