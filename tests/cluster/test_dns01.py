@@ -23,13 +23,14 @@ from certsmith_devtools.pebble import Pebble
 from certsmith_devtools.route53_dns import Route53DNS
 from tests.cluster.support import (
     certificate,
+    create,
     create_certificate,
     create_secret,
     eventually,
     secret_data,
     wait_ready,
 )
-from tests.cluster.test_acme import acme_issuer, issuer_condition, issuing_reason
+from tests.cluster.test_acme import acme_issuer, issuer_condition, issuer_reason, issuing_reason
 from tests.conftest import Cluster, OperatorProcess, assert_no_key_material, fresh_namespace
 
 pytestmark = pytest.mark.cluster
@@ -231,3 +232,29 @@ def test_a_name_delegated_by_cname_issues_through_the_zone_it_points_into(
         for target in (f"app.{ACME_ZONE}.", f"apex.{ACME_ZONE}."):
             assert bind.txt(target) == set(), f"TXT records left at {target}"
         assert bind.txt(f"_acme-challenge.{NAMES_ZONE}.") == set()
+
+
+def test_route53_credentials_come_from_secrets_and_an_issuer_without_them_says_which(
+    cluster: Cluster, dns_namespace: str, moto: MotoServer
+) -> None:
+    """Not ready before any order: a missing Secret names the field and the Secret; an Issuer without
+    an access key may not borrow the operator's ambient credentials."""
+    missing = {
+        "accessKeyID": ACCESS_KEY_ID,
+        "secretAccessKeySecretRef": {"name": "absent", "key": "secret-access-key"},
+    }
+    server = "https://127.0.0.1:1/dir"
+    for name, route53 in (("missing", missing), ("ambient", {"region": "eu-west-1"})):
+        spec = {"server": server, "privateKeySecretRef": {"name": f"{name}-account"}}
+        create(
+            cluster,
+            dns_namespace,
+            "Issuer",
+            name,
+            {"acme": {**spec, "solvers": [{"dns01": {"route53": route53}}]}},
+        )
+    absent = issuer_reason(cluster, dns_namespace, "missing", "SecretNotFound")
+    assert "route53.secretAccessKeySecretRef" in absent["message"], absent
+    assert f"{dns_namespace}/absent" in absent["message"], absent
+    ambient = issuer_reason(cluster, dns_namespace, "ambient", "AmbientCredentialsNotAllowed")
+    assert "only a ClusterIssuer" in ambient["message"], ambient

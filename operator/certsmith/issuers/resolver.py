@@ -228,10 +228,18 @@ class IssuerResolver:
             raise IssuerNotReadyError("DNSProviderNotInstalled", str(error)) from None
         if isinstance(dns01.provider, RFC2136Solver) and dns01.provider.tsig_secret is not None:
             self._tsig_secret(dns01.provider.tsig_secret, issuer)
-        if isinstance(dns01.provider, Route53Solver):
+        route53 = dns01.provider if isinstance(dns01.provider, Route53Solver) else None
+        if route53 is not None and route53.ambient and issuer[0] != CLUSTER_ISSUERS:
+            raise IssuerNotReadyError(
+                "AmbientCredentialsNotAllowed",
+                "dns01.route53 names no secretAccessKeySecretRef, and only a ClusterIssuer may use the "
+                "operator's ambient AWS credentials; put an access key in a Secret and name it in "
+                "accessKeyIDSecretRef (or accessKeyID) and secretAccessKeySecretRef",
+            )
+        if route53 is not None:
             fields = ("route53.accessKeyIDSecretRef", "route53.secretAccessKeySecretRef")
             for reference, field in zip(
-                (dns01.provider.access_key_id_secret, dns01.provider.secret_access_key), fields, strict=True
+                (route53.access_key_id_secret, route53.secret_access_key), fields, strict=True
             ):
                 if reference is not None:
                     self._secret_value(reference, issuer, field)
