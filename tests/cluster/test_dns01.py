@@ -141,6 +141,9 @@ def test_route53_records_go_into_the_right_hosted_zone_and_only_their_value_is_r
     assert "no public hosted zone above _acme-challenge.www.nowhere.invalid." in str(nowhere.value)
     assert "hostedZoneID" in str(nowhere.value)
     assert SECRET_ACCESS_KEY not in caplog.text, "the secret access key was logged"
+    assert not [record for record in caplog.records if record.name.startswith("botocore")], (
+        "botocore's debug lines (headers, STS answers with the assumed role's key) reach the log"
+    )
 
 
 def test_only_a_cluster_issuer_may_use_the_operators_ambient_credentials() -> None:

@@ -6,7 +6,8 @@ change IDs), so the CA may, rarely, query a server that has not caught up, and t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Literal
 
 import boto3
 import botocore.config
@@ -25,6 +26,11 @@ _CONFIG = botocore.config.Config(
 )
 _SESSION_NAME = "certsmith"
 _ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+logging.getLogger("botocore").setLevel(logging.WARNING)
+"""botocore's debug lines hold request headers and response bodies: a session token, and STS's answer
+with the assumed role's secret key. `certsmith run --verbose` turns debug on for every logger, so
+botocore's are capped here, where boto3 is first imported."""
 
 
 def route53_provider(solver: DNS01Solver, context: ProviderContext) -> Route53Provider:
@@ -116,7 +122,9 @@ class Route53Provider:
                 return [item["Value"] for item in record.get("ResourceRecords", [])]
         return []
 
-    def _change(self, zone: str, fqdn: str, action: str, values: list[str], what: str) -> None:
+    def _change(
+        self, zone: str, fqdn: str, action: Literal["UPSERT", "DELETE"], values: list[str], what: str
+    ) -> None:
         record: ResourceRecordSetTypeDef = {
             "Name": fqdn,
             "Type": "TXT",
@@ -128,7 +136,7 @@ class Route53Provider:
                 HostedZoneId=zone,
                 ChangeBatch={
                     "Comment": "certsmith DNS-01",
-                    "Changes": [{"Action": action, "ResourceRecordSet": record}],  # type: ignore[typeddict-item]
+                    "Changes": [{"Action": action, "ResourceRecordSet": record}],
                 },
             )
         except _ERRORS as error:
