@@ -116,15 +116,6 @@ class DNS01Solver:
             case ExternalSolver(name=name):
                 return f"the {name} DNS provider"
 
-    def secret_refs(self) -> tuple[SecretKeyRef, ...]:
-        match self.provider:
-            case RFC2136Solver(tsig_secret=secret):
-                return (secret,) if secret else ()
-            case Route53Solver(access_key_id_secret=key_id, secret_access_key=key):
-                return tuple(ref for ref in (key_id, key) if ref is not None)
-            case ExternalSolver():
-                return ()
-
 
 @dataclass(frozen=True)
 class Solver:

@@ -45,7 +45,7 @@ def route53_provider(solver: DNS01Solver, context: ProviderContext) -> Route53Pr
             "accessKeyID (or accessKeyIDSecretRef) and secretAccessKeySecretRef"
         )
     session = boto3.session.Session(region_name=route53.region)
-    if not route53.ambient and route53.secret_access_key is not None:
+    if route53.secret_access_key is not None:
         key_id = route53.access_key_id
         if route53.access_key_id_secret is not None:
             key_id = _text(context.read_secret(route53.access_key_id_secret, "route53.accessKeyIDSecretRef"))
