@@ -1,4 +1,4 @@
-"""A real authoritative DNS server on loopback: BIND 9 (Debian's `bind9`), serving one zone that takes
+"""A real authoritative DNS server on loopback: BIND 9 (Debian's `bind9`), serving zones that take
 TSIG-signed dynamic updates (RFC 2136), for the DNS-01 tests. Pebble resolves through it."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import dns.exception
@@ -25,9 +26,20 @@ class BindNotFoundError(RuntimeError):
 
 
 class Bind(LocalServer):
-    """Started on entry, stopped on exit. Every name in `zone` resolves to 127.0.0.1."""
+    """Started on entry, stopped on exit. Every name in `zone` and `more_zones` resolves to 127.0.0.1;
+    `records` ("name TYPE data" lines, names relative to `zone`) are added to `zone`, e.g. a CNAME.
+    `recursive`: answer as a recursive resolver does (as the CA's does), following a CNAME from one of
+    its zones into another; an authoritative-only BIND stops at the zone's edge."""
 
-    def __init__(self, directory: Path, zone: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        zone: str,
+        more_zones: Sequence[str] = (),
+        records: Sequence[str] = (),
+        *,
+        recursive: bool = False,
+    ) -> None:
         binary = shutil.which("named") or ("/usr/sbin/named" if Path("/usr/sbin/named").exists() else None)
         if binary is None:
             raise BindNotFoundError("named is not installed (Debian: apt-get install bind9)")
@@ -36,21 +48,28 @@ class Bind(LocalServer):
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.tsig_secret = base64.b64encode(secrets.token_bytes(32)).decode()
-        (directory / f"{zone}.zone").write_text(
-            f"$TTL 60\n"
-            f"@ IN SOA ns.{zone}. hostmaster.{zone}. 1 60 60 600 60\n"
-            f"@ IN NS ns.{zone}.\n"
-            f"ns IN A 127.0.0.1\n"
-            f"@ IN A 127.0.0.1\n"
-            f"* IN A 127.0.0.1\n"
+        for name in (zone, *more_zones):
+            extra = "".join(f"{record}\n" for record in records) if name == zone else ""
+            (directory / f"{name}.zone").write_text(
+                f"$TTL 60\n"
+                f"@ IN SOA ns.{name}. hostmaster.{name}. 1 60 60 600 60\n"
+                f"@ IN NS ns.{name}.\n"
+                f"ns IN A 127.0.0.1\n"
+                f"@ IN A 127.0.0.1\n"
+                f"* IN A 127.0.0.1\n" + extra
+            )
+        zones = "".join(
+            f'zone "{name}" {{ type primary; file "{directory}/{name}.zone";\n'
+            f'  allow-update {{ key "{TSIG_KEY_NAME}"; }}; }};\n'
+            for name in (zone, *more_zones)
         )
         (directory / "named.conf").write_text(
             f'options {{ directory "{directory}"; pid-file "{directory}/named.pid";\n'
             f"  listen-on port {self.port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};\n"
-            f"  recursion no; allow-query {{ any; }}; dnssec-validation no; }};\n"
+            f"  {'recursion yes; allow-recursion { 127.0.0.1; }' if recursive else 'recursion no'};\n"
+            f"  allow-query {{ any; }}; dnssec-validation no; }};\n"
             f'key "{TSIG_KEY_NAME}" {{ algorithm hmac-sha256; secret "{self.tsig_secret}"; }};\n'
-            f'zone "{zone}" {{ type primary; file "{directory}/{zone}.zone";\n'
-            f'  allow-update {{ key "{TSIG_KEY_NAME}"; }}; }};\n'
+            f"{zones}"
             f"controls {{ }};\n"
         )
         self._argv = [binary, "-g", "-n", "1", "-c", str(directory / "named.conf")]

@@ -77,6 +77,7 @@ class Runtime:
             routes,
             metrics.acme_request,
             clock,
+            dns01_nameservers=settings.dns01_recursive_nameservers,
         )
         self.lanes = Lanes(self.acme.accounts, self.acme.health, self._step_done, self._health_changed)
         self._loop: asyncio.AbstractEventLoop | None = None

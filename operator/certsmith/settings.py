@@ -46,6 +46,8 @@ class OperatorSettings:
         (and, beside it, an ExternalName Service to the solver Service), removed when it is done.
     acme_orders_per_hour: new ACME orders allowed per Certificate in any hour, so that no
         misconfiguration can hammer a CA (Let's Encrypt allows 300 new orders per account per 3 h).
+    dns01_recursive_nameservers: where `cnameStrategy: Follow` looks up the CNAMEs at
+        `_acme-challenge.<name>` (host, host:port or [ipv6]:port); none: the system's resolver.
     auto_approve: approve every CertificateRequest (the Approved condition, as certsmith's own
         ServiceAccount, which the approval policy lets approve); off, each waits for an approver.
     """
@@ -189,6 +191,15 @@ class OperatorSettings:
         default=6,
         metadata=flag(
             "--acme-orders-per-hour", metavar="N", help="new ACME orders allowed per Certificate in any hour"
+        ),
+    )
+    dns01_recursive_nameservers: tuple[str, ...] = field(
+        default=(),
+        metadata=flag(
+            "--dns01-recursive-nameserver",
+            metavar="HOST[:PORT]",
+            help="look up the CNAMEs that DNS-01 solvers with cnameStrategy Follow follow here "
+            "(repeatable); default: the system's resolver",
         ),
     )
     auto_approve: bool = field(

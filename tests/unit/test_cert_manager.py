@@ -75,7 +75,13 @@ CERT_MANAGER_FIELDS = {
         acme.solvers[].dns01.rfc2136.tsigAlgorithm acme.solvers[].dns01.rfc2136.protocol
         acme.solvers[].dns01.rfc2136.tsigSecretSecretRef.name
         acme.solvers[].dns01.rfc2136.tsigSecretSecretRef.key
-        acme.solvers[].dns01.route53 acme.solvers[].dns01.cloudflare acme.solvers[].dns01.azureDNS
+        acme.solvers[].dns01.route53.region acme.solvers[].dns01.route53.hostedZoneID
+        acme.solvers[].dns01.route53.accessKeyID acme.solvers[].dns01.route53.role
+        acme.solvers[].dns01.route53.accessKeyIDSecretRef.name
+        acme.solvers[].dns01.route53.accessKeyIDSecretRef.key
+        acme.solvers[].dns01.route53.secretAccessKeySecretRef.name
+        acme.solvers[].dns01.route53.secretAccessKeySecretRef.key acme.solvers[].dns01.route53.auth
+        acme.solvers[].dns01.cloudflare acme.solvers[].dns01.azureDNS
         acme.solvers[].dns01.cloudDNS acme.solvers[].dns01.acmeDNS acme.solvers[].dns01.akamai
         acme.solvers[].dns01.digitalocean acme.solvers[].dns01.webhook
     """,
@@ -154,7 +160,6 @@ def test_the_documented_examples_convert_or_say_why_not() -> None:
     refused = {name for name, outcome in outcomes.items() if outcome == "refused"}
     assert refused == {
         "gateway-http01",
-        "route53",
         "route53-irsa",
         "cloudflare",
         "azuredns",
@@ -163,12 +168,10 @@ def test_the_documented_examples_convert_or_say_why_not() -> None:
         "akamai",
         "digitalocean",
         "webhook",
-        "rfc2136-cname",
         "no-solvers",
         "vault",
         "venafi-cloud",
         "from-vault",
-        "route53-wildcard",
         "constrained-ca",
         "external-issuer",
     }
@@ -183,6 +186,10 @@ def test_the_documented_examples_convert_or_say_why_not() -> None:
         "recorded-requester",
         "legacy-request",
         "legacy-rsa",
+        "route53",
+        "mixed",
+        "route53-wildcard",
+        "rfc2136-cname",
     }
     assert set(_outcomes("faithful.yaml").values()) == {"faithful"}
 
@@ -416,14 +423,44 @@ def test_an_issuer_left_without_a_solver_is_refused_and_the_migration_path_said(
     severity, message = notes["spec.acme.solvers[0].dns01.cloudflare"]
     assert severity is Severity.DROPPED
     assert "certsmith has no Cloudflare DNS-01 provider" in message
-    assert "what works today" in message
-    assert "dns01.rfc2136" in message
+    assert "CNAME delegation" in message
+    assert "certsmith.dns01_providers" in message
     assert "dns-persist-01" in message
     assert notes["spec.acme.solvers"][0] is Severity.REFUSED
-    kept = convert(_document("ClusterIssuer", _acme({"dns01": {"route53": {}}}, {"http01": {"ingress": {}}})))
+    kept = convert(_document("ClusterIssuer", _acme({"dns01": {"akamai": {}}}, {"http01": {"ingress": {}}})))
     assert kept.manifest is not None
     assert kept.manifest["spec"]["acme"]["solvers"] == [{"http01": {"ingress": {}}}]
     assert not kept.faithful
+
+
+def test_route53_converts_with_its_credentials() -> None:
+    route53 = {
+        "region": "eu-west-1",
+        "hostedZoneID": "Z123",
+        "accessKeyIDSecretRef": {"name": "aws", "key": "id"},
+        "secretAccessKeySecretRef": {"name": "aws", "key": "secret"},
+        "role": "arn:aws:iam::1:role/dns",
+    }
+    result = convert(_document("Issuer", _acme({"dns01": {"route53": route53}})))
+    assert result.manifest is not None
+    assert result.manifest["spec"]["acme"]["solvers"] == [{"dns01": {"route53": route53}}]
+    assert result.faithful
+
+
+def test_route53_with_ambient_credentials_converts_for_a_cluster_issuer_only() -> None:
+    ambient = _acme({"dns01": {"route53": {"region": "us-east-1"}}})
+    cluster = convert(_document("ClusterIssuer", ambient))
+    assert cluster.manifest is not None
+    assert cluster.manifest["spec"]["acme"]["solvers"] == [{"dns01": {"route53": {"region": "us-east-1"}}}]
+    namespaced = convert(_document("Issuer", ambient))
+    assert namespaced.manifest is None
+    severity, message = _notes(namespaced)["spec.acme.solvers[0].dns01.route53"]
+    assert severity is Severity.DROPPED
+    assert "ClusterIssuer only" in message
+    web_identity = {"route53": {"auth": {"kubernetes": {"serviceAccountRef": {"name": "sa"}}}}}
+    refused = convert(_document("ClusterIssuer", _acme({"dns01": web_identity})))
+    assert refused.manifest is None
+    assert _notes(refused)["spec.acme.solvers[0].dns01.route53.auth"][0] is Severity.DROPPED
 
 
 def test_what_certsmith_does_not_have_is_named_at_any_depth() -> None:
@@ -444,13 +481,16 @@ def test_what_certsmith_does_not_have_is_named_at_any_depth() -> None:
     assert notes["spec.acme.solvers[0].http01.ingress.tolerance"][0] is Severity.DROPPED
     assert notes["spec.acme.solvers[0].http01.ingress.ingressTemplate.metadata.labels"][0] is Severity.DROPPED
     assert notes["spec.acme.solvers[0].waitInsteadOfSelfCheck"][0] is Severity.DROPPED
-    cname = convert(
-        _document(
-            "Issuer", _acme({"dns01": {"cnameStrategy": "Follow", "rfc2136": {"nameserver": "192.0.2.1"}}})
-        )
-    )
-    assert cname.manifest is None
-    assert _notes(cname)["spec.acme.solvers[0].dns01.cnameStrategy"][0] is Severity.DROPPED
+    rfc2136 = {"nameserver": "192.0.2.1", "tsigAlgorithm": "HMACSHA256", "protocol": "TCP"}
+    cname = convert(_document("Issuer", _acme({"dns01": {"cnameStrategy": "Follow", "rfc2136": rfc2136}})))
+    assert cname.manifest is not None
+    converted = {"nameserver": "192.0.2.1", "tsigAlgorithm": "HMACSHA256"}
+    assert cname.manifest["spec"]["acme"]["solvers"] == [
+        {"dns01": {"cnameStrategy": "Follow", "rfc2136": converted}}
+    ]
+    assert cname.faithful
+    odd = convert(_document("Issuer", _acme({"dns01": {"cnameStrategy": "Sometimes", "rfc2136": rfc2136}})))
+    assert _notes(odd)["spec.acme.solvers[0].dns01.cnameStrategy"][0] is Severity.DROPPED
 
 
 def test_certificate_requests_convert() -> None:

@@ -16,13 +16,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, ISSUERS
-from certsmith.api.acme import parse_acme_spec
+from certsmith.api.acme import RFC2136Solver, parse_acme_spec
 from certsmith.api.status import timestamp
 from certsmith.engine.lanes import LANE_SIZE
 from certsmith.issuers import Pending, SigningFailedError, SigningRequest
-from certsmith.issuers.acme import dns01
+from certsmith.issuers.acme import dns01_rfc2136
 from certsmith.issuers.acme.client import SERVER_UNREACHABLE, AcmeClient, AcmeError, OrderAnswer
-from certsmith.issuers.acme.dns01 import DNSProviderError, RFC2136Provider
+from certsmith.issuers.acme.dns01 import DNSProviderError
+from certsmith.issuers.acme.dns01_rfc2136 import RFC2136Provider
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.signer import AcmeContext, AcmeSigner
 from certsmith.issuers.health import UNREACHABLE_AFTER, IssuerHealth
@@ -470,7 +471,7 @@ def silent_udp() -> Iterator[str]:
 def test_a_silent_nameserver_fails_within_the_query_timeout(
     silent_udp: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dns01, "_TIMEOUT", 0.3)
+    monkeypatch.setattr(dns01_rfc2136, "_TIMEOUT", 0.3)
     spec = parse_acme_spec(
         {
             "server": "https://ca.test/dir",
@@ -480,7 +481,8 @@ def test_a_silent_nameserver_fails_within_the_query_timeout(
     )
     solver = spec.solvers[0].dns01
     assert solver is not None
-    provider = RFC2136Provider(solver, None)
+    assert isinstance(solver.provider, RFC2136Solver)
+    provider = RFC2136Provider(solver.provider, None)
     started = time.monotonic()
     with pytest.raises(DNSProviderError) as failed:
         provider.present("_acme-challenge.web.example.com.", "value")

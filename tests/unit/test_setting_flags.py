@@ -73,7 +73,7 @@ def test_each_flag_sets_its_setting_and_only_it(
     name = described.names[-1]
     expected: Any
     if default == ():
-        words, expected = ["-n", "a", "--namespace", "b"], ("a", "b")
+        words, expected = [described.names[0], "a", name, "b"], ("a", "b")
     elif kind is bool:
         turns_off = name if name.startswith("--no-") else f"--no-{name.removeprefix('--')}"
         words, expected = [turns_off if default else name], not default

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -52,10 +53,75 @@ class RFC2136Solver:
 
 
 @dataclass(frozen=True)
+class Route53Solver:
+    """cert-manager's `dns01.route53`. Without an access key, the credentials are the operator's own
+    (ambient: its environment, web identity or instance role), which only a ClusterIssuer may use."""
+
+    region: str = "us-east-1"
+    hosted_zone_id: str | None = None
+    access_key_id: str | None = None
+    access_key_id_secret: SecretKeyRef | None = None
+    secret_access_key: SecretKeyRef | None = None
+    role: str | None = None
+
+    @property
+    def ambient(self) -> bool:
+        return self.secret_access_key is None
+
+
+@dataclass(frozen=True)
+class ExternalSolver:
+    """`dns01.provider`: a provider installed as its own package, found by `name` in the
+    `certsmith.dns01_providers` entry point group; `config` is its settings as JSON text."""
+
+    name: str
+    config: str = "{}"
+
+    def settings(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.config)
+        return loaded
+
+
+class CNAMEStrategy(StrEnum):
+    NONE = "None"
+    FOLLOW = "Follow"
+
+
+@dataclass(frozen=True)
+class DNS01Solver:
+    """Where the TXT record is published (exactly one provider), and whether a CNAME at
+    `_acme-challenge.<name>` is followed to the name that is updated instead."""
+
+    provider: RFC2136Solver | Route53Solver | ExternalSolver
+    cname_strategy: CNAMEStrategy = CNAMEStrategy.NONE
+
+    @property
+    def provider_name(self) -> str:
+        match self.provider:
+            case RFC2136Solver():
+                return "rfc2136"
+            case Route53Solver():
+                return "route53"
+            case ExternalSolver(name=name):
+                return name
+
+    @property
+    def where(self) -> str:
+        """Who answers for the records, for messages."""
+        match self.provider:
+            case RFC2136Solver(nameserver=nameserver):
+                return nameserver
+            case Route53Solver(hosted_zone_id=zone):
+                return f"Route53 (hosted zone {zone})" if zone else "Route53"
+            case ExternalSolver(name=name):
+                return f"the {name} DNS provider"
+
+
+@dataclass(frozen=True)
 class Solver:
     selector: SolverSelector
     http01: HTTP01Solver | None = None
-    dns01: RFC2136Solver | None = None
+    dns01: DNS01Solver | None = None
 
     @property
     def challenge_type(self) -> str:
@@ -125,19 +191,72 @@ def _solver(index: int, item: Mapping[str, Any]) -> Solver:
                 tuple(sorted((ingress.get("annotations") or {}).items())),
             ),
         )
-    rfc2136 = (item.get("dns01") or {}).get("rfc2136")
-    if not rfc2136 or not rfc2136.get("nameserver"):
-        raise SpecError(f"acme.solvers[{index}]", "needs http01, or dns01.rfc2136 with a nameserver")
+    dns01 = item.get("dns01")
+    if not isinstance(dns01, Mapping):
+        raise SpecError(f"acme.solvers[{index}]", "needs http01, or dns01 with one DNS provider")
+    return Solver(parsed, dns01=parse_dns01(f"acme.solvers[{index}].dns01", dns01))
+
+
+def parse_dns01(path: str, dns01: Mapping[str, Any]) -> DNS01Solver:
+    given = [name for name in ("rfc2136", "route53", "provider") if dns01.get(name) is not None]
+    if len(given) != 1:
+        raise SpecError(
+            path, f"needs exactly one of rfc2136, route53 or provider (given: {', '.join(given) or 'none'})"
+        )
+    strategy = dns01.get("cnameStrategy") or CNAMEStrategy.NONE
+    if strategy not in tuple(CNAMEStrategy):
+        raise SpecError(f"{path}.cnameStrategy", "must be None or Follow")
+    provider: RFC2136Solver | Route53Solver | ExternalSolver
+    if "rfc2136" in given:
+        provider = _rfc2136(f"{path}.rfc2136", dns01["rfc2136"] or {})
+    elif "route53" in given:
+        provider = _route53(f"{path}.route53", dns01["route53"])
+    else:
+        external = dns01["provider"]
+        if not external.get("name"):
+            raise SpecError(f"{path}.provider.name", "is required: the provider package's entry point name")
+        provider = ExternalSolver(external["name"], json.dumps(external.get("config") or {}, sort_keys=True))
+    return DNS01Solver(provider, CNAMEStrategy(strategy))
+
+
+def _rfc2136(path: str, rfc2136: Mapping[str, Any]) -> RFC2136Solver:
+    if not rfc2136.get("nameserver"):
+        raise SpecError(f"{path}.nameserver", "is required: the authoritative server, host[:port]")
     secret = rfc2136.get("tsigSecretSecretRef")
-    return Solver(
-        parsed,
-        dns01=RFC2136Solver(
-            rfc2136["nameserver"],
-            rfc2136.get("tsigKeyName") or None,
-            TSIGAlgorithm(rfc2136.get("tsigAlgorithm") or TSIGAlgorithm.HMACSHA256),
-            SecretKeyRef(secret["name"], secret["key"]) if secret else None,
-        ),
+    return RFC2136Solver(
+        rfc2136["nameserver"],
+        rfc2136.get("tsigKeyName") or None,
+        TSIGAlgorithm(rfc2136.get("tsigAlgorithm") or TSIGAlgorithm.HMACSHA256),
+        SecretKeyRef(secret["name"], secret["key"]) if secret else None,
     )
+
+
+def _route53(path: str, route53: Mapping[str, Any]) -> Route53Solver:
+    key_id_ref = _secret_ref(route53.get("accessKeyIDSecretRef"))
+    key_ref = _secret_ref(route53.get("secretAccessKeySecretRef"))
+    key_id = route53.get("accessKeyID") or None
+    if key_id and key_id_ref:
+        raise SpecError(f"{path}.accessKeyID", "and accessKeyIDSecretRef are exclusive; keep one")
+    if bool(key_id or key_id_ref) != bool(key_ref):
+        raise SpecError(
+            f"{path}.secretAccessKeySecretRef",
+            "and an access key ID (accessKeyID or accessKeyIDSecretRef) go together; set both, or "
+            "neither for the operator's ambient credentials",
+        )
+    return Route53Solver(
+        route53.get("region") or "us-east-1",
+        route53.get("hostedZoneID") or None,
+        key_id,
+        key_id_ref,
+        key_ref,
+        route53.get("role") or None,
+    )
+
+
+def _secret_ref(reference: Mapping[str, Any] | None) -> SecretKeyRef | None:
+    if not reference or not reference.get("name"):
+        return None
+    return SecretKeyRef(reference["name"], reference.get("key") or "")
 
 
 def solver_for(solvers: tuple[Solver, ...], identifier: str, labels: Mapping[str, str]) -> Solver | None:

@@ -1,5 +1,6 @@
 """cert-manager's Issuer and ClusterIssuer specs in certsmith's terms: self-signed, a CA in a Secret,
-or ACME answered by HTTP-01 through an Ingress or DNS-01 through RFC 2136. cert-manager's defaults
+or ACME answered by HTTP-01 through an Ingress or DNS-01 through RFC 2136 or Route53 (following a CNAME
+at `_acme-challenge` when cnameStrategy is Follow). cert-manager's defaults
 are pinned where certsmith's differ; for a solver certsmith lacks, the note says what works instead.
 Pure."""
 
@@ -21,16 +22,16 @@ DNS01_PROVIDERS = {
     "cloudDNS": "Google Cloud DNS",
     "cloudflare": "Cloudflare",
     "digitalocean": "DigitalOcean",
-    "route53": "Route53",
     "webhook": "webhook",
 }
-"""cert-manager's DNS-01 providers that certsmith does not have (its one is rfc2136)."""
+"""cert-manager's DNS-01 providers that certsmith does not have in-tree (its own are rfc2136 and route53)."""
 
 DNS01_MIGRATION = (
-    "what works today: serve the names' _acme-challenge records from a DNS server that takes RFC 2136 "
-    "updates (BIND, Knot, PowerDNS; each _acme-challenge name delegated to it with an NS record) and use "
-    "dns01.rfc2136, or HTTP-01 for names that are not wildcards; coming to certsmith: CNAME delegation "
-    "(cnameStrategy: Follow), DNS providers as separate packages, and dns-persist-01"
+    "the ways over: CNAME delegation (a CNAME from each _acme-challenge.<name> to a name in a zone "
+    "certsmith updates through dns01.rfc2136 or dns01.route53, with cnameStrategy: Follow); a provider "
+    "package registering in the certsmith.dns01_providers entry point group, named in dns01.provider "
+    "(README: DNS-01 providers); HTTP-01 for names that are not wildcards; or dns-persist-01 once certsmith "
+    "and the CA support it"
 )
 
 ISSUANCE_POLICY = (
@@ -62,7 +63,7 @@ def convert_issuer(spec: Fields, notes: Notes, *, cluster: bool) -> dict[str, An
     elif kind == "ca":
         converted = {"ca": _ca(body, notes)}
     else:
-        converted = {"acme": _acme(body, notes)}
+        converted = {"acme": _acme(body, notes, cluster=cluster)}
     notes.leftovers(spec)
     if cluster and kind == "ca":
         notes.note(spec.path, ISSUANCE_POLICY)
@@ -93,7 +94,7 @@ def secret_key_ref(reference: Fields, notes: Notes) -> dict[str, Any]:
     return converted
 
 
-def _acme(acme: Fields, notes: Notes) -> dict[str, Any]:
+def _acme(acme: Fields, notes: Notes, *, cluster: bool) -> dict[str, Any]:
     converted: dict[str, Any] = {}
     for name in ("server", "email", "preferredChain", "caBundle"):
         put(converted, name, acme.text(name))
@@ -108,7 +109,7 @@ def _acme(acme: Fields, notes: Notes) -> dict[str, Any]:
     solvers: list[dict[str, Any]] = []
     dropped_dns = False
     for solver in acme.items("solvers", "a solver (selector, http01 or dns01)"):
-        taken = _solver(solver, notes)
+        taken = _solver(solver, notes, cluster=cluster)
         if taken is None:
             dropped_dns = dropped_dns or "dns01" in solver
         else:
@@ -117,7 +118,11 @@ def _acme(acme: Fields, notes: Notes) -> dict[str, Any]:
         raise Refused(
             acme.at("solvers"),
             "no solver that certsmith can run is left, so this issuer could never prove a name and issue"
-            + (f"; {DNS01_MIGRATION}" if dropped_dns else "; add an http01.ingress or dns01.rfc2136 solver"),
+            + (
+                f"; {DNS01_MIGRATION}"
+                if dropped_dns
+                else "; add an http01.ingress, dns01.rfc2136 or dns01.route53 solver"
+            ),
         )
     converted["solvers"] = solvers
     notes.leftovers(acme)
@@ -171,7 +176,7 @@ def _acme_behaviour(acme: Fields, notes: Notes) -> None:
         )
 
 
-def _solver(solver: Fields, notes: Notes) -> dict[str, Any] | None:
+def _solver(solver: Fields, notes: Notes, *, cluster: bool) -> dict[str, Any] | None:
     converted: dict[str, Any] = {}
     selector = solver.fields("selector", "a mapping (dnsNames, dnsZones, matchLabels)")
     if selector is not None:
@@ -196,7 +201,9 @@ def _solver(solver: Fields, notes: Notes) -> dict[str, Any] | None:
         method = _http01(Fields(solver.take("http01"), solver.at("http01"), "a mapping (ingress)"), notes)
     else:
         method = _dns01(
-            Fields(solver.take("dns01"), solver.at("dns01"), "a mapping (one DNS provider)"), notes
+            Fields(solver.take("dns01"), solver.at("dns01"), "a mapping (one DNS provider)"),
+            notes,
+            cluster=cluster,
         )
     notes.leftovers(solver)
     if method is None:
@@ -253,14 +260,19 @@ def _http01(http01: Fields, notes: Notes) -> dict[str, Any] | None:
     return {"http01": {"ingress": converted}}
 
 
-def _dns01(dns01: Fields, notes: Notes) -> dict[str, Any] | None:
-    converted = _dns01_provider(dns01, notes)
+def _dns01(dns01: Fields, notes: Notes, *, cluster: bool) -> dict[str, Any] | None:
+    converted = _dns01_provider(dns01, notes, cluster=cluster)
+    strategy = dns01.text("cnameStrategy")
+    if strategy not in (None, "None", "Follow"):
+        notes.drop(dns01.at("cnameStrategy"), f"is None or Follow, not {strategy!r}; CNAMEs are not followed")
+    elif converted is not None and strategy == "Follow":
+        converted["dns01"]["cnameStrategy"] = "Follow"
     notes.leftovers(dns01)
     return converted
 
 
-def _dns01_provider(dns01: Fields, notes: Notes) -> dict[str, Any] | None:
-    providers = [name for name in (*DNS01_PROVIDERS, "rfc2136") if name in dns01]
+def _dns01_provider(dns01: Fields, notes: Notes, *, cluster: bool) -> dict[str, Any] | None:
+    providers = [name for name in (*DNS01_PROVIDERS, "rfc2136", "route53") if name in dns01]
     if len(providers) != 1:
         for name in providers:
             dns01.take(name)
@@ -271,32 +283,58 @@ def _dns01_provider(dns01: Fields, notes: Notes) -> dict[str, Any] | None:
         )
         return None
     provider = providers[0]
-    if provider != "rfc2136":
+    if provider in DNS01_PROVIDERS:
         dns01.take(provider)
         notes.drop(
             dns01.at(provider),
-            f"certsmith has no {DNS01_PROVIDERS[provider]} DNS-01 provider; this solver is dropped; "
+            f"certsmith has no {DNS01_PROVIDERS[provider]} DNS-01 provider in-tree; this solver is dropped; "
             f"{DNS01_MIGRATION}",
-        )
-        return None
-    if dns01.text("cnameStrategy") == "Follow":
-        dns01.take("rfc2136")
-        notes.drop(
-            dns01.at("cnameStrategy"),
-            "certsmith does not follow a CNAME at _acme-challenge yet: it would write the record where the "
-            "CA does not look; this solver is dropped; point the solver's nameserver at the zone the CNAME "
-            "leads to and drop the CNAME, or wait for CNAME delegation",
         )
         return None
     if dns01.texts("nameservers") is not None:
         notes.drop(
             dns01.at("nameservers"),
-            "certsmith checks the record on the solver's RFC 2136 nameserver itself; these nameservers for "
-            "the propagation check are not carried over",
+            "certsmith checks the record with the solver's own DNS provider (the RFC 2136 nameserver, or "
+            "Route53's API); these nameservers for the propagation check are not carried over",
         )
+    if provider == "route53":
+        route53 = Fields(dns01.take("route53"), dns01.at("route53"), "a mapping (region, hostedZoneID, ...)")
+        taken = _route53(route53, notes, cluster=cluster)
+        return None if taken is None else {"dns01": {"route53": taken}}
     rfc2136 = Fields(dns01.take("rfc2136"), dns01.at("rfc2136"), "a mapping (nameserver, tsigKeyName, ...)")
     converted = _rfc2136(rfc2136, notes)
     return None if converted is None else {"dns01": {"rfc2136": converted}}
+
+
+def _route53(route53: Fields, notes: Notes, *, cluster: bool) -> dict[str, Any] | None:
+    converted: dict[str, Any] = {}
+    for name in ("region", "hostedZoneID", "accessKeyID", "role"):
+        put(converted, name, route53.text(name))
+    for name in ("accessKeyIDSecretRef", "secretAccessKeySecretRef"):
+        reference = route53.fields(name, "a mapping (name, key)")
+        if reference is not None:
+            converted[name] = secret_key_ref(reference, notes)
+            if set(converted[name]) != {"name", "key"}:
+                raise Refused(reference.path, "needs name and key: the Secret and its key")
+    auth = route53.take("auth")
+    notes.leftovers(route53)
+    if auth is not None:
+        notes.drop(
+            route53.at("auth"),
+            "certsmith does not request ServiceAccount tokens for AWS web identity per issuer; this solver "
+            "is dropped; use an access key in a Secret (accessKeyID or accessKeyIDSecretRef with "
+            "secretAccessKeySecretRef), or a ClusterIssuer with the operator's own (ambient) credentials",
+        )
+        return None
+    if "secretAccessKeySecretRef" not in converted and not cluster:
+        notes.drop(
+            route53.path,
+            "without secretAccessKeySecretRef this solver uses the operator's ambient AWS credentials, "
+            "which certsmith allows a ClusterIssuer only (as cert-manager does by default); this solver is "
+            "dropped; put an access key in a Secret, or move the solver to a ClusterIssuer",
+        )
+        return None
+    return converted
 
 
 def _rfc2136(rfc2136: Fields, notes: Notes) -> dict[str, Any] | None:

@@ -70,8 +70,12 @@ def issuer_secret_names(spec: Mapping[str, Any]) -> set[str]:
     names.add((acme.get("privateKeySecretRef") or {}).get("name"))
     names.add(((acme.get("externalAccountBinding") or {}).get("keySecretRef") or {}).get("name"))
     for solver in acme.get("solvers") or ():
-        rfc2136 = ((solver or {}).get("dns01") or {}).get("rfc2136") or {}
+        dns01 = (solver or {}).get("dns01") or {}
+        rfc2136 = dns01.get("rfc2136") or {}
+        route53 = dns01.get("route53") or {}
         names.add((rfc2136.get("tsigSecretSecretRef") or {}).get("name"))
+        names.add((route53.get("accessKeyIDSecretRef") or {}).get("name"))
+        names.add((route53.get("secretAccessKeySecretRef") or {}).get("name"))
     return {name for name in names if name}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from cryptography import x509
 
 from certsmith.api import CLUSTER_ISSUERS, ISSUERS, SpecError
-from certsmith.api.acme import ACMEIssuerSpec, Solver
+from certsmith.api.acme import ACMEIssuerSpec, DNS01Solver, RFC2136Solver, Route53Solver, Solver
 from certsmith.api.issuer import (
     CAIssuerSpec,
     IssuerSpec,
@@ -28,7 +28,8 @@ from certsmith.api.references import IssuerKind, IssuerRef, SecretKeyRef
 from certsmith.issuers import IssuerId, IssuerNotReadyError, Signer
 from certsmith.issuers.acme.accounts import Registration
 from certsmith.issuers.acme.client import AcmeClient, key_authorization
-from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, RFC2136Provider
+from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, ProviderContext, provider_factory
+from certsmith.issuers.acme.dns01_cname import following, resolver_lookup
 from certsmith.issuers.acme.signer import AcmeContext, AcmeSigner
 from certsmith.issuers.ca import CASigner, load_authority
 from certsmith.issuers.credentials import account_key, eab_mac_key, secret_where, tsig_secret
@@ -110,8 +111,8 @@ class IssuerResolver:
             return Resolved(SelfSignedSigner(spec.urls), None)
         if isinstance(spec, ACMEIssuerSpec):
             for solver in spec.solvers:
-                if solver.dns01 is not None and solver.dns01.tsig_secret is not None:
-                    self._tsig_secret(solver.dns01.tsig_secret, issuer)
+                if solver.dns01 is not None:
+                    self._check_dns01(solver.dns01, issuer)
             client = self._account(spec, issuer)
             signer = AcmeSigner(client, spec, self._acme, lambda solver: self._dns_provider(solver, issuer))
             return Resolved(signer, None, account_uri=client.account_uri, lane=issuer, address=spec.server)
@@ -232,17 +233,44 @@ class IssuerResolver:
         namespace = self.issuer_secret(binding.key_secret.name, issuer)[0]
         return binding.key_id, eab_mac_key(mac, secret_where(field, binding.key_secret, namespace))
 
+    def _check_dns01(self, dns01: DNS01Solver, issuer: IssuerId) -> None:
+        """An issuer whose DNS provider is not installed, or whose credentials are missing or bad, is
+        not ready (no order is made that could not be solved)."""
+        try:
+            provider_factory(dns01.provider_name)
+        except DNSProviderError as error:
+            raise IssuerNotReadyError("DNSProviderNotInstalled", str(error)) from None
+        if isinstance(dns01.provider, RFC2136Solver) and dns01.provider.tsig_secret is not None:
+            self._tsig_secret(dns01.provider.tsig_secret, issuer)
+        route53 = dns01.provider if isinstance(dns01.provider, Route53Solver) else None
+        if route53 is not None and route53.ambient and issuer[0] != CLUSTER_ISSUERS:
+            raise IssuerNotReadyError(
+                "AmbientCredentialsNotAllowed",
+                "dns01.route53 names no secretAccessKeySecretRef, and only a ClusterIssuer may use the "
+                "operator's ambient AWS credentials; put an access key in a Secret and name it in "
+                "accessKeyIDSecretRef (or accessKeyID) and secretAccessKeySecretRef",
+            )
+        if route53 is not None:
+            fields = ("route53.accessKeyIDSecretRef", "route53.secretAccessKeySecretRef")
+            for reference, field in zip(
+                (route53.access_key_id_secret, route53.secret_access_key), fields, strict=True
+            ):
+                if reference is not None:
+                    self._secret_value(reference, issuer, field)
+
     def _dns_provider(self, solver: Solver, issuer: IssuerId) -> DNSProvider:
-        rfc2136 = solver.dns01
-        if rfc2136 is None:
+        if solver.dns01 is None:
             raise DNSProviderError("the solver has no dns01 configuration")
-        secret = None
-        if rfc2136.tsig_secret is not None:
+
+        def read_secret(reference: SecretKeyRef, field: str) -> bytes:
             try:
-                secret = self._tsig_secret(rfc2136.tsig_secret, issuer)
+                return self._secret_value(reference, issuer, field)
             except IssuerNotReadyError as error:
                 raise DNSProviderError(str(error)) from None
-        return RFC2136Provider(rfc2136, secret)
+
+        context = ProviderContext(read_secret, ambient_credentials=issuer[0] == CLUSTER_ISSUERS)
+        provider = provider_factory(solver.dns01.provider_name)(solver.dns01, context)
+        return following(solver.dns01, provider, resolver_lookup(self._acme.dns01_nameservers))
 
     def _tsig_secret(self, reference: SecretKeyRef, issuer: IssuerId) -> bytes:
         field = "rfc2136.tsigSecretSecretRef"

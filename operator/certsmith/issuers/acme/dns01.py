@@ -1,30 +1,24 @@
-"""DNS-01: publish `_acme-challenge.<name>` TXT records. Providers plug in behind `DNSProvider`; this
-module has the RFC 2136 one (dynamic update, optionally TSIG-signed, with dnspython)."""
+"""DNS-01 providers: what publishes the `_acme-challenge.<name>` TXT records.
+
+A provider is a small protocol (`DNSProvider`: present, visible, cleanup) made by a factory found by
+name in the `certsmith.dns01_providers` entry point group, so a provider for another DNS service ships
+as its own package. RFC 2136 and Route53 are the in-tree ones, registered the same way. Every call a
+provider makes runs in the issuer's lane and must end within its own timeout.
+"""
 
 from __future__ import annotations
 
+import functools
 import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
 from typing import Protocol
 
-import dns.exception
-import dns.message
-import dns.name
-import dns.query
-import dns.rcode
-import dns.rdatatype
-import dns.tsig
-import dns.update
+from certsmith.api.acme import DNS01Solver
+from certsmith.api.references import SecretKeyRef
 
-from certsmith.api.acme import RFC2136Solver, TSIGAlgorithm
-
-_TTL = 60
-_TIMEOUT = 10.0
-_ALGORITHMS = {
-    TSIGAlgorithm.HMACMD5: dns.tsig.HMAC_MD5,
-    TSIGAlgorithm.HMACSHA1: dns.tsig.HMAC_SHA1,
-    TSIGAlgorithm.HMACSHA256: dns.tsig.HMAC_SHA256,
-    TSIGAlgorithm.HMACSHA512: dns.tsig.HMAC_SHA512,
-}
+ENTRY_POINT_GROUP = "certsmith.dns01_providers"
 
 
 class DNSProviderError(RuntimeError):
@@ -37,7 +31,7 @@ class DNSProvider(Protocol):
         ...
 
     def visible(self, fqdn: str, value: str) -> bool:
-        """Whether the zone's server answers TXT `value` at `fqdn` now: one query, no waiting."""
+        """Whether the zone's servers answer TXT `value` at `fqdn` now: one check, no waiting."""
         ...
 
     def cleanup(self, fqdn: str, value: str) -> None:
@@ -45,77 +39,48 @@ class DNSProvider(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ProviderContext:
+    """What a factory may use besides the solver's spec."""
+
+    read_secret: Callable[[SecretKeyRef, str], bytes]
+    """The value at a SecretKeyRef of the issuer (its namespace, or the cluster resource namespace for
+    a ClusterIssuer); the second argument is the spec field, for the message when it is missing.
+    Raises DNSProviderError. Credentials come from Secrets only, and never go into a message."""
+    ambient_credentials: bool
+    """Whether the operator's own cloud credentials may be used: only for ClusterIssuers, as in
+    cert-manager, so a namespace's Issuer cannot borrow the operator's identity."""
+
+
+class DNSProviderFactory(Protocol):
+    def __call__(self, solver: DNS01Solver, context: ProviderContext) -> DNSProvider:
+        """The provider for `solver`; raises DNSProviderError naming the field when it cannot be made."""
+        ...
+
+
+@functools.cache
+def _entry_points() -> dict[str, EntryPoint]:
+    """The group's entry points by name, read once per process; each is imported on first use only."""
+    return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def provider_factory(name: str) -> DNSProviderFactory:
+    points = _entry_points()
+    if name not in points:
+        raise DNSProviderError(
+            f"no DNS-01 provider {name!r} is installed (installed: {', '.join(sorted(points))}); "
+            f"install the package that registers it in the {ENTRY_POINT_GROUP} entry point group"
+        )
+    factory: DNSProviderFactory = points[name].load()
+    return factory
+
+
 def validation_name(identifier: str) -> str:
     """Where the TXT record for a DNS identifier goes (a wildcard's is its base name's)."""
     return f"_acme-challenge.{identifier.removeprefix('*.').rstrip('.')}."
 
 
-class RFC2136Provider:
-    def __init__(self, solver: RFC2136Solver, tsig_secret: bytes | None) -> None:
-        self._host, self._port = _address(solver.nameserver)
-        self._where = solver.nameserver
-        self._key: dns.tsig.Key | None = None
-        if solver.tsig_key_name and tsig_secret is not None:
-            self._key = dns.tsig.Key(
-                solver.tsig_key_name, tsig_secret.decode("ascii").strip(), _ALGORITHMS[solver.tsig_algorithm]
-            )
-
-    def present(self, fqdn: str, value: str) -> None:
-        zone = self._zone(fqdn)
-        update = dns.update.UpdateMessage(zone, keyring=self._key)
-        update.add(fqdn, _TTL, "TXT", _quoted(value))
-        self._send(update, f"adding TXT {fqdn}")
-
-    def visible(self, fqdn: str, value: str) -> bool:
-        return value in self._txt(fqdn)
-
-    def cleanup(self, fqdn: str, value: str) -> None:
-        update = dns.update.UpdateMessage(self._zone(fqdn), keyring=self._key)
-        update.delete(fqdn, "TXT", _quoted(value))
-        self._send(update, f"removing TXT {fqdn}")
-
-    def _zone(self, fqdn: str) -> dns.name.Name:
-        """The zone `fqdn` is in: the nearest enclosing name with an SOA at the server."""
-        name = dns.name.from_text(fqdn)
-        while len(name.labels) > 1:
-            answer = self._query(name, dns.rdatatype.SOA)
-            if any(rrset.rdtype == dns.rdatatype.SOA and rrset.name == name for rrset in answer.answer):
-                return name
-            name = name.parent()
-        raise DNSProviderError(f"{self._where} is not authoritative for any zone above {fqdn}")
-
-    def _txt(self, fqdn: str) -> set[str]:
-        answer = self._query(dns.name.from_text(fqdn), dns.rdatatype.TXT)
-        return {
-            b"".join(item.strings).decode("ascii", "replace")
-            for rrset in answer.answer
-            if rrset.rdtype == dns.rdatatype.TXT
-            for item in rrset
-        }
-
-    def _query(self, name: dns.name.Name, kind: dns.rdatatype.RdataType) -> dns.message.Message:
-        try:
-            return dns.query.udp(dns.message.make_query(name, kind), self._host, _TIMEOUT, self._port)
-        except (dns.exception.DNSException, OSError) as error:
-            raise DNSProviderError(f"asking {self._where} for {name} {kind.name}: {error}") from None
-
-    def _send(self, update: dns.update.UpdateMessage, action: str) -> None:
-        try:
-            response = dns.query.tcp(update, self._host, _TIMEOUT, self._port)
-        except (dns.exception.DNSException, OSError) as error:
-            raise DNSProviderError(f"{action} at {self._where}: {error}") from None
-        if response.rcode() != dns.rcode.NOERROR:
-            hint = "; check tsigKeyName, tsigAlgorithm and the TSIG secret" if self._key else ""
-            raise DNSProviderError(
-                f"{action}: {self._where} answered {dns.rcode.to_text(response.rcode())}{hint}"
-            )
-
-
-def _quoted(value: str) -> str:
-    return f'"{value}"'
-
-
-def _address(nameserver: str) -> tuple[str, int]:
+def nameserver_address(nameserver: str) -> tuple[str, int]:
     """(IP address, port) of "host", "host:port" or "[ipv6]:port"."""
     host, port = nameserver, 53
     if nameserver.startswith("["):

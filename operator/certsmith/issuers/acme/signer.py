@@ -84,6 +84,8 @@ class AcmeContext:
     observe: RequestObserver = field(default=lambda action, status, seconds: None)
     """Told of every request to a CA (the metrics)."""
     clock: Callable[[], datetime.datetime] = field(default=lambda: datetime.datetime.now(datetime.UTC))
+    dns01_nameservers: tuple[str, ...] = ()
+    """Where CNAMEs are looked up for DNS-01 solvers that follow them; () for the system's resolver."""
 
     def __post_init__(self) -> None:
         self.orders: RewriteBudget[tuple[str, str]] = RewriteBudget(self.orders_per_hour, _ORDER_WINDOW)
@@ -256,7 +258,7 @@ class AcmeSigner:
                 continue
             value = _dns_value(self._key_authorization(challenge.token))
             if not self._dns_providers(solver).visible(validation_name(authorization.identifier), value):
-                return solver.dns01.nameserver
+                return solver.dns01.where
         return None
 
     def _cleanup(self, order: Order, request: SigningRequest) -> None:
