@@ -53,12 +53,12 @@ class OperatorSettings:
     cluster_resource_namespace: str = "certsmith"
     secret_owner_references: bool = False
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
-    workers: int = 4
+    workers: int = 16
     rewrite_limit: int = 5
     rewrite_window: datetime.timedelta = datetime.timedelta(minutes=10)
     issuance_limit: int = 10
-    kube_api_qps: float = 200.0
-    kube_api_burst: int = 400
+    kube_api_qps: float = 1000.0
+    kube_api_burst: int = 2000
     health_port: int = 8080
     metrics_port: int = 9402
     metrics_address: str = "0.0.0.0"  # noqa: S104 -- Prometheus scrapes the Pod from outside
