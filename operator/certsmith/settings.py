@@ -53,7 +53,7 @@ class OperatorSettings:
     cluster_resource_namespace: str = "certsmith"
     secret_owner_references: bool = False
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
-    workers: int = 16
+    workers: int = 8
     rewrite_limit: int = 5
     rewrite_window: datetime.timedelta = datetime.timedelta(minutes=10)
     issuance_limit: int = 10
