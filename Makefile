@@ -57,6 +57,7 @@ lint: $(BIN)/.installed
 ## Benchmarks on a fresh local control plane; results belong in docs/benchmarks.md.
 bench: $(BIN)/.installed
 	$(BIN)/python bench/burst.py --count 100 --count 1000 --key ecdsa --key rsa
+	$(BIN)/python bench/ratio.py --count 1000
 	$(BIN)/python bench/scale.py mixed
 	$(BIN)/python bench/loop_lag.py
 	$(BIN)/python bench/scale.py storm

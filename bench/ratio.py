@@ -4,6 +4,7 @@ bench/floor.py). Each case gets a control plane of its own. Prints a markdown ta
 
     git worktree add /tmp/before 07df759
     python bench/ratio.py --count 1000 --count 10000 --before /tmp/before
+    python bench/ratio.py --count 1000 --flags '--workers 4' --flags '--workers 8'   # defaults' choice
 
 Requests are counted by the API server (apiserver_request_total); reconciles by wrapping the runtime's
 reconcile (bench/reconciles.py), the same way for both trees.
@@ -83,7 +84,11 @@ def main() -> None:
     parser.add_argument("--key", choices=sorted(KEYS), default="ecdsa")
     parser.add_argument("--before", type=Path, help="an earlier source tree to compare (git worktree add)")
     parser.add_argument(
-        "operator_arguments", nargs="*", help="passed to this tree's `certsmith run` (after --)"
+        "--flags",
+        action="append",
+        default=[],
+        metavar="'FLAGS'",
+        help="run this tree's operator once more with these `certsmith run` flags (repeatable)",
     )
     arguments = parser.parse_args()
     rows = []
@@ -96,9 +101,8 @@ def main() -> None:
                 "all Ready after (s)": f"{floor_time:.1f}",
             }
         )
-        cases = [(arguments.operator_arguments, None)] + (
-            [([], arguments.before)] if arguments.before else []
-        )
+        cases = [([], None), *((flags.split(), None) for flags in arguments.flags)]
+        cases += [([], arguments.before)] if arguments.before else []
         for flags, source in cases:
             row = certsmith(count, arguments.key, flags, source)
             row["ratio to the floor"] = f"{float(row['all Ready after (s)']) / floor_time:.2f}"

@@ -83,7 +83,7 @@ class OperatorSettings:
         ),
     )
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
-    workers: int = field(default=4, metadata=flag("--workers", help="certificates reconciled at once"))
+    workers: int = field(default=8, metadata=flag("--workers", help="certificates reconciled at once"))
     rewrite_limit: int = 5
     rewrite_window: datetime.timedelta = datetime.timedelta(minutes=10)
     issuance_limit: int = field(
@@ -95,7 +95,7 @@ class OperatorSettings:
         ),
     )
     kube_api_qps: float = field(
-        default=200.0,
+        default=1000.0,
         metadata=flag(
             "--kube-api-qps",
             metavar="QPS",
@@ -103,7 +103,7 @@ class OperatorSettings:
         ),
     )
     kube_api_burst: int = field(
-        default=400,
+        default=2000,
         metadata=flag(
             "--kube-api-burst", metavar="N", help="API requests allowed at once before --kube-api-qps applies"
         ),

@@ -157,9 +157,13 @@ def test_http01_certificate_for_two_names_is_issued_and_chains_to_pebbles_root(
     (tmp_path / "chain.pem").write_bytes(data["tls.crt"])
     (tmp_path / "root.pem").write_bytes(pebble.roots())
     openssl_verify(tmp_path / "root.pem", tmp_path / "chain.pem", "-untrusted", str(tmp_path / "chain.pem"))
-    reasons = [reason for _, reason, _ in events(cluster, acme_namespace, "web")]
-    assert reasons.count("OrderCreated") == 1, reasons
-    assert "Issued" in reasons
+
+    def reasons() -> list[str] | None:
+        found = [reason for _, reason, _ in events(cluster, acme_namespace, "web")]
+        return found if "Issued" in found else None
+
+    posted = eventually(reasons, 10, "the Issued Event (the recorder posts it after the status)")
+    assert posted.count("OrderCreated") == 1, posted
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
         metrics = response.read().decode()
     for action in ("register", "new-order", "answer", "finalize", "certificate"):

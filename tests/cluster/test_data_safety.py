@@ -79,7 +79,11 @@ def test_a_ca_key_pair_is_never_overwritten_by_a_certificate_naming_its_secret(
     assert before.metadata is not None
     assert after.metadata.resource_version == before.metadata.resource_version, "the CA Secret was written"
     assert _issuer_condition(cluster, namespace, "good")["status"] == "True"
-    assert "SecretNotOwned" in [event.reason for event in event_objects(cluster, namespace, "typo")]
+    eventually(
+        lambda: "SecretNotOwned" in [event.reason for event in event_objects(cluster, namespace, "typo")],
+        10,
+        "the SecretNotOwned Event",
+    )
 
 
 def test_a_certificate_on_a_generic_secret_is_refused_with_a_status_and_an_event(
@@ -91,7 +95,13 @@ def test_a_certificate_on_a_generic_secret_is_refused_with_a_status_and_an_event
     )
     _reason_becomes(cluster, namespace, "on-config", "SecretNotOwned")
     assert secret_data(cluster, namespace, "app-config") == {"a": b"1"}
-    assert "SecretNotOwned" in [event.reason for event in event_objects(cluster, namespace, "on-config")]
+    eventually(
+        lambda: (
+            "SecretNotOwned" in [event.reason for event in event_objects(cluster, namespace, "on-config")]
+        ),
+        10,
+        "the SecretNotOwned Event",
+    )
 
 
 def test_a_handed_over_secret_keeps_the_users_data_keys(
@@ -202,8 +212,11 @@ def test_a_ca_ending_in_minutes_gives_one_shortened_certificate(
     assert body["status"]["revision"] == 1
     assert "renewalTime" not in body["status"]
     assert "renew that CA" in condition(body)["message"]
-    reasons = [event.reason for event in event_objects(cluster, namespace, "brief-leaf")]
-    assert "Shortened" in reasons
+    eventually(
+        lambda: "Shortened" in [event.reason for event in event_objects(cluster, namespace, "brief-leaf")],
+        10,
+        "the Shortened Event",
+    )
 
 
 def test_the_issuance_bound_stops_repeated_renewals(

@@ -75,7 +75,7 @@ def test_short_renew_before_renews_within_seconds(
     renewed = secret_data(cluster, namespace, "short")
     assert renewed["tls.crt"] != first["tls.crt"]
     assert (renewed["tls.key"] == first["tls.key"]) is (rotation == "Never")
-    assert "Renewed" in _reasons(cluster, namespace, "short")
+    eventually(lambda: "Renewed" in _reasons(cluster, namespace, "short"), 10, "the Renewed Event")
     status = certificate(cluster, namespace, "short")["status"]
     assert status["renewalTime"] < status["notAfter"]
 
@@ -101,7 +101,13 @@ def test_each_reissue_reason_is_detected_and_repaired(
             20,
             f"re-issue for {reason}",
         )
-        assert any(f"reason {reason}:" in message for _, _, message in events(cluster, namespace, "target"))
+        eventually(
+            lambda: any(
+                f"reason {reason}:" in message for _, _, message in events(cluster, namespace, "target")
+            ),
+            10,
+            f"the Event for {reason}",
+        )
         data = secret_data(cluster, namespace, "target")
         assert describe(load_certificates(data["tls.crt"])[0]).dns_names
 
@@ -189,7 +195,7 @@ def test_metadata_drift_is_repaired_without_a_new_certificate(
     eventually(repaired, 20, "the Secret's metadata to be repaired")
     assert _serial(cluster, namespace, "drift") == serial
     assert _revision(cluster, namespace, "drift") == 1
-    assert "Repaired" in _reasons(cluster, namespace, "drift")
+    eventually(lambda: "Repaired" in _reasons(cluster, namespace, "drift"), 10, "the Repaired Event")
 
 
 def test_missing_issuer_backs_off_then_issues_once_it_appears(
@@ -216,7 +222,13 @@ def test_missing_issuer_backs_off_then_issues_once_it_appears(
     attempts = int(certificate(cluster, namespace, "waiting")["status"]["failedIssuanceAttempts"])
     # back-off 1s doubling, capped at 8s (OPERATOR_ARGUMENTS): attempts at 0, 1, 3, 7, 15 s
     assert 3 <= attempts <= 5, attempts
-    warnings = [event for event in event_objects(cluster, namespace, "waiting") if event.type == "Warning"]
+
+    def counted() -> list[client.CoreV1Event] | None:
+        """The Warning Events, once they count every attempt so far (the recorder posts them after)."""
+        found = [event for event in event_objects(cluster, namespace, "waiting") if event.type == "Warning"]
+        return found if found and (found[0].count or 0) >= attempts else None
+
+    warnings = eventually(counted, 10, "the Warning Event to count every attempt")
     attempts_after = int(certificate(cluster, namespace, "waiting")["status"]["failedIssuanceAttempts"])
     assert [event.reason for event in warnings] == ["IssuerNotFound"], "repeats update one Event object"
     assert attempts <= (warnings[0].count or 0) <= attempts_after, "counted once per failed attempt"

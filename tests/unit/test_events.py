@@ -37,8 +37,8 @@ def _event(name: str, reason: str = "Issued") -> EventRecord:
     return EventRecord(ObjectRef("Certificate", "apps", name), False, reason, f"{reason} {name}")
 
 
-def _recorder(bound: int) -> tuple[EventRecorder, _Core]:
-    recorder = EventRecorder(client.ApiClient(client.Configuration()), bound)
+def _recorder(bound: int, senders: int = 1) -> tuple[EventRecorder, _Core]:
+    recorder = EventRecorder(client.ApiClient(client.Configuration()), bound, senders)
     core = _Core()
     recorder._core = core  # type: ignore[assignment]
     return recorder, core
@@ -70,10 +70,28 @@ def test_a_repeat_of_a_posted_event_updates_its_count() -> None:
 def test_beyond_its_bound_events_are_dropped_not_queued() -> None:
     recorder, core = _recorder(bound=3)
     recorder.record(_event("first"))
-    while not recorder._busy:  # the thread has taken it and waits in create
+    while not recorder.posting:  # the thread has taken it and waits in create
         time.sleep(0.001)
     for index in range(10):
         recorder.record(_event(f"c{index}"))
     core.release.set()
     assert recorder.flush(5)
     assert [event.involved_object.name for event in core.created] == ["first", "c0", "c1", "c2"]
+
+
+def test_several_senders_never_post_one_aggregate_twice_at_once() -> None:
+    recorder, core = _recorder(bound=100, senders=4)
+    recorder.record(_event("web", "Failed"))
+    while not recorder.posting:
+        time.sleep(0.001)
+    for _ in range(3):
+        recorder.record(_event("web", "Failed"))  # queued behind the one in flight, merged
+    recorder.record(_event("other"))
+    while recorder.posting < 2:  # "other" is taken by a second sender; "web" waits for the first
+        time.sleep(0.001)
+    time.sleep(0.05)
+    assert recorder.posting == 2
+    core.release.set()
+    assert recorder.flush(5)
+    assert sorted(str(event.involved_object.name) for event in core.created) == ["other", "web"]
+    assert [body["count"] for _, body in core.patched] == [4]

@@ -4,8 +4,8 @@ As client-go's event broadcaster does: a reconcile hands an Event over and goes 
 holds what is not posted yet (beyond its bound, Events are dropped and the drop is logged, so a burst
 can never grow memory or delay issuance); a repeat of a queued Event (same object, type and reason)
 merges into it, and a repeat of one posted within `EVENT_AGGREGATION_WINDOW` updates that Event's count,
-message and lastTimestamp instead of creating another object. One thread posts, so Events never hold
-more than one of the API server's request slots.
+message and lastTimestamp instead of creating another object. `SENDERS` threads post, so Events never
+hold more than that many of the API server's request slots, and never two of one aggregate at once.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ EVENT_AGGREGATION_WINDOW = datetime.timedelta(hours=1)
 count, message and lastTimestamp instead of creating another object."""
 QUEUED_EVENTS = 1000
 """Events waiting to be posted, at most (client-go's broadcaster keeps 1000 too)."""
+SENDERS = 4
+"""Threads posting Events. One fell behind a burst of 10,000 issuances on a loaded machine (its queue
+filled and Events were dropped): each post waits for the API server, and the workers hold the GIL."""
 _CLUSTER_SCOPED_EVENT_NAMESPACE = "default"
 _MAX_MESSAGE = 1024
 _HTTP_NOT_FOUND = 404
@@ -39,17 +42,18 @@ Aggregate = tuple[str, str | None, str, bool, str]
 
 
 class EventRecorder:
-    """Thread-safe. `record` never blocks and never raises; the thread starts with the first Event."""
+    """Thread-safe. `record` never blocks and never raises; the threads start with the first Event."""
 
-    def __init__(self, api: client.ApiClient, bound: int = QUEUED_EVENTS) -> None:
+    def __init__(self, api: client.ApiClient, bound: int = QUEUED_EVENTS, senders: int = SENDERS) -> None:
         self._core = client.CoreV1Api(api)
         self._bound = bound
+        self._senders = senders
         self._pending: collections.OrderedDict[Aggregate, tuple[EventRecord, int]] = collections.OrderedDict()
         self._ready = threading.Condition()
-        self._busy = False
+        self._posting: set[Aggregate] = set()
         self._dropped = 0
         self._posted = _EventLog()
-        self._thread: threading.Thread | None = None
+        self._started = False
 
     def record(self, event: EventRecord) -> None:
         regarding = event.regarding
@@ -63,25 +67,39 @@ class EventRecorder:
                 return
             else:
                 self._pending[aggregate] = (event, 1)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="event-recorder", daemon=True)
-                self._thread.start()
+            if not self._started:
+                self._started = True
+                for index in range(self._senders):
+                    threading.Thread(target=self._run, name=f"event-recorder-{index}", daemon=True).start()
             self._ready.notify()
+
+    @property
+    def posting(self) -> int:
+        """Events being posted right now."""
+        return len(self._posting)
 
     def flush(self, timeout: float) -> bool:
         """Wait until every recorded Event was posted (or given up on); False after `timeout` seconds."""
         with self._ready:
-            return self._ready.wait_for(lambda: not self._pending and not self._busy, timeout)
+            return self._ready.wait_for(lambda: not self._pending and not self._posting, timeout)
+
+    def _next(self) -> Aggregate | None:
+        """The oldest queued aggregate that no other thread is posting."""
+        return next((aggregate for aggregate in self._pending if aggregate not in self._posting), None)
 
     def _run(self) -> None:
+        aggregate: Aggregate | None = None
         while True:
             with self._ready:
-                self._busy = False
-                self._ready.notify_all()
-                self._ready.wait_for(lambda: bool(self._pending))
-                aggregate, (event, repeats) = self._pending.popitem(last=False)
+                if aggregate is not None:
+                    self._posting.discard(aggregate)
+                    self._ready.notify_all()
+                self._ready.wait_for(lambda: self._next() is not None)
+                aggregate = self._next()
+                assert aggregate is not None  # noqa: S101 -- just waited for it, under the lock
+                event, repeats = self._pending.pop(aggregate)
+                self._posting.add(aggregate)
                 dropped, self._dropped = self._dropped, 0
-                self._busy = True
             if dropped:
                 logger.warning(
                     "%d Events were dropped: more than %d waited to be posted", dropped, self._bound
@@ -128,26 +146,29 @@ class EventRecorder:
 
 
 class _EventLog:
-    """The Events posted within the aggregation window, oldest first, so pruning is cheap. Used by the
-    recorder's thread only."""
+    """The Events posted within the aggregation window, oldest first, so pruning is cheap. Thread-safe
+    (the recorder's threads share it)."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._posted: collections.OrderedDict[Aggregate, tuple[str, int, datetime.datetime]] = (
             collections.OrderedDict()
         )
 
     def recent(self, aggregate: Aggregate, now: datetime.datetime) -> tuple[str, int] | None:
-        while self._posted:
-            oldest = next(iter(self._posted.values()))
-            if now - oldest[2] < EVENT_AGGREGATION_WINDOW:
-                break
-            self._posted.popitem(last=False)
-        found = self._posted.get(aggregate)
+        with self._lock:
+            while self._posted:
+                oldest = next(iter(self._posted.values()))
+                if now - oldest[2] < EVENT_AGGREGATION_WINDOW:
+                    break
+                self._posted.popitem(last=False)
+            found = self._posted.get(aggregate)
         return (found[0], found[1]) if found else None
 
     def remember(self, aggregate: Aggregate, name: str, count: int, now: datetime.datetime) -> None:
-        self._posted[aggregate] = (name, count, now)
-        self._posted.move_to_end(aggregate)
+        with self._lock:
+            self._posted[aggregate] = (name, count, now)
+            self._posted.move_to_end(aggregate)
 
 
 def _event_model(
