@@ -61,7 +61,7 @@ def test_install_upgrade_uninstall_namespaced(cluster: Cluster, namespace: str) 
         "certsmith",
         str(CHART),
         "--set",
-        "namespaced=true,approvalPolicy.enabled=false",
+        "namespaced=true,approvalPolicy.enabled=false,issuancePolicy.enabled=false",
     )
     deployment = _deployment(cluster, namespace)
     assert deployment["spec"]["replicas"] == 2
