@@ -63,6 +63,18 @@ class _Output:
                 return line
 
 
+def _certsmith_dev(kubeconfig: Path, *arguments: str) -> subprocess.Popen[str]:
+    """`certsmith dev` from the checkout, writing its kubeconfig to `kubeconfig`, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "certsmith.cli", "dev", "--kubeconfig-out", str(kubeconfig), *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "operator")},
+    )
+
+
 def _certificate(name: str, issuer: dict[str, str]) -> dict[str, object]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -91,26 +103,14 @@ def test_certsmith_dev_keeps_the_cluster_through_a_failing_certificate_and_an_op
 ) -> None:
     kubeconfig = tmp_path / "dev.kubeconfig"
     metrics_port = free_port()
-    dev = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "certsmith.cli",
-            "dev",
-            "--kubeconfig-out",
-            str(kubeconfig),
-            "--demo-timeout",
-            str(DEMO_TIMEOUT),
-            "--metrics-port",
-            str(metrics_port),
-            "--monitoring",
-            "--acme",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO / "operator")},
+    dev = _certsmith_dev(
+        kubeconfig,
+        "--demo-timeout",
+        str(DEMO_TIMEOUT),
+        "--metrics-port",
+        str(metrics_port),
+        "--monitoring",
+        "--acme",
     )
     output = _Output(dev)
     try:
@@ -187,25 +187,7 @@ def test_certsmith_dev_acme_without_demo_is_ready_and_installs_what_deploy_insta
     create: dev now installs deploy/install.yaml first (the namespace with it), as users do, so users'
     own `kubectl apply --server-side` of it meets no other field manager."""
     kubeconfig = tmp_path / "dev.kubeconfig"
-    dev = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "certsmith.cli",
-            "dev",
-            "--kubeconfig-out",
-            str(kubeconfig),
-            "--metrics-port",
-            "0",
-            "--acme",
-            "--no-demo",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO / "operator")},
-    )
+    dev = _certsmith_dev(kubeconfig, "--metrics-port", "0", "--acme", "--no-demo")
     output = _Output(dev)
     try:
         output.wait_for("created ClusterIssuer pebble")
