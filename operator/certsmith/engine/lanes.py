@@ -20,6 +20,7 @@ from certsmith.engine.steps import RegisterStep, Signed, SignStep, Step
 from certsmith.issuers import IssuerId, Pending, SigningFailedError
 from certsmith.issuers.acme.accounts import AccountBook
 from certsmith.issuers.acme.client import SERVER_UNREACHABLE, AcmeError
+from certsmith.issuers.acme.signer import NOT_ABOUT_THE_CA
 from certsmith.issuers.health import IssuerHealth
 from certsmith.pki.keys import PrivateKey
 from certsmith.pki.signing import IssuedCertificate
@@ -28,8 +29,6 @@ logger = logging.getLogger("certsmith")
 
 LANE_SIZE = 4
 """Steps one issuer runs at once."""
-NOT_ABOUT_THE_CA = frozenset({"DNSUpdateFailed", "ChallengeRouteRefused", "UnsupportedIdentifiers"})
-"""Failures that say nothing about whether the CA answers."""
 
 
 class Lanes:

@@ -60,6 +60,12 @@ from certsmith.pki.signing import IssuedCertificate
 
 logger = logging.getLogger("certsmith")
 
+DNS_UPDATE_FAILED = "DNSUpdateFailed"
+CHALLENGE_ROUTE_REFUSED = "ChallengeRouteRefused"
+UNSUPPORTED_IDENTIFIERS = "UnsupportedIdentifiers"
+NOT_ABOUT_THE_CA = frozenset({DNS_UPDATE_FAILED, CHALLENGE_ROUTE_REFUSED, UNSUPPORTED_IDENTIFIERS})
+"""Failure reasons that say nothing about whether the CA answers (the issuer's health ignores them)."""
+
 _STEPS_PER_CALL = 12
 _DNS_RECHECK = datetime.timedelta(seconds=2)
 """How soon a TXT record the nameserver does not answer yet is looked for again."""
@@ -299,9 +305,9 @@ def _reason(error: AcmeError | DNSProviderError | PKIError | ApiAccessError) -> 
     if isinstance(error, AcmeError):
         return error.reason
     if isinstance(error, DNSProviderError):
-        return "DNSUpdateFailed"
+        return DNS_UPDATE_FAILED
     if isinstance(error, ApiAccessError):
-        return "ChallengeRouteRefused"
+        return CHALLENGE_ROUTE_REFUSED
     return "SigningFailed"
 
 
@@ -326,12 +332,12 @@ def _names(request: SigningRequest) -> tuple[str, ...]:
     template = request.template
     if template.ip_addresses or template.uris or template.email_addresses:
         raise SigningFailedError(
-            "UnsupportedIdentifiers",
+            UNSUPPORTED_IDENTIFIERS,
             "ACME issuers certify DNS names only: remove ipAddresses, uris and emailAddresses",
         )
     names = tuple(dict.fromkeys(n.lower() for n in (*template.dns_names, template.common_name or "") if n))
     if not names:
-        raise SigningFailedError("UnsupportedIdentifiers", "an ACME certificate needs at least one DNS name")
+        raise SigningFailedError(UNSUPPORTED_IDENTIFIERS, "an ACME certificate needs at least one DNS name")
     return names
 
 
