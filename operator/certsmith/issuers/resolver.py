@@ -25,7 +25,7 @@ from certsmith.api.issuer import (
     parse_issuer_spec,
 )
 from certsmith.api.references import IssuerKind, IssuerRef, SecretKeyRef
-from certsmith.issuers import IssuerId, IssuerNotReadyError, Signer
+from certsmith.issuers import IssuerId, IssuerNotReadyError, RenewalInfoSource, Signer
 from certsmith.issuers.acme.accounts import Registration
 from certsmith.issuers.acme.client import AcmeClient, key_authorization
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, ProviderContext, provider_factory
@@ -56,6 +56,8 @@ class Resolved:
     None for those that only compute (self-signed, CA), which sign in the reconcile itself."""
     address: str = ""
     """The CA the lane talks to, for its health."""
+    renewal_info: RenewalInfoSource | None = None
+    """Where the CA's renewal information (ACME ARI) is read, for ACME issuers."""
 
 
 REGISTERING = "Registering"
@@ -115,7 +117,14 @@ class IssuerResolver:
                     self._check_dns01(solver.dns01, issuer)
             client = self._account(spec, issuer)
             signer = AcmeSigner(client, spec, self._acme, lambda solver: self._dns_provider(solver, issuer))
-            return Resolved(signer, None, account_uri=client.account_uri, lane=issuer, address=spec.server)
+            return Resolved(
+                signer,
+                None,
+                account_uri=client.account_uri,
+                lane=issuer,
+                address=spec.server,
+                renewal_info=client,
+            )
         try:
             authority = self._authority(spec, self.issuer_secret(spec.secret_name, issuer), now)
         except IssuerNotReadyError as error:

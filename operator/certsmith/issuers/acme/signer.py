@@ -25,7 +25,13 @@ from certsmith.api.acme import ACMEIssuerSpec, Solver, solver_for
 from certsmith.budget import RewriteBudget
 from certsmith.issuers import Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.acme.accounts import AccountBook
-from certsmith.issuers.acme.client import AcmeClient, AcmeError, OrderGoneError, RequestObserver
+from certsmith.issuers.acme.client import (
+    AcmeClient,
+    AcmeError,
+    OrderAnswer,
+    OrderGoneError,
+    RequestObserver,
+)
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, validation_name
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.orders import (
@@ -65,6 +71,9 @@ CHALLENGE_ROUTE_REFUSED = "ChallengeRouteRefused"
 UNSUPPORTED_IDENTIFIERS = "UnsupportedIdentifiers"
 NOT_ABOUT_THE_CA = frozenset({DNS_UPDATE_FAILED, CHALLENGE_ROUTE_REFUSED, UNSUPPORTED_IDENTIFIERS})
 """Failure reasons that say nothing about whether the CA answers (the issuer's health ignores them)."""
+
+ALREADY_REPLACED = "AlreadyReplaced"
+"""The reason of a newOrder refused because the certificate it replaces has a replacement order."""
 
 _STEPS_PER_CALL = 12
 _DNS_RECHECK = datetime.timedelta(seconds=2)
@@ -184,15 +193,36 @@ class AcmeSigner:
         held = self._held(request.certificate, now, run.order)
         if held is not None:
             return held
-        answer = self._client.new_order(run.names)
+        answer = self._create_order(run.names, request)
         with self._context.lock:
             self._context.orders.spend(request.certificate, now)
+        replaced = answer.body.get("replaces")
+        why = f"{why}; it replaces certificate {replaced}" if replaced else why
         logger.info("certificate %s/%s: new ACME order %s (%s)", *request.certificate, answer.url, why)
         run.order = fold_order(
             answer.url, answer.body, answer.authorizations, None, self._chooser(request), now
         )
         run.new_order = True
         return None
+
+    def _create_order(self, names: tuple[str, ...], request: SigningRequest) -> OrderAnswer:
+        """newOrder, naming the certificate it renews (ARI's `replaces`) when there is one. A CA that
+        says that certificate was already replaced (an earlier order of ours, or another client's,
+        claimed it) gets the order again without `replaces`: the renewal matters more than the claim."""
+        if request.replaces is None:
+            return self._client.new_order(names)
+        try:
+            return self._client.new_order(names, request.replaces)
+        except AcmeError as error:
+            if error.reason != ALREADY_REPLACED:
+                raise
+        logger.warning(
+            "certificate %s/%s: the CA says certificate %s already has a replacement order; "
+            "ordering again without replaces",
+            *request.certificate,
+            request.replaces,
+        )
+        return self._client.new_order(names)
 
     def _refresh(self, run: _Run, request: SigningRequest, now: datetime.datetime) -> None:
         order = run.require()
