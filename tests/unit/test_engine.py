@@ -92,7 +92,7 @@ def ca(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCA]:
         self.account_uri = f"{self.server}/account/1"
         return self.account_uri
 
-    def new_order(self: AcmeClient, identifiers: Sequence[str]) -> OrderAnswer:
+    def new_order(self: AcmeClient, identifiers: Sequence[str], profile: str | None) -> OrderAnswer:
         fake.request(self.server)
         body = {"status": "ready", "identifiers": [{"value": n} for n in identifiers], "finalize": "f"}
         return OrderAnswer(f"{self.server}/order/1", body, {})
@@ -393,7 +393,7 @@ class _DNSClient:
         self.answered: list[str] = []
         self.body: dict[str, Any] = {}
 
-    def new_order(self, identifiers: Sequence[str]) -> OrderAnswer:
+    def new_order(self, identifiers: Sequence[str], profile: str | None) -> OrderAnswer:
         authorization = {
             "status": "pending",
             "identifier": {"type": "dns", "value": identifiers[0]},

@@ -51,6 +51,8 @@ class Resolved:
     authority: SigningAuthority | None = None
     account_uri: str | None = None
     """The ACME account, for ACME issuers."""
+    profiles: tuple[tuple[str, str], ...] = ()
+    """(name, description) of the certificate profiles the ACME CA offers."""
     lane: IssuerId | None = None
     """The issuer whose I/O lane runs the signer, for signers that talk to a CA over the network;
     None for those that only compute (self-signed, CA), which sign in the reconcile itself."""
@@ -121,6 +123,7 @@ class IssuerResolver:
                 signer,
                 None,
                 account_uri=client.account_uri,
+                profiles=client.profiles,
                 lane=issuer,
                 address=spec.server,
                 renewal_info=client,
