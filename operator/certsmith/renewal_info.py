@@ -157,11 +157,12 @@ def failed(
 
 def chosen_time(cert: str, window: SuggestedWindow) -> datetime.datetime:
     """A time uniformly distributed inside [start, end), fixed for this certificate and window, to
-    the second (rounded up, so never before the start)."""
+    the second (rounded up, so never before the start) unless the window is narrower than that."""
     seed = f"{cert}/{_stamp(window.start)}/{_stamp(window.end)}"
     chosen = window.start + (window.end - window.start) * _fraction(seed)
     whole = chosen.replace(microsecond=0)
-    return whole + datetime.timedelta(seconds=1) if whole < chosen else whole
+    rounded = whole + datetime.timedelta(seconds=1) if whole < chosen else whole
+    return rounded if rounded < window.end else chosen
 
 
 def to_status(info: RenewalInfo) -> dict[str, Any]:

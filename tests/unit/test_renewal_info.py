@@ -129,6 +129,12 @@ def test_the_chosen_time_is_inside_the_window_fixed_per_certificate_and_uniform(
     assert all(430 < count < 570 for count in quarters), quarters
 
 
+def test_a_window_narrower_than_a_second_is_not_left_by_rounding() -> None:
+    start = NOW + datetime.timedelta(milliseconds=793)
+    narrow = SuggestedWindow(start, start + datetime.timedelta(seconds=1))
+    assert all(start <= chosen_time(f"aki.{serial}", narrow) < narrow.end for serial in range(200))
+
+
 def test_a_window_in_the_past_is_due_at_once() -> None:
     past = SuggestedWindow(NOW - datetime.timedelta(hours=1), NOW - datetime.timedelta(hours=1, seconds=-1))
     info = RenewalInfo("a.b", NOW + DEFAULT_INTERVAL, past, None, NOW)
