@@ -526,10 +526,11 @@ def test_a_certificate_request_is_signed_by_a_step_in_its_issuers_lane(
 
 
 class _ReplacedClient(_DNSClient):
-    """A CA that says the certificate named in `replaces` already has a replacement order."""
+    """A CA that refuses every order naming a certificate in `replaces`, for `reason`."""
 
-    def __init__(self) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__()
+        self.reason = reason
         self.orders: list[str | None] = []
 
     def new_order(
@@ -537,14 +538,15 @@ class _ReplacedClient(_DNSClient):
     ) -> OrderAnswer:
         self.orders.append(replaces)
         if replaces is not None:
-            raise AcmeError("AlreadyReplaced", "the CA answered alreadyReplaced: it has a replacement order")
+            raise AcmeError(self.reason, f"the CA answered {self.reason}")
         return super().new_order(identifiers, profile)
 
 
-def test_an_order_refused_as_already_replaced_is_made_again_once_without_replaces(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize("reason", ["AlreadyReplaced", "Unauthorized", "Malformed", "ServerInternal"])
+def test_an_order_refused_for_its_replaces_is_made_again_once_without_it(
+    reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = _ReplacedClient()
+    client = _ReplacedClient(reason)
     spec = parse_acme_spec(
         {
             "server": client.server,
@@ -561,9 +563,28 @@ def test_an_order_refused_as_already_replaced_is_made_again_once_without_replace
     signed = signer.sign(SigningRequest(template, lambda: key, now, (NS, "web"), replaces="aki.serial"))
     assert isinstance(signed, Pending)
     assert client.orders == ["aki.serial", None]
-    assert "certificate aki.serial already has a replacement order; ordering again without replaces" in (
-        caplog.text
+    assert "refused an order replacing certificate aki.serial" in caplog.text
+    assert "ordering again without replaces" in caplog.text
+
+
+def test_an_order_refused_for_another_reason_is_not_made_again() -> None:
+    client = _ReplacedClient("RateLimited")
+    spec = parse_acme_spec(
+        {
+            "server": client.server,
+            "privateKeySecretRef": {"name": "a"},
+            "solvers": [{"dns01": {"rfc2136": {"nameserver": "192.0.2.53"}}}],
+        }
     )
+    signer = AcmeSigner(
+        cast(AcmeClient, client), spec, AcmeContext(HTTP01Responder(), 6), lambda s: FakeDNS()
+    )
+    key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    template = CertificateTemplate(common_name=None, dns_names=("web.example.com",))
+    now = datetime.datetime.now(datetime.UTC)
+    with pytest.raises(SigningFailedError):
+        signer.sign(SigningRequest(template, lambda: key, now, (NS, "web"), replaces="aki.serial"))
+    assert client.orders == ["aki.serial"]
 
 
 class _RenewalInfoCA:

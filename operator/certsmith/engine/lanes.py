@@ -171,7 +171,10 @@ class Lanes:
         except AcmeError as error:
             self._reached(step, error.reason, str(error))
             logger.warning("renewal information of %s (%s): %s", step.owner, cert, error)
-            return failed(step.previous, cert, str(error), now, step.interval)
+            outcome = failed(step.previous, cert, str(error), now, step.interval)
+            if error.retry_after is not None and error.retry_after > outcome.next_update:
+                outcome = replace(outcome, next_update=error.retry_after)  # a 429's Retry-After
+            return outcome
         self._reached(step, None, "")
         if answer is None:
             return None

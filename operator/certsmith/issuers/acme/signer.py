@@ -72,8 +72,8 @@ UNSUPPORTED_IDENTIFIERS = "UnsupportedIdentifiers"
 NOT_ABOUT_THE_CA = frozenset({DNS_UPDATE_FAILED, CHALLENGE_ROUTE_REFUSED, UNSUPPORTED_IDENTIFIERS})
 """Failure reasons that say nothing about whether the CA answers (the issuer's health ignores them)."""
 
-ALREADY_REPLACED = "AlreadyReplaced"
-"""The reason of a newOrder refused because the certificate it replaces has a replacement order."""
+REPLACES_REFUSED = frozenset({"AlreadyReplaced", "Unauthorized", "Malformed", "ServerInternal"})
+"""Reasons of a newOrder refused for its `replaces` (see `AcmeSigner._create_order`)."""
 
 _STEPS_PER_CALL = 12
 _DNS_RECHECK = datetime.timedelta(seconds=2)
@@ -206,23 +206,29 @@ class AcmeSigner:
         return None
 
     def _create_order(self, names: tuple[str, ...], request: SigningRequest) -> OrderAnswer:
-        """newOrder, naming the certificate it renews (ARI's `replaces`) when there is one. A CA that
-        says that certificate was already replaced (an earlier order of ours, or another client's,
-        claimed it) gets the order again without `replaces`: the renewal matters more than the claim."""
+        """newOrder, naming the certificate it renews (ARI's `replaces`) when there is one.
+
+        A CA that refuses the claim gets the order once more without `replaces`: the renewal matters
+        more than the claim. It may say the certificate was already replaced (`alreadyReplaced`: an
+        earlier order claimed it), or refuse a certificate it does not link to this account (the
+        account key was changed: `unauthorized`) or does not know (a CA that lost its state:
+        `malformed`, `serverInternal`). A second refusal is the order's own failure.
+        """
         profile = self._spec.profile
         if request.replaces is None:
             return self._client.new_order(names, profile)
         try:
             return self._client.new_order(names, profile, request.replaces)
         except AcmeError as error:
-            if error.reason != ALREADY_REPLACED:
+            if error.reason not in REPLACES_REFUSED:
                 raise
-        logger.warning(
-            "certificate %s/%s: the CA says certificate %s already has a replacement order; "
-            "ordering again without replaces",
-            *request.certificate,
-            request.replaces,
-        )
+            logger.warning(
+                "certificate %s/%s: the CA refused an order replacing certificate %s (%s); "
+                "ordering again without replaces",
+                *request.certificate,
+                request.replaces,
+                error,
+            )
         return self._client.new_order(names, profile)
 
     def _refresh(self, run: _Run, request: SigningRequest, now: datetime.datetime) -> None:
