@@ -168,6 +168,20 @@ class Pebble(LocalServer):
         with urllib.request.urlopen(url, context=self._tls(), timeout=10) as response:
             return bytes(response.read())
 
+    def set_renewal_info(self, certificate_pem: bytes, answer: str) -> None:
+        """Make Pebble answer `answer` (any text, even malformed JSON) to ARI requests for the
+        certificate (its management port's POST /set-renewal-info/)."""
+        body = json.dumps({"Certificate": certificate_pem.decode("ascii"), "ARIResponse": answer}).encode()
+        url = f"https://127.0.0.1:{self.management_port}/set-renewal-info/"
+        request = urllib.request.Request(url, body, method="POST")
+        with urllib.request.urlopen(request, context=self._tls(), timeout=10) as response:  # noqa: S310
+            response.read()
+
+    def log(self) -> str:
+        """What the running Pebble has logged (each start writes a log of its own)."""
+        path = self._process.log_path if self._process is not None else None
+        return path.read_text(errors="replace") if path is not None else ""
+
     def _start(self) -> None:
         config = str(self._directory / "pebble.json")
         pebble = str(self._binaries / "pebble")

@@ -33,6 +33,7 @@ from certsmith.pki.keys import PrivateKey, encode_private_key, load_private_key,
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import CLOCK_SKEW_ALLOWANCE, IssuedCertificate
 from certsmith.renewal import BackoffSettings, renewal_time
+from certsmith.renewal_info import RenewalInfo, cert_id, describe_window
 from certsmith.tls_secret import (
     CA_CERT,
     CERTIFICATE_NAME,
@@ -94,6 +95,8 @@ class Reason(StrEnum):
     DURATION_CHANGED = "DurationChanged"
     EXPIRED = "Expired"
     RENEWAL_DUE = "RenewalDue"
+    CA_REQUESTED_RENEWAL = "CARequestedRenewal"
+    """The time chosen inside the CA's suggested renewal window (ACME ARI, RFC 9773) has come."""
     MANUAL_RENEWAL = "ManualRenewal"
     """`certsmith.dev/renew-requested-at` on the Certificate has a value not yet honoured."""
     METADATA_DRIFT = "MetadataDrift"
@@ -126,7 +129,7 @@ CHANGED_BY_OTHERS = frozenset(
 """Reasons that a change to the Secret, not to the Certificate or the clock, can cause: writes for
 these spend the rewrite budget."""
 
-RENEWALS = frozenset({Reason.RENEWAL_DUE, Reason.MANUAL_RENEWAL})
+RENEWALS = frozenset({Reason.RENEWAL_DUE, Reason.CA_REQUESTED_RENEWAL, Reason.MANUAL_RENEWAL})
 SHORTENED_FRACTION = 0.1
 """A certificate shortened by more than this fraction of its requested duration is reported."""
 
@@ -184,6 +187,9 @@ class Observation:
     """The keystore password, to tell a changed password from a password Secret merely rewritten (or
     a keystore written before certsmith recorded the password's version)."""
     gates: Gates = Gates()
+    renewal_info: RenewalInfo | None = None
+    """What the CA last said about renewing the certificate it names (ARI); used only while that
+    certificate is the one in the Secret."""
 
 
 @dataclass(frozen=True)
@@ -228,17 +234,14 @@ def _trigger(observation: Observation) -> Decision:
     if isinstance(stored, Decision):
         return stored
     info = stored.info
-    inputs = _Inputs(
-        observation,
-        secret,
-        stored,
-        renewal_time(info.not_before, info.not_after, spec.renew_before, spec.renew_before_percentage),
-    )
+    own = renewal_time(info.not_before, info.not_after, spec.renew_before, spec.renew_before_percentage)
+    ari = applicable_renewal_info(stored.issued.certificate, observation.renewal_info)
+    inputs = _Inputs(observation, secret, stored, own, ari)
     for check in _REISSUE_CHECKS:
         decision = check(inputs)
         if decision is not None:
             return decision
-    renewal = planned_renewal(spec, stored.issued, observation.issuer_ca, observation.now)
+    renewal = planned_renewal(spec, stored.issued, observation.issuer_ca, observation.now, ari)
     drift = _drift(inputs)
     if drift:
         return Decision(
@@ -322,20 +325,51 @@ def planned_renewal(
     issued: IssuedCertificate,
     issuer_ca: x509.Certificate | None,
     now: datetime.datetime,
+    renewal_info: RenewalInfo | None = None,
 ) -> datetime.datetime | None:
     """When to renew `issued`. None once that time has come while the certificate still ends when its
     issuer's current CA does: no new certificate could live longer, so it is renewed when the CA
     changes, or when it expires, instead of again and again."""
     certificate = issued.certificate
-    renewal = renewal_time(
+    own = renewal_time(
         certificate.not_valid_before_utc,
         certificate.not_valid_after_utc,
         spec.renew_before,
         spec.renew_before_percentage,
     )
+    renewal = effective_renewal(spec, certificate, own, applicable_renewal_info(certificate, renewal_info))
     if now >= renewal and ends_with_ca(certificate, issuer_ca):
         return None
     return renewal
+
+
+def applicable_renewal_info(
+    certificate: x509.Certificate, renewal_info: RenewalInfo | None
+) -> RenewalInfo | None:
+    """`renewal_info` if it is about `certificate` and holds a window."""
+    if renewal_info is None or renewal_info.window is None or renewal_info.cert_id != cert_id(certificate):
+        return None
+    return renewal_info
+
+
+def effective_renewal(
+    spec: CertificateSpec,
+    certificate: x509.Certificate,
+    own: datetime.datetime,
+    renewal_info: RenewalInfo | None,
+) -> datetime.datetime:
+    """The renewal time: the one chosen inside the CA's ARI window when the CA gave one, else
+    certsmith's own (`own`, from renewBefore or 2/3 of the lifetime).
+
+    The CA's window replaces the default 2/3, which is only a guess at what the CA wants; a
+    renewBefore or renewBeforePercentage the user set still applies when it comes earlier. A window
+    that ends after the certificate expires is not followed past its expiry: then `own` applies.
+    """
+    chosen = renewal_info.renewal_time() if renewal_info else None
+    if chosen is None or chosen >= certificate.not_valid_after_utc:
+        return own
+    explicit = spec.renew_before is not None or spec.renew_before_percentage is not None
+    return min(chosen, own) if explicit else chosen
 
 
 def ends_with_ca(certificate: x509.Certificate, issuer_ca: x509.Certificate | None) -> bool:
@@ -411,7 +445,15 @@ class _Inputs:
     observation: Observation
     secret: SecretContents
     stored: StoredCertificate
-    renewal_time: datetime.datetime
+    own_renewal_time: datetime.datetime
+    """From the spec's renewBefore (or the default fraction) alone."""
+    renewal_info: RenewalInfo | None
+    """The CA's ARI window for the stored certificate, if it gave one."""
+
+    @property
+    def renewal_time(self) -> datetime.datetime:
+        spec, certificate = self.observation.spec, self.stored.issued.certificate
+        return effective_renewal(spec, certificate, self.own_renewal_time, self.renewal_info)
 
 
 def _ownership(observation: Observation, secret: SecretContents) -> Decision | None:
@@ -588,14 +630,29 @@ def _expiry(inputs: _Inputs) -> Decision | None:
         return Decision(
             Action.ISSUE, Reason.EXPIRED, f"expired at {info.not_after.isoformat()}", inputs.stored
         )
-    if now < inputs.renewal_time or ends_with_ca(
-        inputs.stored.issued.certificate, inputs.observation.issuer_ca
+    if (
+        now < inputs.renewal_time
+        or inputs.renewal_time != inputs.own_renewal_time
+        or ends_with_ca(inputs.stored.issued.certificate, inputs.observation.issuer_ca)
     ):
         return None
     return Decision(
         Action.ISSUE,
         Reason.RENEWAL_DUE,
         f"renewal was due at {inputs.renewal_time.isoformat()}",
+        inputs.stored,
+    )
+
+
+def _ca_requested_renewal(inputs: _Inputs) -> Decision | None:
+    """The time chosen inside the CA's ARI window has come (a window already past: at once)."""
+    info, when = inputs.renewal_info, inputs.renewal_time
+    if info is None or when == inputs.own_renewal_time or inputs.observation.now < when:
+        return None
+    return Decision(
+        Action.ISSUE,
+        Reason.CA_REQUESTED_RENEWAL,
+        f"CA asked for renewal (ARI {describe_window(info)}; chosen time {timestamp(when)})",
         inputs.stored,
     )
 
@@ -613,6 +670,7 @@ _REISSUE_CHECKS: tuple[Callable[[_Inputs], Decision | None], ...] = (
     _issuer,
     _duration,
     _expiry,
+    _ca_requested_renewal,
     _manual_renewal,
 )
 

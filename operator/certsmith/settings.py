@@ -46,6 +46,8 @@ class OperatorSettings:
         (and, beside it, an ExternalName Service to the solver Service), removed when it is done.
     acme_orders_per_hour: new ACME orders allowed per Certificate in any hour, so that no
         misconfiguration can hammer a CA (Let's Encrypt allows 300 new orders per account per 3 h).
+    acme_ari_interval: seconds between two ARI requests (RFC 9773) for one certificate; 0 follows the
+        CA's Retry-After, clamped to 1 minute .. 1 day. For tests and impatient operators.
     dns01_recursive_nameservers: where `cnameStrategy: Follow` looks up the CNAMEs at
         `_acme-challenge.<name>` (host, host:port or [ipv6]:port); none: the system's resolver.
     auto_approve: approve every CertificateRequest (the Approved condition, as certsmith's own
@@ -193,6 +195,15 @@ class OperatorSettings:
             "--acme-orders-per-hour", metavar="N", help="new ACME orders allowed per Certificate in any hour"
         ),
     )
+    acme_ari_interval: int = field(
+        default=0,
+        metadata=flag(
+            "--acme-ari-interval",
+            metavar="SECONDS",
+            help="ask the ACME CA for each certificate's renewal information (ARI) every SECONDS; "
+            "0: as the CA's Retry-After says (clamped to 1 minute .. 1 day; 6 hours when it names none)",
+        ),
+    )
     dns01_recursive_nameservers: tuple[str, ...] = field(
         default=(),
         metadata=flag(
@@ -210,6 +221,11 @@ class OperatorSettings:
             "`certsmith approve` by someone allowed the verb approve on signers.certsmith.dev",
         ),
     )
+
+    @property
+    def renewal_info_interval(self) -> datetime.timedelta | None:
+        """--acme-ari-interval as a duration; None: the CA's Retry-After decides."""
+        return datetime.timedelta(seconds=self.acme_ari_interval) if self.acme_ari_interval > 0 else None
 
     @property
     def threads(self) -> int:

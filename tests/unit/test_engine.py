@@ -18,9 +18,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, ISSUERS
 from certsmith.api.acme import RFC2136Solver, parse_acme_spec
 from certsmith.api.status import timestamp
-from certsmith.engine.lanes import LANE_SIZE
-from certsmith.issuers import Pending, SigningFailedError, SigningRequest
+from certsmith.engine.lanes import LANE_SIZE, Lanes
+from certsmith.engine.steps import RenewalInfoStep
+from certsmith.issuers import Pending, RenewalInfoAnswer, SigningFailedError, SigningRequest
 from certsmith.issuers.acme import dns01_rfc2136
+from certsmith.issuers.acme.accounts import AccountBook
 from certsmith.issuers.acme.client import SERVER_UNREACHABLE, AcmeClient, AcmeError, OrderAnswer
 from certsmith.issuers.acme.dns01 import DNSProviderError
 from certsmith.issuers.acme.dns01_rfc2136 import RFC2136Provider
@@ -32,6 +34,7 @@ from certsmith.pki.request import CertificateTemplate, build_csr
 from certsmith.reconcile.certificate_request import CertificateRequestReconciler
 from certsmith.reconcile.plan import merge_written
 from certsmith.reconcile.store import WorkItem
+from certsmith.renewal_info import first_fetch
 from certsmith.tls_secret import SecretContents
 from tests.unit.fakekube import Clock
 from tests.unit.test_reconcile import MINUTE, NOW, NS, World, _ca_pair
@@ -520,3 +523,124 @@ def test_a_certificate_request_is_signed_by_a_step_in_its_issuers_lane(
     assert ready()["reason"] == "Issued"
     assert "certificate" in world.kube.statuses[(CERTIFICATE_REQUESTS, key)]
     assert guarded == []
+
+
+class _ReplacedClient(_DNSClient):
+    """A CA that refuses every order naming a certificate in `replaces`, for `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+        self.orders: list[str | None] = []
+
+    def new_order(
+        self, identifiers: Sequence[str], profile: str | None, replaces: str | None = None
+    ) -> OrderAnswer:
+        self.orders.append(replaces)
+        if replaces is not None:
+            raise AcmeError(self.reason, f"the CA answered {self.reason}")
+        return super().new_order(identifiers, profile)
+
+
+@pytest.mark.parametrize("reason", ["AlreadyReplaced", "Unauthorized", "Malformed", "ServerInternal"])
+def test_an_order_refused_for_its_replaces_is_made_again_once_without_it(
+    reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = _ReplacedClient(reason)
+    spec = parse_acme_spec(
+        {
+            "server": client.server,
+            "privateKeySecretRef": {"name": "a"},
+            "solvers": [{"dns01": {"rfc2136": {"nameserver": "192.0.2.53"}}}],
+        }
+    )
+    signer = AcmeSigner(
+        cast(AcmeClient, client), spec, AcmeContext(HTTP01Responder(), 6), lambda s: FakeDNS()
+    )
+    key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    template = CertificateTemplate(common_name=None, dns_names=("web.example.com",))
+    now = datetime.datetime.now(datetime.UTC)
+    signed = signer.sign(SigningRequest(template, lambda: key, now, (NS, "web"), replaces="aki.serial"))
+    assert isinstance(signed, Pending)
+    assert client.orders == ["aki.serial", None]
+    assert "refused an order replacing certificate aki.serial" in caplog.text
+    assert "ordering again without replaces" in caplog.text
+
+
+def test_an_order_refused_for_another_reason_is_not_made_again() -> None:
+    client = _ReplacedClient("RateLimited")
+    spec = parse_acme_spec(
+        {
+            "server": client.server,
+            "privateKeySecretRef": {"name": "a"},
+            "solvers": [{"dns01": {"rfc2136": {"nameserver": "192.0.2.53"}}}],
+        }
+    )
+    signer = AcmeSigner(
+        cast(AcmeClient, client), spec, AcmeContext(HTTP01Responder(), 6), lambda s: FakeDNS()
+    )
+    key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    template = CertificateTemplate(common_name=None, dns_names=("web.example.com",))
+    now = datetime.datetime.now(datetime.UTC)
+    with pytest.raises(SigningFailedError):
+        signer.sign(SigningRequest(template, lambda: key, now, (NS, "web"), replaces="aki.serial"))
+    assert client.orders == ["aki.serial"]
+
+
+class _RenewalInfoCA:
+    """ARI answers for any certificate, counting requests and the most served at once."""
+
+    def __init__(self, offers: bool = True) -> None:
+        self.offers = offers
+        self.asked: list[str] = []
+        self.running = 0
+        self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def offers_renewal_info(self) -> bool | None:
+        return self.offers
+
+    def renewal_info(self, cert_id: str) -> RenewalInfoAnswer | None:
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            self.asked.append(cert_id)
+        time.sleep(0.01)
+        with self._lock:
+            self.running -= 1
+        if not self.offers:
+            return None
+        window = {"start": "2027-01-01T00:00:00Z", "end": "2027-01-02T00:00:00Z"}
+        return RenewalInfoAnswer({"suggestedWindow": window}, datetime.timedelta(seconds=30))
+
+
+def test_ari_requests_of_many_certificates_run_one_at_a_time_and_once_each() -> None:
+    done: list[object] = []
+    lanes = Lanes(
+        AccountBook(lambda *_: None, Clock(NOW)), IssuerHealth(Clock(NOW)), done.append, lambda _: None
+    )
+    source = _RenewalInfoCA()
+    issuer = (ISSUERS, (NS, "acme"))
+    now = datetime.datetime.now(datetime.UTC)
+    for index in range(40):
+        previous = first_fetch(f"aki.{index}", now, None)
+        lanes.start(RenewalInfoStep(issuer, "https://ca.test/dir", ("cert", index), source, previous, None))
+        lanes.start(RenewalInfoStep(issuer, "https://ca.test/dir", ("cert", index), source, previous, None))
+    eventually_true(lambda: len(done) == 40)
+    assert source.most_at_once == 1
+    assert sorted(source.asked) == sorted(f"aki.{index}" for index in range(40)), "one request each"
+    outcome = lanes.renewal_info(("cert", 7))
+    assert outcome is not None
+    assert outcome.window is not None
+    assert outcome.retrieved is not None
+    assert outcome.next_update - outcome.retrieved == MINUTE, "the CA's Retry-After of 30 s, clamped"
+    lanes.settle_renewal_info(("cert", 7))
+    assert lanes.renewal_info(("cert", 7)) is None
+    lanes.shutdown()
+
+
+def eventually_true(probe: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

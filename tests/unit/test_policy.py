@@ -11,11 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
+from certsmith.pki.inspection import load_certificates
 from certsmith.pki.keys import KeyAlgorithm, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import IssuedCertificate, SigningAuthority, self_sign, sign_with_authority
 from certsmith.policy import Action, Decision, Gates, Observation, Reason, decide
 from certsmith.renewal import BackoffSettings
+from certsmith.renewal_info import RenewalInfo, SuggestedWindow, cert_id
 from certsmith.tls_secret import (
     ALT_NAMES,
     CERTIFICATE_NAME,
@@ -445,3 +447,51 @@ def test_a_lifetime_the_acme_profile_set_is_not_reported_as_cut_short() -> None:
     assert "CA certificate" not in decision.message
     not_before = issued.certificate.not_valid_before_utc
     assert decision.renewal_time == not_before + (issued.certificate.not_valid_after_utc - not_before) * 2 / 3
+
+
+def _ari(secret: SecretContents, start: datetime.timedelta, end: datetime.timedelta) -> RenewalInfo:
+    """What a CA's ARI answer says of the certificate in `secret`: a window from NOW + start to NOW + end."""
+    leaf = load_certificates(secret.data[TLS_CERT])[0]
+    cert = cert_id(leaf)
+    assert cert is not None
+    return RenewalInfo(
+        cert, NOW + datetime.timedelta(hours=6), SuggestedWindow(NOW + start, NOW + end), None, NOW
+    )
+
+
+def test_the_cas_renewal_window_sets_the_renewal_time_and_its_arrival_is_a_named_reason() -> None:
+    spec = _spec(duration="2160h")
+    secret = _signed_secret(spec, _ca(NOW + datetime.timedelta(days=365)))
+    info = _ari(secret, datetime.timedelta(days=70), datetime.timedelta(days=72))
+    fresh = _decide(spec, "web", secret, NOW, renewal_info=info)
+    assert fresh.reason is Reason.UP_TO_DATE
+    assert fresh.renewal_time == info.renewal_time()
+    assert fresh.renewal_time is not None
+    assert info.window is not None
+    assert info.window.start <= fresh.renewal_time < info.window.end
+    own = _decide(spec, "web", secret, NOW + datetime.timedelta(days=61), renewal_info=info)
+    assert own.action is Action.NOTHING, "the default 2/3 gives way to the CA's later window"
+    due = _decide(spec, "web", secret, fresh.renewal_time, renewal_info=info)
+    assert (due.action, due.reason) == (Action.ISSUE, Reason.CA_REQUESTED_RENEWAL)
+    assert due.message.startswith("CA asked for renewal (ARI window ")
+    assert due.renewing
+
+
+def test_a_window_in_the_past_renews_at_once_and_one_for_another_certificate_is_ignored() -> None:
+    spec = _spec(duration="2160h")
+    authority = _ca(NOW + datetime.timedelta(days=365))
+    secret = _signed_secret(spec, authority)
+    past = _ari(
+        secret, -datetime.timedelta(hours=1), -datetime.timedelta(hours=1) + datetime.timedelta(seconds=1)
+    )
+    assert _decide(spec, "web", secret, NOW, renewal_info=past).reason is Reason.CA_REQUESTED_RENEWAL
+    other = _ari(_signed_secret(spec, authority), -datetime.timedelta(hours=1), datetime.timedelta(hours=1))
+    assert _decide(spec, "web", secret, NOW, renewal_info=other).reason is Reason.UP_TO_DATE
+
+
+def test_a_renew_before_set_by_the_user_still_applies_when_it_comes_before_the_window() -> None:
+    spec = _spec(duration="2160h", renewBefore="720h")
+    secret = _signed_secret(spec, _ca(NOW + datetime.timedelta(days=365)))
+    info = _ari(secret, datetime.timedelta(days=70), datetime.timedelta(days=72))
+    decision = _decide(spec, "web", secret, NOW + datetime.timedelta(days=60, minutes=1), renewal_info=info)
+    assert (decision.action, decision.reason) == (Action.ISSUE, Reason.RENEWAL_DUE)

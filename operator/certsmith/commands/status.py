@@ -93,6 +93,9 @@ def certificate_story(api: client.ApiClient, key: Key, crn: str, now: datetime.d
     order = ((body.get("status") or {}).get("acme") or {}).get("order")
     if order:
         story["order"] = order
+    renewal_information = (body.get("status") or {}).get("renewalInformation")
+    if renewal_information:
+        story["renewalInformation"] = renewal_information
     story["events"] = _events(api, namespace, name)
     decision = _decision(port, body, spec, observed, issuer_body, crn, now)
     story["decision"] = {
@@ -172,6 +175,9 @@ def render_story(story: Mapping[str, Any]) -> str:
                 f"  {authorization.get('identifier')}: {authorization.get('state')}, "
                 f"{challenge.get('type', 'no challenge')} {challenge.get('state', '')}{error}"
             )
+    renewal_information = story.get("renewalInformation")
+    if renewal_information:
+        lines.append(_renewal_information_line(renewal_information))
     if story.get("events"):
         lines.append("Events:")
         lines += [
@@ -187,6 +193,23 @@ def render_story(story: Mapping[str, Any]) -> str:
             when = f"; not before {decision['notBefore']}"
         lines.append(f"Now:       {decision['action']} ({decision['reason']}): {decision['message']}{when}")
     return "\n".join(lines)
+
+
+def _renewal_information_line(shown: Mapping[str, Any]) -> str:
+    """The CA's ARI window for the current certificate, and when certsmith asks again."""
+    window = shown.get("suggestedWindow") or {}
+    if window:
+        line = f"Renewal:   the CA's ARI window is {window.get('start')} to {window.get('end')}"
+    else:
+        line = "Renewal:   the CA has not given an ARI window yet"
+    if shown.get("explanationURL"):
+        line += f" (explained at {shown['explanationURL']})"
+    if shown.get("retrieved"):
+        line += f"; asked at {shown['retrieved']}"
+    line += f"; next at {shown.get('nextUpdate')}"
+    if shown.get("error"):
+        line += f"; the last {shown.get('failures', 1)} requests failed: {shown['error']}"
+    return line
 
 
 def _certificates(api: client.ApiClient, scope: Scope) -> list[dict[str, Any]]:

@@ -10,13 +10,14 @@ still hanging at shutdown does not hold the process. When a step ends, its owner
 
 from __future__ import annotations
 
+import datetime
 import logging
 import queue
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import replace
 
-from certsmith.engine.steps import RegisterStep, Signed, SignStep, Step
+from certsmith.engine.steps import RegisterStep, RenewalInfoStep, Signed, SignStep, Step
 from certsmith.issuers import IssuerId, Pending, SigningFailedError
 from certsmith.issuers.acme.accounts import AccountBook
 from certsmith.issuers.acme.client import SERVER_UNREACHABLE, AcmeError
@@ -24,11 +25,15 @@ from certsmith.issuers.acme.signer import NOT_ABOUT_THE_CA
 from certsmith.issuers.health import IssuerHealth
 from certsmith.pki.keys import PrivateKey
 from certsmith.pki.signing import IssuedCertificate
+from certsmith.renewal_info import RenewalInfo, RenewalInfoError, answered, failed
 
 logger = logging.getLogger("certsmith")
 
 LANE_SIZE = 4
 """Steps one issuer runs at once."""
+RENEWAL_INFO_LANE_SIZE = 1
+"""ARI requests one issuer runs at once, beside its signing steps: 10,000 certificates due together
+(after a restart) are asked about one after another, a steady trickle the CA can bear."""
 
 
 class Lanes:
@@ -44,7 +49,12 @@ class Lanes:
         self._done = done
         self._health_changed = health_changed
         self._lanes: dict[IssuerId, _Lane] = {}
+        self._renewal_info_lanes: dict[IssuerId, _Lane] = {}
         self._busy: set[Hashable] = set()
+        self._asking: set[Hashable] = set()
+        """Owners with an ARI step queued or running (apart from `_busy`: it never delays signing)."""
+        self._renewal_info: dict[Hashable, RenewalInfo] = {}
+        """The outcome of owners' last ARI step, until a reconcile has written it to the status."""
         self._signed: dict[Hashable, Signed] = {}
         self._keys: dict[Hashable, PrivateKey] = {}
         """The keys of orders finalized and not yet downloaded, by owner: memory only, so after a
@@ -54,6 +64,9 @@ class Lanes:
     def start(self, step: Step) -> None:
         """Run `step` in its issuer's lane, unless its owner has one running, or a result that no
         reconcile has settled yet (one that ended after the reconcile looked: it is queued again)."""
+        if isinstance(step, RenewalInfoStep):
+            self._start_renewal_info(step)
+            return
         with self._lock:
             if step.owner in self._busy or step.owner in self._signed:
                 return
@@ -62,6 +75,32 @@ class Lanes:
             if lane is None:
                 lane = self._lanes[step.lane] = _Lane(step.lane, LANE_SIZE)
         lane.submit(lambda: self._run(step))
+
+    def _start_renewal_info(self, step: RenewalInfoStep) -> None:
+        with self._lock:
+            if step.owner in self._asking or step.owner in self._renewal_info:
+                return
+            self._asking.add(step.owner)
+            lane = self._renewal_info_lanes.get(step.lane)
+            if lane is None:
+                lane = self._renewal_info_lanes[step.lane] = _Lane(
+                    step.lane, RENEWAL_INFO_LANE_SIZE, "certsmith-ari"
+                )
+        lane.submit(lambda: self._run_renewal_info(step))
+
+    def renewal_info(self, owner: Hashable) -> RenewalInfo | None:
+        """The outcome of `owner`'s last ARI step, until it is settled."""
+        with self._lock:
+            return self._renewal_info.get(owner)
+
+    def asking(self, owner: Hashable) -> bool:
+        with self._lock:
+            return owner in self._asking
+
+    def settle_renewal_info(self, owner: Hashable) -> None:
+        """Forget `owner`'s ARI outcome: the status holds it now."""
+        with self._lock:
+            self._renewal_info.pop(owner, None)
 
     def busy(self, owner: Hashable) -> bool:
         with self._lock:
@@ -82,19 +121,22 @@ class Lanes:
         with self._lock:
             self._signed.pop(owner, None)
             self._keys.pop(owner, None)
+            self._renewal_info.pop(owner, None)
 
     def close(self, issuer: IssuerId) -> None:
         """The issuer is gone: its lane's threads end once their steps do."""
         with self._lock:
-            lane = self._lanes.pop(issuer, None)
-        if lane is not None:
-            lane.close()
+            lanes = [self._lanes.pop(issuer, None), self._renewal_info_lanes.pop(issuer, None)]
+        for lane in lanes:
+            if lane is not None:
+                lane.close()
         self._health.forget(issuer)
         self._accounts.forget(issuer)
 
     def shutdown(self) -> None:
         with self._lock:
-            lanes, self._lanes = list(self._lanes.values()), {}
+            lanes = [*self._lanes.values(), *self._renewal_info_lanes.values()]
+            self._lanes, self._renewal_info_lanes = {}, {}
         for lane in lanes:
             lane.close()
 
@@ -102,12 +144,45 @@ class Lanes:
         try:
             if isinstance(step, RegisterStep):
                 self._register(step)
-            else:
+            elif isinstance(step, SignStep):
                 self._sign(step)
         finally:
             with self._lock:
                 self._busy.discard(step.owner)
             self._done(step.owner)
+
+    def _run_renewal_info(self, step: RenewalInfoStep) -> None:
+        try:
+            outcome = self._ask(step)
+        finally:
+            with self._lock:
+                self._asking.discard(step.owner)
+        if outcome is not None:
+            with self._lock:
+                self._renewal_info[step.owner] = outcome
+            self._done(step.owner)
+
+    def _ask(self, step: RenewalInfoStep) -> RenewalInfo | None:
+        """The step's outcome; None if the CA offers no ARI (the reconcile then asks no more)."""
+        cert = step.previous.cert_id
+        now = datetime.datetime.now(datetime.UTC)
+        try:
+            answer = step.source.renewal_info(cert)
+        except AcmeError as error:
+            self._reached(step, error.reason, str(error))
+            logger.warning("renewal information of %s (%s): %s", step.owner, cert, error)
+            outcome = failed(step.previous, cert, str(error), now, step.interval)
+            if error.retry_after is not None and error.retry_after > outcome.next_update:
+                outcome = replace(outcome, next_update=error.retry_after)  # a 429's Retry-After
+            return outcome
+        self._reached(step, None, "")
+        if answer is None:
+            return None
+        try:
+            return answered(cert, answer.body, answer.retry_after, now, step.interval)
+        except RenewalInfoError as error:
+            logger.warning("renewal information of %s (%s): %s", step.owner, cert, error)
+            return failed(step.previous, cert, str(error), now, step.interval)
 
     def _register(self, step: RegisterStep) -> None:
         try:
@@ -170,8 +245,8 @@ class Lanes:
 class _Lane:
     """At most `size` daemon threads, started as steps arrive, taking steps in order."""
 
-    def __init__(self, issuer: IssuerId, size: int) -> None:
-        self._name = f"certsmith-lane-{issuer[0]}-{'/'.join(part for part in issuer[1] if part)}"
+    def __init__(self, issuer: IssuerId, size: int, prefix: str = "certsmith-lane") -> None:
+        self._name = f"{prefix}-{issuer[0]}-{'/'.join(part for part in issuer[1] if part)}"
         self._size = size
         self._steps: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._threads = 0

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from certsmith.issuers import IssuerId, Pending, Signer, SigningFailedError, SigningRequest
+from certsmith.issuers import (
+    IssuerId,
+    Pending,
+    RenewalInfoSource,
+    Signer,
+    SigningFailedError,
+    SigningRequest,
+)
 from certsmith.issuers.acme.accounts import Registration
 from certsmith.pki.keys import PrivateKey
 from certsmith.pki.signing import IssuedCertificate
+from certsmith.renewal_info import RenewalInfo
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,23 @@ class RegisterStep:
     registration: Registration
 
 
-Step = SignStep | RegisterStep
+@dataclass(frozen=True)
+class RenewalInfoStep:
+    """Ask the CA for the renewal information (ACME ARI) of the certificate `previous` names. It runs
+    in the issuer's ARI lane (one request at a time per issuer), never delaying the issuer's signing
+    steps."""
+
+    lane: IssuerId
+    address: str
+    owner: Hashable
+    source: RenewalInfoSource
+    previous: RenewalInfo
+    """What is known so far (the window is kept if the request fails)."""
+    interval: datetime.timedelta | None
+    """certsmith run --acme-ari-interval, if set."""
+
+
+Step = SignStep | RegisterStep | RenewalInfoStep
 
 
 @dataclass(frozen=True)

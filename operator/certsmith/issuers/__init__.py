@@ -64,6 +64,8 @@ class SigningRequest:
     """Certificate or CertificateRequest: what owns the objects made for a challenge."""
     key_held: bool = False
     """`key` is the key an earlier call finalized an order with (kept in memory since)."""
+    replaces: str | None = None
+    """The ARI certID of the certificate this one renews, for an ACME CA's newOrder."""
 
     def public_key(self) -> PublicKey:
         return self.csr.public_key() if self.csr is not None else self.key().public_key()  # type: ignore[return-value]
@@ -79,6 +81,26 @@ class Pending:
     new_order: bool = False
     key_needed: bool = False
     """The order was finalized: the next call must sign for the same key (`SigningRequest.key_held`)."""
+
+
+@dataclass(frozen=True)
+class RenewalInfoAnswer:
+    """A CA's answer to an ARI request: its JSON (read by `certsmith.renewal_info`) and Retry-After."""
+
+    body: object
+    retry_after: datetime.timedelta | None
+
+
+class RenewalInfoSource(Protocol):
+    """Where a CA's renewal information (ACME ARI) is read; the reading is network I/O (a lane's)."""
+
+    def offers_renewal_info(self) -> bool | None:
+        """Whether the CA offers it; None while that is not known yet (no network call)."""
+        ...
+
+    def renewal_info(self, cert_id: str) -> RenewalInfoAnswer | None:
+        """The CA's answer for the certificate `cert_id`; None if the CA offers none."""
+        ...
 
 
 class Signer(Protocol):

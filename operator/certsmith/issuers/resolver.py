@@ -25,7 +25,7 @@ from certsmith.api.issuer import (
     parse_issuer_spec,
 )
 from certsmith.api.references import IssuerKind, IssuerRef, SecretKeyRef
-from certsmith.issuers import IssuerId, IssuerNotReadyError, Signer
+from certsmith.issuers import IssuerId, IssuerNotReadyError, RenewalInfoSource, Signer
 from certsmith.issuers.acme.accounts import Registration
 from certsmith.issuers.acme.client import AcmeClient, key_authorization
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, ProviderContext, provider_factory
@@ -58,6 +58,8 @@ class Resolved:
     None for those that only compute (self-signed, CA), which sign in the reconcile itself."""
     address: str = ""
     """The CA the lane talks to, for its health."""
+    renewal_info: RenewalInfoSource | None = None
+    """Where the CA's renewal information (ACME ARI) is read, for ACME issuers."""
 
 
 REGISTERING = "Registering"
@@ -124,6 +126,7 @@ class IssuerResolver:
                 profiles=client.profiles,
                 lane=issuer,
                 address=spec.server,
+                renewal_info=client,
             )
         try:
             authority = self._authority(spec, self.issuer_secret(spec.secret_name, issuer), now)

@@ -20,13 +20,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cryptography import x509
+
 from certsmith.api import CERTIFICATES, SpecError
 from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
 from certsmith.api.issuer import issuance_refusal
 from certsmith.api.status import condition, parse_timestamp, precise_timestamp, status_differs, timestamp
 from certsmith.budget import RewriteBudget
 from certsmith.engine.lanes import Lanes
-from certsmith.engine.steps import SignStep
+from certsmith.engine.steps import RenewalInfoStep, SignStep
 from certsmith.issuers import IssuerId, IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.credentials import InvalidCredentialError, keystore_password, secret_where
 from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
@@ -50,6 +52,7 @@ from certsmith.policy import (
     Decision,
     Gates,
     Observation,
+    Reason,
     decide,
     planned_renewal,
     ready_after_failure,
@@ -68,6 +71,7 @@ from certsmith.reconcile.plan import (
     apply_plan,
 )
 from certsmith.reconcile.store import Store, WorkItem
+from certsmith.renewal_info import RenewalInfo, cert_id, first_fetch, from_status, to_status
 from certsmith.settings import OperatorSettings
 from certsmith.tls_secret import (
     CERTIFICATE_NAME,
@@ -104,6 +108,8 @@ class StatusUpdate:
     """Post the Issuing condition as a Warning Event (not for an order that is merely in progress)."""
     acme: Mapping[str, Any] | None = None
     """status.acme to write (the order, the CA's Retry-After); an empty mapping removes it."""
+    renewal_information: Mapping[str, Any] | None = None
+    """status.renewalInformation to write (the CA's ARI window); None leaves it, empty removes it."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,14 @@ class _Work:
     observation: Observation
     issuer: Resolved | IssuerNotReadyError
     """The issuer's signer as resolved for this reconcile, or why there is none."""
+    renewal_info_answered: bool = False
+    """The observation's renewal information is an ARI step's outcome not in the status yet."""
+
+    @property
+    def new_renewal_information(self) -> Mapping[str, Any] | None:
+        """status.renewalInformation to write: an ARI outcome not in the status yet, else None."""
+        info = self.observation.renewal_info
+        return to_status(info) if self.renewal_info_answered and info is not None else None
 
     @property
     def status(self) -> Mapping[str, Any]:
@@ -184,6 +198,8 @@ class CertificateReconciler:
                 written = apply_plan(self._port, plan, self._lanes)
             else:
                 self._spend_budgets(work, decision, plan)
+                if work.renewal_info_answered and decision.action is not Action.WAIT:
+                    self._lanes.settle_renewal_info(WorkItem(CERTIFICATES, key))
             self._count(spec, decision, plan, time.monotonic() - started)
             return Outcome(plan.recheck_at, plan.follow_up, read_back + written)
         return Outcome(follow_up=(WorkItem(CERTIFICATES, key),), written=read_back)
@@ -218,6 +234,7 @@ class CertificateReconciler:
         if spec.pkcs12 is not None:
             password_secret = self._resolver.referenced_secret((key[0], spec.pkcs12.password.name))
         issuer_state = self._store.issuer_states.get(WorkItem(plural, issuer_key))
+        answered = self._lanes.renewal_info(WorkItem(CERTIFICATES, key))
         around = Surroundings(
             owner_exists=owner_exists,
             issuer=issuer,
@@ -226,9 +243,10 @@ class CertificateReconciler:
             password_secret=password_secret,
             rewrite_allowed_at=self._rewrites.next_allowed(key, now),
             issuance_allowed_at=self._issuances.next_allowed(key, now),
+            renewal_info=answered,
         )
         observation = observation_of(key, body, spec, secret, now, around)
-        return _Work(key, body, spec, observed, observation, issuer)
+        return _Work(key, body, spec, observed, observation, issuer, answered is not None)
 
     def _plan(self, work: _Work, decision: Decision) -> Plan:
         match decision.action:
@@ -249,22 +267,51 @@ class CertificateReconciler:
         stored = decision.stored
         if stored is None:
             raise RuntimeError(f"policy decided {decision.action} without a readable Secret")
+        info, step = self._renewal_info_step(work, stored.issued.certificate)
         update = StatusUpdate(
             (True, "Ready", decision.message),
             issued=stored.issued,
             renewal=decision.renewal_time,
             revision=stored.revision,
             failures=0,
+            renewal_information=to_status(info) if info else None,
         )
         status = self._status_plan(work.key, work.body, update)
         extra = extra or Plan()
+        recheck = decision.renewal_time or stored.info.not_after
+        if info is not None and step is None:
+            recheck = min(recheck, info.next_update)
         return Plan(
             secret=extra.secret,
             status=status.status,
             events=extra.events + status.events,
             log=extra.log,
-            recheck_at=decision.renewal_time or stored.info.not_after,
+            recheck_at=recheck,
+            step=step,
         )
+
+    def _renewal_info_step(
+        self, work: _Work, certificate: x509.Certificate
+    ) -> tuple[RenewalInfo | None, RenewalInfoStep | None]:
+        """What is known of the CA's renewal information (ARI) for the Secret's certificate, and the
+        request for it if one is due: only for ACME CAs that offer ARI, only while the certificate is
+        the current one and has not expired (a replaced certificate is asked about no more)."""
+        resolved = work.issuer
+        if not isinstance(resolved, Resolved) or resolved.renewal_info is None or resolved.lane is None:
+            return None, None
+        source = resolved.renewal_info
+        cert = cert_id(certificate)
+        now = self._clock()
+        if cert is None or source.offers_renewal_info() is False or now >= certificate.not_valid_after_utc:
+            return None, None
+        interval = self._settings.renewal_info_interval
+        known = work.observation.renewal_info
+        if known is None or known.cert_id != cert:
+            known = first_fetch(cert, certificate.not_valid_before_utc, interval)
+        owner = WorkItem(CERTIFICATES, work.key)
+        if not known.due(now) or work.renewal_info_answered or self._lanes.asking(owner):
+            return known, None
+        return known, RenewalInfoStep(resolved.lane, resolved.address, owner, source, known, interval)
 
     def _hold(self, work: _Work, decision: Decision) -> Plan:
         stored = decision.stored
@@ -274,6 +321,7 @@ class CertificateReconciler:
             issued=stored.issued if stored else None,
             renewal=decision.renewal_time,
             revision=stored.revision if stored else None,
+            renewal_information=work.new_renewal_information,
         )
         status = self._status_plan(work.key, work.body, update)
         return Plan(
@@ -329,6 +377,7 @@ class CertificateReconciler:
             metadata.get("uid"),
             metadata.get("labels") or {},
             (work.status.get("acme") or {}).get("order"),
+            replaces=_replaced_cert_id(decision),
         )
         if resolved.lane is None:
             try:
@@ -389,6 +438,7 @@ class CertificateReconciler:
             return self._failure(work, decision, "SigningFailed", str(error))
         info = describe(issued.certificate)
         renewal = planned_renewal(spec, issued, resolved.ca_certificate, now)
+        ari, _ = self._renewal_info_step(work, issued.certificate)
         verb = "Renewed" if decision.renewing else "Issued"
         message = (
             f"{verb} certificate serial {info.serial_number:x}, valid until "
@@ -406,14 +456,16 @@ class CertificateReconciler:
             revision=revision,
             failures=0,
             acme={} if work.observation.issuer_sets_profile else None,
+            renewal_information=to_status(ari) if ari else {},
         )
         status = self._status_plan(work.key, work.body, update)
+        recheck = renewal or info.not_after
         return Plan(
             secret=self._secret_write(work, contents),
             status=status.status,
             events=(*events, *status.events),
             log=f"certificate {_name(work.key)}: {message}",
-            recheck_at=renewal or info.not_after,
+            recheck_at=min(recheck, ari.next_update) if ari else recheck,
             issued=True,
         )
 
@@ -431,6 +483,7 @@ class CertificateReconciler:
             revision=stored.revision if stored else None,
             issuing_warning=False,
             acme={"order": pending.order or None, "retryAfter": None},
+            renewal_information=work.new_renewal_information,
         )
         status = self._status_plan(work.key, work.body, update)
         events = status.events
@@ -472,6 +525,7 @@ class CertificateReconciler:
             revision=stored.revision if stored else None,
             warn=True,
             acme=acme,
+            renewal_information=work.new_renewal_information,
         )
         status = self._status_plan(work.key, work.body, update)
         return Plan(
@@ -568,6 +622,10 @@ class CertificateReconciler:
             status["lastFailureTime"] = precise_timestamp(update.failed_at) if update.failed_at else None
         if update.acme is not None:
             status["acme"] = _merge_patch(current.get("acme") or {}, update.acme)
+        if update.renewal_information is not None:
+            status["renewalInformation"] = _merge_patch(
+                current.get("renewalInformation") or {}, update.renewal_information
+            )
         if not status_differs(current, status):
             return Plan()
         events: tuple[EventRecord, ...] = ()
@@ -594,6 +652,8 @@ class Surroundings:
     password_secret: ObservedSecret | None = None
     rewrite_allowed_at: datetime.datetime | None = None
     issuance_allowed_at: datetime.datetime | None = None
+    renewal_info: RenewalInfo | None = None
+    """An ARI step's outcome newer than the status, if there is one."""
 
 
 def observation_of(
@@ -634,6 +694,7 @@ def observation_of(
         keystore_password_version=password_secret.resource_version if password_secret else None,
         keystore_password=password,
         gates=gates,
+        renewal_info=around.renewal_info or from_status(status.get("renewalInformation")),
     )
 
 
@@ -649,6 +710,14 @@ def _merge_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict
     if not wanted:
         return None
     return wanted | {key: None for key in current if key not in wanted}
+
+
+def _replaced_cert_id(decision: Decision) -> str | None:
+    """The ARI certID of the certificate a renewal replaces (newOrder's `replaces`): the one in the
+    Secret, when this issuer made it and it is being renewed, not when the issuer changed."""
+    if decision.stored is None or decision.reason is Reason.ISSUER_CHANGED:
+        return None
+    return cert_id(decision.stored.issued.certificate)
 
 
 def _refusal_reason(error: ApiAccessError) -> str:

@@ -27,11 +27,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from josepy import b64
 from josepy.errors import Error as JoseError
 from josepy.interfaces import JSONDeSerializable
+from josepy.json_util import field
 from josepy.jwa import ES256, ES384, ES512, RS256, JWASignature
 from josepy.jwk import JWK, JWKEC, JWKRSA
 
 from certsmith import __version__
 from certsmith.api.acme import is_ip_address
+from certsmith.issuers import RenewalInfoAnswer
 from certsmith.pki.keys import PrivateKey
 
 _TIMEOUT = 30
@@ -191,15 +193,18 @@ class AcmeClient:
                     raise
         raise AcmeError("BadNonce", f"{self.server}: the CA rejected {_NONCE_ATTEMPTS} nonces in a row")
 
-    def new_order(self, identifiers: Sequence[str], profile: str | None) -> OrderAnswer:
+    def new_order(
+        self, identifiers: Sequence[str], profile: str | None, replaces: str | None = None
+    ) -> OrderAnswer:
         """A new order for DNS names and IP addresses (RFC 8738), in `profile` (None: the CA's
-        choice)."""
+        choice); `replaces` is the ARI certID of the certificate it renews (RFC 9773 section 5)."""
         client = self._v2
-        order = messages.NewOrder(
+        order = NewOrderMessage(
             identifiers=[
                 messages.Identifier(typ=_identifier_type(name), value=name) for name in identifiers
             ],
             profile=profile,
+            replaces=replaces,
         )
         with _calling(f"creating an order for {', '.join(identifiers)}"):
             response = self._post(client.directory["newOrder"], order, "new-order")
@@ -260,6 +265,29 @@ class AcmeClient:
     def key_authorization(self, token: str) -> str:
         return _key_authorization(token, self.jwk)
 
+    def offers_renewal_info(self) -> bool | None:
+        """Whether the CA's directory names a renewalInfo resource; None until it has been read."""
+        if self._client is None:
+            return None
+        return _renewal_info_url(self._client.directory) is not None
+
+    def renewal_info(self, cert_id: str) -> RenewalInfoAnswer | None:
+        """The CA's renewal information for one certificate (an unauthenticated GET, RFC 9773
+        section 4); None if the CA offers none."""
+        base = _renewal_info_url(self._v2.directory)
+        if base is None:
+            return None
+        with (
+            _calling(f"reading the renewal information of certificate {cert_id}"),
+            self._observed("renewal-info"),
+        ):
+            response = self._net.get(f"{base.rstrip('/')}/{cert_id}", content_type="application/json")
+            when = retry_after(response)
+            now = datetime.datetime.now(datetime.UTC)
+            return RenewalInfoAnswer(
+                response.json(), max(when - now, datetime.timedelta(0)) if when else None
+            )
+
     def _authorizations(self, urls: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         return {url: self._post(url, None, "authorization").json() for url in urls}
 
@@ -302,6 +330,19 @@ class AcmeClient:
                 if error.code != "badNonce" or attempt == _NONCE_ATTEMPTS - 1:
                     raise
         raise AcmeError("BadNonce", f"{url}: the CA rejected {_NONCE_ATTEMPTS} nonces in a row")
+
+
+class NewOrderMessage(messages.NewOrder):
+    """newOrder with the `replaces` field of RFC 9773 section 5, which certbot's `acme` lacks."""
+
+    replaces: str | None = field("replaces", omitempty=True)
+
+
+def _renewal_info_url(directory: messages.Directory) -> str | None:
+    try:
+        return str(directory["renewalInfo"])
+    except KeyError:
+        return None
 
 
 class AcmeNetwork(ClientNetwork):

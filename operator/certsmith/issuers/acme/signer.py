@@ -25,7 +25,13 @@ from certsmith.api.acme import ACMEIssuerSpec, Solver, is_ip_address, solver_for
 from certsmith.budget import RewriteBudget
 from certsmith.issuers import Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.acme.accounts import AccountBook
-from certsmith.issuers.acme.client import AcmeClient, AcmeError, OrderGoneError, RequestObserver
+from certsmith.issuers.acme.client import (
+    AcmeClient,
+    AcmeError,
+    OrderAnswer,
+    OrderGoneError,
+    RequestObserver,
+)
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, validation_name
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.orders import (
@@ -65,6 +71,9 @@ CHALLENGE_ROUTE_REFUSED = "ChallengeRouteRefused"
 UNSUPPORTED_IDENTIFIERS = "UnsupportedIdentifiers"
 NOT_ABOUT_THE_CA = frozenset({DNS_UPDATE_FAILED, CHALLENGE_ROUTE_REFUSED, UNSUPPORTED_IDENTIFIERS})
 """Failure reasons that say nothing about whether the CA answers (the issuer's health ignores them)."""
+
+REPLACES_REFUSED = frozenset({"AlreadyReplaced", "Unauthorized", "Malformed", "ServerInternal"})
+"""Reasons of a newOrder refused for its `replaces` (see `AcmeSigner._create_order`)."""
 
 _STEPS_PER_CALL = 12
 _DNS_RECHECK = datetime.timedelta(seconds=2)
@@ -184,15 +193,43 @@ class AcmeSigner:
         held = self._held(request.certificate, now, run.order)
         if held is not None:
             return held
-        answer = self._client.new_order(run.names, self._spec.profile)
+        answer = self._create_order(run.names, request)
         with self._context.lock:
             self._context.orders.spend(request.certificate, now)
+        replaced = answer.body.get("replaces")
+        why = f"{why}; it replaces certificate {replaced}" if replaced else why
         logger.info("certificate %s/%s: new ACME order %s (%s)", *request.certificate, answer.url, why)
         run.order = fold_order(
             answer.url, answer.body, answer.authorizations, None, self._chooser(request), now
         )
         run.new_order = True
         return None
+
+    def _create_order(self, names: tuple[str, ...], request: SigningRequest) -> OrderAnswer:
+        """newOrder, naming the certificate it renews (ARI's `replaces`) when there is one.
+
+        A CA that refuses the claim gets the order once more without `replaces`: the renewal matters
+        more than the claim. It may say the certificate was already replaced (`alreadyReplaced`: an
+        earlier order claimed it), or refuse a certificate it does not link to this account (the
+        account key was changed: `unauthorized`) or does not know (a CA that lost its state:
+        `malformed`, `serverInternal`). A second refusal is the order's own failure.
+        """
+        profile = self._spec.profile
+        if request.replaces is None:
+            return self._client.new_order(names, profile)
+        try:
+            return self._client.new_order(names, profile, request.replaces)
+        except AcmeError as error:
+            if error.reason not in REPLACES_REFUSED:
+                raise
+            logger.warning(
+                "certificate %s/%s: the CA refused an order replacing certificate %s (%s); "
+                "ordering again without replaces",
+                *request.certificate,
+                request.replaces,
+                error,
+            )
+        return self._client.new_order(names, profile)
 
     def _refresh(self, run: _Run, request: SigningRequest, now: datetime.datetime) -> None:
         order = run.require()
