@@ -1,5 +1,6 @@
 """ACME issuance against a second real CA, smallstep's step-ca: HTTP-01 answered by the operator, a
-renewal, and a challenge step-ca fails while it leaves the authorization pending."""
+renewal, a challenge step-ca fails while it leaves the authorization pending, and the CAA pre-flight
+check against BIND's CAA records."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -34,6 +36,9 @@ NAMESPACES = "solo-stepca-*"
 ZONE = "stepca.test"
 UNREACHABLE = f"dead.{ZONE}"
 """Resolves to 127.0.0.2, where nothing answers HTTP-01 (the operator's solver listens on 127.0.0.1)."""
+OTHER_CA = "other-ca.example"
+"""The CA that the CAA record at forbidden.stepca.test names; the zone's apex names step-ca's domain,
+which its directory gives as meta.caaIdentities."""
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +47,27 @@ def http01_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def step_ca(tmp_path_factory: pytest.TempPathFactory, http01_port: int) -> Iterator[StepCA]:
-    with (
-        Bind(tmp_path_factory.mktemp("bind"), ZONE, records=["dead IN A 127.0.0.2"]) as bind,
-        StepCA(tmp_path_factory.mktemp("step-ca"), http01_port, bind.address) as server,
-    ):
+def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bind]:
+    records = [
+        "dead IN A 127.0.0.2",
+        f'@ IN CAA 0 issue "{ZONE}"',
+        f'forbidden IN CAA 0 issue "{OTHER_CA}"',
+    ]
+    with Bind(tmp_path_factory.mktemp("bind"), ZONE, records=records) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def step_ca(tmp_path_factory: pytest.TempPathFactory, http01_port: int, bind: Bind) -> Iterator[StepCA]:
+    with StepCA(
+        tmp_path_factory.mktemp("step-ca"), http01_port, bind.address, caa_identities=[ZONE]
+    ) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def stepca_operator(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, http01_port: int
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, http01_port: int, bind: Bind
 ) -> Iterator[OperatorProcess]:
     process = OperatorProcess(
         cluster.kubeconfig,
@@ -61,6 +76,7 @@ def stepca_operator(
         *("--acme-http01-port", str(http01_port), "--acme-http01-address", "127.0.0.1"),
         *("--acme-solver-service", "certsmith/certsmith-acme-solver"),
         *("--metrics-port", str(free_port()), "--metrics-address", "127.0.0.1"),
+        *("--dns01-recursive-nameserver", bind.address),
     )
     process.start()
     yield process
@@ -72,22 +88,20 @@ def stepca_operator(
 @pytest.fixture
 def namespace(cluster: Cluster, stepca_operator: OperatorProcess, step_ca: StepCA) -> Iterator[str]:
     with fresh_namespace(cluster, "solo-stepca") as name:
-        create(
-            cluster,
-            name,
-            "Issuer",
-            "step-ca",
-            {
-                "acme": {
-                    "server": step_ca.url,
-                    "email": "ops@example.com",
-                    "privateKeySecretRef": {"name": "step-ca-account"},
-                    "caBundle": base64.b64encode(step_ca.ca_bundle).decode(),
-                    "solvers": [{"http01": {"ingress": {}}}],
-                }
-            },
-        )
+        _acme_issuer(cluster, name, step_ca, "step-ca")
         yield name
+
+
+def _acme_issuer(cluster: Cluster, namespace: str, step_ca: StepCA, name: str, **acme: Any) -> None:
+    spec = {
+        "server": step_ca.url,
+        "email": "ops@example.com",
+        "privateKeySecretRef": {"name": f"{name}-account"},
+        "caBundle": base64.b64encode(step_ca.ca_bundle).decode(),
+        "solvers": [{"http01": {"ingress": {}}}],
+        **acme,
+    }
+    create(cluster, namespace, "Issuer", name, {"acme": spec})
 
 
 def _leaf(cluster: Cluster, namespace: str, name: str) -> x509.Certificate:
@@ -142,3 +156,26 @@ def test_a_challenge_step_ca_fails_is_in_the_status_within_a_minute(cluster: Clu
         what="a ChallengeFailed Event",
     )
     assert reasons
+
+
+def test_caa_records_naming_another_ca_are_reported_before_any_order(
+    cluster: Cluster, step_ca: StepCA, namespace: str, stepca_operator: OperatorProcess
+) -> None:
+    """www.forbidden.stepca.test has no CAA records of its own: its parent's name OTHER_CA, not the
+    domain step-ca's directory gives. An Issuer whose caaIdentities name OTHER_CA may order."""
+    name = f"www.forbidden.{ZONE}"
+    create_certificate(cluster, namespace, "refused", "step-ca", dnsNames=[name])
+
+    def refused() -> dict[str, str] | None:
+        found = condition(certificate(cluster, namespace, "refused"))
+        return found if found.get("reason") == "CAAForbidden" else None
+
+    ready = eventually(refused, what="the CAA refusal in the Certificate's Ready condition")
+    assert ready["status"] == "False"
+    assert f'forbidden.{ZONE}. CAA 0 issue "{OTHER_CA}"' in ready["message"], ready
+    assert f"do not name the CA ({ZONE})" in ready["message"], ready
+    assert f"certificate {namespace}/refused: new ACME order" not in stepca_operator.log()
+
+    _acme_issuer(cluster, namespace, step_ca, "named", caaIdentities=[OTHER_CA])
+    create_certificate(cluster, namespace, "allowed", "named", dnsNames=[name])
+    wait_ready(cluster, namespace, "allowed", timeout=60)

@@ -139,6 +139,8 @@ class ACMEIssuerSpec:
     external_account_binding: ExternalAccountBinding | None = None
     preferred_chain: str | None = None
     solvers: tuple[Solver, ...] = field(default=())
+    caa_identities: tuple[str, ...] = ()
+    """The CA's domains as CAA records name it; () for those its directory gives."""
 
 
 def parse_acme_spec(acme: Mapping[str, Any]) -> ACMEIssuerSpec:
@@ -171,6 +173,7 @@ def parse_acme_spec(acme: Mapping[str, Any]) -> ACMEIssuerSpec:
         external_account_binding=eab,
         preferred_chain=acme.get("preferredChain") or None,
         solvers=tuple(_solver(index, item) for index, item in enumerate(acme.get("solvers") or ())),
+        caa_identities=tuple(str(domain) for domain in acme.get("caaIdentities") or ()),
     )
 
 

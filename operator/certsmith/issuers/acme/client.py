@@ -114,6 +114,11 @@ class AcmeClient:
             self._client = ClientV2(directory, self._net)
         return self._client
 
+    def caa_identities(self) -> tuple[str, ...]:
+        """The domains the CA's directory names in `meta.caaIdentities` (RFC 8555 section 7.1.1)."""
+        meta = self._v2.directory.meta
+        return tuple(meta.caa_identities or ()) if meta else ()
+
     def register(self, email: str | None, binding: tuple[str, str] | None) -> str:
         """The account's URI, registering the key (or finding its account) at the CA.
 

@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,13 @@ from certsmith.api.acme import ACMEIssuerSpec, Solver, solver_for
 from certsmith.budget import RewriteBudget
 from certsmith.issuers import Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.acme.accounts import AccountBook
+from certsmith.issuers.acme.caa import (
+    CAA_FORBIDDEN,
+    LOOKUP_TIMEOUT,
+    CAALookupError,
+    forbidden,
+    relevant_records,
+)
 from certsmith.issuers.acme.client import AcmeClient, AcmeError, OrderGoneError, RequestObserver
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, validation_name
 from certsmith.issuers.acme.http01 import HTTP01Responder
@@ -63,7 +71,9 @@ logger = logging.getLogger("certsmith")
 DNS_UPDATE_FAILED = "DNSUpdateFailed"
 CHALLENGE_ROUTE_REFUSED = "ChallengeRouteRefused"
 UNSUPPORTED_IDENTIFIERS = "UnsupportedIdentifiers"
-NOT_ABOUT_THE_CA = frozenset({DNS_UPDATE_FAILED, CHALLENGE_ROUTE_REFUSED, UNSUPPORTED_IDENTIFIERS})
+NOT_ABOUT_THE_CA = frozenset(
+    {DNS_UPDATE_FAILED, CHALLENGE_ROUTE_REFUSED, UNSUPPORTED_IDENTIFIERS, CAA_FORBIDDEN}
+)
 """Failure reasons that say nothing about whether the CA answers (the issuer's health ignores them)."""
 
 _STEPS_PER_CALL = 12
@@ -184,6 +194,7 @@ class AcmeSigner:
         held = self._held(request.certificate, now, run.order)
         if held is not None:
             return held
+        self._check_caa(run.names)
         answer = self._client.new_order(run.names)
         with self._context.lock:
             self._context.orders.spend(request.certificate, now)
@@ -213,6 +224,23 @@ class AcmeSigner:
             now,
             answer.retry_after,
         )
+
+    def _check_caa(self, names: tuple[str, ...]) -> None:
+        """Refuse to order when the names' CAA records forbid the CA (the CAA pre-flight check). A
+        lookup that fails is no refusal: the CA checks CAA itself, and says so if it must."""
+        identities = self._spec.caa_identities or self._client.caa_identities()
+        if not identities:
+            return
+        deadline = time.monotonic() + LOOKUP_TIMEOUT
+        for name in names:
+            try:
+                relevant = relevant_records(name, self._context.dns01_nameservers, deadline)
+            except CAALookupError as error:
+                logger.warning("%s; ordering without the CAA pre-flight check", error)
+                return
+            reason = forbidden(name, relevant, identities)
+            if reason is not None:
+                raise SigningFailedError(CAA_FORBIDDEN, f"no order made: {reason}")
 
     def _held(
         self, certificate: tuple[str, str], now: datetime.datetime, order: Order | None
