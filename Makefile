@@ -44,6 +44,7 @@ test-suite: $(BIN)/.installed
 	$(BIN)/python -m certsmith_devtools.image
 	$(BIN)/python -m certsmith_devtools.kindnode
 	$(BIN)/python -m certsmith_devtools.zlint
+	$(BIN)/python -m certsmith_devtools.pebble
 	$(BIN)/python -m certsmith_devtools.stepca
 	$(BIN)/python -m certsmith_devtools.charttools
 	$(BIN)/pytest

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# The system packages the tests need: openssl, Prometheus (promtool and the server), Pebble (an ACME CA)
-# and BIND (DNS-01), Docker and debootstrap (the operator image). Installs what is missing with apt (as
-# root), else says what to install.
+# The system packages the tests need: openssl, Prometheus (promtool and the server), BIND (DNS-01),
+# Docker and debootstrap (the operator image). Installs what is missing with apt (as root), else says
+# what to install. Pebble is built from its Go module (make test-suite).
 set -euo pipefail
 needed=()
 command -v openssl >/dev/null || needed+=(openssl)
 command -v promtool >/dev/null || needed+=(prometheus)
-command -v pebble >/dev/null || needed+=(pebble)
 [ -x /usr/sbin/named ] || command -v named >/dev/null || needed+=(bind9)
 command -v dockerd >/dev/null || needed+=(docker.io)
 command -v debootstrap >/dev/null || needed+=(debootstrap)

@@ -59,8 +59,8 @@ def add_dev_command(commands: Any) -> None:  # noqa: ANN401 -- argparse's privat
     dev.add_argument(
         "--acme",
         action="store_true",
-        help="also run Pebble (an ACME CA, Debian's package) and create the ClusterIssuer pebble, HTTP-01 "
-        "for any name",
+        help="also run Pebble (an ACME CA, built from its Go module once) and create the ClusterIssuer "
+        "pebble, HTTP-01 for any name",
     )
     dev.add_argument(
         "--demo-timeout",

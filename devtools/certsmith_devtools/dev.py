@@ -21,7 +21,7 @@ from certsmith_devtools.build import ControlPlaneBuildError, print_progress
 from certsmith_devtools.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
 from certsmith_devtools.kit import free_port, not_ready
 from certsmith_devtools.paths import INVALID_EXAMPLES, MONITORING_RULES
-from certsmith_devtools.pebble import Pebble, PebbleNotFoundError
+from certsmith_devtools.pebble import Pebble
 from certsmith_devtools.processes import ManagedProcess, stop_signals_raise_keyboard_interrupt
 from certsmith_devtools.prometheus import Prometheus, PrometheusNotFoundError
 from certsmith_devtools.versions import KUBERNETES_VERSION
@@ -219,10 +219,7 @@ def _prometheus(cluster: ControlPlane, metrics_port: int) -> Prometheus:
 def _pebble(cluster: ControlPlane) -> Pebble:
     """Pebble on loopback with a DNS server answering 127.0.0.1 for every name, so any name validates
     through the operator's HTTP-01 solver."""
-    try:
-        return Pebble(cluster.directory / "pebble", free_port())
-    except PebbleNotFoundError as error:
-        raise ControlPlaneStartError(str(error)) from None
+    return Pebble(cluster.directory / "pebble", free_port())
 
 
 def _create_pebble_issuer(api: client.ApiClient, pebble: Pebble) -> None:

@@ -1,5 +1,8 @@
-"""A real ACME CA on loopback: Let's Encrypt's Pebble (Debian's `pebble` package), for the ACME tests,
-the ACME benchmark and `certsmith dev --acme`.
+"""A real ACME CA on loopback: Let's Encrypt's Pebble, built from its Go module (PEBBLE_VERSION) into the
+cache, for the ACME tests, the ACME benchmark and `certsmith dev --acme`.
+
+Pebble offers the profiles of Let's Encrypt (PROFILES); an order that names none gets one of them at
+random (Pebble's deliberate chaos), so a test that needs a lifetime names its profile.
 
 Pebble's validator resolves every name through `dns_server`; by default `pebble-challtestsrv` answers
 127.0.0.1 for any name, so HTTP-01 validation reaches the operator's solver on `http01_port`. Pebble's
@@ -12,11 +15,11 @@ import base64
 import datetime
 import ipaddress
 import json
-import shutil
 import ssl
 import time
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -24,16 +27,56 @@ from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import SigningAuthority, self_sign, sign_with_authority
+from certsmith_devtools.build import (
+    Progress,
+    build_cached,
+    build_go_module,
+    default_cache_dir,
+    print_progress,
+)
 from certsmith_devtools.kit import free_port
 from certsmith_devtools.processes import LocalServer, ManagedProcess, start_until_ready
+from certsmith_devtools.versions import PEBBLE_VERSION
 
 _READY_TIMEOUT = 30.0
 EAB_KEY_ID = "certsmith-test"
 EAB_MAC_KEY = base64.urlsafe_b64encode(b"certsmith-test-external-account-mac-key!").decode().rstrip("=")
+MODULE = "github.com/letsencrypt/pebble/v2"
 
 
-class PebbleNotFoundError(RuntimeError):
-    """No `pebble` binary: install Debian's package (`apt-get install pebble`)."""
+@dataclass(frozen=True)
+class Profile:
+    """A certificate profile as Let's Encrypt offers it: a lifetime, and whether the first name becomes
+    the subject's common name."""
+
+    lifetime: datetime.timedelta
+    common_name: bool
+    description: str
+
+
+PROFILES = {
+    "classic": Profile(datetime.timedelta(days=90), True, "Let's Encrypt's classic: 90 days, common name"),
+    "tlsserver": Profile(datetime.timedelta(days=45), False, "Let's Encrypt's tlsserver: 45 days"),
+    "shortlived": Profile(datetime.timedelta(hours=160), False, "Let's Encrypt's shortlived: 160 hours"),
+}
+"""Pebble issues for `lifetime` minus one second (its notAfter is inclusive)."""
+
+
+def ensure_pebble(cache_dir: Path | None = None, progress: Progress | None = None) -> Path:
+    """The directory holding `pebble` and `pebble-challtestsrv` of PEBBLE_VERSION, built the first time."""
+    directory = (cache_dir or default_cache_dir()) / f"pebble-{PEBBLE_VERSION}" / "bin"
+
+    def complete() -> bool:
+        return all((directory / command).is_file() for command in ("pebble", "pebble-challtestsrv"))
+
+    def build(go: str, work: Path, staged: Path) -> None:
+        (progress or print_progress)(f"certsmith: building Pebble {PEBBLE_VERSION} (first run only)")
+        commands = [f"{MODULE}/cmd/pebble", f"{MODULE}/cmd/pebble-challtestsrv"]
+        build_go_module(go, work / "pebble", f"{MODULE} {PEBBLE_VERSION}", commands, staged)
+
+    if not complete():
+        build_cached(directory, complete, build)
+    return directory
 
 
 class Pebble(LocalServer):
@@ -48,9 +91,7 @@ class Pebble(LocalServer):
         require_eab: bool = False,
         environment: Mapping[str, str] | None = None,
     ) -> None:
-        for binary in ("pebble", "pebble-challtestsrv"):
-            if shutil.which(binary) is None:
-                raise PebbleNotFoundError(f"{binary} is not installed (Debian: apt-get install pebble)")
+        self._binaries = ensure_pebble()
         directory.mkdir(parents=True, exist_ok=True)
         self._directory = directory
         self.http01_port = http01_port
@@ -73,6 +114,14 @@ class Pebble(LocalServer):
                 "ocspResponderURL": "",
                 "externalAccountBindingRequired": require_eab,
                 "externalAccountMACKeys": {EAB_KEY_ID: EAB_MAC_KEY},
+                "profiles": {
+                    name: {
+                        "description": profile.description,
+                        "validityPeriod": int(profile.lifetime.total_seconds()),
+                        "promoteCommonName": profile.common_name,
+                    }
+                    for name, profile in PROFILES.items()
+                },
             }
         }
         (directory / "pebble.json").write_text(json.dumps(config))
@@ -81,8 +130,9 @@ class Pebble(LocalServer):
     def __enter__(self) -> Pebble:
         if self._own_dns:
             argv = [
-                "pebble-challtestsrv",
-                f"-dns01=127.0.0.1:{self._dns_port}",
+                str(self._binaries / "pebble-challtestsrv"),
+                f"-dnsserver=127.0.0.1:{self._dns_port}",
+                "-doh=",
                 "-http01=",
                 "-https01=",
                 "-tlsalpn01=",
@@ -115,8 +165,9 @@ class Pebble(LocalServer):
             return bytes(response.read())
 
     def _start(self) -> None:
-        argv = ["pebble", "-config", str(self._directory / "pebble.json"), "-dnsserver", self.dns_server]
-        argv.append("-strict=false")
+        config = str(self._directory / "pebble.json")
+        pebble = str(self._binaries / "pebble")
+        argv = [pebble, "-config", config, "-dnsserver", self.dns_server, "-strict=false"]
         log = self._directory / f"pebble-{int(time.time() * 1000)}.log"
         self._process = start_until_ready("pebble", argv, log, self._ready, _READY_TIMEOUT, self.environment)
 
@@ -159,3 +210,7 @@ class Pebble(LocalServer):
         (directory / "cert.pem").write_bytes(certificates_pem([served.certificate]))
         (directory / "key.pem").write_bytes(encode_private_key(key, KeyEncoding.PKCS8))
         return certificates_pem([ca])
+
+
+if __name__ == "__main__":
+    print(ensure_pebble())
