@@ -52,6 +52,7 @@ def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bind]:
         "dead IN A 127.0.0.2",
         f'@ IN CAA 0 issue "{ZONE}"',
         f'forbidden IN CAA 0 issue "{OTHER_CA}"',
+        "*.forbidden IN A 127.0.0.1",
     ]
     with Bind(tmp_path_factory.mktemp("bind"), ZONE, records=records) as server:
         yield server
@@ -134,7 +135,7 @@ def test_a_certificate_issues_and_renews_against_step_ca(
 
 
 def test_a_challenge_step_ca_fails_is_in_the_status_within_a_minute(cluster: Cluster, namespace: str) -> None:
-    """step-ca cannot reach the solver for this name: it puts a connection error on the challenge and
+    """step-ca cannot reach a solver for this name: it puts a connection error on the challenge and
     leaves the challenge and its authorization pending. The attempt fails at once with its words."""
     started = time.monotonic()
     create_certificate(cluster, namespace, "lost", "step-ca", dnsNames=[UNREACHABLE])
@@ -148,7 +149,7 @@ def test_a_challenge_step_ca_fails_is_in_the_status_within_a_minute(cluster: Clu
     assert ready["status"] == "False"
     message = ready["message"]
     assert f"http-01 challenge for {UNREACHABLE} failed" in message, message
-    assert "error doing http GET" in message, message
+    assert "could not connect to validation target" in message, message
     assert "(connection)" in message, message
     reasons = eventually(
         lambda: [r for _, r, m in events(cluster, namespace, "lost") if r == "ChallengeFailed"] or None,
