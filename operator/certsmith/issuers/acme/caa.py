@@ -15,15 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dns.exception
-import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-from certsmith.issuers.acme.dns01 import nameserver_address
+from certsmith.issuers.acme.lookups import LOOKUP_TIMEOUT, resolver
 
 CAA_FORBIDDEN = "CAAForbidden"
-LOOKUP_TIMEOUT = 10.0
-"""Seconds all the lookups of one check may take together."""
 _CRITICAL = 128
 _KNOWN_TAGS = frozenset(
     {"issue", "issuewild", "iodef", "issuemail", "issuevmc", "contactemail", "contactphone"}
@@ -89,9 +86,7 @@ def relevant_records(identifier: str, nameservers: Sequence[str], deadline: floa
     """The relevant CAA RRset of `identifier`, through `nameservers` ("host[:port]"; none: the
     system's resolver), climbing to parents; None when no name up to the TLD has CAA records.
     `deadline` is a time.monotonic() value after which it gives up with CAALookupError."""
-    resolver = dns.resolver.Resolver(configure=not nameservers)
-    if nameservers:
-        resolver.nameservers = [dns.nameserver.Do53Nameserver(*nameserver_address(s)) for s in nameservers]
+    asking = resolver(nameservers)
     labels = identifier.removeprefix("*.").rstrip(".").split(".")
     for start in range(len(labels)):
         name = ".".join(labels[start:]) + "."
@@ -101,7 +96,7 @@ def relevant_records(identifier: str, nameservers: Sequence[str], deadline: floa
                 f"looking up CAA records for {identifier}: no answer within {LOOKUP_TIMEOUT:.0f}s"
             )
         try:
-            answer = resolver.resolve(name, dns.rdatatype.CAA, raise_on_no_answer=False, lifetime=remaining)
+            answer = asking.resolve(name, dns.rdatatype.CAA, raise_on_no_answer=False, lifetime=remaining)
         except dns.resolver.NXDOMAIN:
             continue
         except dns.exception.DNSException as error:

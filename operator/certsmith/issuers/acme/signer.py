@@ -28,14 +28,22 @@ from certsmith.issuers import Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.acme.accounts import AccountBook
 from certsmith.issuers.acme.caa import (
     CAA_FORBIDDEN,
-    LOOKUP_TIMEOUT,
     CAALookupError,
     forbidden,
     relevant_records,
 )
 from certsmith.issuers.acme.client import AcmeClient, AcmeError, OrderGoneError, RequestObserver
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, validation_name
+from certsmith.issuers.acme.dns_persist01 import (
+    RECORD_MISSING,
+    RecordLookupError,
+    authorizes,
+    record_name,
+    record_value,
+    txt_values,
+)
 from certsmith.issuers.acme.http01 import HTTP01Responder
+from certsmith.issuers.acme.lookups import LOOKUP_TIMEOUT
 from certsmith.issuers.acme.orders import (
     Answer,
     Authorization,
@@ -72,7 +80,7 @@ DNS_UPDATE_FAILED = "DNSUpdateFailed"
 CHALLENGE_ROUTE_REFUSED = "ChallengeRouteRefused"
 UNSUPPORTED_IDENTIFIERS = "UnsupportedIdentifiers"
 NOT_ABOUT_THE_CA = frozenset(
-    {DNS_UPDATE_FAILED, CHALLENGE_ROUTE_REFUSED, UNSUPPORTED_IDENTIFIERS, CAA_FORBIDDEN}
+    {DNS_UPDATE_FAILED, CHALLENGE_ROUTE_REFUSED, UNSUPPORTED_IDENTIFIERS, CAA_FORBIDDEN, RECORD_MISSING}
 )
 """Failure reasons that say nothing about whether the CA answers (the issuer's health ignores them)."""
 
@@ -195,6 +203,7 @@ class AcmeSigner:
         if held is not None:
             return held
         self._check_caa(run.names)
+        self._check_persistent_records(run.names, request)
         answer = self._client.new_order(run.names)
         with self._context.lock:
             self._context.orders.spend(request.certificate, now)
@@ -242,6 +251,39 @@ class AcmeSigner:
             if reason is not None:
                 raise SigningFailedError(CAA_FORBIDDEN, f"no order made: {reason}")
 
+    def _check_persistent_records(self, names: tuple[str, ...], request: SigningRequest) -> None:
+        """Refuse to order while a name proven by dns-persist-01 has no TXT record authorising the
+        account: the CA would fail the challenge; the message gives the record to create."""
+        persistent = [
+            name
+            for name in names
+            if (solver := solver_for(self._spec.solvers, name, request.labels)) and solver.dns_persist01
+        ]
+        if not persistent:
+            return
+        account = self._client.account_uri or ""
+        domains = self._spec.caa_identities or self._client.caa_identities()
+        if not domains:
+            raise SigningFailedError(
+                RECORD_MISSING,
+                f"the CA's directory names no issuer domain (meta.caaIdentities) for the dns-persist-01 "
+                f"record of {persistent[0]}; set spec.acme.caaIdentities to the CA's domain",
+            )
+        deadline = time.monotonic() + LOOKUP_TIMEOUT
+        for name in persistent:
+            wildcard = name.startswith("*.")
+            try:
+                values = txt_values(record_name(name), self._context.dns01_nameservers, deadline)
+            except RecordLookupError as error:
+                raise SigningFailedError(RECORD_MISSING, f"no order made: {error}") from None
+            if not any(authorizes(value, domains, account, wildcard) for value in values):
+                wanted = record_value(domains[0], account, wildcard)
+                raise SigningFailedError(
+                    RECORD_MISSING,
+                    f"no order made: {name} is proven by dns-persist-01, but {record_name(name)} has no TXT "
+                    f'record authorising this account; create: {record_name(name)} TXT "{wanted}"',
+                )
+
     def _held(
         self, certificate: tuple[str, str], now: datetime.datetime, order: Order | None
     ) -> Pending | None:
@@ -267,7 +309,7 @@ class AcmeSigner:
         challenge = authorization.challenge
         solver = self._solver(authorization, request)
         key_authorization = self._key_authorization(challenge.token) if challenge else ""
-        if challenge is None or solver is None:
+        if challenge is None or solver is None or solver.dns_persist01 is not None:
             return
         if solver.http01 is not None:
             self._context.http01.present(challenge.token, key_authorization)
@@ -301,7 +343,7 @@ class AcmeSigner:
         for authorization in order.authorizations:
             challenge = authorization.challenge
             solver = self._solver(authorization, request)
-            if not authorization.presented or challenge is None or solver is None:
+            if not authorization.presented or challenge is None or solver is None or solver.dns_persist01:
                 continue
             try:
                 if solver.http01 is not None:
