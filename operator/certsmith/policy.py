@@ -251,7 +251,7 @@ def _trigger(observation: Observation) -> Decision:
     return Decision(
         Action.NOTHING,
         Reason.UP_TO_DATE if renewal else Reason.CA_EXPIRES_FIRST,
-        up_to_date_message(spec, info),
+        up_to_date_message(spec, info, observation.issuer_sets_profile),
         stored,
         renewal,
     )
@@ -308,10 +308,12 @@ def _gate(observation: Observation, decision: Decision, backoff: BackoffSettings
     return decision
 
 
-def up_to_date_message(spec: CertificateSpec, info: CertificateInfo) -> str:
-    """The Ready message of a good certificate, the same whether just issued or found in place."""
+def up_to_date_message(spec: CertificateSpec, info: CertificateInfo, issuer_sets_profile: bool) -> str:
+    """The Ready message of a good certificate, the same whether just issued or found in place. Where
+    the issuer sets the lifetime (an ACME CA's profile), that lifetime is the certificate's own, not
+    one cut short."""
     message = f"certificate is up to date and valid until {info.not_after.isoformat()}"
-    warning = shortened_warning(spec, info)
+    warning = None if issuer_sets_profile else shortened_warning(spec, info)
     return f"{message}; {warning}" if warning else message
 
 
@@ -368,13 +370,13 @@ def ready_after_failure(decision: Decision, reason: str, message: str) -> tuple[
 
 
 def ready_when_held(
-    spec: CertificateSpec, decision: Decision, now: datetime.datetime
+    spec: CertificateSpec, decision: Decision, now: datetime.datetime, issuer_sets_profile: bool
 ) -> tuple[bool, str, str]:
     """(status, reason, message) of Ready while a budget holds the next write: True as long as the
     Secret holds a valid certificate."""
     stored = decision.stored
     if stored is not None and now < stored.info.not_after:
-        return True, "Ready", up_to_date_message(spec, stored.info)
+        return True, "Ready", up_to_date_message(spec, stored.info, issuer_sets_profile)
     return False, decision.reason.value, decision.message
 
 
@@ -521,7 +523,7 @@ def _spec_fields(inputs: _Inputs) -> Decision | None:
     )
     if inputs.observation.issuer_sets_profile:
         names = frozenset(request.dns_names) | ({request.common_name} if request.common_name else set())
-        compared = (("dnsNames", names, info.dns_names),)
+        compared = (compared[1], ("dnsNames", names, info.dns_names))
     else:
         compared = (
             ("commonName", request.common_name, info.common_name),

@@ -256,7 +256,7 @@ def test_a_restarted_operator_resumes_the_order_in_the_status(
             skip_tls_verify=False,
         )
         account.register("ops@example.com", None)
-        answer = account.new_order(names)
+        answer = account.new_order(names, None)
         now = datetime.datetime.now(datetime.UTC)
         order = fold_order(answer.url, answer.body, answer.authorizations, None, lambda _: "http-01", now)
         status = {"status": {"acme": {"order": order_status(order)}}}

@@ -577,3 +577,12 @@ def test_cert_managers_api_before_0_11_is_refused_not_passed_through() -> None:
 def test_other_documents_pass_through() -> None:
     assert not is_cert_manager({"apiVersion": "v1", "kind": "Secret"})
     assert not is_cert_manager({"apiVersion": "acme.cert-manager.io/v1", "kind": "Order"})
+
+
+def test_an_acme_profile_is_carried_over_and_parsed() -> None:
+    issuer = convert(_document("ClusterIssuer", _acme({"http01": {"ingress": {}}}, profile="shortlived")))
+    assert issuer.manifest is not None
+    assert issuer.faithful
+    assert issuer.manifest["spec"]["acme"]["profile"] == "shortlived"
+    parsed = parse_issuer_spec(issuer.manifest["spec"])
+    assert getattr(parsed, "profile", None) == "shortlived"

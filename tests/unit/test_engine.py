@@ -92,7 +92,7 @@ def ca(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCA]:
         self.account_uri = f"{self.server}/account/1"
         return self.account_uri
 
-    def new_order(self: AcmeClient, identifiers: Sequence[str]) -> OrderAnswer:
+    def new_order(self: AcmeClient, identifiers: Sequence[str], profile: str | None) -> OrderAnswer:
         fake.request(self.server)
         body = {"status": "ready", "identifiers": [{"value": n} for n in identifiers], "finalize": "f"}
         return OrderAnswer(f"{self.server}/order/1", body, {})
@@ -117,6 +117,7 @@ def ca(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCA]:
     monkeypatch.setattr(AcmeClient, "finalize", finalize)
     monkeypatch.setattr(AcmeClient, "fetch", fetch)
     monkeypatch.setattr(AcmeClient, "download", download)
+    monkeypatch.setattr(AcmeClient, "caa_identities", lambda self: ())
     yield fake
     fake.release.set()
 
@@ -393,7 +394,7 @@ class _DNSClient:
         self.answered: list[str] = []
         self.body: dict[str, Any] = {}
 
-    def new_order(self, identifiers: Sequence[str]) -> OrderAnswer:
+    def new_order(self, identifiers: Sequence[str], profile: str | None) -> OrderAnswer:
         authorization = {
             "status": "pending",
             "identifier": {"type": "dns", "value": identifiers[0]},
@@ -417,6 +418,9 @@ class _DNSClient:
 
     def key_authorization(self, token: str) -> str:
         return f"{token}.thumbprint"
+
+    def caa_identities(self) -> tuple[str, ...]:
+        return ()
 
 
 def test_a_txt_record_not_visible_yet_is_a_recheck_not_a_wait() -> None:

@@ -425,3 +425,23 @@ def test_when_the_issuer_sets_the_profile_only_the_names_are_compared() -> None:
     assert _decide(spec, "web", secret, NOW, issuer_sets_profile=True).action is Action.NOTHING
     more = _spec(commonName="web.example.com", dnsNames=["web.example.com", "new.example.com"])
     assert _decide(more, "web", secret, NOW, issuer_sets_profile=True).reason is Reason.SPEC_CHANGED
+    with_ip = _spec(commonName="web.example.com", ipAddresses=["192.0.2.7"])
+    assert _decide(with_ip, "web", secret, NOW, issuer_sets_profile=True).reason is Reason.SPEC_CHANGED
+
+
+def test_a_lifetime_the_acme_profile_set_is_not_reported_as_cut_short() -> None:
+    """A 160-hour certificate from an ACME CA's shortlived profile is the CA's lifetime, not one its CA
+    certificate cut short; it renews at 2/3 of that lifetime."""
+    spec = _spec(commonName="web.example.com", duration="2160h")
+    issued_for = _spec(commonName="web.example.com", duration="160h")
+    labels, annotations = desired_metadata(spec, "web", 1, None)
+    key = generate_private_key(issued_for.private_key.spec)
+    issued = self_sign(issued_for.request, key, NOW)
+    data = derived_data(spec, key, encode_private_key(key, spec.private_key.encoding), issued)
+    secret = SecretContents(labels, annotations, data)
+    decision = _decide(spec, "web", secret, NOW, issuer_sets_profile=True)
+    assert (decision.action, decision.reason) == (Action.NOTHING, Reason.UP_TO_DATE)
+    assert "instead of" not in decision.message
+    assert "CA certificate" not in decision.message
+    not_before = issued.certificate.not_valid_before_utc
+    assert decision.renewal_time == not_before + (issued.certificate.not_valid_after_utc - not_before) * 2 / 3

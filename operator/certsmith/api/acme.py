@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -146,6 +147,9 @@ class ACMEIssuerSpec:
     skip_tls_verify: bool = False
     external_account_binding: ExternalAccountBinding | None = None
     preferred_chain: str | None = None
+    profile: str | None = None
+    """The certificate profile to ask for in each order (the ACME profiles draft); None: the CA's
+    choice."""
     solvers: tuple[Solver, ...] = field(default=())
     caa_identities: tuple[str, ...] = ()
     """The CA's domains as CAA records name it; () for those its directory gives."""
@@ -180,6 +184,7 @@ def parse_acme_spec(acme: Mapping[str, Any]) -> ACMEIssuerSpec:
         skip_tls_verify=bool(acme.get("skipTLSVerify")),
         external_account_binding=eab,
         preferred_chain=acme.get("preferredChain") or None,
+        profile=acme.get("profile") or None,
         solvers=tuple(_solver(index, item) for index, item in enumerate(acme.get("solvers") or ())),
         caa_identities=tuple(str(domain) for domain in acme.get("caaIdentities") or ()),
     )
@@ -278,13 +283,15 @@ def solver_for(solvers: tuple[Solver, ...], identifier: str, labels: Mapping[str
     """The solver for a DNS identifier: the most specific match, as in cert-manager — an exact
     dnsNames match beats the longest matching dnsZones, which beats a selector of labels only, which
     beats no selector; more matching labels win a tie. A wildcard ("*.example.com") can only be proven
-    through DNS (dns-01, dns-persist-01); its zone match is on "example.com"."""
+    through DNS (dns-01, dns-persist-01); its zone match is on "example.com". An IP address only with
+    HTTP-01 (RFC 8738)."""
     identifier = identifier.lower().rstrip(".")
     wildcard = identifier.startswith("*.")
     name = identifier.removeprefix("*.")
+    address = is_ip_address(identifier)
     best: tuple[tuple[int, int, int], Solver] | None = None
     for solver in solvers:
-        if wildcard and solver.http01 is not None:
+        if (wildcard and solver.http01 is not None) or (address and solver.http01 is None):
             continue
         selector = solver.selector
         if any(labels.get(key) != value for key, value in selector.match_labels):
@@ -303,3 +310,11 @@ def solver_for(solvers: tuple[Solver, ...], identifier: str, labels: Mapping[str
         if best is None or rank > best[0]:
             best = (rank, solver)
     return best[1] if best else None
+
+
+def is_ip_address(identifier: str) -> bool:
+    try:
+        ipaddress.ip_address(identifier)
+    except ValueError:
+        return False
+    return True

@@ -96,7 +96,7 @@ def secret_key_ref(reference: Fields, notes: Notes) -> dict[str, Any]:
 
 def _acme(acme: Fields, notes: Notes, *, cluster: bool) -> dict[str, Any]:
     converted: dict[str, Any] = {}
-    for name in ("server", "email", "preferredChain", "caBundle"):
+    for name in ("server", "email", "preferredChain", "caBundle", "profile"):
         put(converted, name, acme.text(name))
     put(converted, "skipTLSVerify", acme.flag("skipTLSVerify"))
     key = acme.fields("privateKeySecretRef", "a mapping (name, key)")
@@ -160,13 +160,6 @@ def _acme_behaviour(acme: Fields, notes: Notes) -> None:
             acme.at("enableDurationFeature"),
             "certsmith does not ask the ACME server for a notAfter: certificates get the CA's own lifetime, "
             "not the Certificate's duration",
-        )
-    profile = acme.text("profile")
-    if profile is not None:
-        notes.drop(
-            acme.at("profile"),
-            f"certsmith cannot request an ACME profile yet; certificates come with the CA's default profile, "
-            f"not {profile!r}",
         )
     if acme.text("renewalInformationSource") != "None":
         notes.note(

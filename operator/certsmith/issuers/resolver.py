@@ -51,6 +51,8 @@ class Resolved:
     authority: SigningAuthority | None = None
     account_uri: str | None = None
     """The ACME account, for ACME issuers."""
+    profiles: tuple[tuple[str, str], ...] = ()
+    """(name, description) of the certificate profiles the ACME CA offers."""
     lane: IssuerId | None = None
     """The issuer whose I/O lane runs the signer, for signers that talk to a CA over the network;
     None for those that only compute (self-signed, CA), which sign in the reconcile itself."""
@@ -115,7 +117,14 @@ class IssuerResolver:
                     self._check_dns01(solver.dns01, issuer)
             client = self._account(spec, issuer)
             signer = AcmeSigner(client, spec, self._acme, lambda solver: self._dns_provider(solver, issuer))
-            return Resolved(signer, None, account_uri=client.account_uri, lane=issuer, address=spec.server)
+            return Resolved(
+                signer,
+                None,
+                account_uri=client.account_uri,
+                profiles=client.profiles,
+                lane=issuer,
+                address=spec.server,
+            )
         try:
             authority = self._authority(spec, self.issuer_secret(spec.secret_name, issuer), now)
         except IssuerNotReadyError as error:

@@ -40,9 +40,11 @@ class ChallengeRoutes:
         self._networking = client.NetworkingV1Api(api)
 
     def publish(
-        self, namespace: str, token: str, host: str, options: IngressOptions, owner: ObjectRef | None
+        self, namespace: str, token: str, host: str | None, options: IngressOptions, owner: ObjectRef | None
     ) -> None:
-        """Both objects are owned by `owner` (the Certificate), so they go when it goes."""
+        """Both objects are owned by `owner` (the Certificate), so they go when it goes. `host` None: a
+        rule for any host (an IP address identifier, which an Ingress rule cannot name; the path is
+        the token's own)."""
         name = route_name(token)
         reference = owner_reference(owner) if owner and owner.uid else None
         owners = [reference] if reference else None

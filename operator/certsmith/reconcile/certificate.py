@@ -269,7 +269,7 @@ class CertificateReconciler:
     def _hold(self, work: _Work, decision: Decision) -> Plan:
         stored = decision.stored
         update = StatusUpdate(
-            ready_when_held(work.spec, decision, self._clock()),
+            ready_when_held(work.spec, decision, self._clock(), work.observation.issuer_sets_profile),
             issuing=(decision.reason.value, decision.message),
             issued=stored.issued if stored else None,
             renewal=decision.renewal_time,
@@ -400,7 +400,7 @@ class CertificateReconciler:
         if shortened:
             events.append(self._event(work, True, "Shortened", f"certificate {shortened}"))
         update = StatusUpdate(
-            (True, "Ready", up_to_date_message(spec, info)),
+            (True, "Ready", up_to_date_message(spec, info, work.observation.issuer_sets_profile)),
             issued=issued,
             renewal=renewal,
             revision=revision,
@@ -420,7 +420,7 @@ class CertificateReconciler:
     def _pending(self, work: _Work, decision: Decision, pending: Pending) -> Plan:
         """An ACME order in progress: its state into the status, and a recheck when it is due."""
         stored = decision.stored
-        ready = ready_when_held(work.spec, decision, self._clock())
+        ready = ready_when_held(work.spec, decision, self._clock(), work.observation.issuer_sets_profile)
         if not ready[0]:
             ready = (False, "OrderPending", pending.message)
         update = StatusUpdate(

@@ -57,6 +57,7 @@ class IssuerReconciler:
         ca_serial: int | None = None
         warnings: list[str] = []
         account_uri: str | None = None
+        profiles: tuple[tuple[str, str], ...] = ()
         register, retry_at = None, None
         try:
             spec = parse_issuer_spec(body.get("spec") or {})
@@ -74,13 +75,14 @@ class IssuerReconciler:
         else:
             ready, reason, message = True, _ready_reason(spec), _ready_message(spec)
             account_uri = resolved.account_uri
+            profiles = resolved.profiles
             if resolved.authority is not None:
                 expires = resolved.authority.certificate.not_valid_after_utc
                 ca_serial = resolved.authority.certificate.serial_number
                 warnings = authority_weaknesses(resolved.authority)
                 if warnings:
                     message += f"; warning: {'; '.join(warnings)}"
-        status = _status(body, type_name, (ready, reason, message), account_uri, now)
+        status = _status(body, type_name, (ready, reason, message), (account_uri, profiles), now)
         plan = Plan(recheck_at=retry_at or expires, step=register)
         if status_differs(body.get("status") or {}, status):
             problem = not (ready or reason == REGISTERING)
@@ -161,9 +163,10 @@ def _status(
     body: Mapping[str, Any],
     type_name: str | None,
     ready: tuple[bool, str, str],
-    account_uri: str | None,
+    account: tuple[str | None, tuple[tuple[str, str], ...]],
     now: datetime.datetime,
 ) -> dict[str, Any]:
+    """`account`: the ACME account's URI and the profiles its CA offers."""
     metadata = body["metadata"]
     previous = (body.get("status") or {}).get("conditions") or []
     status: dict[str, Any] = {
@@ -171,8 +174,14 @@ def _status(
         "conditions": [condition("Ready", *ready, metadata.get("generation"), previous, now)],
         "observedGeneration": metadata.get("generation"),
     }
+    account_uri, profiles = account
     if type_name == IssuerType.ACME.value:
         status["acme"] = {"uri": account_uri} if account_uri else None
+        if account_uri and profiles:
+            status["acme"]["profiles"] = [
+                {"name": name, "description": description} if description else {"name": name}
+                for name, description in profiles
+            ]
     return status
 
 

@@ -55,12 +55,14 @@ class AccountBook:
 
     def register(self, registration: Registration) -> AcmeClient:
         """Register (or find) the account at the CA: network calls, each with the client's timeout.
-        Runs in the issuer's lane; raises AcmeError, which is kept for the resolver to report."""
+        Runs in the issuer's lane; raises AcmeError, which is kept for the resolver to report. A
+        profile the CA does not offer is such an error, found before registering."""
         spec = registration.spec
         client = AcmeClient(
             spec.server, registration.key, spec.ca_bundle, spec.skip_tls_verify, self._observe
         )
         try:
+            client.require_profile(spec.profile)
             client.register(spec.email, registration.binding)
         except AcmeError as error:
             self._keep(_Entry(registration, None, error, self._clock()))

@@ -31,13 +31,19 @@ from josepy.jwa import ES256, ES384, ES512, RS256, JWASignature
 from josepy.jwk import JWK, JWKEC, JWKRSA
 
 from certsmith import __version__
+from certsmith.api.acme import is_ip_address
 from certsmith.pki.keys import PrivateKey
 
 _TIMEOUT = 30
+_PROFILES_KEPT = 32
+_PROFILE_DESCRIPTION_LENGTH = 256
 _TOO_MANY_REQUESTS = 429
 _NONCE_ATTEMPTS = 4
 """Attempts of one request on badNonce (the acme package retries once more inside each)."""
 
+
+UNKNOWN_PROFILE = "UnknownProfile"
+"""The reason of an issuer whose spec.acme.profile the CA's directory does not offer."""
 
 SERVER_UNREACHABLE = "ServerUnreachable"
 """The reason of a request that got no answer (refused, reset, timed out): it counts against the
@@ -93,6 +99,10 @@ class AcmeClient:
             verify = path
         self._net.verify_ssl = verify  # type: ignore[assignment]  # requests takes a bundle's path too
         self._client: ClientV2 | None = None
+        self.profiles: tuple[tuple[str, str], ...] = ()
+        """(name, description) of each certificate profile the CA's directory offers, sorted by name,
+        once the directory is read: at most 32, descriptions cut to 256 characters (they end up in
+        the issuer's status)."""
         self.account_uri: str | None = None
         self._registration: tuple[str | None, tuple[str, str] | None] | None = None
 
@@ -112,12 +122,38 @@ class AcmeClient:
                     f"https://acme-v02.api.letsencrypt.org/directory",
                 ) from None
             self._client = ClientV2(directory, self._net)
+            offered = directory.meta.profiles or {}
+            self.profiles = tuple(
+                (str(name), str(description)[:_PROFILE_DESCRIPTION_LENGTH])
+                for name, description in sorted(offered.items())[:_PROFILES_KEPT]
+            )
         return self._client
 
     def caa_identities(self) -> tuple[str, ...]:
         """The domains the CA's directory names in `meta.caaIdentities` (RFC 8555 section 7.1.1)."""
         meta = self._v2.directory.meta
         return tuple(meta.caa_identities or ()) if meta else ()
+
+    def require_profile(self, profile: str | None) -> None:
+        """Raise AcmeError(UnknownProfile) when `profile` is set and the CA's directory does not offer
+        it, so no order is ever made for it."""
+        if profile is None:
+            return
+        self._v2  # noqa: B018 -- reads the directory, and with it the profiles
+        offered = [name for name, _ in self.profiles]
+        if profile in offered:
+            return
+        if not offered:
+            raise AcmeError(
+                UNKNOWN_PROFILE,
+                f"spec.acme.profile is {profile!r}, but {self.server} offers no profiles (its directory "
+                f"has no meta.profiles); remove spec.acme.profile",
+            )
+        raise AcmeError(
+            UNKNOWN_PROFILE,
+            f"spec.acme.profile is {profile!r}, which {self.server} does not offer; set it to one of "
+            f"{', '.join(offered)}, or remove it for the CA's default",
+        )
 
     def register(self, email: str | None, binding: tuple[str, str] | None) -> str:
         """The account's URI, registering the key (or finding its account) at the CA.
@@ -160,12 +196,13 @@ class AcmeClient:
                     raise
         raise AcmeError("BadNonce", f"{self.server}: the CA rejected {_NONCE_ATTEMPTS} nonces in a row")
 
-    def new_order(self, identifiers: Sequence[str]) -> OrderAnswer:
+    def new_order(self, identifiers: Sequence[str], profile: str | None) -> OrderAnswer:
+        """A new order for DNS names and IP addresses (RFC 8738), in `profile` (None: the CA's
+        choice)."""
         client = self._v2
         order = messages.NewOrder(
-            identifiers=[
-                messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=name) for name in identifiers
-            ]
+            identifiers=[messages.Identifier(typ=_identifier_type(name), value=name) for name in identifiers],
+            profile=profile,
         )
         with _calling(f"creating an order for {', '.join(identifiers)}"):
             response = self._post(client.directory["newOrder"], order, "new-order")
@@ -337,6 +374,10 @@ def _calling(action: str) -> Iterator[None]:
         raise AcmeError(SERVER_UNREACHABLE, f"{action}: {_first_line(error)}") from None
     except (errors.Error, requests.exceptions.RequestException, ValueError, JoseError) as error:
         raise AcmeError("ACMEError", f"{action}: {_first_line(error)}") from None
+
+
+def _identifier_type(identifier: str) -> messages.IdentifierType:
+    return messages.IDENTIFIER_IP if is_ip_address(identifier) else messages.IDENTIFIER_FQDN
 
 
 def _first_line(error: BaseException) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from josepy import b64
 
-from certsmith.api.acme import ACMEIssuerSpec, Solver, solver_for
+from certsmith.api.acme import ACMEIssuerSpec, Solver, is_ip_address, solver_for
 from certsmith.budget import RewriteBudget
 from certsmith.issuers import Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.acme.accounts import AccountBook
@@ -128,7 +128,7 @@ class AcmeSigner:
         self._dns_providers = dns_providers
 
     def sign(self, request: SigningRequest) -> IssuedCertificate | Pending:
-        run = _Run(_names(request), order_from_status(request.order))
+        run = _Run(self._identifiers(request), order_from_status(request.order))
         for _ in range(_STEPS_PER_CALL):
             now = datetime.datetime.now(datetime.UTC)
             try:
@@ -204,7 +204,7 @@ class AcmeSigner:
             return held
         self._check_caa(run.names)
         self._check_persistent_records(run.names, request)
-        answer = self._client.new_order(run.names)
+        answer = self._client.new_order(run.names, self._spec.profile)
         with self._context.lock:
             self._context.orders.spend(request.certificate, now)
         logger.info("certificate %s/%s: new ACME order %s (%s)", *request.certificate, answer.url, why)
@@ -241,7 +241,7 @@ class AcmeSigner:
         if not identities:
             return
         deadline = time.monotonic() + LOOKUP_TIMEOUT
-        for name in names:
+        for name in (name for name in names if not is_ip_address(name)):
             try:
                 relevant = relevant_records(name, self._context.dns01_nameservers, deadline)
             except CAALookupError as error:
@@ -318,9 +318,8 @@ class AcmeSigner:
                 ingress = IngressOptions(http01.ingress_class_name, http01.ingress_class, http01.annotations)
                 namespace = request.certificate[0]
                 owner = ObjectRef(request.kind, namespace, request.certificate[1], request.uid)
-                self._context.routes.publish(
-                    namespace, challenge.token, authorization.identifier, ingress, owner
-                )
+                host = None if is_ip_address(authorization.identifier) else authorization.identifier
+                self._context.routes.publish(namespace, challenge.token, host, ingress, owner)
             return
         provider = self._dns_providers(solver)
         provider.present(validation_name(authorization.identifier), _dns_value(key_authorization))
@@ -370,6 +369,22 @@ class AcmeSigner:
     def _key_authorization(self, token: str) -> str:
         return self._client.key_authorization(token)
 
+    def _identifiers(self, request: SigningRequest) -> tuple[str, ...]:
+        """The certificate's DNS names and IP addresses; an IP address without an HTTP-01 solver is
+        refused before any order (RFC 8738 validates IP addresses with HTTP-01 or TLS-ALPN-01 only)."""
+        identifiers = _names(request)
+        for identifier in identifiers:
+            if not is_ip_address(identifier):
+                continue
+            if solver_for(self._spec.solvers, identifier, request.labels) is None:
+                raise SigningFailedError(
+                    UNSUPPORTED_IDENTIFIERS,
+                    f"IP address {identifier} can only be validated with HTTP-01 (RFC 8738; DNS-01 cannot "
+                    f"prove an IP address), and no http01 solver of the issuer matches it; add one whose "
+                    f"selector matches it (no selector, or dnsNames: [{identifier}])",
+                )
+        return identifiers
+
 
 def _reason(error: AcmeError | DNSProviderError | PKIError | ApiAccessError) -> str:
     if isinstance(error, AcmeError):
@@ -400,15 +415,18 @@ class _Run:
 
 def _names(request: SigningRequest) -> tuple[str, ...]:
     template = request.template
-    if template.ip_addresses or template.uris or template.email_addresses:
+    if template.uris or template.email_addresses:
         raise SigningFailedError(
             UNSUPPORTED_IDENTIFIERS,
-            "ACME issuers certify DNS names only: remove ipAddresses, uris and emailAddresses",
+            "ACME issuers certify DNS names and IP addresses only: remove uris and emailAddresses",
         )
-    names = tuple(dict.fromkeys(n.lower() for n in (*template.dns_names, template.common_name or "") if n))
-    if not names:
-        raise SigningFailedError(UNSUPPORTED_IDENTIFIERS, "an ACME certificate needs at least one DNS name")
-    return names
+    names = (*template.dns_names, template.common_name or "", *(str(ip) for ip in template.ip_addresses))
+    identifiers = tuple(dict.fromkeys(name.lower() for name in names if name))
+    if not identifiers:
+        raise SigningFailedError(
+            UNSUPPORTED_IDENTIFIERS, "an ACME certificate needs at least one DNS name or IP address"
+        )
+    return identifiers
 
 
 def _dns_value(key_authorization: str) -> str:
