@@ -19,7 +19,7 @@ import dns.resolver
 
 from certsmith.issuers.acme.lookups import LOOKUP_TIMEOUT, resolver
 
-CHALLENGE_TYPE = "dns-persist-01"
+RECORD_PREFIX = "_validation-persist"
 RECORD_MISSING = "DNSPersistRecordMissing"
 
 
@@ -28,11 +28,22 @@ class RecordLookupError(RuntimeError):
 
 
 def record_name(identifier: str) -> str:
-    return f"_validation-persist.{identifier.removeprefix('*.').rstrip('.')}."
+    return f"{RECORD_PREFIX}.{identifier.removeprefix('*.').rstrip('.')}."
 
 
 def record_value(issuer_domain: str, account_uri: str, wildcard: bool = False) -> str:
     return f"{issuer_domain}; accounturi={account_uri}" + ("; policy=wildcard" if wildcard else "")
+
+
+def issuer_status(domains: Sequence[str], account_uri: str | None) -> dict[str, str] | None:
+    """The record each name proven by dns-persist-01 needs, as the issuer's status shows it."""
+    if not domains or not account_uri:
+        return None
+    return {
+        "name": f"{RECORD_PREFIX}.<DNS name>",
+        "value": record_value(domains[0], account_uri),
+        "wildcardValue": record_value(domains[0], account_uri, wildcard=True),
+    }
 
 
 def authorizes(value: str, issuer_domains: Sequence[str], account_uri: str, wildcard: bool) -> bool:
