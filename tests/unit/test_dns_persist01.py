@@ -7,7 +7,13 @@ import time
 import pytest
 
 from certsmith.api.acme import parse_acme_spec, solver_for
-from certsmith.issuers.acme.dns_persist01 import authorizes, issuer_status, record_name, record_value
+from certsmith.issuers.acme.dns_persist01 import (
+    authorizes,
+    certificate_records,
+    issuer_status,
+    record_name,
+    record_value,
+)
 
 CA = ("pebble.letsencrypt.org",)
 ACCOUNT = "https://ca.test/my-account/7"
@@ -61,3 +67,25 @@ def test_a_dns_persist01_solver_is_chosen_for_wildcards_and_not_for_addresses() 
     assert solver is not None
     assert solver.challenge_type == "dns-persist-01"
     assert solver_for(spec.solvers, "192.0.2.1", {}) is None
+
+
+def test_a_certificate_needs_one_record_per_name_its_dns_persist01_solver_proves() -> None:
+    spec = parse_acme_spec(
+        {
+            "server": "https://ca.test/dir",
+            "privateKeySecretRef": {"name": "k"},
+            "solvers": [
+                {"http01": {"ingress": {}}},
+                {"dnsPersist01": {}, "selector": {"dnsZones": ["example.com"]}},
+            ],
+        }
+    )
+    shown = issuer_status(CA, ACCOUNT)
+    assert shown is not None
+    records = certificate_records(
+        ["Example.com", "*.example.com", "other.test", "example.com"], spec.solvers, {}, shown
+    )
+    assert records == [
+        f'_validation-persist.example.com. TXT "{shown["value"]}"',
+        f'_validation-persist.example.com. TXT "{shown["wildcardValue"]}"',
+    ]

@@ -11,12 +11,13 @@ The record's value is an RFC 8659 issue-value: `<issuer-domain>; accounturi=<acc
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dns.exception
 import dns.rdatatype
 import dns.resolver
 
+from certsmith.api.acme import Solver, solver_for
 from certsmith.issuers.acme.lookups import LOOKUP_TIMEOUT, resolver
 
 RECORD_PREFIX = "_validation-persist"
@@ -44,6 +45,22 @@ def issuer_status(domains: Sequence[str], account_uri: str | None) -> dict[str, 
         "value": record_value(domains[0], account_uri),
         "wildcardValue": record_value(domains[0], account_uri, wildcard=True),
     }
+
+
+def certificate_records(
+    names: Sequence[str], solvers: tuple[Solver, ...], labels: Mapping[str, str], shown: Mapping[str, str]
+) -> list[str]:
+    """The records (`name TXT "value"`) that a certificate's names proven by dns-persist-01 need, from
+    what the issuer's status shows (`issuer_status`)."""
+    records = []
+    for name in dict.fromkeys(n.lower() for n in names):
+        solver = solver_for(solvers, name, labels)
+        if solver is None or solver.dns_persist01 is None:
+            continue
+        value = shown.get("wildcardValue" if name.startswith("*.") else "value")
+        if value:
+            records.append(f'{record_name(name)} TXT "{value}"')
+    return records
 
 
 def authorizes(value: str, issuer_domains: Sequence[str], account_uri: str, wildcard: bool) -> bool:
