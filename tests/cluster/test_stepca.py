@@ -121,6 +121,8 @@ def test_a_certificate_issues_and_renews_against_step_ca(
     assert sorted(names.get_values_for_type(x509.DNSName)) == [f"web.{ZONE}", f"www.{ZONE}"]
     lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
     assert datetime.timedelta(hours=23) < lifetime <= datetime.timedelta(hours=25), "step-ca's default: 24 h"
+    message = condition(body)["message"]
+    assert "instead of" not in message, f"step-ca's 24 hours are the lifetime it sets, not a cut: {message}"
     (tmp_path / "chain.pem").write_bytes(secret_data(cluster, namespace, "web")["tls.crt"])
     (tmp_path / "root.pem").write_bytes(step_ca.ca_bundle)
     openssl_verify(tmp_path / "root.pem", tmp_path / "chain.pem", "-untrusted", str(tmp_path / "chain.pem"))
