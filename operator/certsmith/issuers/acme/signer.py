@@ -91,6 +91,7 @@ _DNS_VISIBLE_WITHIN = datetime.timedelta(minutes=2)
 """How long after the order was made the nameserver may take to answer its TXT records; then the
 attempt fails (and backs off) instead of waiting on."""
 _ORDER_WINDOW = datetime.timedelta(hours=1)
+_CAA_PAUSE = datetime.timedelta(minutes=5)
 
 DNSProviders = Callable[[Solver], DNSProvider]
 """A solver's DNS provider, with its credentials; raises DNSProviderError when it cannot be made."""
@@ -109,7 +110,12 @@ class AcmeContext:
     """Told of every request to a CA (the metrics)."""
     clock: Callable[[], datetime.datetime] = field(default=lambda: datetime.datetime.now(datetime.UTC))
     dns01_nameservers: tuple[str, ...] = ()
-    """Where CNAMEs are looked up for DNS-01 solvers that follow them; () for the system's resolver."""
+    """Where CNAMEs are looked up for DNS-01 solvers that follow them, and the CAA and dns-persist-01
+    records checked before ordering; () for the system's resolver."""
+
+    caa_skipped_until: datetime.datetime | None = None
+    """After a CAA lookup failed (a resolver that does not answer), the check is left to the CAs until
+    then: one lookup timeout per `_CAA_PAUSE`, not one per order."""
 
     def __post_init__(self) -> None:
         self.orders: RewriteBudget[tuple[str, str]] = RewriteBudget(self.orders_per_hour, _ORDER_WINDOW)
@@ -238,14 +244,23 @@ class AcmeSigner:
         """Refuse to order when the names' CAA records forbid the CA (the CAA pre-flight check). A
         lookup that fails is no refusal: the CA checks CAA itself, and says so if it must."""
         identities = self._spec.caa_identities or self._client.caa_identities()
-        if not identities:
+        now = datetime.datetime.now(datetime.UTC)
+        with self._context.lock:
+            paused = self._context.caa_skipped_until is not None and now < self._context.caa_skipped_until
+        if not identities or paused:
             return
         deadline = time.monotonic() + LOOKUP_TIMEOUT
         for name in (name for name in names if not is_ip_address(name)):
             try:
                 relevant = relevant_records(name, self._context.dns01_nameservers, deadline)
             except CAALookupError as error:
-                logger.warning("%s; ordering without the CAA pre-flight check", error)
+                with self._context.lock:
+                    self._context.caa_skipped_until = now + _CAA_PAUSE
+                logger.warning(
+                    "%s; ordering without the CAA pre-flight check for %.0f minutes",
+                    error,
+                    _CAA_PAUSE.total_seconds() / 60,
+                )
                 return
             reason = forbidden(name, relevant, identities)
             if reason is not None:
