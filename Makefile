@@ -45,6 +45,7 @@ test-suite: $(BIN)/.installed
 	$(BIN)/python -m certsmith_devtools.kindnode
 	$(BIN)/python -m certsmith_devtools.zlint
 	$(BIN)/python -m certsmith_devtools.pebble
+	$(BIN)/python -m certsmith_devtools.stepca
 	$(BIN)/python -m certsmith_devtools.charttools
 	$(BIN)/pytest
 	$(BIN)/python hack/check-no-orphans.py

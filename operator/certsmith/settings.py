@@ -209,8 +209,9 @@ class OperatorSettings:
         metadata=flag(
             "--dns01-recursive-nameserver",
             metavar="HOST[:PORT]",
-            help="look up the CNAMEs that DNS-01 solvers with cnameStrategy Follow follow here "
-            "(repeatable); default: the system's resolver",
+            help="look up the CNAMEs that DNS-01 solvers with cnameStrategy Follow follow, the CAA "
+            "records and the dns-persist-01 records checked before ordering here (repeatable); "
+            "default: the system's resolver",
         ),
     )
     auto_approve: bool = field(

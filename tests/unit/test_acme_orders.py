@@ -121,6 +121,44 @@ def test_a_failed_challenge_reports_the_cas_words_and_the_next_attempt_makes_a_n
     assert next_step(order, NAMES, NOW) == NewOrder("the last order failed")
 
 
+@pytest.mark.parametrize("challenge_state", ["invalid", "pending"])
+def test_a_challenge_that_failed_while_its_authorization_stays_pending_fails_the_attempt_at_once(
+    challenge_state: str,
+) -> None:
+    """step-ca answers a challenge it could not validate with the challenge invalid (a wrong answer) or
+    pending with an error (a connection error), and leaves the authorization and the order pending."""
+    order = _fold(None)
+    for authorization in order.authorizations:
+        order = presented(order, authorization)
+    saved = order_from_status(order_status(order))
+    assert saved is not None
+    step = next_step(saved, NAMES, NOW)
+    assert isinstance(step, Answer)
+    problem = {
+        "type": "urn:ietf:params:acme:error:connection",
+        "detail": "error doing http GET for url http://example.com:80/.well-known/acme-challenge/t",
+    }
+    order = answered(saved, step.authorizations[0], {"status": challenge_state, "error": problem})
+    assert order.authorizations[0].status == "pending"
+    reason, message = failure(order, NOW) or ("", "")
+    assert reason == "ChallengeFailed"
+    assert message == (
+        "dns-01 challenge for example.com failed: error doing http GET for url "
+        "http://example.com:80/.well-known/acme-challenge/t (connection)"
+    )
+    assert next_step(order, NAMES, NOW) == NewOrder("the last order failed")
+    kept = order_from_status(order_status(abandoned(order, message)))
+    assert kept is not None
+    assert failure(kept, NOW) is not None, "the failure survives the status"
+
+
+def test_a_challenge_still_being_validated_is_no_failure() -> None:
+    order = _fold(None)
+    order = answered(order, order.authorizations[0], {"status": "processing"})
+    assert failure(order, NOW) is None
+    assert not isinstance(next_step(order, NAMES, NOW), NewOrder)
+
+
 @pytest.mark.parametrize(
     ("change", "why"),
     [

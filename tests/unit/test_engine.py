@@ -120,6 +120,7 @@ def ca(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCA]:
     monkeypatch.setattr(AcmeClient, "finalize", finalize)
     monkeypatch.setattr(AcmeClient, "fetch", fetch)
     monkeypatch.setattr(AcmeClient, "download", download)
+    monkeypatch.setattr(AcmeClient, "caa_identities", lambda self: ())
     yield fake
     fake.release.set()
 
@@ -420,6 +421,9 @@ class _DNSClient:
 
     def key_authorization(self, token: str) -> str:
         return f"{token}.thumbprint"
+
+    def caa_identities(self) -> tuple[str, ...]:
+        return ()
 
 
 def test_a_txt_record_not_visible_yet_is_a_recheck_not_a_wait() -> None:

@@ -119,14 +119,22 @@ class DNS01Solver:
 
 
 @dataclass(frozen=True)
+class DNSPersist01Solver:
+    """dns-persist-01: a TXT record the user creates once; nothing to configure."""
+
+
+@dataclass(frozen=True)
 class Solver:
     selector: SolverSelector
     http01: HTTP01Solver | None = None
     dns01: DNS01Solver | None = None
+    dns_persist01: DNSPersist01Solver | None = None
 
     @property
     def challenge_type(self) -> str:
-        return "http-01" if self.http01 is not None else "dns-01"
+        if self.http01 is not None:
+            return "http-01"
+        return "dns-persist-01" if self.dns_persist01 is not None else "dns-01"
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,8 @@ class ACMEIssuerSpec:
     """The certificate profile to ask for in each order (the ACME profiles draft); None: the CA's
     choice."""
     solvers: tuple[Solver, ...] = field(default=())
+    caa_identities: tuple[str, ...] = ()
+    """The CA's domains as CAA records name it; () for those its directory gives."""
 
 
 def parse_acme_spec(acme: Mapping[str, Any]) -> ACMEIssuerSpec:
@@ -176,6 +186,7 @@ def parse_acme_spec(acme: Mapping[str, Any]) -> ACMEIssuerSpec:
         preferred_chain=acme.get("preferredChain") or None,
         profile=acme.get("profile") or None,
         solvers=tuple(_solver(index, item) for index, item in enumerate(acme.get("solvers") or ())),
+        caa_identities=tuple(str(domain) for domain in acme.get("caaIdentities") or ()),
     )
 
 
@@ -196,9 +207,13 @@ def _solver(index: int, item: Mapping[str, Any]) -> Solver:
                 tuple(sorted((ingress.get("annotations") or {}).items())),
             ),
         )
+    if item.get("dnsPersist01") is not None:
+        return Solver(parsed, dns_persist01=DNSPersist01Solver())
     dns01 = item.get("dns01")
     if not isinstance(dns01, Mapping):
-        raise SpecError(f"acme.solvers[{index}]", "needs http01, or dns01 with one DNS provider")
+        raise SpecError(
+            f"acme.solvers[{index}]", "needs http01, dnsPersist01, or dns01 with one DNS provider"
+        )
     return Solver(parsed, dns01=parse_dns01(f"acme.solvers[{index}].dns01", dns01))
 
 
@@ -268,14 +283,15 @@ def solver_for(solvers: tuple[Solver, ...], identifier: str, labels: Mapping[str
     """The solver for a DNS identifier: the most specific match, as in cert-manager — an exact
     dnsNames match beats the longest matching dnsZones, which beats a selector of labels only, which
     beats no selector; more matching labels win a tie. A wildcard ("*.example.com") can only be proven
-    with DNS-01; its zone match is on "example.com". An IP address only with HTTP-01 (RFC 8738)."""
+    through DNS (dns-01, dns-persist-01); its zone match is on "example.com". An IP address only with
+    HTTP-01 (RFC 8738)."""
     identifier = identifier.lower().rstrip(".")
     wildcard = identifier.startswith("*.")
     name = identifier.removeprefix("*.")
     address = is_ip_address(identifier)
     best: tuple[tuple[int, int, int], Solver] | None = None
     for solver in solvers:
-        if (wildcard and solver.dns01 is None) or (address and solver.http01 is None):
+        if (wildcard and solver.http01 is not None) or (address and solver.http01 is None):
             continue
         selector = solver.selector
         if any(labels.get(key) != value for key, value in selector.match_labels):

@@ -11,6 +11,7 @@ from typing import Any
 from kubernetes import client
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, GROUP, ISSUERS, VERSION, SpecError
+from certsmith.api.acme import parse_acme_spec
 from certsmith.api.certificate import CertificateSpec, parse_certificate_spec
 from certsmith.api.status import parse_timestamp, timestamp
 from certsmith.commands.common import (
@@ -23,6 +24,7 @@ from certsmith.commands.common import (
     talking,
 )
 from certsmith.issuers import IssuerNotReadyError
+from certsmith.issuers.acme.dns_persist01 import certificate_records
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.signer import AcmeContext
 from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
@@ -90,6 +92,9 @@ def certificate_story(api: client.ApiClient, key: Key, crn: str, now: datetime.d
     issuer_plural, issuer_key = issuer_id(spec.issuer_ref, namespace)
     issuer_body = _issuer_body(objects, issuer_plural, issuer_key)
     story["issuer"] = {"name": str(spec.issuer_ref), **condition_summary(issuer_body or {})}
+    persistent = _persistent_records(body, issuer_body)
+    if persistent:
+        story["dnsPersist01"] = persistent
     order = ((body.get("status") or {}).get("acme") or {}).get("order")
     if order:
         story["order"] = order
@@ -165,6 +170,12 @@ def render_story(story: Mapping[str, Any]) -> str:
     if issuer:
         state = f"Ready={issuer.get('status', '?')} ({issuer.get('reason', '-')})"
         lines.append(f"Issuer:    {issuer['name']}: {state} {issuer.get('message', '')}")
+    persistent = story.get("dnsPersist01")
+    if persistent:
+        lines.append(
+            "DNS:       dns-persist-01 needs these TXT records (create them once, at your DNS provider):"
+        )
+        lines += [f"  {record}" for record in persistent]
     order = story.get("order")
     if order:
         lines.append(f"Order:     {order.get('url')} {order.get('state')}")
@@ -222,6 +233,22 @@ def _certificates(api: client.ApiClient, scope: Scope) -> list[dict[str, Any]]:
             listed = objects.list_namespaced_custom_object(GROUP, VERSION, scope.namespace, CERTIFICATES)
     items: list[dict[str, Any]] = body_of(listed)["items"]
     return sorted(items, key=lambda body: (body["metadata"]["namespace"], body["metadata"]["name"]))
+
+
+def _persistent_records(body: Mapping[str, Any], issuer_body: Mapping[str, Any] | None) -> list[str]:
+    """The dns-persist-01 records the Certificate's names need, as its issuer's status gives them."""
+    acme = ((issuer_body or {}).get("spec") or {}).get("acme")
+    shown = (((issuer_body or {}).get("status") or {}).get("acme") or {}).get("dnsPersist01")
+    if not acme or not shown:
+        return []
+    try:
+        solvers = parse_acme_spec(acme).solvers
+    except SpecError:
+        return []
+    spec = body.get("spec") or {}
+    names = [*(spec.get("dnsNames") or ()), *([spec["commonName"]] if spec.get("commonName") else [])]
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    return certificate_records(names, solvers, labels, shown)
 
 
 def _summary(body: Mapping[str, Any]) -> dict[str, Any]:

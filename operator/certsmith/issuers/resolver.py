@@ -53,6 +53,8 @@ class Resolved:
     """The ACME account, for ACME issuers."""
     profiles: tuple[tuple[str, str], ...] = ()
     """(name, description) of the certificate profiles the ACME CA offers."""
+    caa_identities: tuple[str, ...] = ()
+    """The ACME CA's domains (spec.acme.caaIdentities, else its directory's)."""
     lane: IssuerId | None = None
     """The issuer whose I/O lane runs the signer, for signers that talk to a CA over the network;
     None for those that only compute (self-signed, CA), which sign in the reconcile itself."""
@@ -124,6 +126,7 @@ class IssuerResolver:
                 None,
                 account_uri=client.account_uri,
                 profiles=client.profiles,
+                caa_identities=spec.caa_identities or client.caa_identities(),
                 lane=issuer,
                 address=spec.server,
                 renewal_info=client,

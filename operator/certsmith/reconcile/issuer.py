@@ -17,7 +17,8 @@ from certsmith.api.status import condition, status_differs
 from certsmith.engine.lanes import Lanes
 from certsmith.engine.steps import RegisterStep
 from certsmith.issuers import IssuerNotReadyError
-from certsmith.issuers.resolver import REGISTERING, AccountNotRegisteredError, IssuerResolver
+from certsmith.issuers.acme.dns_persist01 import issuer_status
+from certsmith.issuers.resolver import REGISTERING, AccountNotRegisteredError, IssuerResolver, Resolved
 from certsmith.kube.port import EventRecord, KubePort, NamespaceNotFoundError, ObjectRef, SecretConflictError
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.signing import authority_weaknesses
@@ -56,8 +57,7 @@ class IssuerReconciler:
         expires: datetime.datetime | None = None
         ca_serial: int | None = None
         warnings: list[str] = []
-        account_uri: str | None = None
-        profiles: tuple[tuple[str, str], ...] = ()
+        acme: dict[str, Any] | None = None
         register, retry_at = None, None
         try:
             spec = parse_issuer_spec(body.get("spec") or {})
@@ -74,15 +74,14 @@ class IssuerReconciler:
             ready, reason, message = False, error.reason, str(error)
         else:
             ready, reason, message = True, _ready_reason(spec), _ready_message(spec)
-            account_uri = resolved.account_uri
-            profiles = resolved.profiles
+            acme = _acme_status(spec, resolved)
             if resolved.authority is not None:
                 expires = resolved.authority.certificate.not_valid_after_utc
                 ca_serial = resolved.authority.certificate.serial_number
                 warnings = authority_weaknesses(resolved.authority)
                 if warnings:
                     message += f"; warning: {'; '.join(warnings)}"
-        status = _status(body, type_name, (ready, reason, message), (account_uri, profiles), now)
+        status = _status(body, type_name, (ready, reason, message), acme, now)
         plan = Plan(recheck_at=retry_at or expires, step=register)
         if status_differs(body.get("status") or {}, status):
             problem = not (ready or reason == REGISTERING)
@@ -163,10 +162,10 @@ def _status(
     body: Mapping[str, Any],
     type_name: str | None,
     ready: tuple[bool, str, str],
-    account: tuple[str | None, tuple[tuple[str, str], ...]],
+    acme: dict[str, Any] | None,
     now: datetime.datetime,
 ) -> dict[str, Any]:
-    """`account`: the ACME account's URI and the profiles its CA offers."""
+    """`acme`: what an ACME issuer shows of its account (see `_acme_status`)."""
     metadata = body["metadata"]
     previous = (body.get("status") or {}).get("conditions") or []
     status: dict[str, Any] = {
@@ -174,15 +173,26 @@ def _status(
         "conditions": [condition("Ready", *ready, metadata.get("generation"), previous, now)],
         "observedGeneration": metadata.get("generation"),
     }
-    account_uri, profiles = account
     if type_name == IssuerType.ACME.value:
-        status["acme"] = {"uri": account_uri} if account_uri else None
-        if account_uri and profiles:
-            status["acme"]["profiles"] = [
-                {"name": name, "description": description} if description else {"name": name}
-                for name, description in profiles
-            ]
+        status["acme"] = acme
     return status
+
+
+def _acme_status(spec: IssuerSpec, resolved: Resolved) -> dict[str, Any] | None:
+    """The ACME account's URI, the profiles its CA offers, and the TXT record of dns-persist-01 when
+    a solver uses it; None before the account is registered."""
+    if not isinstance(spec, ACMEIssuerSpec) or not resolved.account_uri:
+        return None
+    acme: dict[str, Any] = {"uri": resolved.account_uri}
+    if resolved.profiles:
+        acme["profiles"] = [
+            {"name": name, "description": description} if description else {"name": name}
+            for name, description in resolved.profiles
+        ]
+    persistent = issuer_status(resolved.caa_identities, resolved.account_uri)
+    if persistent is not None and any(solver.dns_persist01 for solver in spec.solvers):
+        acme["dnsPersist01"] = persistent
+    return acme
 
 
 def _subject(kind: str, metadata: Mapping[str, Any]) -> ObjectRef:

@@ -131,6 +131,11 @@ class AcmeClient:
             )
         return self._client
 
+    def caa_identities(self) -> tuple[str, ...]:
+        """The domains the CA's directory names in `meta.caaIdentities` (RFC 8555 section 7.1.1)."""
+        meta = self._v2.directory.meta
+        return tuple(meta.caa_identities or ()) if meta else ()
+
     def require_profile(self, profile: str | None) -> None:
         """Raise AcmeError(UnknownProfile) when `profile` is set and the CA's directory does not offer
         it, so no order is ever made for it."""

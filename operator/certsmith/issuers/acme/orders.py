@@ -165,7 +165,7 @@ def _restart_reason(order: Order | None, identifiers: Sequence[str], key_held: b
         return None
     if sorted(order.identifiers) != sorted(identifiers):
         return "the names changed"
-    if order.status == Status.INVALID or any(a.status == Status.INVALID for a in order.authorizations):
+    if order.status == Status.INVALID or any(_failed(a) for a in order.authorizations):
         return "the last order failed"
     if order.status in (Status.PROCESSING, Status.VALID) and not key_held:
         return "it was finalized by an earlier attempt, whose key is gone"
@@ -185,7 +185,7 @@ def failure(order: Order, now: datetime.datetime) -> tuple[str, str] | None:
                 f"no solver of the issuer matches {authorization.identifier} "
                 f"(a wildcard needs a dns01 solver); add one to spec.acme.solvers",
             )
-        if authorization.status == Status.INVALID:
+        if _failed(authorization):
             detail = challenge.error if challenge and challenge.error else "the authorization is invalid"
             kind = challenge.type if challenge else "the"
             return "ChallengeFailed", f"{kind} challenge for {authorization.identifier} failed: {detail}"
@@ -194,6 +194,16 @@ def failure(order: Order, now: datetime.datetime) -> tuple[str, str] | None:
     if order.status in (Status.PENDING, Status.PROCESSING) and now - order.created_at > ORDER_DEADLINE:
         return "OrderStuck", f"order {order.url} has been {order.status} since {timestamp(order.created_at)}"
     return None
+
+
+def _failed(authorization: Authorization) -> bool:
+    """Whether the CA failed `authorization`, or the challenge certsmith answered: a challenge's own
+    error or invalid state ends the attempt even while its authorization stays pending (step-ca keeps
+    it pending, for a client to ask again, which would fail the same way)."""
+    challenge = authorization.challenge
+    if authorization.status == Status.INVALID:
+        return True
+    return challenge is not None and (challenge.status == Status.INVALID or challenge.error is not None)
 
 
 def abandoned(order: Order, message: str) -> Order:

@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,12 @@ from certsmith.api.acme import ACMEIssuerSpec, Solver, is_ip_address, solver_for
 from certsmith.budget import RewriteBudget
 from certsmith.issuers import Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.acme.accounts import AccountBook
+from certsmith.issuers.acme.caa import (
+    CAA_FORBIDDEN,
+    CAALookupError,
+    forbidden,
+    relevant_records,
+)
 from certsmith.issuers.acme.client import (
     AcmeClient,
     AcmeError,
@@ -33,7 +40,16 @@ from certsmith.issuers.acme.client import (
     RequestObserver,
 )
 from certsmith.issuers.acme.dns01 import DNSProvider, DNSProviderError, validation_name
+from certsmith.issuers.acme.dns_persist01 import (
+    RECORD_MISSING,
+    RecordLookupError,
+    authorizes,
+    record_name,
+    record_value,
+    txt_values,
+)
 from certsmith.issuers.acme.http01 import HTTP01Responder
+from certsmith.issuers.acme.lookups import LOOKUP_TIMEOUT
 from certsmith.issuers.acme.orders import (
     Answer,
     Authorization,
@@ -69,7 +85,9 @@ logger = logging.getLogger("certsmith")
 DNS_UPDATE_FAILED = "DNSUpdateFailed"
 CHALLENGE_ROUTE_REFUSED = "ChallengeRouteRefused"
 UNSUPPORTED_IDENTIFIERS = "UnsupportedIdentifiers"
-NOT_ABOUT_THE_CA = frozenset({DNS_UPDATE_FAILED, CHALLENGE_ROUTE_REFUSED, UNSUPPORTED_IDENTIFIERS})
+NOT_ABOUT_THE_CA = frozenset(
+    {DNS_UPDATE_FAILED, CHALLENGE_ROUTE_REFUSED, UNSUPPORTED_IDENTIFIERS, CAA_FORBIDDEN, RECORD_MISSING}
+)
 """Failure reasons that say nothing about whether the CA answers (the issuer's health ignores them)."""
 
 REPLACES_REFUSED = frozenset({"AlreadyReplaced", "Unauthorized", "Malformed", "ServerInternal"})
@@ -82,6 +100,7 @@ _DNS_VISIBLE_WITHIN = datetime.timedelta(minutes=2)
 """How long after the order was made the nameserver may take to answer its TXT records; then the
 attempt fails (and backs off) instead of waiting on."""
 _ORDER_WINDOW = datetime.timedelta(hours=1)
+_CAA_PAUSE = datetime.timedelta(minutes=5)
 
 DNSProviders = Callable[[Solver], DNSProvider]
 """A solver's DNS provider, with its credentials; raises DNSProviderError when it cannot be made."""
@@ -100,7 +119,12 @@ class AcmeContext:
     """Told of every request to a CA (the metrics)."""
     clock: Callable[[], datetime.datetime] = field(default=lambda: datetime.datetime.now(datetime.UTC))
     dns01_nameservers: tuple[str, ...] = ()
-    """Where CNAMEs are looked up for DNS-01 solvers that follow them; () for the system's resolver."""
+    """Where CNAMEs are looked up for DNS-01 solvers that follow them, and the CAA and dns-persist-01
+    records checked before ordering; () for the system's resolver."""
+
+    caa_skipped_until: datetime.datetime | None = None
+    """After a CAA lookup failed (a resolver that does not answer), the check is left to the CAs until
+    then: one lookup timeout per `_CAA_PAUSE`, not one per order."""
 
     def __post_init__(self) -> None:
         self.orders: RewriteBudget[tuple[str, str]] = RewriteBudget(self.orders_per_hour, _ORDER_WINDOW)
@@ -193,6 +217,8 @@ class AcmeSigner:
         held = self._held(request.certificate, now, run.order)
         if held is not None:
             return held
+        self._check_caa(run.names)
+        self._check_persistent_records(run.names, request)
         answer = self._create_order(run.names, request)
         with self._context.lock:
             self._context.orders.spend(request.certificate, now)
@@ -251,6 +277,65 @@ class AcmeSigner:
             answer.retry_after,
         )
 
+    def _check_caa(self, names: tuple[str, ...]) -> None:
+        """Refuse to order when the names' CAA records forbid the CA (the CAA pre-flight check). A
+        lookup that fails is no refusal: the CA checks CAA itself, and says so if it must."""
+        identities = self._spec.caa_identities or self._client.caa_identities()
+        now = datetime.datetime.now(datetime.UTC)
+        with self._context.lock:
+            paused = self._context.caa_skipped_until is not None and now < self._context.caa_skipped_until
+        if not identities or paused:
+            return
+        deadline = time.monotonic() + LOOKUP_TIMEOUT
+        for name in (name for name in names if not is_ip_address(name)):
+            try:
+                relevant = relevant_records(name, self._context.dns01_nameservers, deadline)
+            except CAALookupError as error:
+                with self._context.lock:
+                    self._context.caa_skipped_until = now + _CAA_PAUSE
+                logger.warning(
+                    "%s; ordering without the CAA pre-flight check for %.0f minutes",
+                    error,
+                    _CAA_PAUSE.total_seconds() / 60,
+                )
+                return
+            reason = forbidden(name, relevant, identities)
+            if reason is not None:
+                raise SigningFailedError(CAA_FORBIDDEN, f"no order made: {reason}")
+
+    def _check_persistent_records(self, names: tuple[str, ...], request: SigningRequest) -> None:
+        """Refuse to order while a name proven by dns-persist-01 has no TXT record authorising the
+        account: the CA would fail the challenge; the message gives the record to create."""
+        persistent = [
+            name
+            for name in names
+            if (solver := solver_for(self._spec.solvers, name, request.labels)) and solver.dns_persist01
+        ]
+        if not persistent:
+            return
+        account = self._client.account_uri or ""
+        domains = self._spec.caa_identities or self._client.caa_identities()
+        if not domains:
+            raise SigningFailedError(
+                RECORD_MISSING,
+                f"the CA's directory names no issuer domain (meta.caaIdentities) for the dns-persist-01 "
+                f"record of {persistent[0]}; set spec.acme.caaIdentities to the CA's domain",
+            )
+        deadline = time.monotonic() + LOOKUP_TIMEOUT
+        for name in persistent:
+            wildcard = name.startswith("*.")
+            try:
+                values = txt_values(record_name(name), self._context.dns01_nameservers, deadline)
+            except RecordLookupError as error:
+                raise SigningFailedError(RECORD_MISSING, f"no order made: {error}") from None
+            if not any(authorizes(value, domains, account, wildcard) for value in values):
+                wanted = record_value(domains[0], account, wildcard)
+                raise SigningFailedError(
+                    RECORD_MISSING,
+                    f"no order made: {name} is proven by dns-persist-01, but {record_name(name)} has no TXT "
+                    f'record authorising this account; create: {record_name(name)} TXT "{wanted}"',
+                )
+
     def _held(
         self, certificate: tuple[str, str], now: datetime.datetime, order: Order | None
     ) -> Pending | None:
@@ -276,7 +361,7 @@ class AcmeSigner:
         challenge = authorization.challenge
         solver = self._solver(authorization, request)
         key_authorization = self._key_authorization(challenge.token) if challenge else ""
-        if challenge is None or solver is None:
+        if challenge is None or solver is None or solver.dns_persist01 is not None:
             return
         if solver.http01 is not None:
             self._context.http01.present(challenge.token, key_authorization)
@@ -309,7 +394,7 @@ class AcmeSigner:
         for authorization in order.authorizations:
             challenge = authorization.challenge
             solver = self._solver(authorization, request)
-            if not authorization.presented or challenge is None or solver is None:
+            if not authorization.presented or challenge is None or solver is None or solver.dns_persist01:
                 continue
             try:
                 if solver.http01 is not None:

@@ -1,0 +1,52 @@
+"""The CAA pre-flight decision (RFC 8659): pure, records as literals."""
+
+from __future__ import annotations
+
+import pytest
+
+from certsmith.issuers.acme.caa import Record, Relevant, forbidden
+
+OWNER = "example.com."
+CA = ("ca.test",)
+
+
+def _records(*records: tuple[int, str, str]) -> Relevant:
+    return Relevant(OWNER, tuple(Record(*record) for record in records))
+
+
+@pytest.mark.parametrize(
+    ("identifier", "records"),
+    [
+        ("www.example.com", None),
+        ("www.example.com", _records((0, "issue", "ca.test"))),
+        ("www.example.com", _records((0, "issue", "other.test"), (0, "issue", "CA.test.; account=1"))),
+        ("www.example.com", _records((0, "iodef", "mailto:x@example.com"))),
+        ("www.example.com", _records((0, "issuewild", ";"))),
+        ("*.example.com", _records((0, "issue", "other.test"), (0, "issuewild", "ca.test"))),
+        ("*.example.com", _records((0, "issue", "ca.test"))),
+    ],
+)
+def test_records_that_allow_the_ca(identifier: str, records: Relevant | None) -> None:
+    assert forbidden(identifier, records, CA) is None
+
+
+@pytest.mark.parametrize(
+    ("identifier", "records", "says"),
+    [
+        ("www.example.com", _records((0, "issue", "other.test")), 'example.com. CAA 0 issue "other.test"'),
+        ("www.example.com", _records((0, "issue", ";")), 'example.com. CAA 0 issue ";"'),
+        ("*.example.com", _records((0, "issue", "ca.test"), (0, "issuewild", ";")), "issuewild"),
+        ("www.example.com", _records((128, "future", "x"), (0, "issue", "ca.test")), "critical and unknown"),
+    ],
+)
+def test_records_that_forbid_the_ca_are_named_with_the_fix(
+    identifier: str, records: Relevant, says: str
+) -> None:
+    reason = forbidden(identifier, records, CA)
+    assert reason is not None
+    assert says in reason
+    assert identifier in reason
+
+
+def test_a_ca_of_unknown_identity_is_left_to_judge_for_itself() -> None:
+    assert forbidden("www.example.com", _records((0, "issue", "other.test")), ()) is None
