@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import itertools
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -231,9 +232,11 @@ class Runtime:
         """A round of the shard Leases every retry period; objects of lost shards are forgotten at
         once, those of gained shards listed (in a task of their own: a long listing delays no renewal)."""
         retry = shards.settings.retry.total_seconds()
+        loop = asyncio.get_running_loop()
+        thread = ThreadPoolExecutor(1, thread_name_prefix="certsmith-shards")  # never waits for a worker's
         while True:
             try:
-                outcome = await asyncio.to_thread(shards.round)
+                outcome = await loop.run_in_executor(thread, shards.round)
             except Exception as error:  # a bug: stop, as when the leader's Lease is lost
                 logger.exception("shards: a round of the shard Leases failed")
                 self.exit(f"shards: a round of the shard Leases failed: {_describe(error)}")
@@ -426,14 +429,27 @@ class Runtime:
 
     def _http01_answer(self, token: str) -> str | None:
         """An HTTP-01 token presented by another replica, or by this one before a restart: found in
-        the Certificates' status. Runs in the solver's threads; reads a copy of the store."""
-        bodies = [*self.store.certificates.items(), *self.store.certificate_requests.items()]
+        the Certificates' status. Runs in the solver's threads; reads a copy of the store. With
+        shards, the Service in front of the solvers may send the CA to a replica that does not hold the
+        Certificate: a token not found in the store is looked for in a listing, a page at a time."""
+        bodies: Iterable[tuple[Key, Mapping[str, Any]]] = [
+            *self.store.certificates.items(),
+            *self.store.certificate_requests.items(),
+        ]
+        if self.shards is not None:
+            bodies = itertools.chain(bodies, self._listed_bodies())
         for (namespace, _), body in bodies:
             if presents_http01(body.get("status") or {}, token):
                 reference = (body.get("spec") or {}).get("issuerRef") or {}
                 issuer = IssuerRef(reference.get("name", ""), IssuerKind(reference.get("kind") or "Issuer"))
                 return self.resolver.key_authorization(issuer, namespace, token)
         return None
+
+    def _listed_bodies(self) -> Iterator[tuple[Key, Mapping[str, Any]]]:
+        for namespace in self._listed_namespaces():
+            for plural in SHARDED:
+                for page in self.port.object_pages(plural, namespace):
+                    yield from ((_key(body), body) for body in page)
 
     def custom_object_event(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         key = _key(body, cluster_scoped=plural == CLUSTER_ISSUERS)
@@ -599,7 +615,9 @@ class Runtime:
                     continue  # its shard was lost while it was queued
                 outcome = await asyncio.to_thread(self._reconcile, item)
             except ShardNotHeldError as refused:
-                logger.info("%s", refused)  # lost meanwhile: its new holder reconciles it
+                logger.info("%s", refused)
+                if self._mine(item):  # held, but its renewal is late: once renewed, the write goes
+                    self.scheduler.schedule(item, self.clock() + self.settings.lease[2])
             except Exception as error:  # one object's failure must not stop the others
                 await self._failed(item, error)
             else:

@@ -9,6 +9,7 @@ import re
 import signal
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from tests.cluster.support import create_certificate, eventually, wait_ready
 from tests.conftest import Cluster, OperatorProcess
 
 SHARDS = 6
-LEASE_SECONDS = 6
+LEASE_SECONDS = 8
 COUNT = 600
 
 
@@ -183,14 +184,16 @@ def _survivors_take_over(
 def _frozen_replica_writes_nothing(
     cluster: Cluster, namespace: str, replicas: list[OperatorProcess], survivors: list[int]
 ) -> set[str]:
-    """SIGSTOP one replica past its Leases; Certificates created meanwhile (its watch delivers them
-    when it wakes) are issued by the other; after SIGCONT, no Secret or Certificate changes."""
+    """SIGSTOP one replica right after a burst of Certificates, with some of its work still queued,
+    until past its Leases; the other issues what it left; after SIGCONT, no Secret or Certificate
+    changes (the woken replica's queued writes are refused: its Leases were not renewed in time)."""
     frozen, awake = survivors
-    before = len(replicas[frozen].log())
-    names = {f"frozen-{index:02d}" for index in range(30)}
+    names = {f"frozen-{index:03d}" for index in range(120)}
+    with ThreadPoolExecutor(8) as pool:  # a burst, so that the replica is frozen with work queued
+        list(pool.map(lambda name: _create(cluster, namespace, [name]), sorted(names)))
     os.kill(replicas[frozen].pid, signal.SIGSTOP)
+    before = len(replicas[frozen].log())
     try:
-        _create(cluster, namespace, sorted(names))
         eventually(lambda: _shared(cluster, namespace, replicas, [awake]), LEASE_SECONDS + 15, "all to one")
         eventually(lambda: _all_ready(cluster, namespace, names), 30, "Ready while one is frozen")
         versions = _versions(cluster, namespace)
@@ -200,6 +203,7 @@ def _frozen_replica_writes_nothing(
     assert _versions(cluster, namespace) == versions, "a write after waking up"
     woke = replicas[frozen].log()[before:]
     assert not _issued(woke, namespace), "the woken replica issued"
+    assert "Traceback" not in woke
     print(f"refused writes after waking: {woke.count('not written: shard')}")
     eventually(lambda: _shared(cluster, namespace, replicas, survivors), 30, "the share restored")
     return names

@@ -150,12 +150,16 @@ class ShardLeases:
         self._rounds += 1
         try:
             leases = self._list(now)
-            leader = self._read(self.settings.name)
         except ApiException as error:
             logger.warning("shards: listing the Leases failed: %s %s", error.status, error.reason)
-            return Round(frozenset(), self._expire(now))
+            return Round(frozenset(), self._expire())
+        lost = self._renew(leases) | self._expire()
         self._keep_member(leases.get(self._member))
-        lost = set(self._expire(now)) | self._renew(leases, now)
+        try:
+            leader = self._read(self.settings.name)
+        except ApiException as error:
+            logger.warning("shards: reading Lease %s failed: %s", self.settings.name, error.status)
+            return Round(frozenset(), frozenset(lost))
         members = {
             _holder(lease)
             for name, lease in leases.items()
@@ -171,7 +175,7 @@ class ShardLeases:
         _fewest, most = fair_share(self.shards, len(members))
         if self._rounds > 1 and not self._blocked(leases, leader, now):  # the first round announces
             for shard, candidate in free[: max(most - len(self.held()), 0)]:
-                if self._write(shard, candidate, now):
+                if self._write(shard, candidate):
                     gained.add(shard)
         return Round(frozenset(gained), frozenset(lost - gained))
 
@@ -186,12 +190,12 @@ class ShardLeases:
                 self._observe(item.metadata.name, item, now)
         return leases
 
-    def _renew(self, leases: dict[str, client.V1Lease], now: float) -> set[int]:
+    def _renew(self, leases: dict[str, client.V1Lease]) -> set[int]:
         """Renew the shards held; those found taken (or gone) are lost."""
         lost = set()
         for shard in sorted(self.held()):
             mine = leases.get(self.lease_name(shard))
-            if mine is None or _holder(mine) != self.identity or not self._write(shard, mine, now):
+            if mine is None or _holder(mine) != self.identity or not self._write(shard, mine):
                 lost.add(shard)
                 self._drop(shard)
         return lost
@@ -274,9 +278,10 @@ class ShardLeases:
             for name, lease in leases.items()
         )
 
-    def _expire(self, now: float) -> frozenset[int]:
+    def _expire(self) -> frozenset[int]:
         """Drop the shards not renewed within the renew deadline."""
         deadline = self.settings.renew_deadline.total_seconds()
+        now = self._monotonic()
         with self._condition:
             expired = [shard for shard, renewed in self._renewed_at.items() if now - renewed > deadline]
         for shard in expired:
@@ -317,9 +322,11 @@ class ShardLeases:
                         ),
                     )
 
-    def _write(self, shard: int, lease: client.V1Lease | None, now: float) -> bool:
-        """Take or renew the shard's Lease at the listed resourceVersion; False if another write won."""
+    def _write(self, shard: int, lease: client.V1Lease | None) -> bool:
+        """Take or renew the shard's Lease at the listed resourceVersion; False if another write won.
+        The renew deadline counts from before the request left: no one saw the Lease renewed earlier."""
         taking = lease is None or _holder(lease) != self.identity
+        sent = self._monotonic()
         try:
             self._put(self.lease_name(shard), lease, {LEASE_SET_LABEL: self.settings.name})
         except ApiException as error:
@@ -330,7 +337,7 @@ class ShardLeases:
             )
             return not taking and shard in self.held()  # kept until the renew deadline passes
         with self._condition:
-            self._renewed_at[shard] = now
+            self._renewed_at[shard] = sent
         if taking:
             logger.info("shards: %s took shard %d (Lease %s)", self.identity, shard, self.lease_name(shard))
         return True
