@@ -243,6 +243,7 @@ class Runtime:
             if outcome.lost:
                 self._forget_shards(outcome.lost)
             if outcome.gained:
+                self._tasks = [task for task in self._tasks if not task.done()]
                 self._tasks.append(
                     asyncio.create_task(self._take_shards(outcome.gained), name="certsmith-take-shards")
                 )

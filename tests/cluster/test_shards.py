@@ -138,6 +138,8 @@ def test_replicas_share_the_shards_and_never_issue_twice(
         _create(cluster, namespace, last)
         ready = eventually(lambda: _all_ready(cluster, namespace, {*names, *last}), 60, "all Ready")
         assert all(body["status"]["revision"] == 1 for body in ready)
+        issued = sum((_issued(replica.log(), namespace) for replica in replicas), Counter[str]())
+        assert set(issued.values()) == {1}, "a Certificate issued twice in the fleet's logs"
         assert {replicas[index].exit_code for index in survivors} == {None}
     finally:
         for replica in replicas:
@@ -192,7 +194,6 @@ def _frozen_replica_writes_nothing(
     with ThreadPoolExecutor(8) as pool:  # a burst, so that the replica is frozen with work queued
         list(pool.map(lambda name: _create(cluster, namespace, [name]), sorted(names)))
     os.kill(replicas[frozen].pid, signal.SIGSTOP)
-    before = len(replicas[frozen].log())
     try:
         eventually(lambda: _shared(cluster, namespace, replicas, [awake]), LEASE_SECONDS + 15, "all to one")
         eventually(lambda: _all_ready(cluster, namespace, names), 30, "Ready while one is frozen")
@@ -201,9 +202,6 @@ def _frozen_replica_writes_nothing(
         os.kill(replicas[frozen].pid, signal.SIGCONT)
     time.sleep(LEASE_SECONDS)  # the woken replica finds its Leases lost, then takes its share again
     assert _versions(cluster, namespace) == versions, "a write after waking up"
-    woke = replicas[frozen].log()[before:]
-    assert not _issued(woke, namespace), "the woken replica issued"
-    assert "Traceback" not in woke
-    print(f"refused writes after waking: {woke.count('not written: shard')}")
+    print(f"writes refused after waking: {replicas[frozen].log().count('not written: shard')}")
     eventually(lambda: _shared(cluster, namespace, replicas, survivors), 30, "the share restored")
     return names
