@@ -94,8 +94,9 @@ class ShardLeases:
         shards: int,
         settings: LeaseSettings,
         monotonic: Callable[[], float] = time.monotonic,
+        leases: client.CoordinationV1Api | None = None,
     ) -> None:
-        self._api = client.CoordinationV1Api(api)
+        self._api = leases or client.CoordinationV1Api(api)
         self.identity = identity
         self.shards = shards
         self.settings = settings
