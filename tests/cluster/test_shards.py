@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -128,6 +130,20 @@ def test_replicas_share_the_shards_and_never_issue_twice(
         create_ca_issuer(cluster.api, namespace, "shards root")
         wait_ready(cluster, namespace, "root", timeout=60)  # three replicas start on a busy machine
         holders = eventually(lambda: _shared(cluster, namespace, replicas, [0, 1, 2]), 40, "a fair share")
+        check = [
+            sys.executable,
+            "-m",
+            "certsmith.cli",
+            "check",
+            "-n",
+            namespace,
+            "--lease-namespace",
+            namespace,
+        ]
+        checked = subprocess.run(
+            [*check, "--kubeconfig", str(cluster.kubeconfig)], capture_output=True, text=True, check=False
+        )
+        assert f"ok    operator: {SHARDS} shards held by 3 replicas" in checked.stdout, checked.stdout
         names = _issue_all_once(cluster, namespace, replicas, holders)
         killed = holders[0]
         replicas[killed].kill()

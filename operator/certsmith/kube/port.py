@@ -47,6 +47,7 @@ LIST_PAGE = 500
 """Objects per page of a LIST."""
 _SHARDED = (CERTIFICATES, CERTIFICATE_REQUESTS)
 _ISSUERS = (ISSUERS, CLUSTER_ISSUERS)
+_ISSUER_KINDS = ("Issuer", "ClusterIssuer")
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,12 @@ class ApiServer:
         return self.guard.writing(key)
 
     def post_event(self, event: EventRecord) -> None:
-        """Handed to the recorder, which posts it from its own thread (see `certsmith.kube.events`)."""
+        """Handed to the recorder, which posts it from its own thread (see `certsmith.kube.events`).
+        With shards, an issuer's Events are posted by the holder of its shard only, as its status."""
+        regarding = event.regarding
+        key = (regarding.namespace or "", regarding.name)
+        if self.guard is not None and regarding.kind in _ISSUER_KINDS and not self.guard.holds(key):
+            return
         self.events.record(event)
 
     def certificate_exists(self, namespace: str, name: str) -> bool:
