@@ -103,8 +103,10 @@ def create_namespace(bench: Cluster, name: str) -> None:
 
 
 def create_certificates(
-    bench: Cluster, namespace: str, count: int, private_key: dict[str, Any], issuer: str
+    bench: Cluster, namespace: str, count: int, private_key: dict[str, Any], issuer: str, first: int = 0
 ) -> None:
+    """`count` Certificates cert-<first>, cert-<first + 1>, ..."""
+
     def create(index: int) -> None:
         create_object(
             bench.api,
@@ -120,7 +122,7 @@ def create_certificates(
         )
 
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(create, range(count)))
+        list(pool.map(create, range(first, first + count)))
 
 
 def wait_all_ready(bench: Cluster, namespace: str, count: int, timeout: float) -> float:

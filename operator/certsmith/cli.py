@@ -353,6 +353,13 @@ def _run(arguments: argparse.Namespace) -> int:
     ):
         print("certsmith run: --namespaced needs --namespace with names, not patterns", file=sys.stderr)
         return 2
+    if settings.shards < 1 or settings.lease_duration < 3:
+        print(
+            f"certsmith run: --shards {settings.shards} and --leader-elect-lease-duration "
+            f"{settings.lease_duration}: give at least 1 shard and a duration of at least 3 seconds",
+            file=sys.stderr,
+        )
+        return 2
     kopf.configure(
         verbose=arguments.verbose,
         log_format=kopf.LogFormat.JSON if arguments.log_format == "json" else kopf.LogFormat.PLAIN,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import itertools
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -33,9 +34,10 @@ from certsmith.issuers.acme.signer import AcmeContext
 from certsmith.issuers.resolver import IssuerResolver
 from certsmith.kube.certificates import CertificateWriter
 from certsmith.kube.lease import LeaderElector, LeaseSettings
-from certsmith.kube.port import ApiAccessError, ApiServer, Key, failure_reason
+from certsmith.kube.port import ApiAccessError, ApiServer, Key, ShardNotHeldError, failure_reason
 from certsmith.kube.routes import ChallengeRoutes
 from certsmith.kube.secrets import ObservedSecret, observed_secret
+from certsmith.kube.shards import ShardLeases
 from certsmith.kube.watch import Changed, Listed, SecretWatch, retry_delay
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.metrics.scanner import TLSSecretScanner
@@ -69,7 +71,19 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.store = Store()
-        self.port = ApiServer(api, client.ApiClient(api.configuration))  # Events: not in the writes' limit
+        identity = f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        duration, renew_deadline, retry = settings.lease
+        lease = LeaseSettings(settings.lease_namespace, settings.lease_name, duration, renew_deadline, retry)
+        self.shards = (
+            ShardLeases(api, identity, uuid.uuid4().hex[:10], settings.shards, lease)
+            if settings.shards > 1
+            else None
+        )
+        """With --shards N > 1: the shard Leases this replica holds; it keeps and reconciles only
+        their objects, and writes for them only while it holds them."""
+        self.port = ApiServer(  # Events: not in the writes' limit
+            api, client.ApiClient(api.configuration), guard=self.shards
+        )
         routes = ChallengeRoutes(api, settings.acme_solver_service) if settings.acme_solver_service else None
         self.acme = AcmeContext(
             HTTP01Responder(self._http01_answer),
@@ -117,14 +131,10 @@ class Runtime:
         self._task: asyncio.Task[None] | None = None
         self._shutting_down = False
         self._elector = (
-            LeaderElector(
-                api,
-                f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:6]}",
-                LeaseSettings(settings.lease_namespace, settings.lease_name),
-            )
-            if settings.leader_election
-            else None
+            LeaderElector(api, identity, lease) if settings.leader_election and self.shards is None else None
         )
+        self._taking = 0
+        self._deleted_while_taking: set[WorkItem] = set()
         self._started = time.monotonic()
         self._not_yet_reconciled: set[WorkItem] | None = set()
         """Certificates seen but not reconciled since start; None once all were (see `_note_progress`)."""
@@ -189,6 +199,8 @@ class Runtime:
             self.lanes.shutdown()
             if self._elector is not None:
                 await asyncio.to_thread(self._elector.release)
+            if self.shards is not None:
+                await asyncio.to_thread(self.shards.leave)
 
     async def _lead(self, elector: LeaderElector) -> None:
         retry = elector.settings.retry.total_seconds()
@@ -210,6 +222,146 @@ class Runtime:
     def _lease_key(self) -> tuple[str, str]:
         return self.settings.lease_namespace, self.settings.lease_name
 
+    def _mine(self, item: WorkItem) -> bool:
+        """Whether this replica reconciles `item`: always without shards; with shards, Certificates,
+        CertificateRequests, Ingresses and Gateways of the shards it holds, and every issuer (each
+        replica needs every issuer's state; its status is written by the holder of its shard)."""
+        return self.shards is None or item.plural not in (*SHARDED, *SHIMMED) or self.shards.holds(item.key)
+
+    async def _keep_shards(self, shards: ShardLeases) -> None:
+        """A round of the shard Leases every retry period; objects of lost shards are forgotten at
+        once, those of gained shards listed (in a task of their own: a long listing delays no renewal)."""
+        retry = shards.settings.retry.total_seconds()
+        loop = asyncio.get_running_loop()
+        thread = ThreadPoolExecutor(1, thread_name_prefix="certsmith-shards")  # never waits for a worker's
+        while True:
+            try:
+                outcome = await loop.run_in_executor(thread, shards.round)
+            except Exception as error:  # a bug: stop, as when the leader's Lease is lost
+                logger.exception("shards: a round of the shard Leases failed")
+                self.exit(f"shards: a round of the shard Leases failed: {_describe(error)}")
+            if outcome.lost:
+                self._forget_shards(outcome.lost)
+            if outcome.gained:
+                self._tasks = [task for task in self._tasks if not task.done()]
+                self._tasks.append(
+                    asyncio.create_task(self._take_shards(outcome.gained), name="certsmith-take-shards")
+                )
+            if outcome.lost or outcome.gained:
+                logger.info(
+                    "shards: holding %s of %d (gained %s, lost %s)",
+                    sorted(shards.held()),
+                    shards.shards,
+                    sorted(outcome.gained),
+                    sorted(outcome.lost),
+                )
+            await asyncio.sleep(retry)
+
+    def _forget_shards(self, lost: frozenset[int]) -> None:
+        """Drop what the lost shards held from memory and from the schedule; their queued items are
+        skipped by the workers (`_mine`)."""
+        shards = self.shards
+        assert shards is not None  # noqa: S101 -- called by _keep_shards only
+        for plural in SHARDED:
+            objects = self.store.objects(plural)
+            for key in [key for key in objects if shards.shard(key) in lost]:
+                item = WorkItem(plural, key)
+                del objects[key]
+                self.scheduler.cancel(item)
+                self.lanes.forget(item)
+                self._refer(item, frozenset())
+                if self._not_yet_reconciled is not None:
+                    self._not_yet_reconciled.discard(item)
+        for key in [
+            key
+            for key, secret in self.store.secrets.items()
+            if (owner := secret.contents.annotations.get(CERTIFICATE_NAME))
+            and shards.shard((key[0], owner)) in lost
+        ]:
+            del self.store.secrets[key]
+        for plural in SHIMMED:
+            for key in self.store.objects(plural):
+                if shards.shard(key) in lost:
+                    self.scheduler.cancel(WorkItem(plural, key))
+
+    async def _take_shards(self, gained: frozenset[int]) -> None:
+        """List the gained shards' Certificates, CertificateRequests and managed Secrets (a page at a
+        time, keeping only theirs) and reconcile them; events that arrived meanwhile are newer and kept."""
+        self._taking += 1
+        try:
+            started = time.monotonic()
+            listing = await self._list_shards(gained)
+            self._fill_shards(listing)
+            logger.info(
+                "shards: listed %d objects and %d Secrets of shards %s in %.1fs",
+                len(listing.objects),
+                len(listing.secrets),
+                sorted(gained),
+                time.monotonic() - started,
+            )
+        finally:
+            self._taking -= 1
+            if not self._taking:
+                self._deleted_while_taking.clear()
+
+    async def _list_shards(self, gained: frozenset[int]) -> _ShardListing:
+        failures = 0
+        while True:
+            try:
+                return await asyncio.to_thread(self._shard_listing, gained)
+            except Exception as error:
+                failures += 1
+                delay = retry_delay(failures)
+                logger.warning(
+                    "listing shards %s failed (attempt %d: %s); retrying in %ds",
+                    sorted(gained),
+                    failures,
+                    _describe(error),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    def _shard_listing(self, gained: frozenset[int]) -> _ShardListing:
+        shards = self.shards
+        assert shards is not None  # noqa: S101 -- called for gained shards only
+        listing = _ShardListing()
+        for namespace in self._listed_namespaces():
+            for plural in SHARDED:
+                for page in self.port.object_pages(plural, namespace):
+                    listing.objects += [(plural, body) for body in page if shards.shard(_key(body)) in gained]
+            for secrets in self.port.secret_pages(namespace, f"{MANAGED_LABEL}=true"):
+                for key, secret in secrets:
+                    owner = secret.contents.annotations.get(CERTIFICATE_NAME)
+                    if owner and shards.shard((key[0], owner)) in gained:
+                        listing.secrets.append((key, secret))
+        return listing
+
+    def _listed_namespaces(self) -> list[str | None]:
+        """Where listings look: the watched namespaces, or all (None); a glob lists all, kept or not
+        by the namespace filter of the watches."""
+        namespaces = self.settings.namespaces
+        if not namespaces or any(map(is_namespace_pattern, namespaces)):
+            return [None]
+        return list(namespaces)
+
+    def _fill_shards(self, listing: _ShardListing) -> None:
+        for key, secret in listing.secrets:
+            owner = secret.contents.annotations.get(CERTIFICATE_NAME, "")
+            if self._mine(WorkItem(CERTIFICATES, (key[0], owner))):
+                self.store.secrets.setdefault(key, secret)
+        for plural, body in listing.objects:
+            item = WorkItem(plural, _key(body))
+            objects = self.store.objects(plural)
+            if item.key in objects or item in self._deleted_while_taking or not self._mine(item):
+                continue
+            self.store.remember(plural, item.key, body)
+            self._refer(item, self._referenced_by(item, body))
+            self.queue.add(item)
+        for plural in (*SHIMMED, ISSUERS, CLUSTER_ISSUERS):  # their writes are this replica's now
+            for key in self.store.objects(plural):
+                if self._mine(WorkItem(plural, key)):
+                    self.queue.add(WorkItem(plural, key))
+
     async def _tick(self) -> None:
         while True:
             self.last_tick = time.monotonic()
@@ -220,7 +372,9 @@ class Runtime:
         listing = await self._list()
         if listing is not None:
             self._fill(listing)
-        self.not_ready = None
+        self.not_ready = None  # with shards, a replica holding none yet is ready: it takes some soon
+        if self.shards is not None:
+            self._tasks.append(asyncio.create_task(self._keep_shards(self.shards), name="certsmith-shards"))
         if self.tls_secrets is not None:
             self.tls_secrets.start()
         try:
@@ -276,8 +430,15 @@ class Runtime:
 
     def _http01_answer(self, token: str) -> str | None:
         """An HTTP-01 token presented by another replica, or by this one before a restart: found in
-        the Certificates' status. Runs in the solver's threads; reads a copy of the store."""
-        bodies = [*self.store.certificates.items(), *self.store.certificate_requests.items()]
+        the Certificates' status. Runs in the solver's threads; reads a copy of the store. With
+        shards, the Service in front of the solvers may send the CA to a replica that does not hold the
+        Certificate: a token not found in the store is looked for in a listing, a page at a time."""
+        bodies: Iterable[tuple[Key, Mapping[str, Any]]] = [
+            *self.store.certificates.items(),
+            *self.store.certificate_requests.items(),
+        ]
+        if self.shards is not None:
+            bodies = itertools.chain(bodies, self._listed_bodies())
         for (namespace, _), body in bodies:
             if presents_http01(body.get("status") or {}, token):
                 reference = (body.get("spec") or {}).get("issuerRef") or {}
@@ -285,10 +446,21 @@ class Runtime:
                 return self.resolver.key_authorization(issuer, namespace, token)
         return None
 
+    def _listed_bodies(self) -> Iterator[tuple[Key, Mapping[str, Any]]]:
+        for namespace in self._listed_namespaces():
+            for plural in SHARDED:
+                for page in self.port.object_pages(plural, namespace):
+                    yield from ((_key(body), body) for body in page)
+
     def custom_object_event(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         key = _key(body, cluster_scoped=plural == CLUSTER_ISSUERS)
         objects = self.store.objects(plural)
         item = WorkItem(plural, key)
+        if plural in SHARDED and not self._mine(item):
+            objects.pop(key, None)  # another replica's shard (from before a loss, or ever)
+            if event_type == DELETED and self._taking:
+                self._deleted_while_taking.add(item)
+            return
         if plural == CERTIFICATES and self._own_write(plural, key, event_type, body):
             self.store.remember(plural, key, body)
             return
@@ -299,6 +471,8 @@ class Runtime:
             objects.pop(key, None)  # the many Ingresses no one annotated are neither kept nor looked at
             return
         if event_type == DELETED:
+            if self._taking:
+                self._deleted_while_taking.add(item)
             objects.pop(key, None)
             self.scheduler.cancel(item)
             self.lanes.forget(item)
@@ -315,6 +489,10 @@ class Runtime:
     def secret_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A managed Secret changed."""
         key = _key(body, cluster_scoped=False)
+        owner = ((body.get("metadata") or {}).get("annotations") or {}).get(CERTIFICATE_NAME)
+        if owner and not self._mine(WorkItem(CERTIFICATES, (key[0], owner))):
+            self.store.secrets.pop(key, None)  # kept by the replica that holds its Certificate's shard
+            return
         own = self._own_write("secrets", key, event_type, body)
         if event_type == DELETED:
             self.store.secrets.pop(key, None)
@@ -322,7 +500,6 @@ class Runtime:
             self.store.secrets[key] = observed_secret(body)
         if own:
             return
-        owner = ((body.get("metadata") or {}).get("annotations") or {}).get(CERTIFICATE_NAME)
         if owner:
             self.queue.add(WorkItem(CERTIFICATES, (key[0], owner)))
 
@@ -360,7 +537,8 @@ class Runtime:
         started = self.clock()
         listing = _Listing()
         for namespace in namespaces:
-            listing.secrets += self.port.list_secrets(namespace, f"{MANAGED_LABEL}=true")
+            if self.shards is None:  # with shards, each shard's Secrets are listed when it is taken
+                listing.secrets += self.port.list_secrets(namespace, f"{MANAGED_LABEL}=true")
             listing.issuers += [(ISSUERS, body) for body in self.port.list_objects(ISSUERS, namespace)]
         if not self.settings.namespaced:
             listing.issuers += [
@@ -434,7 +612,13 @@ class Runtime:
         while True:
             item = await self.queue.get()
             try:
+                if not self._mine(item):
+                    continue  # its shard was lost while it was queued
                 outcome = await asyncio.to_thread(self._reconcile, item)
+            except ShardNotHeldError as refused:
+                logger.info("%s", refused)
+                if self._mine(item):  # held, but its renewal is late: once renewed, the write goes
+                    self.scheduler.schedule(item, self.clock() + self.settings.lease[2])
             except Exception as error:  # one object's failure must not stop the others
                 await self._failed(item, error)
             else:
@@ -508,6 +692,12 @@ class Runtime:
 
 
 @dataclass
+class _ShardListing:
+    objects: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
+    secrets: list[tuple[Key, ObservedSecret]] = field(default_factory=list)
+
+
+@dataclass
 class _Listing:
     secrets: list[tuple[Key, ObservedSecret]] = field(default_factory=list)
     issuers: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
@@ -546,6 +736,8 @@ class _References:
 
 
 SHIMMED = (INGRESSES, GATEWAYS)
+SHARDED = (CERTIFICATES, CERTIFICATE_REQUESTS)
+"""Kept in memory only by the replica holding their shard."""
 _SHIM_KINDS = {"Ingress": INGRESSES, "Gateway": GATEWAYS}
 
 

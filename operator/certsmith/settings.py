@@ -39,6 +39,11 @@ class OperatorSettings:
     leader_election: act only while holding the Lease `lease_name` in `lease_namespace`, so that of
         several replicas one acts at a time (the others keep their caches warm and take over when it
         is gone: at once when it stops cleanly, after the Lease's 15 s otherwise).
+    lease_duration: seconds a Lease (the leader's or a shard's) outlives its last renewal by the
+        others' clocks; its holder renews every duration/7.5 and stops writing after 2/3 of it.
+    shards: with N > 1, each Certificate and CertificateRequest belongs to shard
+        sha256("namespace/name")[:8] mod N, guarded by the Lease `<lease_name>-shard-<i>-of-<N>` in
+        `lease_namespace`; the running replicas share the shards fairly (see certsmith.kube.shards).
     acme_http01_port, acme_http01_address: where the operator answers ACME HTTP-01 challenges
         (/.well-known/acme-challenge/TOKEN); port 0 turns the solver off.
     acme_solver_service: NAMESPACE/NAME of the Service in front of the HTTP-01 solver (in a cluster:
@@ -166,6 +171,24 @@ class OperatorSettings:
         default="certsmith",
         metadata=flag("--leader-elect-lease", metavar="NAME", help="name of the leader-election Lease"),
     )
+    lease_duration: int = field(
+        default=15,
+        metadata=flag(
+            "--leader-elect-lease-duration",
+            metavar="SECONDS",
+            help="how long a Lease (the leader's or a shard's) outlives its last renewal; its holder stops "
+            "writing after two thirds of it without renewal",
+        ),
+    )
+    shards: int = field(
+        default=1,
+        metadata=flag(
+            "--shards",
+            metavar="N",
+            help="split the Certificates into N shards, each guarded by a Lease, shared by all running "
+            "replicas (N > 1 needs no --leader-elect); 1: one replica acts (with --leader-elect)",
+        ),
+    )
     acme_http01_port: int = field(
         default=8089,
         metadata=flag(
@@ -227,6 +250,12 @@ class OperatorSettings:
     def renewal_info_interval(self) -> datetime.timedelta | None:
         """--acme-ari-interval as a duration; None: the CA's Retry-After decides."""
         return datetime.timedelta(seconds=self.acme_ari_interval) if self.acme_ari_interval > 0 else None
+
+    @property
+    def lease(self) -> tuple[datetime.timedelta, datetime.timedelta, datetime.timedelta]:
+        """The Leases' duration, renew deadline (2/3 of it) and retry period (1/7.5 of it: 2 s of 15 s)."""
+        duration = datetime.timedelta(seconds=self.lease_duration)
+        return duration, duration * 2 / 3, duration * 2 / 15
 
     @property
     def threads(self) -> int:

@@ -177,7 +177,7 @@ def test_values_reach_the_deployment() -> None:
         "--namespace",
         "platform",
         "--set",
-        "replicas=3,image.repository=registry.example/certsmith,image.tag=0.1.0-rc1",
+        "replicas=3,shards=12,image.repository=registry.example/certsmith,image.tag=0.1.0-rc1",
         "--set",
         "settings.workers=8,settings.backoffMax=30m,settings.autoApprove=false",
         "--set",
@@ -198,6 +198,7 @@ def test_values_reach_the_deployment() -> None:
     assert container["args"] == [
         "run",
         "--leader-elect",
+        "--shards=12",
         "--leader-elect-namespace=platform",
         "--log-format",
         "json",

@@ -25,6 +25,9 @@ certsmith
 {{- $operatorNamespace := include "certsmith.operatorNamespace" . -}}
 - run
 - --leader-elect
+{{- if gt (int .Values.shards) 1 }}
+- --shards={{ .Values.shards }}
+{{- end }}
 {{- if ne .Release.Namespace $operatorNamespace }}
 - --leader-elect-namespace={{ .Release.Namespace }}
 {{- end }}

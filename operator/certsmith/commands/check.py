@@ -9,6 +9,7 @@ from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
 from certsmith.commands.common import CommandError, ExitCode, talking
+from certsmith.kube.shards import LEASE_SET_LABEL
 
 _RESOURCES = ("certificates", "certificaterequests", "issuers", "clusterissuers")
 _LEASE_FRESH = datetime.timedelta(seconds=30)
@@ -65,6 +66,9 @@ def _operator(api: client.ApiClient, namespace: str, name: str) -> int:
         if error.code is not ExitCode.NOT_FOUND:
             print(f"FAIL  operator: {error}")
             return 1
+        shards = _shards(api, namespace, name)
+        if shards is not None:
+            return shards
         print(
             f"FAIL  operator: no Lease {namespace}/{name}; it runs without --leader-elect, elsewhere "
             f"(--lease-namespace), or not at all"
@@ -80,3 +84,30 @@ def _operator(api: client.ApiClient, namespace: str, name: str) -> int:
         return 0
     print(f"FAIL  operator: Lease {namespace}/{name} is not held or renewed lately: is the operator running?")
     return 1
+
+
+def _shards(api: client.ApiClient, namespace: str, name: str) -> int | None:
+    """With --shards: every shard Lease held and renewed lately (problems: 0 or 1); None without shards."""
+    with talking(f"list leases in namespace {namespace}"):
+        leases = (
+            client.CoordinationV1Api(api)
+            .list_namespaced_lease(namespace, label_selector=f"{LEASE_SET_LABEL}={name}")
+            .items
+        )
+    now = datetime.datetime.now(datetime.UTC)
+    shards = {
+        lease.metadata.name: (lease.spec.holder_identity or "")
+        if lease.spec and lease.spec.renew_time and now - lease.spec.renew_time < _LEASE_FRESH
+        else ""
+        for lease in leases
+        if lease.metadata and lease.metadata.name and lease.metadata.name.startswith(f"{name}-shard-")
+    }
+    if not shards:
+        return None
+    orphans = sorted(shard for shard, holder in shards.items() if not holder)
+    if orphans:
+        print(f"FAIL  operator: shard Leases not held or renewed lately: {', '.join(orphans)}")
+        return 1
+    replicas = len(set(shards.values()))
+    print(f"ok    operator: {len(shards)} shards held by {replicas} replicas ({namespace}/{name}-shard-*)")
+    return 0

@@ -11,9 +11,10 @@ Secret could echo its data; `NamespaceNotFoundError` when a 404's details say th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,10 +22,18 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from certsmith.api import API_VERSION, GROUP, VERSION
+from certsmith.api import (
+    API_VERSION,
+    CERTIFICATE_REQUESTS,
+    CERTIFICATES,
+    CLUSTER_ISSUERS,
+    GROUP,
+    ISSUERS,
+    VERSION,
+)
 from certsmith.kube.events import EventRecorder
 from certsmith.kube.secrets import ObservedSecret, observed_from_model, secret_model
-from certsmith.tls_secret import SecretContents
+from certsmith.tls_secret import CERTIFICATE_NAME, SecretContents
 
 HTTP_FORBIDDEN = 403
 HTTP_NOT_FOUND = 404
@@ -34,6 +43,11 @@ HTTP_SERVER_ERROR = 500
 
 Key = tuple[str, str]
 """(namespace, name); the namespace is "" for cluster-scoped objects."""
+LIST_PAGE = 500
+"""Objects per page of a LIST."""
+_SHARDED = (CERTIFICATES, CERTIFICATE_REQUESTS)
+_ISSUERS = (ISSUERS, CLUSTER_ISSUERS)
+_ISSUER_KINDS = ("Issuer", "ClusterIssuer")
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,20 @@ class EventRecord:
     warning: bool
     reason: str
     message: str
+
+
+class ShardNotHeldError(RuntimeError):
+    """A write for an object of a shard this replica does not hold (any more): its holder writes it."""
+
+
+class WriteGuard(Protocol):
+    """Which objects this replica may write for (see `certsmith.kube.shards`)."""
+
+    def holds(self, key: Key) -> bool: ...
+
+    def writing(self, key: Key) -> contextlib.AbstractContextManager[None]:
+        """Around one write for the object `key`; raises ShardNotHeldError if it may not."""
+        ...
 
 
 class SecretConflictError(RuntimeError):
@@ -149,10 +177,18 @@ class OwnWrites:
 class ApiServer:
     """`KubePort` over the official client. Thread-safe: worker threads share one instance."""
 
-    def __init__(self, api: client.ApiClient, events_api: client.ApiClient | None = None) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        events_api: client.ApiClient | None = None,
+        guard: WriteGuard | None = None,
+    ) -> None:
         """`events_api`: the client the Event recorder posts with (by default `api`), so that Events can
-        be kept out of the rate limit of the workers' writes."""
+        be kept out of the rate limit of the workers' writes. `guard`: with shards, each write for a
+        Certificate or CertificateRequest (its Secret, its status) is made only inside
+        `guard.writing`, and an issuer's status is written by the holder of the issuer's shard only."""
         self.api = api
+        self.guard = guard
         self._core = client.CoreV1Api(api)
         self._objects = client.CustomObjectsApi(api)
         self.events = EventRecorder(events_api or api)
@@ -175,11 +211,13 @@ class ApiServer:
         owner: ObjectRef | None,
     ) -> ObservedSecret:
         model = secret_model(namespace, name, contents, resource_version, owner_reference(owner))
+        certificate = contents.annotations.get(CERTIFICATE_NAME)
         try:
-            if resource_version is None:
-                written = self._core.create_namespaced_secret(namespace, model)
-            else:
-                written = self._core.replace_namespaced_secret(name, namespace, model)
+            with self._guarded((namespace, certificate) if certificate else None):
+                if resource_version is None:
+                    written = self._core.create_namespaced_secret(namespace, model)
+                else:
+                    written = self._core.replace_namespaced_secret(name, namespace, model)
         except ApiException as error:
             if error.status == HTTP_NOT_FOUND and _missing_kind(error) == "namespaces":
                 raise NamespaceNotFoundError(f"writing Secret {namespace}/{name}", namespace) from None
@@ -194,21 +232,37 @@ class ApiServer:
 
     def patch_status(self, plural: str, namespace: str | None, name: str, status: Mapping[str, Any]) -> None:
         body = {"status": dict(status)}
+        key = (namespace or "", name)
+        if self.guard is not None and plural in _ISSUERS and not self.guard.holds(key):
+            return  # the holder of the issuer's shard writes its status; every replica computes it
         try:
-            if namespace is None:
-                patched = self._objects.patch_cluster_custom_object_status(GROUP, VERSION, plural, name, body)
-            else:
-                patched = self._objects.patch_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, plural, name, body
-                )
+            with self._guarded(key if plural in _SHARDED else None):
+                if namespace is None:
+                    patched = self._objects.patch_cluster_custom_object_status(
+                        GROUP, VERSION, plural, name, body
+                    )
+                else:
+                    patched = self._objects.patch_namespaced_custom_object_status(
+                        GROUP, VERSION, namespace, plural, name, body
+                    )
         except ApiException as error:
             where = f"{namespace}/{name}" if namespace else name
             raise access_error(f"patching the status of {plural}/{where}", error) from None
         metadata = (patched.get("metadata") if isinstance(patched, dict) else None) or {}
         self.own_writes.record(plural, (namespace or "", name), metadata.get("resourceVersion"))
 
+    def _guarded(self, key: Key | None) -> contextlib.AbstractContextManager[None]:
+        if self.guard is None or key is None:
+            return contextlib.nullcontext()
+        return self.guard.writing(key)
+
     def post_event(self, event: EventRecord) -> None:
-        """Handed to the recorder, which posts it from its own thread (see `certsmith.kube.events`)."""
+        """Handed to the recorder, which posts it from its own thread (see `certsmith.kube.events`).
+        With shards, an issuer's Events are posted by the holder of its shard only, as its status."""
+        regarding = event.regarding
+        key = (regarding.namespace or "", regarding.name)
+        if self.guard is not None and regarding.kind in _ISSUER_KINDS and not self.guard.holds(key):
+            return
         self.events.record(event)
 
     def certificate_exists(self, namespace: str, name: str) -> bool:
@@ -221,27 +275,56 @@ class ApiServer:
         return True
 
     def list_secrets(self, namespace: str | None, label_selector: str) -> list[tuple[Key, ObservedSecret]]:
-        listed = (
-            self._core.list_secret_for_all_namespaces(label_selector=label_selector)
-            if namespace is None
-            else self._core.list_namespaced_secret(namespace, label_selector=label_selector)
-        )
-        return [
-            ((secret.metadata.namespace or "", secret.metadata.name or ""), observed_from_model(secret))
-            for secret in listed.items
-            if secret.metadata is not None
-        ]
+        return [secret for page in self.secret_pages(namespace, label_selector) for secret in page]
 
     def list_objects(self, plural: str, namespace: str | None) -> list[Mapping[str, Any]]:
-        listed = (
-            self._objects.list_cluster_custom_object(GROUP, VERSION, plural)
-            if namespace is None
-            else self._objects.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
-        )
-        if not isinstance(listed, dict):
-            raise TypeError(f"listing {plural} returned {type(listed).__name__}, not an object")
-        items: list[Mapping[str, Any]] = listed["items"]
-        return items
+        return [body for page in self.object_pages(plural, namespace) for body in page]
+
+    def secret_pages(
+        self, namespace: str | None, label_selector: str
+    ) -> Iterator[list[tuple[Key, ObservedSecret]]]:
+        """`list_secrets` a page (`LIST_PAGE` Secrets) at a time, so that a caller that keeps a few of
+        them never holds all at once."""
+        token: str | None = None
+        while True:
+            listed = (
+                self._core.list_secret_for_all_namespaces(
+                    label_selector=label_selector, limit=LIST_PAGE, _continue=token
+                )
+                if namespace is None
+                else self._core.list_namespaced_secret(
+                    namespace, label_selector=label_selector, limit=LIST_PAGE, _continue=token
+                )
+            )
+            yield [
+                ((secret.metadata.namespace or "", secret.metadata.name or ""), observed_from_model(secret))
+                for secret in listed.items
+                if secret.metadata is not None
+            ]
+            token = (listed.metadata._continue if listed.metadata else None) or None
+            if not token:
+                return
+
+    def object_pages(self, plural: str, namespace: str | None) -> Iterator[list[Mapping[str, Any]]]:
+        """`list_objects` a page (`LIST_PAGE` objects) at a time."""
+        token: str | None = None
+        while True:
+            listed = (
+                self._objects.list_cluster_custom_object(
+                    GROUP, VERSION, plural, limit=LIST_PAGE, _continue=token
+                )
+                if namespace is None
+                else self._objects.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, limit=LIST_PAGE, _continue=token
+                )
+            )
+            if not isinstance(listed, dict):
+                raise TypeError(f"listing {plural} returned {type(listed).__name__}, not an object")
+            items: list[Mapping[str, Any]] = listed["items"]
+            yield items
+            token = (listed.get("metadata") or {}).get("continue") or None
+            if not token:
+                return
 
 
 def owner_reference(owner: ObjectRef | None) -> client.V1OwnerReference | None:

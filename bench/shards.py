@@ -1,0 +1,178 @@
+"""Shards: N Certificates issued by 1, 2, 4 ... replicas sharing `--shards S`; then one replica is
+SIGKILLed and the survivors take its shards over.
+
+    python bench/shards.py --count 10000 --replicas 1 --replicas 2 --replicas 4
+    python bench/shards.py --count 100000 --replicas 1 --replicas 2 --replicas 4 --timeout 7200
+
+Per replica count, on a fresh control plane: time from the first Certificate created to all Ready;
+API writes per issuance (Secret creates and replaces, status patches, Events, counted by the API
+server's apiserver_request_total, so nothing is missed), Lease writes apart; peak RSS (VmHWM) of each
+replica; double issuances (Certificates whose status revision is not 1, and issuances beyond one per
+Certificate in the replicas' own logs). With more than one replica, one is then SIGKILLed and
+`--after-kill` new Certificates are created at once: the time until all of them are Ready is the
+takeover (the Lease duration, then the survivors list the taken shards and catch up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from harness import (
+    Cluster,
+    Operator,
+    RequestKey,
+    ca_issuer,
+    cluster,
+    create_certificates,
+    create_namespace,
+    machine,
+    operator,
+    print_table,
+    wait_all_ready,
+)
+from kubernetes import client
+
+from certsmith.api import GROUP, VERSION
+
+_KEY = {"algorithm": "ECDSA", "size": 256}
+_ISSUANCE_WRITES = {
+    ("POST", "secrets", ""),
+    ("PUT", "secrets", ""),
+    ("PATCH", "certificates", "status"),
+    ("POST", "events", ""),
+}
+_ISSUED = re.compile(r"certificate \S+/(cert-\d+): .*\(revision \d+;")
+
+
+def _held(bench: Cluster, namespace: str, shards: int) -> Counter[str]:
+    """Shard Leases per holder (holders with an empty identity are free Leases)."""
+    leases = client.CoordinationV1Api(bench.api).list_namespaced_lease(namespace).items
+    return Counter(
+        (lease.spec.holder_identity or "") if lease.spec else ""
+        for lease in leases
+        if lease.metadata and re.fullmatch(rf"certsmith-shard-\d+-of-{shards}", lease.metadata.name or "")
+    )
+
+
+def _wait_shared(bench: Cluster, namespace: str, shards: int, replicas: int, timeout: float) -> float:
+    """Seconds until every shard is held and the holders are `replicas` replicas sharing them evenly."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        held = _held(bench, namespace, shards)
+        shared = "" not in held and sum(held.values()) == shards and len(held) == replicas
+        if shared and max(held.values()) - min(held.values()) <= 1:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise TimeoutError(f"shards not shared by {replicas} replicas after {timeout:.0f}s: {dict(held)}")
+
+
+def _revisions(bench: Cluster, namespace: str) -> Counter[int]:
+    objects = client.CustomObjectsApi(bench.api)
+    revisions: Counter[int] = Counter()
+    token = None
+    while True:
+        listed = objects.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "certificates", limit=500, _continue=token
+        )
+        if not isinstance(listed, dict):
+            raise TypeError(f"unexpected list response {type(listed).__name__}")
+        revisions.update(int((item.get("status") or {}).get("revision") or 0) for item in listed["items"])
+        token = listed["metadata"].get("continue")
+        if not token:
+            return revisions
+
+
+def run(
+    count: int, replicas: int, shards: int, lease: int, after_kill: int, timeout: float
+) -> dict[str, str]:
+    with cluster() as bench:
+        namespace = f"shards-{uuid.uuid4().hex[:6]}"
+        create_namespace(bench, namespace)
+        flags = [
+            *("--namespace", namespace, "--shards", str(shards), "--leader-elect-namespace", namespace),
+            *("--leader-elect-lease-duration", str(lease), "--no-tls-secret-metrics"),
+        ]
+        with contextlib.ExitStack() as stack:
+            running: list[Operator] = [stack.enter_context(operator(bench, *flags)) for _ in range(replicas)]
+            issuer = ca_issuer(bench, namespace)
+            _wait_shared(bench, namespace, shards, replicas, 120)
+            before = bench.request_counts()
+            started = time.monotonic()
+            create_certificates(bench, namespace, count, _KEY, issuer)
+            wait_all_ready(bench, namespace, count + 1, timeout)
+            elapsed = time.monotonic() - started
+            time.sleep(2)  # the last Events land
+            spent: Counter[RequestKey] = bench.request_counts() - before
+            rss = [replica.peak_rss_mib() for replica in running]
+            row = {
+                "certificates": str(count),
+                "replicas": str(replicas),
+                "shards": str(shards),
+                "all Ready after (s)": f"{elapsed:.1f}",
+                "per second": f"{count / elapsed:.1f}",
+                "writes / issuance": f"{sum(spent[key] for key in _ISSUANCE_WRITES) / count:.2f}",
+                "Lease writes / s": f"{spent[('PUT', 'leases', '')] / elapsed:.1f}",
+                "peak RSS per replica (MiB)": " / ".join(f"{value:.0f}" for value in rss),
+            }
+            takeover = ""
+            if replicas > 1:
+                os.kill(running[0].process.pid, signal.SIGKILL)  # no clean-up at all
+                killed_at = time.monotonic()
+                create_certificates(bench, namespace, after_kill, _KEY, issuer, first=count)
+                wait_all_ready(bench, namespace, count + after_kill + 1, timeout)
+                takeover = f"{time.monotonic() - killed_at:.1f}"
+            revisions = _revisions(bench, namespace)
+            issued = Counter(
+                name for replica in running for name in _ISSUED.findall(Path(replica.log).read_text())
+            )
+        total = count + (after_kill if replicas > 1 else 0)
+        row["takeover: new certs Ready after SIGKILL (s)"] = takeover or "-"
+        row["double issuances"] = str(
+            sum(number for revision, number in revisions.items() if revision > 1)
+            + sum(times - 1 for times in issued.values())
+            + max(0, len(issued) - total)
+        )
+        return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=1000, help="certificates (default: %(default)s)")
+    parser.add_argument("--replicas", type=int, action="append", help="replicas per run (repeatable)")
+    parser.add_argument("--shards", type=int, default=8, help="--shards of every run (default: %(default)s)")
+    parser.add_argument("--lease-duration", type=int, default=15, help="seconds (default: %(default)s)")
+    parser.add_argument(
+        "--after-kill",
+        type=int,
+        default=100,
+        help="certificates created after the SIGKILL (default: %(default)s)",
+    )
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for all Ready")
+    arguments = parser.parse_args()
+    rows = [
+        run(
+            arguments.count,
+            replicas,
+            arguments.shards,
+            arguments.lease_duration,
+            arguments.after_kill,
+            arguments.timeout,
+        )
+        for replicas in arguments.replicas or [1, 2, 4]
+    ]
+    print(f"Machine: {machine()}\n")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

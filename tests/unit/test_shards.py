@@ -1,0 +1,182 @@
+"""The shard of an object, the fair share of each replica, and the shard Leases against an in-memory
+Lease API with resourceVersions, in virtual time."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from collections import Counter
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from certsmith.kube.lease import LeaseSettings
+from certsmith.kube.port import ShardNotHeldError
+from certsmith.kube.shards import ShardLeases, fair_share, shard_of, to_release
+
+
+def test_the_shard_is_sha256_of_namespace_and_name_mod_the_count() -> None:
+    """Pinned values (sha256(b"team-a/web")[:8] = 0xa6d6889313c23313): no version may move an object."""
+    assert shard_of(("team-a", "web"), 2**64) == 0xA6D6889313C23313
+    assert [shard_of(("team-a", "web"), count) for count in (1, 2, 6, 256)] == [0, 1, 1, 19]
+    assert shard_of(("", "cluster-wide"), 6) == 0
+
+
+def test_shards_spread_evenly() -> None:
+    counts = Counter(shard_of(("ns", f"cert-{index}"), 6) for index in range(6000))
+    assert len(counts) == 6
+    assert all(900 < count < 1100 for count in counts.values())
+
+
+def test_fair_share() -> None:
+    assert fair_share(6, 3) == (2, 2)
+    assert fair_share(6, 4) == (1, 2)
+    assert fair_share(6, 0) == (6, 6)
+
+
+def test_a_replica_releases_above_its_share_and_for_a_joiner() -> None:
+    assert to_release(6, [6, 0, 0], 6) == 4
+    assert to_release(2, [2, 2, 2], 6) == 0
+    assert to_release(2, [2, 2, 2, 0], 6) == 1  # four replicas: each keeps at least one
+    assert to_release(1, [1, 2, 2, 1], 6) == 0
+    assert to_release(3, [3, 3], 6) == 0
+
+
+class FakeLeases:
+    """Leases of one namespace with resourceVersions: a replace at an old version is a 409."""
+
+    def __init__(self) -> None:
+        self.leases: dict[str, client.V1Lease] = {}
+        self.version = 0
+
+    def list_namespaced_lease(self, namespace: str, label_selector: str) -> client.V1LeaseList:
+        key, value = label_selector.split("=")
+        return client.V1LeaseList(
+            items=[
+                copy.deepcopy(lease)
+                for lease in self.leases.values()
+                if (_meta(lease).labels or {}).get(key) == value
+            ]
+        )
+
+    def read_namespaced_lease(self, name: str, namespace: str) -> client.V1Lease:
+        if name not in self.leases:
+            raise ApiException(status=404, reason="Not Found")
+        return copy.deepcopy(self.leases[name])
+
+    def create_namespaced_lease(self, namespace: str, body: client.V1Lease) -> client.V1Lease:
+        if _meta(body).name in self.leases:
+            raise ApiException(status=409, reason="Conflict")
+        return self._store(body)
+
+    def replace_namespaced_lease(self, name: str, namespace: str, body: client.V1Lease) -> client.V1Lease:
+        if name not in self.leases:
+            raise ApiException(status=404, reason="Not Found")
+        if _meta(body).resource_version != _meta(self.leases[name]).resource_version:
+            raise ApiException(status=409, reason="Conflict")
+        return self._store(body)
+
+    def delete_namespaced_lease(self, name: str, namespace: str, body: Any = None) -> None:
+        self.leases.pop(name, None)
+
+    def _store(self, body: client.V1Lease) -> client.V1Lease:
+        self.version += 1
+        body = copy.deepcopy(body)
+        _meta(body).resource_version = str(self.version)
+        self.leases[str(_meta(body).name)] = body
+        return copy.deepcopy(body)
+
+
+def _meta(lease: client.V1Lease) -> client.V1ObjectMeta:
+    assert lease.metadata is not None
+    return lease.metadata
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+SETTINGS = LeaseSettings(
+    "certsmith",
+    "certsmith",
+    datetime.timedelta(seconds=15),
+    datetime.timedelta(seconds=10),
+    datetime.timedelta(seconds=2),
+)
+
+
+def _replicas(fake: FakeLeases, clock: Clock, count: int, shards: int = 6) -> list[ShardLeases]:
+    return [
+        ShardLeases(None, f"replica-{index}", f"m{index}", shards, SETTINGS, clock, leases=fake)  # type: ignore[arg-type]
+        for index in range(count)
+    ]
+
+
+def _rounds(replicas: list[ShardLeases], clock: Clock, times: int) -> None:
+    for _ in range(times):
+        for replica in replicas:
+            replica.round()
+        clock.now += 2
+
+
+def test_replicas_share_fairly_and_take_a_dead_ones_shards_after_the_lease_duration() -> None:
+    fake, clock = FakeLeases(), Clock()
+    replicas = _replicas(fake, clock, 3)
+    _rounds(replicas, clock, 4)
+    held = [replica.held() for replica in replicas]
+    assert [len(shards) for shards in held] == [2, 2, 2]
+    assert frozenset().union(*held) == frozenset(range(6))
+    dead, survivors = replicas[0], replicas[1:]
+    _rounds(survivors, clock, 6)  # 12 s < 15 s: not yet expired
+    assert [len(replica.held()) for replica in survivors] == [2, 2]
+    _rounds(survivors, clock, 4)
+    assert [len(replica.held()) for replica in survivors] == [3, 3]
+    with pytest.raises(ShardNotHeldError, match="not held by this replica"):  # the dead one woke up
+        next(
+            dead.writing(("ns", f"cert-{index}")).__enter__()
+            for index in range(100)
+            if shard_of(("ns", f"cert-{index}"), 6) in dead.held()
+        )
+
+
+def test_a_joiner_gets_its_share_from_graceful_releases() -> None:
+    fake, clock = FakeLeases(), Clock()
+    first, second = _replicas(fake, clock, 2)
+    _rounds([first], clock, 3)
+    assert len(first.held()) == 6
+    _rounds([first, second], clock, 3)  # far less than the Lease duration: released, not expired
+    assert (len(first.held()), len(second.held())) == (3, 3)
+    first.leave()
+    _rounds([second], clock, 2)
+    assert len(second.held()) == 6
+
+
+def test_a_replica_frozen_past_its_leases_writes_nothing_and_finds_them_lost() -> None:
+    fake, clock = FakeLeases(), Clock()
+    frozen, awake = _replicas(fake, clock, 2, shards=2)
+    _rounds([frozen, awake], clock, 3)
+    (shard,) = frozen.held()
+    key = next(
+        ("ns", f"cert-{index}") for index in range(100) if shard_of(("ns", f"cert-{index}"), 2) == shard
+    )
+    with frozen.writing(key):
+        pass
+    clock.now += 11  # past the renew deadline, not yet the Lease duration: no write, no one else took it
+    with pytest.raises(ShardNotHeldError):
+        frozen.writing(key).__enter__()
+    assert frozen.round().lost == frozenset()  # renewed at the resourceVersion listed: still its own
+    with frozen.writing(key):
+        pass
+    clock.now += 11
+    _rounds([awake], clock, 9)  # 15 s after it saw the last renewal, the other takes the Lease
+    assert awake.held() == frozenset({0, 1})
+    with pytest.raises(ShardNotHeldError):
+        frozen.writing(key).__enter__()
+    assert frozen.round().lost == frozenset({shard})
+    assert frozen.held() == frozenset()
