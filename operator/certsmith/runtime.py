@@ -20,7 +20,16 @@ from typing import Any, NoReturn
 
 from kubernetes import client
 
-from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, CLUSTER_ISSUERS, GATEWAYS, INGRESSES, ISSUERS
+from certsmith.api import (
+    CERTIFICATE_REQUESTS,
+    CERTIFICATES,
+    CLUSTER_ISSUERS,
+    GATEWAYS,
+    INGRESSES,
+    ISSUERS,
+    SpecError,
+)
+from certsmith.api.bundle import BUNDLE_LABEL, BUNDLES, IssuerSource, SecretSource, parse_bundle_spec
 from certsmith.api.certificate_request import PRIVATE_KEY_SECRET_ANNOTATION
 from certsmith.api.issuer import issuer_secret_names
 from certsmith.api.references import IssuerKind, IssuerRef
@@ -36,9 +45,12 @@ from certsmith.kube.lease import LeaderElector, LeaseSettings
 from certsmith.kube.port import ApiAccessError, ApiServer, Key, failure_reason
 from certsmith.kube.routes import ChallengeRoutes
 from certsmith.kube.secrets import ObservedSecret, observed_secret
+from certsmith.kube.trust import TrustApi, observed_target
 from certsmith.kube.watch import Changed, Listed, SecretWatch, retry_delay
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.metrics.scanner import TLSSecretScanner
+from certsmith.pki.system_trust import system_trust
+from certsmith.reconcile.bundle import BundleReconciler
 from certsmith.reconcile.certificate import CertificateReconciler
 from certsmith.reconcile.certificate_request import CertificateRequestReconciler
 from certsmith.reconcile.escaped import escaped_failure
@@ -102,6 +114,9 @@ class Runtime:
             self.store, self.port, self.resolver, settings.auto_approve, clock, self.lanes
         )
         self.shim = ShimReconciler(self.store, self.port, CertificateWriter(api))
+        self.bundles = BundleReconciler(
+            self.store, self.port, TrustApi(api, self.port.own_writes), settings, clock, system_trust
+        )
         self.queue: WorkQueue[WorkItem] = WorkQueue()
         self.scheduler: Scheduler[WorkItem] = Scheduler(self.queue.add, clock)
         self._references = _References()
@@ -286,7 +301,7 @@ class Runtime:
         return None
 
     def custom_object_event(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
-        key = _key(body, cluster_scoped=plural == CLUSTER_ISSUERS)
+        key = _key(body, cluster_scoped=plural in CLUSTER_SCOPED)
         objects = self.store.objects(plural)
         item = WorkItem(plural, key)
         if plural == CERTIFICATES and self._own_write(plural, key, event_type, body):
@@ -311,6 +326,40 @@ class Runtime:
             if plural == CERTIFICATES and self._not_yet_reconciled is not None:
                 self._not_yet_reconciled.add(item)
         self.queue.add(item)
+        if plural in (ISSUERS, CLUSTER_ISSUERS):  # its CA Secret may be another now
+            for bundle_key, bundle in list(self.store.bundles.items()):
+                bundle_item = WorkItem(BUNDLES, bundle_key)
+                self._refer(bundle_item, self._referenced_by(bundle_item, bundle))
+                self.queue.add(bundle_item)
+
+    def namespace_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A namespace came, went or changed: if its labels (or its being there) changed, every Bundle
+        looks again (there are few Bundles, and each reconcile writes only what differs)."""
+        name = body["metadata"]["name"]
+        going = event_type == DELETED or (body.get("status") or {}).get("phase") == "Terminating"
+        labels = None if going else dict(body["metadata"].get("labels") or {})
+        if self.store.namespaces.get(name) == labels:
+            return
+        if labels is None:
+            self.store.namespaces.pop(name, None)
+        else:
+            self.store.namespaces[name] = labels
+        for key in list(self.store.bundles):
+            self.queue.add(WorkItem(BUNDLES, key))
+
+    def bundle_target_event(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A ConfigMap or Secret labelled as a Bundle's changed: unless it is certsmith's own write, its
+        Bundle looks again (someone edited or deleted a target)."""
+        target = observed_target(kind, body)
+        key = (target.namespace, target.name)
+        own = self._own_write(kind, key, event_type, body)
+        if event_type == DELETED:
+            self.store.bundle_targets.pop((kind, key), None)
+        else:
+            self.store.bundle_targets[(kind, key)] = target
+        owner = target.labels.get(BUNDLE_LABEL)
+        if not own and owner:
+            self.queue.add(WorkItem(BUNDLES, ("", owner)))
 
     def secret_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A managed Secret changed."""
@@ -400,6 +449,8 @@ class Runtime:
         spec = body.get("spec") or {}
         if item.plural in SHIMMED:
             return frozenset()
+        if item.plural == BUNDLES:
+            return self._bundle_reads(item, spec)
         if item.plural == CERTIFICATE_REQUESTS:
             annotations = (body.get("metadata") or {}).get("annotations") or {}
             private_key = annotations.get(PRIVATE_KEY_SECRET_ANNOTATION)
@@ -412,6 +463,22 @@ class Runtime:
             self.settings.cluster_resource_namespace if item.plural == CLUSTER_ISSUERS else item.key[0]
         )
         return frozenset((namespace, name) for name in issuer_secret_names(spec))
+
+    def _bundle_reads(self, item: WorkItem, spec: Mapping[str, Any]) -> frozenset[Key]:
+        """The Secrets a Bundle reads: its issuers' CA Secrets, and the Secrets its sources name."""
+        try:
+            parsed = parse_bundle_spec(item.key[1], spec)
+        except SpecError:
+            return frozenset()
+        keys = set()
+        for source in parsed.sources:
+            if isinstance(source, IssuerSource):
+                secret = self.bundles.issuer_secret(source)
+                if secret is not None:
+                    keys.add(secret)
+            elif isinstance(source, SecretSource) and source.name is not None:
+                keys.add((self.settings.trust_namespace, source.name))
+        return frozenset(keys)
 
     def _refer(self, item: WorkItem, keys: frozenset[Key]) -> None:
         started, stopped = self._references.update(item, keys)
@@ -490,6 +557,8 @@ class Runtime:
             return self.certificate_requests.reconcile(item.key)
         if item.plural in SHIMMED:
             return self.shim.reconcile(item)
+        if item.plural == BUNDLES:
+            return self.bundles.reconcile(item.key[1])
         return self.issuers.reconcile(item)
 
     def _note_progress(self, item: WorkItem) -> None:
@@ -546,6 +615,7 @@ class _References:
 
 
 SHIMMED = (INGRESSES, GATEWAYS)
+CLUSTER_SCOPED = (CLUSTER_ISSUERS, BUNDLES)
 _SHIM_KINDS = {"Ingress": INGRESSES, "Gateway": GATEWAYS}
 
 
