@@ -45,7 +45,7 @@ from certsmith.kube.lease import LeaderElector, LeaseSettings
 from certsmith.kube.port import ApiAccessError, ApiServer, Key, failure_reason
 from certsmith.kube.routes import ChallengeRoutes
 from certsmith.kube.secrets import ObservedSecret, observed_secret
-from certsmith.kube.trust import TrustApi, observed_target
+from certsmith.kube.trust import SECRETS, TrustApi, observed_target, target_from_secret
 from certsmith.kube.watch import Changed, Listed, SecretWatch, retry_delay
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.metrics.scanner import TLSSecretScanner
@@ -59,7 +59,7 @@ from certsmith.reconcile.plan import Outcome, merge_written
 from certsmith.reconcile.shim import ShimReconciler
 from certsmith.reconcile.store import Store, WorkItem
 from certsmith.scheduler import Scheduler
-from certsmith.settings import OperatorSettings, is_namespace_pattern
+from certsmith.settings import OperatorSettings, is_namespace_pattern, namespace_filter
 from certsmith.tls_secret import CERTIFICATE_NAME, MANAGED_LABEL
 from certsmith.workqueue import WorkQueue
 
@@ -121,6 +121,14 @@ class Runtime:
         self.scheduler: Scheduler[WorkItem] = Scheduler(self.queue.add, clock)
         self._references = _References()
         self._watches: dict[Key, SecretWatch] = {}
+        self._bundle_secrets = (
+            None
+            if settings.namespaced  # Bundles are not served
+            else SecretWatch(
+                api, None, "type=Opaque", self._deliver_bundle_secret, label_selector=BUNDLE_LABEL
+            )
+        )
+        self._in_scope = namespace_filter(settings.namespaces)
         self._errors: dict[WorkItem, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.last_tick = time.monotonic()
@@ -201,6 +209,8 @@ class Runtime:
                 task.cancel()
             for watch in self._watches.values():
                 watch.stop()
+            if self._bundle_secrets is not None:
+                self._bundle_secrets.stop()
             self.lanes.shutdown()
             if self._elector is not None:
                 await asyncio.to_thread(self._elector.release)
@@ -238,6 +248,8 @@ class Runtime:
         self.not_ready = None
         if self.tls_secrets is not None:
             self.tls_secrets.start()
+        if self._bundle_secrets is not None:
+            self._bundle_secrets.start()
         try:
             await asyncio.gather(self.scheduler.run(), *(self._work() for _ in range(self.settings.workers)))
         finally:
@@ -271,7 +283,11 @@ class Runtime:
         can take, if one has (kopf's watches reconnect by themselves after 70 s without a bookmark).
         Called from the probe's thread."""
         now = time.monotonic()
-        watches = [*list(self._watches.values()), *(self.tls_secrets.watches if self.tls_secrets else ())]
+        watches = [
+            *list(self._watches.values()),
+            *(self.tls_secrets.watches if self.tls_secrets else ()),
+            *([self._bundle_secrets] if self._bundle_secrets else []),
+        ]
         return next((problem for watch in watches if (problem := watch.stuck(now))), None)
 
     def _step_done(self, owner: Hashable) -> None:
@@ -346,6 +362,40 @@ class Runtime:
             self.store.namespaces[name] = labels
         for key in list(self.store.bundles):
             self.queue.add(WorkItem(BUNDLES, key))
+
+    def _deliver_bundle_secret(self, event: Listed | Changed) -> None:
+        """From the watch's thread to the loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.bundle_secret_event, event)
+
+    def bundle_secret_event(self, event: Listed | Changed) -> None:
+        """Bundles' Secrets, from their own label-selected watch (kopf's one Secret watch selects
+        managed Secrets only). After a (re)listing every Bundle looks again."""
+        if isinstance(event, Listed):
+            for stale in [stale for stale in self.store.bundle_targets if stale[0] == SECRETS]:
+                del self.store.bundle_targets[stale]
+            for key, observed in event.secrets.items():
+                if self._in_scope(key[0]):
+                    self.store.bundle_targets[(SECRETS, key)] = target_from_secret(key, observed)
+            for bundle in list(self.store.bundles):
+                self.queue.add(WorkItem(BUNDLES, bundle))
+            return
+        if not self._in_scope(event.key[0]):
+            return
+        previous = self.store.bundle_targets.get((SECRETS, event.key))
+        if event.secret is None:
+            self.port.own_writes.forget(SECRETS, event.key)
+            self.store.bundle_targets.pop((SECRETS, event.key), None)
+            own = False
+        else:
+            target = target_from_secret(event.key, event.secret)
+            own = self.port.own_writes.is_own(SECRETS, event.key, target.resource_version)
+            self.store.bundle_targets[(SECRETS, event.key)] = target
+        owner = previous.labels.get(BUNDLE_LABEL) if previous is not None else None
+        if event.secret is not None:
+            owner = event.secret.contents.labels.get(BUNDLE_LABEL) or owner
+        if not own and owner:
+            self.queue.add(WorkItem(BUNDLES, ("", owner)))
 
     def bundle_target_event(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A ConfigMap or Secret labelled as a Bundle's changed: unless it is certsmith's own write, its

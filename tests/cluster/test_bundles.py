@@ -29,7 +29,7 @@ from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
 from certsmith.pki.trust import trust_bundle
 from certsmith_devtools.kit import condition, create_object
-from tests.cluster.support import certificate, eventually, secret_data, wait_ready
+from tests.cluster.support import certificate, eventually, secret, secret_data, wait_ready
 from tests.conftest import Cluster, OperatorProcess, fresh_namespace
 
 pytestmark = pytest.mark.cluster
@@ -234,9 +234,14 @@ def test_a_foreign_configmap_is_never_overwritten_and_deleting_the_bundle_remove
         )
         for namespace in (foreign, own):
             _label(cluster, namespace, label)
-        _create_bundle(cluster, name, _spec(trust, _inline_certificate(), label))
+        spec = _spec(trust, _inline_certificate(), label)
+        spec["target"]["secret"] = {"key": "ca.pem"}
+        _create_bundle(cluster, name, spec)
         try:
             eventually(lambda: _pem(cluster, own, name), TIMEOUT, "the Bundle's own target")
+            for namespace in (foreign, own):  # the foreign ConfigMap stops only the ConfigMap
+                found = eventually(functools.partial(secret, cluster, namespace, name), TIMEOUT, "Secrets")
+                assert base64.b64decode((found.data or {})["ca.pem"]).decode() == _pem(cluster, own, name)
 
             def refused() -> dict[str, Any] | None:
                 body = _bundle(cluster, name)
@@ -260,4 +265,14 @@ def test_a_foreign_configmap_is_never_overwritten_and_deleting_the_bundle_remove
         finally:
             _delete_bundle(cluster, name)
         eventually(lambda: _config_map(cluster, own, name) is None, TIMEOUT, "the Bundle's ConfigMap to go")
+        for namespace in (foreign, own):
+            eventually(
+                functools.partial(_gone, cluster, namespace, name),
+                TIMEOUT,
+                f"Secret {namespace}/{name} to go",
+            )
         assert _pem(cluster, foreign, name) == "someone else's"
+
+
+def _gone(cluster: Cluster, namespace: str, name: str) -> bool:
+    return secret(cluster, namespace, name) is None

@@ -1,6 +1,6 @@
 """The API calls of trust distribution: reading a Bundle's ConfigMap and Secret sources, and writing its
 targets (ConfigMaps, Secrets, a ClusterTrustBundle). Writes are conditional: a create never replaces,
-a replace holds the resourceVersion it read, a delete the uid, so that an object someone else made or
+a replace or a delete holds the resourceVersion it saw, so that an object someone else made or
 changed meanwhile is never overwritten."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from certsmith.kube.port import HTTP_CONFLICT, HTTP_NOT_FOUND, Key, OwnWrites, access_error
+from certsmith.kube.secrets import ObservedSecret
 
 CONFIG_MAPS = "configmaps"
 SECRETS = "secrets"
@@ -31,7 +32,6 @@ class Target:
     name: str
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
-    uid: str
     resource_version: str
 
 
@@ -43,6 +43,12 @@ class TargetBody:
     binary: Mapping[str, bytes] = field(default_factory=dict)
 
 
+def target_from_secret(key: Key, observed: ObservedSecret) -> Target:
+    """From the Secret watch of Bundles' Secrets."""
+    contents = observed.contents
+    return Target(SECRETS, *key, contents.labels, contents.annotations, observed.resource_version)
+
+
 def observed_target(kind: str, body: Mapping[str, Any]) -> Target:
     """From a watch event's object (a dict)."""
     metadata = body.get("metadata") or {}
@@ -52,7 +58,6 @@ def observed_target(kind: str, body: Mapping[str, Any]) -> Target:
         metadata.get("name", ""),
         dict(metadata.get("labels") or {}),
         dict(metadata.get("annotations") or {}),
-        metadata.get("uid", ""),
         metadata.get("resourceVersion", ""),
     )
 
@@ -158,8 +163,11 @@ class TrustApi:
         return _target(kind, read)
 
     def delete(self, target: Target) -> None:
-        """Only the very object observed (its uid): never one someone made again under that name."""
-        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=target.uid))
+        """Only the object as observed (its resourceVersion): never one someone changed or made again
+        under that name since (a conflict: its watch event makes the Bundle look again)."""
+        options = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(resource_version=target.resource_version)
+        )
         try:
             if target.kind == CONFIG_MAPS:
                 self._core.delete_namespaced_config_map(target.name, target.namespace, body=options)
@@ -180,7 +188,6 @@ def _target(kind: str, model: Any) -> Target:  # noqa: ANN401 -- a V1ConfigMap o
         metadata.name or "",
         dict(metadata.labels or {}),
         dict(metadata.annotations or {}),
-        metadata.uid or "",
         metadata.resource_version or "",
     )
 
