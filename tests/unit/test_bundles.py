@@ -4,10 +4,12 @@ store and the system trust store's version."""
 from __future__ import annotations
 
 import datetime
+import io
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,7 +26,11 @@ from certsmith.api.bundle import (
     label_selector,
     parse_bundle_spec,
 )
+from certsmith.api.cert_manager_fields import Severity
 from certsmith.api.references import IssuerKind, IssuerRef
+from certsmith.api.trust_manager import convert_bundle
+from certsmith.commands.common import ExitCode
+from certsmith.commands.convert import convert_files
 from certsmith.pki.system_trust import system_trust
 from certsmith.pki.trust import (
     BadCertificatesError,
@@ -190,3 +196,68 @@ def test_the_system_trust_store_and_its_package_version(tmp_path: Path) -> None:
     trust = system_trust(bundle, status)
     assert (len(trust.certificates), trust.version) == (2, "20230311+deb12u1")
     assert system_trust(bundle, tmp_path / "missing").version == "unknown"
+
+
+TRUST_MANAGER_BUNDLE = """\
+apiVersion: trust.cert-manager.io/v1alpha1
+kind: Bundle
+metadata:
+  name: trust
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: "{}"
+spec:
+  sources:
+    - useDefaultCAs: false
+    - secret: {name: root, key: ca.crt}
+    - configMap: {selector: {matchLabels: {trust: "yes"}}, includeAllKeys: true}
+  target:
+    configMap: {key: bundle.pem, metadata: {labels: {a: b}}}
+    additionalFormats:
+      jks: {key: bundle.jks}
+      pkcs12: {key: bundle.p12, password: changeit}
+    namespaceSelector: {matchLabels: {trust: "yes"}}
+"""
+
+
+def test_a_trust_manager_bundle_converts_by_its_apiversion_and_says_what_is_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "bundle.yaml"
+    path.write_text(TRUST_MANAGER_BUNDLE)
+    out, err = io.StringIO(), io.StringIO()
+    assert convert_files([path], out, err) == ExitCode.INCOMPLETE
+    converted = yaml.safe_load(out.getvalue())
+    assert converted == {
+        "apiVersion": "certsmith.dev/v1alpha1",
+        "kind": "Bundle",
+        "metadata": {"name": "trust"},
+        "spec": {
+            "sources": [
+                {"secret": {"name": "root", "key": "ca.crt"}},
+                {"configMap": {"selector": {"matchLabels": {"trust": "yes"}}, "includeAllKeys": True}},
+            ],
+            "target": {
+                "configMap": {"key": "bundle.pem"},
+                "additionalFormats": {"pkcs12": {"key": "bundle.p12", "password": "changeit"}},
+                "namespaceSelector": {"matchLabels": {"trust": "yes"}},
+            },
+        },
+    }
+    said = err.getvalue()
+    for field in ("spec.target.configMap.metadata", "spec.target.additionalFormats.jks", "--trust-namespace"):
+        assert field in said
+    parse_bundle_spec("trust", converted["spec"])
+
+
+def test_a_trust_manager_bundle_that_would_not_work_is_refused_with_the_field() -> None:
+    refused = convert_bundle(
+        {
+            "apiVersion": "trust.cert-manager.io/v1alpha1",
+            "kind": "Bundle",
+            "metadata": {"name": "trust"},
+            "spec": {"sources": [{"configMap": {"name": "a"}}], "target": {"configMap": {"key": "k"}}},
+        }
+    )
+    assert refused.manifest is None
+    assert [(note.severity, note.path) for note in refused.notes][-1] == (
+        Severity.REFUSED,
+        "spec.sources[0].configMap",
+    )
