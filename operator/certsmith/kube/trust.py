@@ -20,6 +20,8 @@ CONFIG_MAPS = "configmaps"
 SECRETS = "secrets"
 CLUSTER_TRUST_BUNDLES = "clustertrustbundles"
 TRUST_GROUP = "certificates.k8s.io"
+TRUST_VERSIONS = ("v1", "v1beta1")
+"""ClusterTrustBundle: GA (v1) since Kubernetes 1.37; beta (v1beta1, off by default) in 1.33 to 1.36."""
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,93 @@ class TargetExistsError(RuntimeError):
     """A create found an object of that name already there."""
 
 
+class TrustBundleUnavailableError(RuntimeError):
+    """The API server serves no ClusterTrustBundle API."""
+
+
 class TrustApi:
     def __init__(self, api: client.ApiClient, own_writes: OwnWrites) -> None:
         self._core = client.CoreV1Api(api)
         self._objects = client.CustomObjectsApi(api)
         self._own_writes = own_writes
+        self._trust_version: str | None = None
+
+    def trust_bundle_version(self) -> str:
+        """The served version of the ClusterTrustBundle API (asked once per process, while found)."""
+        if self._trust_version is None:
+            for version in TRUST_VERSIONS:
+                try:
+                    resources = self._objects.get_api_resources(TRUST_GROUP, version)
+                except ApiException as error:
+                    if error.status == HTTP_NOT_FOUND:
+                        continue
+                    raise access_error(f"discovering {TRUST_GROUP}/{version}", error) from None
+                if any(resource.name == CLUSTER_TRUST_BUNDLES for resource in resources.resources or ()):
+                    self._trust_version = version
+                    break
+            else:
+                raise TrustBundleUnavailableError(
+                    f"the API server serves no ClusterTrustBundle ({TRUST_GROUP} "
+                    f"{' or '.join(TRUST_VERSIONS)}: GA in Kubernetes 1.37; in 1.33 to 1.36 enable the "
+                    "ClusterTrustBundle feature gate and "
+                    f"--runtime-config={TRUST_GROUP}/v1beta1/clustertrustbundles=true)"
+                )
+        return self._trust_version
+
+    def trust_bundles(self, label_selector: str) -> list[Mapping[str, Any]]:
+        """The ClusterTrustBundles with these labels."""
+        version = self.trust_bundle_version()
+        try:
+            listed = self._objects.list_cluster_custom_object(
+                TRUST_GROUP, version, CLUSTER_TRUST_BUNDLES, label_selector=label_selector
+            )
+        except ApiException as error:
+            raise access_error(f"listing ClusterTrustBundles ({label_selector})", error) from None
+        if not isinstance(listed, dict):
+            raise TypeError(f"listing ClusterTrustBundles returned {type(listed).__name__}, not an object")
+        items: list[Mapping[str, Any]] = listed["items"]
+        return items
+
+    def write_trust_bundle(
+        self,
+        name: str,
+        signer: str | None,
+        pem: str,
+        metadata: Mapping[str, Any],
+        resource_version: str | None,
+    ) -> None:
+        """Create (resource_version None: TargetExistsError if the name is taken) or replace."""
+        version = self.trust_bundle_version()
+        body = {
+            "apiVersion": f"{TRUST_GROUP}/{version}",
+            "kind": "ClusterTrustBundle",
+            "metadata": {**metadata, "name": name}
+            | ({"resourceVersion": resource_version} if resource_version else {}),
+            "spec": {"trustBundle": pem} | ({"signerName": signer} if signer else {}),
+        }
+        try:
+            if resource_version is None:
+                self._objects.create_cluster_custom_object(TRUST_GROUP, version, CLUSTER_TRUST_BUNDLES, body)
+            else:
+                self._objects.replace_cluster_custom_object(
+                    TRUST_GROUP, version, CLUSTER_TRUST_BUNDLES, name, body
+                )
+        except ApiException as error:
+            if error.status == HTTP_CONFLICT and resource_version is None:
+                raise TargetExistsError(f"ClusterTrustBundle {name} exists") from None
+            raise access_error(f"writing ClusterTrustBundle {name}", error) from None
+
+    def delete_trust_bundle(self, name: str, resource_version: str) -> None:
+        options = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(resource_version=resource_version)
+        )
+        try:
+            self._objects.delete_cluster_custom_object(
+                TRUST_GROUP, self.trust_bundle_version(), CLUSTER_TRUST_BUNDLES, name, body=options
+            )
+        except ApiException as error:
+            if error.status not in (HTTP_NOT_FOUND, HTTP_CONFLICT):
+                raise access_error(f"deleting ClusterTrustBundle {name}", error) from None
 
     def source_texts(
         self, kind: str, namespace: str, name: str | None, selector: str | None

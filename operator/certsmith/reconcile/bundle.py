@@ -28,6 +28,7 @@ from certsmith.api.bundle import (
     BUNDLE_LABEL,
     BUNDLES,
     BundleSpec,
+    ClusterTrustBundleTarget,
     ConfigMapSource,
     DefaultCAsSource,
     InLineSource,
@@ -39,9 +40,24 @@ from certsmith.api.issuer import CAIssuerSpec, parse_issuer_spec
 from certsmith.api.references import IssuerKind
 from certsmith.api.status import condition, status_differs
 from certsmith.kube.port import HTTP_CONFLICT, ApiAccessError, EventRecord, Key, KubePort, ObjectRef
-from certsmith.kube.trust import CONFIG_MAPS, SECRETS, Target, TargetBody, TargetExistsError, TrustApi
+from certsmith.kube.trust import (
+    CLUSTER_TRUST_BUNDLES,
+    CONFIG_MAPS,
+    SECRETS,
+    Target,
+    TargetBody,
+    TargetExistsError,
+    TrustApi,
+    TrustBundleUnavailableError,
+)
 from certsmith.pki.system_trust import SystemTrust
-from certsmith.pki.trust import BadCertificatesError, TrustBundle, parse_certificates, trust_bundle
+from certsmith.pki.trust import (
+    BadCertificatesError,
+    TrustBundle,
+    certificate_authorities,
+    parse_certificates,
+    trust_bundle,
+)
 from certsmith.reconcile.plan import Outcome
 from certsmith.reconcile.store import Store
 from certsmith.settings import OperatorSettings, namespace_filter
@@ -53,7 +69,7 @@ SOURCE_RESYNC = datetime.timedelta(minutes=5)
 those are read, not watched (issuers' CA Secrets and Secrets named by a source are watched)."""
 MAX_LISTED = 20
 """Namespaces named in the status and Events at most (with the count of the rest)."""
-_KIND = {CONFIG_MAPS: "ConfigMap", SECRETS: "Secret"}
+_KIND = {CONFIG_MAPS: "ConfigMap", SECRETS: "Secret", CLUSTER_TRUST_BUNDLES: "ClusterTrustBundle"}
 
 
 class SourceError(RuntimeError):
@@ -139,12 +155,18 @@ class BundleReconciler:
             self._status(body, regarding, False, "NoCertificates", message, {})
             return Outcome(recheck_at=recheck)
         wanted = self._wanted(spec)
-        refusals, failures = self._converge(name, metadata.get("uid", ""), spec, bundle, wanted)
+        uid = metadata.get("uid", "")
+        refusals, failures = self._converge(name, uid, spec, bundle, wanted)
+        trust_bundle_name, unavailable = self._trust_bundle(name, uid, spec, bundle, body, refusals, failures)
+        in_namespaces = {refusal.namespace for refusal in refusals if refusal.namespace}
         extra: dict[str, Any] = {
             "defaultCAVersion": version,
-            "targetNamespaces": len(wanted) - len({refusal.namespace for refusal in refusals}),
+            "targetNamespaces": len(wanted) - len(in_namespaces) if _namespaced(spec) else None,
+            "clusterTrustBundle": trust_bundle_name,
             "notOwned": [
                 {"kind": _KIND[refusal.kind], "namespace": refusal.namespace, "reason": refusal.reason}
+                if refusal.namespace
+                else {"kind": _KIND[refusal.kind], "reason": refusal.reason}
                 for refusal in refusals[:MAX_LISTED]
             ]
             or None,
@@ -155,18 +177,97 @@ class BundleReconciler:
             raise TargetWriteError(
                 f"bundle {name}: {len(failures)} targets not written, first: {failures[0]}"
             )
-        if refusals:
-            named = ", ".join(f"{_KIND[r.kind]} {r.namespace}/{name}" for r in refusals[:MAX_LISTED])
+        if unavailable is not None:
+            self._status(body, regarding, False, "ClusterTrustBundleUnavailable", unavailable, extra)
+        elif refusals:
+            named = ", ".join(_describe(refusal, name) for refusal in refusals[:MAX_LISTED])
             more = f" and {len(refusals) - MAX_LISTED} more" if len(refusals) > MAX_LISTED else ""
             message = (
-                f"not written where an object of that name is not this Bundle's: {named}{more} (delete or "
-                "rename it, or label it certsmith.dev/bundle: " + name + " to hand it over)"
+                f"not written: {named}{more}; an object certsmith did not make is never overwritten (delete "
+                f"or rename it, or label it certsmith.dev/bundle: {name} to hand it over)"
             )
             self._status(body, regarding, False, "TargetNotOwned", message, extra)
         else:
-            message = f"{len(bundle.certificates)} certificates in {extra['targetNamespaces']} namespaces"
+            places = [f"{extra['targetNamespaces']} namespaces"] if _namespaced(spec) else []
+            places += [f"ClusterTrustBundle {trust_bundle_name}"] if trust_bundle_name else []
+            message = f"{len(bundle.certificates)} certificates in {' and '.join(places)}"
             self._status(body, regarding, True, "Synced", message, extra)
+        if spec.cluster_trust_bundle is not None:  # not watched: read again now and then
+            recheck = recheck or self._clock() + SOURCE_RESYNC
         return Outcome(recheck_at=recheck)
+
+    def _trust_bundle(
+        self,
+        name: str,
+        uid: str,
+        spec: BundleSpec,
+        bundle: TrustBundle,
+        body: Mapping[str, Any],
+        refusals: list[Refusal],
+        failures: list[str],
+    ) -> tuple[str | None, str | None]:
+        """Keep the ClusterTrustBundle target (and delete one the spec no longer names): its name if it
+        holds the bundle, and why the API is unavailable, if it is. One LIST (by label) per reconcile."""
+        target = spec.cluster_trust_bundle
+        if target is None and not (body.get("status") or {}).get("clusterTrustBundle"):
+            return None, None
+        try:
+            listed = self._trust.trust_bundles(f"{BUNDLE_LABEL}={name}")
+        except TrustBundleUnavailableError as error:
+            return None, f"spec.target.clusterTrustBundle: {error}"
+        except ApiAccessError as error:
+            failures.append(str(error))
+            return None, None
+        existing = {item["metadata"]["name"]: item for item in listed}
+        for other, item in existing.items():
+            if target is None or other != target.name:
+                try:
+                    self._trust.delete_trust_bundle(other, item["metadata"].get("resourceVersion", ""))
+                except ApiAccessError as error:
+                    failures.append(str(error))
+                else:
+                    logger.info("bundle %s: ClusterTrustBundle %s deleted", name, other)
+        if target is None:
+            return None, None
+        try:
+            refused = self._put_trust_bundle(name, uid, target, bundle, existing.get(target.name))
+        except ApiAccessError as error:
+            refused = None
+            failures.append(str(error))
+        if refused is not None:
+            refusals.append(Refusal(CLUSTER_TRUST_BUNDLES, "", refused))
+        return (None if refused is not None or failures else target.name), None
+
+    def _put_trust_bundle(
+        self,
+        name: str,
+        uid: str,
+        target: ClusterTrustBundleTarget,
+        bundle: TrustBundle,
+        current: Mapping[str, Any] | None,
+    ) -> str | None:
+        """Write the ClusterTrustBundle unless it holds this digest already; why not, if it cannot be."""
+        authorities = trust_bundle(certificate_authorities(bundle.certificates))
+        if not authorities.certificates:
+            return "the bundle holds no CA certificate (basicConstraints CA:TRUE), the only kind it takes"
+        digest = authorities.digest(f"signer={target.signer_name or ''}")
+        if current is not None and (current["metadata"].get("annotations") or {}).get(BUNDLE_HASH) == digest:
+            return None
+        owner = {"apiVersion": API_VERSION, "kind": "Bundle", "name": name, "uid": uid, "controller": True}
+        metadata = {
+            "labels": {BUNDLE_LABEL: name},
+            "annotations": {BUNDLE_HASH: digest},
+            "ownerReferences": [owner | {"blockOwnerDeletion": False}],
+        }
+        version = current["metadata"].get("resourceVersion") if current is not None else None
+        try:
+            self._trust.write_trust_bundle(
+                target.name, target.signer_name, authorities.pem, metadata, version
+            )
+        except TargetExistsError:
+            return f"exists without the label {BUNDLE_LABEL}: {name}, so certsmith did not make it"
+        logger.info("bundle %s: ClusterTrustBundle %s written", name, target.name)
+        return None
 
     def _gather(self, spec: BundleSpec) -> tuple[TrustBundle, str | None]:
         certificates: list[x509.Certificate] = []
@@ -357,6 +458,7 @@ class BundleReconciler:
             "targetNamespaces": None,
             "notOwned": None,
             "certificates": None,
+            "clusterTrustBundle": None,
             **extra,
         }
         if not status_differs(current, status):
@@ -373,6 +475,15 @@ class BundleReconciler:
             self._port.post_event(event)
         except ApiAccessError as error:
             logger.warning("Bundle %s: %s (Event not posted: %s)", event.regarding.name, event.message, error)
+
+
+def _namespaced(spec: BundleSpec) -> bool:
+    return bool(spec.config_map_key or spec.secret_key)
+
+
+def _describe(refusal: Refusal, name: str) -> str:
+    where = f"{refusal.namespace}/{name}" if refusal.namespace else "the target"
+    return f"{_KIND[refusal.kind]} {where}: {refusal.reason}"
 
 
 def _reads_unwatched(spec: BundleSpec) -> bool:
