@@ -134,6 +134,8 @@ class BundleReconciler:
         body = self._store.bundles.get(("", name))
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             self._remove(name, lambda _: True)
+            if body is None or (body.get("status") or {}).get("clusterTrustBundle"):
+                self._remove_trust_bundles(name)
             return Outcome()
         metadata = body["metadata"]
         regarding = ObjectRef("Bundle", None, name, metadata.get("uid"), metadata.get("resourceVersion"))
@@ -237,6 +239,21 @@ class BundleReconciler:
         if refused is not None:
             refusals.append(Refusal(CLUSTER_TRUST_BUNDLES, "", refused))
         return (None if refused is not None or failures else target.name), None
+
+    def _remove_trust_bundles(self, name: str) -> None:
+        """Those the deleted Bundle made (the garbage collector would, a little later); none to remove
+        where the API is not served."""
+        try:
+            listed = self._trust.trust_bundles(f"{BUNDLE_LABEL}={name}")
+            for item in listed:
+                self._trust.delete_trust_bundle(item["metadata"]["name"], item["metadata"]["resourceVersion"])
+                logger.info("bundle %s: ClusterTrustBundle %s deleted", name, item["metadata"]["name"])
+        except TrustBundleUnavailableError:
+            return
+        except ApiAccessError as error:
+            logger.warning(
+                "bundle %s: its ClusterTrustBundles are left to the garbage collector: %s", name, error
+            )
 
     def _put_trust_bundle(
         self,
