@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -70,6 +70,43 @@ class TargetExistsError(RuntimeError):
 
 class TrustBundleUnavailableError(RuntimeError):
     """The API server serves no ClusterTrustBundle API."""
+
+
+class TrustPort(Protocol):
+    """What the Bundle reconcile asks of the API server; `TrustApi` over the client, a fake in the unit
+    tests (tests/unit/test_bundle_reconcile.py)."""
+
+    def source_texts(
+        self, kind: str, namespace: str, name: str | None, selector: str | None
+    ) -> dict[str, dict[str, bytes]]: ...
+
+    def write(
+        self,
+        kind: str,
+        target: Key,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+        owner: client.V1OwnerReference,
+        body: TargetBody,
+        resource_version: str | None,
+    ) -> Target: ...
+
+    def read(self, kind: str, target: Key) -> Target | None: ...
+
+    def delete(self, target: Target) -> None: ...
+
+    def trust_bundles(self, label_selector: str) -> list[Mapping[str, Any]]: ...
+
+    def write_trust_bundle(
+        self,
+        name: str,
+        signer: str | None,
+        pem: str,
+        metadata: Mapping[str, Any],
+        resource_version: str | None,
+    ) -> None: ...
+
+    def delete_trust_bundle(self, name: str, resource_version: str) -> None: ...
 
 
 class TrustApi:

@@ -47,8 +47,8 @@ from certsmith.kube.trust import (
     Target,
     TargetBody,
     TargetExistsError,
-    TrustApi,
     TrustBundleUnavailableError,
+    TrustPort,
 )
 from certsmith.pki.system_trust import SystemTrust
 from certsmith.pki.trust import (
@@ -105,7 +105,7 @@ class BundleReconciler:
         self,
         store: Store,
         port: KubePort,
-        trust: TrustApi,
+        trust: TrustPort,
         settings: OperatorSettings,
         clock: Callable[[], datetime.datetime],
         system: Callable[[], SystemTrust],
