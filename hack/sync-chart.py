@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "charts" / "certsmith"
-CRDS = ("certificate", "certificaterequest", "issuer", "clusterissuer")
+CRDS = ("certificate", "certificaterequest", "issuer", "clusterissuer", "bundle")
 
 
 def copies() -> dict[Path, Path]:

@@ -199,7 +199,8 @@ def _people_commands(commands: Any) -> None:  # noqa: ANN401 -- argparse's priva
 
     convert = people_command(
         "convert",
-        help="cert-manager manifests to certsmith's (stdout); every field not carried over is said (stderr)",
+        help="cert-manager and trust-manager manifests to certsmith's (stdout); what is not carried "
+        "over is said (stderr)",
     )
     convert.add_argument(
         "files", nargs="*", type=Path, default=[Path("-")], metavar="FILE", help="default: stdin"

@@ -18,7 +18,9 @@ from certsmith.api import (
     ISSUERS,
     VERSION,
 )
+from certsmith.api.bundle import BUNDLE_LABEL, BUNDLES
 from certsmith.kube.client import in_cluster
+from certsmith.kube.trust import CONFIG_MAPS
 from certsmith.runtime import Runtime
 from certsmith.tls_secret import MANAGED_LABEL
 
@@ -28,6 +30,7 @@ def operator_settings(namespaced: bool) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False  # certsmith posts its own Events, one per outcome
     settings.watching.label_selectors["v1", "secrets"] = f"{MANAGED_LABEL}=true"  # filtered by the API server
+    settings.watching.label_selectors["v1", "configmaps"] = BUNDLE_LABEL  # only Bundles' targets
     settings.scanning.disabled = namespaced
     return settings
 
@@ -84,6 +87,11 @@ def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             GATEWAYS,
             functools.partial(runtime.custom_object_event, GATEWAYS),
         )
+
+    if not runtime.settings.namespaced:  # Bundles are cluster-scoped and write into any namespace
+        _watch(registry, GROUP, VERSION, BUNDLES, functools.partial(runtime.custom_object_event, BUNDLES))
+        _watch(registry, "", "v1", "namespaces", runtime.namespace_event)
+        _watch(registry, "", "v1", CONFIG_MAPS, functools.partial(runtime.bundle_target_event, CONFIG_MAPS))
 
     return registry
 

@@ -21,7 +21,16 @@ from typing import Any, NoReturn
 
 from kubernetes import client
 
-from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, CLUSTER_ISSUERS, GATEWAYS, INGRESSES, ISSUERS
+from certsmith.api import (
+    CERTIFICATE_REQUESTS,
+    CERTIFICATES,
+    CLUSTER_ISSUERS,
+    GATEWAYS,
+    INGRESSES,
+    ISSUERS,
+    SpecError,
+)
+from certsmith.api.bundle import BUNDLE_LABEL, BUNDLES, IssuerSource, SecretSource, parse_bundle_spec
 from certsmith.api.certificate_request import PRIVATE_KEY_SECRET_ANNOTATION
 from certsmith.api.issuer import issuer_secret_names
 from certsmith.api.references import IssuerKind, IssuerRef
@@ -38,9 +47,12 @@ from certsmith.kube.port import ApiAccessError, ApiServer, Key, ShardNotHeldErro
 from certsmith.kube.routes import ChallengeRoutes
 from certsmith.kube.secrets import ObservedSecret, observed_secret
 from certsmith.kube.shards import ShardLeases
+from certsmith.kube.trust import SECRETS, TrustApi, observed_target, target_from_secret
 from certsmith.kube.watch import Changed, Listed, SecretWatch, retry_delay
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.metrics.scanner import TLSSecretScanner
+from certsmith.pki.system_trust import system_trust
+from certsmith.reconcile.bundle import BundleReconciler
 from certsmith.reconcile.certificate import CertificateReconciler
 from certsmith.reconcile.certificate_request import CertificateRequestReconciler
 from certsmith.reconcile.escaped import escaped_failure
@@ -49,7 +61,7 @@ from certsmith.reconcile.plan import Outcome, merge_written
 from certsmith.reconcile.shim import ShimReconciler
 from certsmith.reconcile.store import Store, WorkItem
 from certsmith.scheduler import Scheduler
-from certsmith.settings import OperatorSettings, is_namespace_pattern
+from certsmith.settings import OperatorSettings, is_namespace_pattern, namespace_filter
 from certsmith.tls_secret import CERTIFICATE_NAME, MANAGED_LABEL
 from certsmith.workqueue import WorkQueue
 
@@ -116,10 +128,21 @@ class Runtime:
             self.store, self.port, self.resolver, settings.auto_approve, clock, self.lanes
         )
         self.shim = ShimReconciler(self.store, self.port, CertificateWriter(api))
+        self.bundles = BundleReconciler(
+            self.store, self.port, TrustApi(api, self.port.own_writes), settings, clock, system_trust
+        )
         self.queue: WorkQueue[WorkItem] = WorkQueue()
         self.scheduler: Scheduler[WorkItem] = Scheduler(self.queue.add, clock)
         self._references = _References()
         self._watches: dict[Key, SecretWatch] = {}
+        self._bundle_secrets = (
+            None
+            if settings.namespaced  # Bundles are not served
+            else SecretWatch(
+                api, None, "type=Opaque", self._deliver_bundle_secret, label_selector=BUNDLE_LABEL
+            )
+        )
+        self._in_scope = namespace_filter(settings.namespaces)
         self._errors: dict[WorkItem, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.last_tick = time.monotonic()
@@ -196,6 +219,8 @@ class Runtime:
                 task.cancel()
             for watch in self._watches.values():
                 watch.stop()
+            if self._bundle_secrets is not None:
+                self._bundle_secrets.stop()
             self.lanes.shutdown()
             if self._elector is not None:
                 await asyncio.to_thread(self._elector.release)
@@ -224,9 +249,12 @@ class Runtime:
 
     def _mine(self, item: WorkItem) -> bool:
         """Whether this replica reconciles `item`: always without shards; with shards, Certificates,
-        CertificateRequests, Ingresses and Gateways of the shards it holds, and every issuer (each
-        replica needs every issuer's state; its status is written by the holder of its shard)."""
-        return self.shards is None or item.plural not in (*SHARDED, *SHIMMED) or self.shards.holds(item.key)
+        CertificateRequests, Ingresses, Gateways and Bundles of the shards it holds (a Bundle's shard is
+        that of ("", its name)), and every issuer (each replica needs every issuer's state; its status
+        is written by the holder of its shard)."""
+        if self.shards is None or item.plural not in (*SHARDED, *SHIMMED, BUNDLES):
+            return True
+        return self.shards.holds(item.key)
 
     async def _keep_shards(self, shards: ShardLeases) -> None:
         """A round of the shard Leases every retry period; objects of lost shards are forgotten at
@@ -279,7 +307,7 @@ class Runtime:
             and shards.shard((key[0], owner)) in lost
         ]:
             del self.store.secrets[key]
-        for plural in SHIMMED:
+        for plural in (*SHIMMED, BUNDLES):
             for key in self.store.objects(plural):
                 if shards.shard(key) in lost:
                     self.scheduler.cancel(WorkItem(plural, key))
@@ -357,7 +385,7 @@ class Runtime:
             self.store.remember(plural, item.key, body)
             self._refer(item, self._referenced_by(item, body))
             self.queue.add(item)
-        for plural in (*SHIMMED, ISSUERS, CLUSTER_ISSUERS):  # their writes are this replica's now
+        for plural in (*SHIMMED, BUNDLES, ISSUERS, CLUSTER_ISSUERS):  # their writes are this replica's now
             for key in self.store.objects(plural):
                 if self._mine(WorkItem(plural, key)):
                     self.queue.add(WorkItem(plural, key))
@@ -377,6 +405,8 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self._keep_shards(self.shards), name="certsmith-shards"))
         if self.tls_secrets is not None:
             self.tls_secrets.start()
+        if self._bundle_secrets is not None:
+            self._bundle_secrets.start()
         try:
             await asyncio.gather(self.scheduler.run(), *(self._work() for _ in range(self.settings.workers)))
         finally:
@@ -410,7 +440,11 @@ class Runtime:
         can take, if one has (kopf's watches reconnect by themselves after 70 s without a bookmark).
         Called from the probe's thread."""
         now = time.monotonic()
-        watches = [*list(self._watches.values()), *(self.tls_secrets.watches if self.tls_secrets else ())]
+        watches = [
+            *list(self._watches.values()),
+            *(self.tls_secrets.watches if self.tls_secrets else ()),
+            *([self._bundle_secrets] if self._bundle_secrets else []),
+        ]
         return next((problem for watch in watches if (problem := watch.stuck(now))), None)
 
     def _step_done(self, owner: Hashable) -> None:
@@ -453,7 +487,7 @@ class Runtime:
                     yield from ((_key(body), body) for body in page)
 
     def custom_object_event(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
-        key = _key(body, cluster_scoped=plural == CLUSTER_ISSUERS)
+        key = _key(body, cluster_scoped=plural in CLUSTER_SCOPED)
         objects = self.store.objects(plural)
         item = WorkItem(plural, key)
         if plural in SHARDED and not self._mine(item):
@@ -485,6 +519,78 @@ class Runtime:
             if plural == CERTIFICATES and self._not_yet_reconciled is not None:
                 self._not_yet_reconciled.add(item)
         self.queue.add(item)
+        if plural in (ISSUERS, CLUSTER_ISSUERS):  # its CA Secret may be another now
+            self._requeue_bundles()
+
+    def _requeue_bundles(self) -> None:
+        """Every Bundle looks again, following the CA Secrets its issuers name now."""
+        for bundle_key, bundle in list(self.store.bundles.items()):
+            bundle_item = WorkItem(BUNDLES, bundle_key)
+            self._refer(bundle_item, self._referenced_by(bundle_item, bundle))
+            self.queue.add(bundle_item)
+
+    def namespace_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A namespace came, went or changed: if its labels (or its being there) changed, every Bundle
+        looks again (there are few Bundles, and each reconcile writes only what differs)."""
+        name = body["metadata"]["name"]
+        going = event_type == DELETED or (body.get("status") or {}).get("phase") == "Terminating"
+        labels = None if going else dict(body["metadata"].get("labels") or {})
+        if self.store.namespaces.get(name) == labels:
+            return
+        if labels is None:
+            self.store.namespaces.pop(name, None)
+        else:
+            self.store.namespaces[name] = labels
+        for key in list(self.store.bundles):
+            self.queue.add(WorkItem(BUNDLES, key))
+
+    def _deliver_bundle_secret(self, event: Listed | Changed) -> None:
+        """From the watch's thread to the loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.bundle_secret_event, event)
+
+    def bundle_secret_event(self, event: Listed | Changed) -> None:
+        """Bundles' Secrets, from their own label-selected watch (kopf's one Secret watch selects
+        managed Secrets only). After a (re)listing every Bundle looks again."""
+        if isinstance(event, Listed):
+            for stale in [stale for stale in self.store.bundle_targets if stale[0] == SECRETS]:
+                del self.store.bundle_targets[stale]
+            for key, observed in event.secrets.items():
+                if self._in_scope(key[0]):
+                    self.store.bundle_targets[(SECRETS, key)] = target_from_secret(key, observed)
+            for bundle in list(self.store.bundles):
+                self.queue.add(WorkItem(BUNDLES, bundle))
+            return
+        if not self._in_scope(event.key[0]):
+            return
+        previous = self.store.bundle_targets.get((SECRETS, event.key))
+        if event.secret is None:
+            self.port.own_writes.forget(SECRETS, event.key)
+            self.store.bundle_targets.pop((SECRETS, event.key), None)
+            own = False
+        else:
+            target = target_from_secret(event.key, event.secret)
+            own = self.port.own_writes.is_own(SECRETS, event.key, target.resource_version)
+            self.store.bundle_targets[(SECRETS, event.key)] = target
+        owner = previous.labels.get(BUNDLE_LABEL) if previous is not None else None
+        if event.secret is not None:
+            owner = event.secret.contents.labels.get(BUNDLE_LABEL) or owner
+        if not own and owner:
+            self.queue.add(WorkItem(BUNDLES, ("", owner)))
+
+    def bundle_target_event(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A ConfigMap or Secret labelled as a Bundle's changed: unless it is certsmith's own write, its
+        Bundle looks again (someone edited or deleted a target)."""
+        target = observed_target(kind, body)
+        key = (target.namespace, target.name)
+        own = self._own_write(kind, key, event_type, body)
+        if event_type == DELETED:
+            self.store.bundle_targets.pop((kind, key), None)
+        else:
+            self.store.bundle_targets[(kind, key)] = target
+        owner = target.labels.get(BUNDLE_LABEL)
+        if not own and owner:
+            self.queue.add(WorkItem(BUNDLES, ("", owner)))
 
     def secret_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A managed Secret changed."""
@@ -578,6 +684,8 @@ class Runtime:
         spec = body.get("spec") or {}
         if item.plural in SHIMMED:
             return frozenset()
+        if item.plural == BUNDLES:
+            return self._bundle_reads(item, spec)
         if item.plural == CERTIFICATE_REQUESTS:
             annotations = (body.get("metadata") or {}).get("annotations") or {}
             private_key = annotations.get(PRIVATE_KEY_SECRET_ANNOTATION)
@@ -590,6 +698,22 @@ class Runtime:
             self.settings.cluster_resource_namespace if item.plural == CLUSTER_ISSUERS else item.key[0]
         )
         return frozenset((namespace, name) for name in issuer_secret_names(spec))
+
+    def _bundle_reads(self, item: WorkItem, spec: Mapping[str, Any]) -> frozenset[Key]:
+        """The Secrets a Bundle reads: its issuers' CA Secrets, and the Secrets its sources name."""
+        try:
+            parsed = parse_bundle_spec(item.key[1], spec)
+        except SpecError:
+            return frozenset()
+        keys = set()
+        for source in parsed.sources:
+            if isinstance(source, IssuerSource):
+                secret = self.bundles.issuer_secret(source)
+                if secret is not None:
+                    keys.add(secret)
+            elif isinstance(source, SecretSource) and source.name is not None:
+                keys.add((self.settings.trust_namespace, source.name))
+        return frozenset(keys)
 
     def _refer(self, item: WorkItem, keys: frozenset[Key]) -> None:
         started, stopped = self._references.update(item, keys)
@@ -674,6 +798,8 @@ class Runtime:
             return self.certificate_requests.reconcile(item.key)
         if item.plural in SHIMMED:
             return self.shim.reconcile(item)
+        if item.plural == BUNDLES:
+            return self.bundles.reconcile(item.key[1])
         return self.issuers.reconcile(item)
 
     def _note_progress(self, item: WorkItem) -> None:
@@ -738,6 +864,7 @@ class _References:
 SHIMMED = (INGRESSES, GATEWAYS)
 SHARDED = (CERTIFICATES, CERTIFICATE_REQUESTS)
 """Kept in memory only by the replica holding their shard."""
+CLUSTER_SCOPED = (CLUSTER_ISSUERS, BUNDLES)
 _SHIM_KINDS = {"Ingress": INGRESSES, "Gateway": GATEWAYS}
 
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import datetime
+import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from certsmith.flags import flag
@@ -55,6 +57,8 @@ class OperatorSettings:
         CA's Retry-After, clamped to 1 minute .. 1 day. For tests and impatient operators.
     dns01_recursive_nameservers: where `cnameStrategy: Follow` looks up the CNAMEs at
         `_acme-challenge.<name>` (host, host:port or [ipv6]:port); none: the system's resolver.
+    trust_namespace: where Bundles read their configMap, secret and Issuer sources (trust-manager's
+        trust namespace); ClusterIssuers' CA Secrets stay in `cluster_resource_namespace`.
     auto_approve: approve every CertificateRequest (the Approved condition, as certsmith's own
         ServiceAccount, which the approval policy lets approve); off, each waits for an approver.
     """
@@ -245,6 +249,14 @@ class OperatorSettings:
             "`certsmith approve` by someone allowed the verb approve on signers.certsmith.dev",
         ),
     )
+    trust_namespace: str = field(
+        default="certsmith",
+        metadata=flag(
+            "--trust-namespace",
+            metavar="NS",
+            help="namespace of the ConfigMaps, Secrets and Issuers that Bundles read their certificates from",
+        ),
+    )
 
     @property
     def renewal_info_interval(self) -> datetime.timedelta | None:
@@ -268,3 +280,16 @@ class OperatorSettings:
 def is_namespace_pattern(namespace: str) -> bool:
     """Whether a --namespace value is a pattern (a glob, a negation, a list) rather than a name."""
     return bool(set(namespace) & set("*?!,"))
+
+
+def namespace_filter(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """kopf's namespace patterns: names or globs to include, `!glob` to exclude; none means all."""
+    include = [p for pattern in patterns for p in pattern.split(",") if p and not p.startswith("!")]
+    exclude = [p[1:] for pattern in patterns for p in pattern.split(",") if p.startswith("!")]
+
+    def watched(namespace: str) -> bool:
+        if any(fnmatch.fnmatchcase(namespace, pattern) for pattern in exclude):
+            return False
+        return not include or any(fnmatch.fnmatchcase(namespace, pattern) for pattern in include)
+
+    return watched

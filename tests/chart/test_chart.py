@@ -207,6 +207,7 @@ def test_values_reach_the_deployment() -> None:
         "--namespace=team-a",
         "--namespace=team-b",
         "--cluster-resource-namespace=platform",
+        "--trust-namespace=platform",
         "--no-auto-approve",
         "--backoff-max=30m",
         "--workers=8",

@@ -21,13 +21,19 @@ from tests.conftest import REPO, Cluster
 EXAMPLES = REPO / "docs" / "examples"
 INVALID = sorted((EXAMPLES / "invalid").glob("*.yaml"))
 GROUP, VERSION = "certsmith.dev", "v1alpha1"
-PLURALS = {"Certificate": "certificates", "Issuer": "issuers", "ClusterIssuer": "clusterissuers"}
+PLURALS = {
+    "Certificate": "certificates",
+    "Issuer": "issuers",
+    "ClusterIssuer": "clusterissuers",
+    "Bundle": "bundles",
+}
+CLUSTER_SCOPED = ("ClusterIssuer", "Bundle")
 
 
 def _create(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
     objects = client.CustomObjectsApi(cluster.api)
     plural = PLURALS[manifest["kind"]]
-    if manifest["kind"] == "ClusterIssuer":
+    if manifest["kind"] in CLUSTER_SCOPED:
         created = objects.create_cluster_custom_object(GROUP, VERSION, plural, manifest)
     else:
         created = objects.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, manifest)
@@ -47,7 +53,7 @@ def cluster_issuer_names(cluster: Cluster) -> Iterator[list[str]]:
 
 def _with_unique_cluster_name(manifest: dict[str, Any]) -> dict[str, Any]:
     """Cluster-scoped names are suffixed, so that tests can run against a shared cluster."""
-    if manifest["kind"] == "ClusterIssuer":
+    if manifest["kind"] in CLUSTER_SCOPED:
         manifest["metadata"]["name"] += f"-{uuid.uuid4().hex[:6]}"
     return manifest
 

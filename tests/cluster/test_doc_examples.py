@@ -27,6 +27,7 @@ _HEREDOC = re.compile(r"<<\s*'?EOF'?[^\n]*\n(.*?)^\s*EOF$", re.MULTILINE | re.DO
 _CLUSTER_SCOPED = {
     "Namespace",
     "ClusterIssuer",
+    "Bundle",
     "ClusterRole",
     "ClusterRoleBinding",
     "CustomResourceDefinition",

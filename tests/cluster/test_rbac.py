@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import CERTIFICATE_REQUESTS, GROUP, VERSION
 from certsmith.api.certificate_request import PRIVATE_KEY_SECRET_ANNOTATION
@@ -33,6 +35,7 @@ from tests.cluster.support import (
     create_secret,
     event_objects,
     eventually,
+    key_pair,
     service_account_kubeconfig,
     wait_ready,
 )
@@ -97,9 +100,11 @@ def test_the_operator_needs_nothing_beyond_its_service_account(
         create_certificate(cluster, namespace, "orphan", "missing", dnsNames=["o.example.com"])
         _acme_scenario(cluster, namespace, pebble)
         _shim_and_request_scenario(cluster, namespace)
+        bundle = _bundle_scenario(cluster, namespace)
         for name in ("self", "leaf", "cluster", "twin1", "acme"):
             wait_ready(cluster, namespace, name, timeout=60)
         _shim_and_request_done(cluster, namespace)
+        _bundle_done(cluster, namespace, bundle)
         create_certificate(
             cluster, namespace, "twin2", "selfsigned", secretName="shared", dnsNames=["t.example.com"]
         )
@@ -122,6 +127,7 @@ def test_the_operator_needs_nothing_beyond_its_service_account(
     finally:
         operator.stop()
         objects.delete_cluster_custom_object(GROUP, VERSION, "clusterissuers", cluster_issuer)
+        _delete_bundle(cluster, solo_namespace)
     log = operator.log()
     assert not HTTP_403.search(log), log[-3000:]
     assert "Forbidden" not in log, log[-3000:]
@@ -200,6 +206,75 @@ def _shim_and_request_done(cluster: Cluster, namespace: str) -> None:
         return isinstance(found, dict) and bool((found.get("status") or {}).get("certificate"))
 
     eventually(signed, 30, "the CertificateRequest signed")
+
+
+def _bundle_scenario(cluster: Cluster, namespace: str) -> str:
+    """A Bundle of an inline CA certificate into a ConfigMap and a Secret of `namespace`; its name."""
+    name = f"rbac-{namespace}"
+    inline = key_pair("rbac bundle CA", True, datetime.timedelta(days=1))["tls.crt"].decode()
+    client.CustomObjectsApi(cluster.api).create_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "bundles",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Bundle",
+            "metadata": {"name": name},
+            "spec": {
+                "sources": [{"inLine": inline}],
+                "target": {
+                    "configMap": {"key": "ca.crt"},
+                    "secret": {"key": "ca.crt"},
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                },
+            },
+        },
+    )
+    return name
+
+
+def _delete_bundle(cluster: Cluster, namespace: str) -> None:
+    """The scenario's Bundle, if it is still there."""
+    with contextlib.suppress(ApiException):
+        client.CustomObjectsApi(cluster.api).delete_cluster_custom_object(
+            GROUP, VERSION, "bundles", f"rbac-{namespace}"
+        )
+
+
+def _bundle_done(cluster: Cluster, namespace: str, name: str) -> None:
+    """The Bundle's targets written; then its Secret target dropped and its source changed (the Secret
+    deleted, the ConfigMap replaced); then the Bundle deleted (the ConfigMap deleted)."""
+    core = client.CoreV1Api(cluster.api)
+
+    def config_maps() -> set[str]:
+        return {
+            item.metadata.name or ""
+            for item in core.list_namespaced_config_map(namespace).items
+            if item.metadata
+        }
+
+    def secrets() -> set[str]:
+        return {
+            item.metadata.name or "" for item in core.list_namespaced_secret(namespace).items if item.metadata
+        }
+
+    eventually(lambda: name in config_maps() and name in secrets(), 30, "the Bundle's ConfigMap and Secret")
+    inline = key_pair("rbac bundle CA 2", True, datetime.timedelta(days=1))["tls.crt"].decode()
+    client.CustomObjectsApi(cluster.api).patch_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "bundles",
+        name,
+        {"spec": {"sources": [{"inLine": inline}], "target": {"secret": None}}},
+    )
+    eventually(lambda: name not in secrets(), 30, "the Bundle's Secret deleted")
+    eventually(
+        lambda: (core.read_namespaced_config_map(name, namespace).data or {}).get("ca.crt") == inline,
+        30,
+        "the Bundle's ConfigMap replaced",
+    )
+    client.CustomObjectsApi(cluster.api).delete_cluster_custom_object(GROUP, VERSION, "bundles", name)
+    eventually(lambda: name not in config_maps(), 30, "the Bundle's ConfigMap deleted")
 
 
 def _ingress(cluster: Cluster, namespace: str, secrets: dict[str, list[str]], replace: bool = False) -> None:
@@ -348,6 +423,7 @@ def test_every_rule_is_needed(
         _acme_scenario(cluster, solo_namespace, pebble)
         create_object(cluster.api, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
         _shim_and_request_scenario(cluster, solo_namespace)
+        _bundle_scenario(cluster, solo_namespace)
         create_certificate(
             cluster, solo_namespace, "twin1", "selfsigned", secretName="shared", dnsNames=["t.example.com"]
         )
@@ -370,3 +446,4 @@ def test_every_rule_is_needed(
     finally:
         operator.stop()
         _replace_role(cluster, kind, None)
+        _delete_bundle(cluster, solo_namespace)

@@ -15,6 +15,7 @@ from certsmith.kube.crds import load_crds
 from tests.conftest import REPO
 
 CRDS = load_crds(REPO / "crds")
+CRD_OF = {crd["spec"]["names"]["kind"]: crd for crd in CRDS}
 
 
 def _undocumented(schema: dict[str, Any], path: str) -> Iterator[str]:
@@ -97,8 +98,12 @@ def _examples(kinds: set[str]) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(
     ("crd", "kinds"),
-    [(CRDS[0], {"Certificate"}), (CRDS[2], {"Issuer", "ClusterIssuer"})],
-    ids=["Certificate", "Issuer"],
+    [
+        (CRD_OF["Certificate"], {"Certificate"}),
+        (CRD_OF["Issuer"], {"Issuer", "ClusterIssuer"}),
+        (CRD_OF["Bundle"], {"Bundle"}),
+    ],
+    ids=["Certificate", "Issuer", "Bundle"],
 )
 def test_every_rule_of_the_crd_has_an_invalid_example(crd: dict[str, Any], kinds: set[str]) -> None:
     """Each CEL rule and enum is exercised by an example that the cluster test applies for real."""

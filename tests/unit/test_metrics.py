@@ -16,14 +16,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from certsmith.metrics.collector import CertsmithCollector, TLSSecretCollector
-from certsmith.metrics.scanner import _namespace_filter
 from certsmith.metrics.server import MetricsApp, metrics_registry, serve_metrics
 from certsmith.metrics.tls_secrets import TLSSecretFacts, tls_secret_facts
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
-from certsmith.settings import OperatorSettings
+from certsmith.settings import OperatorSettings, namespace_filter
 from certsmith.tls_secret import SecretContents
 from certsmith_devtools.kit import free_port
 from tests.unit.test_reconcile import NS, World, _ca_pair, _ca_world
@@ -132,13 +131,13 @@ def test_every_tls_secret_is_exported_and_promtool_accepts_the_output() -> None:
 
 
 def test_namespace_patterns_select_as_kopf_does() -> None:
-    assert _namespace_filter(())("anything")
-    watched = _namespace_filter(("team-*", "!team-secret"))
+    assert namespace_filter(())("anything")
+    watched = namespace_filter(("team-*", "!team-secret"))
     assert watched("team-a")
     assert not watched("team-secret")
     assert not watched("default")
-    assert _namespace_filter(("!kube-*",))("default")
-    assert not _namespace_filter(("!kube-*",))("kube-system")
+    assert namespace_filter(("!kube-*",))("default")
+    assert not namespace_filter(("!kube-*",))("kube-system")
 
 
 def test_contents_type_is_irrelevant_to_the_facts() -> None:

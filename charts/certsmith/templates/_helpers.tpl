@@ -50,6 +50,10 @@ certsmith
 {{- if ne $clusterResourceNamespace $operatorNamespace }}
 - --cluster-resource-namespace={{ $clusterResourceNamespace }}
 {{- end }}
+{{- $trustNamespace := $settings.trustNamespace | default .Release.Namespace }}
+{{- if ne $trustNamespace $operatorNamespace }}
+- --trust-namespace={{ $trustNamespace }}
+{{- end }}
 {{- if $settings.secretOwnerReferences }}
 - --secret-owner-references
 {{- end }}

@@ -1,5 +1,5 @@
-"""`certsmith convert`: cert-manager manifests in, certsmith manifests out (stdout), and a line on
-stderr for every field that was not carried over as it was, and every object refused."""
+"""`certsmith convert`: cert-manager and trust-manager manifests in, certsmith manifests out (stdout),
+and a line on stderr for every field that was not carried over as it was, and every object refused."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import yaml
 
 from certsmith.api.cert_manager import convert_all, is_cert_manager
+from certsmith.api.trust_manager import convert_bundle, is_trust_manager
 from certsmith.commands.common import CommandError, ExitCode
 
 
@@ -38,6 +39,9 @@ def convert_files(paths: list[Path], out: TextIO = sys.stdout, err: TextIO = sys
         if isinstance(document.body, dict) and is_cert_manager(document.body)
     ]
     results = dict(zip(map(id, ours), convert_all([document.body for document in ours]), strict=True))
+    for document in documents:
+        if isinstance(document.body, dict) and is_trust_manager(document.body):
+            results[id(document)] = convert_bundle(document.body)
     emitted: list[Any] = []
     incomplete = False
     for document in documents:

@@ -6,7 +6,8 @@ on the server so that bystander Secrets cost nothing:
 - single Secrets that issuers and keystores *refer to* (CA key pairs, keystore passwords), selected
   by name: their number is the number of distinct referenced Secrets, not of Certificates;
 - every `kubernetes.io/tls` Secret, selected by type, for the expiry metrics (the consumer keeps
-  parsed facts, never the Secret).
+  parsed facts, never the Secret);
+- the Secrets that Bundles made (their targets), selected by the label `certsmith.dev/bundle`.
 
 A watch lists first (paginated) and delivers the whole listing, then each change; after an error or
 an expired resourceVersion it lists again, so its consumer always converges on the truth.
@@ -63,8 +64,8 @@ def retry_delay(failures: int) -> int:
 
 
 class SecretWatch:
-    """Delivers the Secrets selected by `field_selector` in `namespace` (all if None). `deliver` is
-    called from the watch's own thread."""
+    """Delivers the Secrets selected by `field_selector` (and `label_selector`, if given) in `namespace`
+    (all if None). `deliver` is called from the watch's own thread."""
 
     def __init__(
         self,
@@ -74,6 +75,7 @@ class SecretWatch:
         deliver: Deliver,
         watch_seconds: int = _WATCH_SECONDS,
         read_grace: int = _READ_GRACE_SECONDS,
+        label_selector: str | None = None,
     ) -> None:
         self._watch_seconds = watch_seconds
         self._timeout = (_CONNECT_SECONDS, watch_seconds + read_grace)
@@ -83,11 +85,14 @@ class SecretWatch:
         self._core = client.CoreV1Api(api)
         self.namespace = namespace
         self.field_selector = field_selector
+        self.label_selector = label_selector
         self._deliver = deliver
         self._stopped = threading.Event()
         self._watch: watch.Watch | None = None
         self._thread = threading.Thread(
-            target=self._run, name=f"secret-watch {namespace or '*'} {field_selector}", daemon=True
+            target=self._run,
+            name=f"secret-watch {namespace or '*'} {field_selector} {label_selector or ''}".rstrip(),
+            daemon=True,
         )
 
     def start(self) -> None:
@@ -134,6 +139,7 @@ class SecretWatch:
         if self.namespace is None:
             return self._core.list_secret_for_all_namespaces(
                 field_selector=self.field_selector,
+                label_selector=self.label_selector,
                 limit=_PAGE,
                 _continue=token,
                 _request_timeout=self._timeout,
@@ -141,6 +147,7 @@ class SecretWatch:
         return self._core.list_namespaced_secret(
             self.namespace,
             field_selector=self.field_selector,
+            label_selector=self.label_selector,
             limit=_PAGE,
             _continue=token,
             _request_timeout=self._timeout,
@@ -171,6 +178,7 @@ class SecretWatch:
                 else self._core.list_secret_for_all_namespaces,
                 *([self.namespace] if self.namespace else []),
                 field_selector=self.field_selector,
+                label_selector=self.label_selector,
                 resource_version=resource_version,
                 timeout_seconds=self._watch_seconds,
                 _request_timeout=self._timeout,

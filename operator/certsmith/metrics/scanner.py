@@ -7,7 +7,6 @@ the Secret, so memory follows the number of TLS certificates, not the size of th
 
 from __future__ import annotations
 
-import fnmatch
 import threading
 from collections.abc import Callable, Mapping
 
@@ -15,6 +14,7 @@ from kubernetes import client
 
 from certsmith.kube.watch import Changed, Key, Listed, SecretWatch
 from certsmith.metrics.tls_secrets import TLSSecretFacts, tls_secret_facts
+from certsmith.settings import namespace_filter
 from certsmith.tls_secret import MANAGED_LABEL, SECRET_TYPE
 
 
@@ -23,7 +23,7 @@ class TLSSecretScanner:
         self._facts: dict[Key, TLSSecretFacts] = {}
         self._version = 0
         self._lock = threading.Lock()
-        self._watched = _namespace_filter(namespaces)
+        self._watched = namespace_filter(namespaces)
         explicit = [n for n in namespaces if not set(n) & set("*?!,")] if namespaces else []
         scopes: list[str | None] = list(explicit) if explicit and len(explicit) == len(namespaces) else [None]
         self._watches = [
@@ -78,16 +78,3 @@ class TLSSecretScanner:
 
 def _managed(labels: Mapping[str, str]) -> bool:
     return labels.get(MANAGED_LABEL) == "true"
-
-
-def _namespace_filter(patterns: tuple[str, ...]) -> Callable[[str], bool]:
-    """kopf's namespace patterns: names or globs to include, `!glob` to exclude; none means all."""
-    include = [p for pattern in patterns for p in pattern.split(",") if p and not p.startswith("!")]
-    exclude = [p[1:] for pattern in patterns for p in pattern.split(",") if p.startswith("!")]
-
-    def watched(namespace: str) -> bool:
-        if any(fnmatch.fnmatchcase(namespace, pattern) for pattern in exclude):
-            return False
-        return not include or any(fnmatch.fnmatchcase(namespace, pattern) for pattern in include)
-
-    return watched

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, CLUSTER_ISSUERS, GATEWAYS, INGRESSES, ISSUERS
+from certsmith.api.bundle import BUNDLES
 from certsmith.kube.port import Key
 from certsmith.kube.secrets import ObservedSecret
+from certsmith.kube.trust import Target
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class Store:
     """Secrets that issuers and keystores refer to, each watched by name; None: does not exist.
     A key that is absent has not been listed yet."""
     issuer_states: dict[WorkItem, IssuerState] = field(default_factory=dict)
+    bundles: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    namespaces: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    """Every namespace's labels (the Bundles' namespaceSelector); terminating namespaces are left out."""
+    bundle_targets: dict[tuple[str, Key], Target] = field(default_factory=dict)
+    """The ConfigMaps and Secrets labelled as a Bundle's, by (kind, key) (label-selected watches)."""
 
     def remember(self, plural: str, key: Key, body: Mapping[str, Any]) -> None:
         """Keep `body` without metadata.managedFields, often its largest part, which certsmith never reads."""
@@ -82,4 +89,5 @@ class Store:
             CLUSTER_ISSUERS: self.cluster_issuers,
             INGRESSES: self.ingresses,
             GATEWAYS: self.gateways,
+            BUNDLES: self.bundles,
         }[plural]
