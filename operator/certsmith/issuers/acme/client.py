@@ -201,7 +201,9 @@ class AcmeClient:
         choice)."""
         client = self._v2
         order = messages.NewOrder(
-            identifiers=[messages.Identifier(typ=_identifier_type(name), value=name) for name in identifiers],
+            identifiers=[
+                messages.Identifier(typ=_identifier_type(name), value=name) for name in identifiers
+            ],
             profile=profile,
         )
         with _calling(f"creating an order for {', '.join(identifiers)}"):
