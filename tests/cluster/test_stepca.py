@@ -27,6 +27,7 @@ from tests.cluster.support import (
     secret_data,
     wait_ready,
 )
+from tests.cluster.test_acme import issuer
 from tests.cluster.test_cli import certsmith
 from tests.conftest import Cluster, OperatorProcess, assert_no_key_material, fresh_namespace
 
@@ -112,6 +113,10 @@ def _leaf(cluster: Cluster, namespace: str, name: str) -> x509.Certificate:
 def test_a_certificate_issues_and_renews_against_step_ca(
     cluster: Cluster, step_ca: StepCA, namespace: str, tmp_path: Path
 ) -> None:
+    eventually(
+        lambda: condition(issuer(cluster, namespace, "step-ca")).get("status") == "True",
+        what="the step-ca Issuer's account to be registered",
+    )
     started = time.monotonic()
     create_certificate(cluster, namespace, "web", "step-ca", dnsNames=[f"web.{ZONE}", f"www.{ZONE}"])
     body = wait_ready(cluster, namespace, "web", timeout=60)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from certsmith.issuers.acme.caa import Record, Relevant, forbidden
+from certsmith.issuers.acme.caa import CAALookupError, Record, Relevant, forbidden, relevant_records
+from certsmith_devtools.kit import free_port
 
 OWNER = "example.com."
 CA = ("ca.test",)
@@ -50,3 +53,12 @@ def test_records_that_forbid_the_ca_are_named_with_the_fix(
 
 def test_a_ca_of_unknown_identity_is_left_to_judge_for_itself() -> None:
     assert forbidden("www.example.com", _records((0, "issue", "other.test")), ()) is None
+
+
+def test_a_nameserver_that_does_not_answer_is_a_lookup_error_within_the_deadline() -> None:
+    """Nothing listens on the port: the lookup fails at once or at the deadline, naming the name."""
+    silent = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(CAALookupError, match=r"www\.example\.com"):
+        relevant_records("www.example.com", (silent,), started + 1.0)
+    assert time.monotonic() - started < 3.0
