@@ -43,7 +43,9 @@ class Lanes:
         health: IssuerHealth,
         done: Callable[[Hashable], None],
         health_changed: Callable[[IssuerId], None],
+        clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
+        self._clock = clock
         self._accounts = accounts
         self._health = health
         self._done = done
@@ -165,7 +167,7 @@ class Lanes:
     def _ask(self, step: RenewalInfoStep) -> RenewalInfo | None:
         """The step's outcome; None if the CA offers no ARI (the reconcile then asks no more)."""
         cert = step.previous.cert_id
-        now = datetime.datetime.now(datetime.UTC)
+        now = self._clock()
         try:
             answer = step.source.renewal_info(cert)
         except AcmeError as error:
