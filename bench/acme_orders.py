@@ -67,10 +67,6 @@ def _issuer(bench: Cluster, namespace: str, pebble: Pebble, solver: dict[str, An
         time.sleep(0.2)
 
 
-def _ca_log(directory: Path) -> str:
-    return "".join(path.read_text() for path in sorted(directory.glob("pebble-*.log")))
-
-
 def run(kind: str, count: int, work: Path) -> dict[str, str]:
     port = free_port()
     with cluster() as bench, Bind(work / f"bind-{kind}", "example.test") as bind:
@@ -95,7 +91,7 @@ def run(kind: str, count: int, work: Path) -> dict[str, str]:
                 _issuer(bench, namespace, pebble, {"dns01": {"rfc2136": rfc2136}})
             else:
                 _issuer(bench, namespace, pebble, {"http01": {"ingress": {}}})
-            ca_before = _ca_log(pebble_dir)
+            ca_before = pebble.log()
             before = bench.request_counts()
             cpu_before = running.cpu_seconds()
             started = time.monotonic()
@@ -115,7 +111,7 @@ def run(kind: str, count: int, work: Path) -> dict[str, str]:
             spent: Counter[RequestKey] = bench.request_counts() - before
             cpu = running.cpu_seconds() - cpu_before
             rss = running.peak_rss_mib()
-            ca = _ca_log(pebble_dir)[len(ca_before) :]
+            ca = pebble.log()[len(ca_before) :]
     writes = sum(spent[request] for request in _WRITES)
     return {
         "case": f"{count} x {kind}" + (" (wildcard + apex)" if kind == "dns-01" else ""),

@@ -158,6 +158,10 @@ class Pebble(LocalServer):
         self.stop()
         self._start()
 
+    def log(self) -> str:
+        """What Pebble logged, every start's, in order (it logs "Added order" for each new order)."""
+        return "".join(path.read_text() for path in sorted(self._directory.glob("pebble-*.log")))
+
     def roots(self, index: int = 0) -> bytes:
         """PEM of Pebble's root `index` (0: the default chain's; more with PEBBLE_ALTERNATE_ROOTS)."""
         url = f"https://127.0.0.1:{self.management_port}/roots/{index}"

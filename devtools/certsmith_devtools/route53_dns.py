@@ -1,11 +1,14 @@
 """A nameserver on loopback that answers from moto's Route53 records, as Route53's own nameservers
 answer from a hosted zone: Pebble's validator (`-dnsserver`) asks it for the `_acme-challenge` TXT
-records that certsmith wrote through the Route53 API. Every other name resolves to 127.0.0.1."""
+records that certsmith wrote through the Route53 API. Every other name resolves to 127.0.0.1.
+
+Pebble 2.10 asks over TCP, dnspython and BIND's tools over UDP: both are served, on the same port."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -13,6 +16,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
@@ -26,14 +30,18 @@ _TTL = 60
 
 
 class Route53DNS:
-    """Serves UDP on 127.0.0.1 from a thread, between entry and exit."""
+    """Serves UDP and TCP on 127.0.0.1 from two threads, between entry and exit."""
 
     def __init__(self, route53: Route53Client) -> None:
         self._route53 = route53
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._thread = threading.Thread(target=self._serve, name="route53-dns", daemon=True)
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._threads = (
+            threading.Thread(target=self._serve, name="route53-dns-udp", daemon=True),
+            threading.Thread(target=self._serve_tcp, name="route53-dns-tcp", daemon=True),
+        )
         self._stopping = threading.Event()
         self.answering = True
         """False: TXT questions get no answer, as from a nameserver that has not caught up."""
@@ -43,15 +51,21 @@ class Route53DNS:
     def __enter__(self) -> Route53DNS:
         self._socket.bind(("127.0.0.1", self.port))
         self._socket.settimeout(0.2)
-        self._thread.start()
+        self._listener.bind(("127.0.0.1", self.port))
+        self._listener.listen()
+        self._listener.settimeout(0.2)
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self._stopping.set()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
         self._socket.close()
+        self._listener.close()
 
     def _serve(self) -> None:
         while not self._stopping.is_set():
@@ -66,6 +80,24 @@ class Route53DNS:
             except dns.exception.DNSException:
                 continue
             self._socket.sendto(self._answer(query).to_wire(), peer)
+
+    def _serve_tcp(self) -> None:
+        """One query per connection, each answered before the next is accepted (Pebble's validator
+        connects for each question)."""
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(2)
+                try:
+                    query, _ = dns.query.receive_tcp(connection, time.time() + 2)
+                    dns.query.send_tcp(connection, self._answer(query), time.time() + 2)
+                except (OSError, EOFError, dns.exception.DNSException):
+                    continue
 
     def _answer(self, query: dns.message.Message) -> dns.message.Message:
         response = dns.message.make_response(query)

@@ -17,12 +17,14 @@ Readiness — what the Ready condition says after each outcome — is decided he
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from cryptography import x509
 
+from certsmith.api.acme import is_ip_address
 from certsmith.api.certificate import CertificateSpec, RotationPolicy
 from certsmith.api.durations import format_duration
 from certsmith.api.status import timestamp
@@ -564,8 +566,7 @@ def _spec_fields(inputs: _Inputs) -> Decision | None:
         ("emailAddresses", frozenset(request.email_addresses), info.email_addresses),
     )
     if inputs.observation.issuer_sets_profile:
-        names = frozenset(request.dns_names) | ({request.common_name} if request.common_name else set())
-        compared = (compared[1], ("dnsNames", names, info.dns_names))
+        compared = _acme_names(request, info)
     else:
         compared = (
             ("commonName", request.common_name, info.common_name),
@@ -586,6 +587,22 @@ def _spec_fields(inputs: _Inputs) -> Decision | None:
         Reason.SPEC_CHANGED,
         f"the certificate does not match spec.{', spec.'.join(differing)}",
         inputs.stored,
+    )
+
+
+def _acme_names(
+    request: CertificateTemplate, info: CertificateInfo
+) -> tuple[tuple[str, object, object], ...]:
+    """What an ACME CA certifies: the names, the common name being one more (a DNS name or an IP
+    address, as the order's identifiers are)."""
+    dns_names, addresses = set(request.dns_names), set(request.ip_addresses)
+    if request.common_name and is_ip_address(request.common_name):
+        addresses.add(ipaddress.ip_address(request.common_name))
+    elif request.common_name:
+        dns_names.add(request.common_name)
+    return (
+        ("dnsNames", frozenset(dns_names), info.dns_names),
+        ("ipAddresses", frozenset(addresses), info.ip_addresses),
     )
 
 

@@ -85,7 +85,8 @@ def test_prometheus_scrapes_what_the_dashboard_shows(
     for expressions in queries.values():
         for expr in expressions:
             monitored.query(_expand(expr, namespace))  # every panel query is valid PromQL
-    assert _scalar(monitored.query(_expand(queries["Expiring within 28 days"][0], namespace))) == 0
+    assert _scalar(monitored.query(_expand(queries["Expiring soon"][0], namespace))) == 0
+    assert _scalar(monitored.query(_expand(queries["Past their renewal time"][0], namespace))) == 0
     eventually(
         lambda: scraped(queries["Unmanaged TLS Secrets expiring within 28 days"][0], 1),
         30,
@@ -100,6 +101,9 @@ def test_prometheus_scrapes_what_the_dashboard_shows(
     assert "orphan" not in days_left, "a never-issued certificate has no expiry series"
     renewals = monitored.query(_expand(queries["Certificates"][1], namespace))
     assert {row["metric"]["name"] for row in renewals} == {"root", "web", "api"}
+    lifetime_left = monitored.query(_expand(queries["Certificates"][2], namespace))
+    assert {row["metric"]["name"] for row in lifetime_left} == {"root", "web", "api"}
+    assert all(0.99 < float(row["value"][1]) <= 1.0 for row in lifetime_left), lifetime_left
     ca_days = [
         row
         for row in monitored.query(_expand(queries["CA expiry (days left)"][0], namespace))

@@ -252,3 +252,18 @@ def test_the_most_specific_solver_wins(identifier: str, labels: dict[str, str], 
 
 def test_a_wildcard_is_never_given_an_http01_solver() -> None:
     assert solver_for(SOLVERS[:1], "*.example.com", {}) is None
+
+
+def test_an_ip_address_is_only_given_an_http01_solver() -> None:
+    """RFC 8738: DNS-01 cannot prove an IP address, so a DNS-01 solver never matches one."""
+    dns_only = parse_acme_spec(
+        {
+            "server": "https://ca.test/dir",
+            "privateKeySecretRef": {"name": "account"},
+            "solvers": [{"dns01": {"rfc2136": {"nameserver": "ns"}}}],
+        }
+    ).solvers
+    assert solver_for(dns_only, "192.0.2.7", {}) is None
+    assert solver_for(dns_only, "2001:db8::7", {}) is None
+    assert solver_for(SOLVERS, "192.0.2.7", {}) is SOLVERS[0]
+    assert solver_for(SOLVERS, "192.0.2.7", {"team": "a"}) is SOLVERS[4]

@@ -431,6 +431,18 @@ def test_when_the_issuer_sets_the_profile_only_the_names_are_compared() -> None:
     assert _decide(with_ip, "web", secret, NOW, issuer_sets_profile=True).reason is Reason.SPEC_CHANGED
 
 
+def test_an_acme_certificate_for_an_ip_common_name_is_up_to_date() -> None:
+    """The order certifies a common name that is an IP address as an IP address (no re-issue loop)."""
+    spec = _spec(commonName="192.0.2.7", ipAddresses=["192.0.2.7"])
+    issued_for = _spec(ipAddresses=["192.0.2.7"], duration="160h")
+    labels, annotations = desired_metadata(spec, "web", 1, None)
+    key = generate_private_key(issued_for.private_key.spec)
+    issued = self_sign(issued_for.request, key, NOW)
+    data = derived_data(spec, key, encode_private_key(key, spec.private_key.encoding), issued)
+    secret = SecretContents(labels, annotations, data)
+    assert _decide(spec, "web", secret, NOW, issuer_sets_profile=True).action is Action.NOTHING
+
+
 def test_a_lifetime_the_acme_profile_set_is_not_reported_as_cut_short() -> None:
     """A 160-hour certificate from an ACME CA's shortlived profile is the CA's lifetime, not one its CA
     certificate cut short; it renews at 2/3 of that lifetime."""

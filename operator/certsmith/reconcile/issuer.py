@@ -208,5 +208,6 @@ def _ready_message(spec: IssuerSpec) -> str:
     if isinstance(spec, CAIssuerSpec):
         return f"signing with the CA key pair in Secret {spec.secret_name}"
     if isinstance(spec, ACMEIssuerSpec):
-        return f"ACME account at {spec.server}"
+        profile = f", ordering profile {spec.profile}" if spec.profile else ""
+        return f"ACME account at {spec.server}{profile}"
     return "signing each certificate with its own key"
