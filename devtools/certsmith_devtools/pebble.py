@@ -177,11 +177,6 @@ class Pebble(LocalServer):
         with urllib.request.urlopen(request, context=self._tls(), timeout=10) as response:  # noqa: S310
             response.read()
 
-    def log(self) -> str:
-        """What the running Pebble has logged (each start writes a log of its own)."""
-        path = self._process.log_path if self._process is not None else None
-        return path.read_text(errors="replace") if path is not None else ""
-
     def _start(self) -> None:
         config = str(self._directory / "pebble.json")
         pebble = str(self._binaries / "pebble")
