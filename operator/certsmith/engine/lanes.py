@@ -154,8 +154,13 @@ class Lanes:
             self._done(step.owner)
 
     def _run_renewal_info(self, step: RenewalInfoStep) -> None:
+        outcome: RenewalInfo | None
         try:
             outcome = self._ask(step)
+        except Exception as error:  # a bug must fail this request, not the lane
+            logger.exception("asking for the renewal information of %s failed", step.owner)
+            message = f"{type(error).__name__}: {error}"
+            outcome = failed(step.previous, step.previous.cert_id, message, self._clock(), step.interval)
         finally:
             with self._lock:
                 self._asking.discard(step.owner)
