@@ -40,6 +40,7 @@ _TIMEOUT = 30
 _PROFILES_KEPT = 32
 _PROFILE_DESCRIPTION_LENGTH = 256
 _TOO_MANY_REQUESTS = 429
+_CONFLICT = 409
 _NONCE_ATTEMPTS = 4
 """Attempts of one request on badNonce (the acme package retries once more inside each)."""
 
@@ -298,7 +299,7 @@ class AcmeClient:
         try:
             yield
         except messages.Error as error:
-            status = error.code or "error"
+            status = error_code(error)
             raise
         except errors.ConflictError:
             status = "200"
@@ -347,7 +348,9 @@ def _renewal_info_url(directory: messages.Directory) -> str | None:
 
 class AcmeNetwork(ClientNetwork):
     """certbot's network layer, except that a 429 becomes AcmeError("rateLimited") carrying the CA's
-    Retry-After, so the next attempt waits at least that long."""
+    Retry-After, so the next attempt waits at least that long; and a 409 `alreadyReplaced` (RFC 9773
+    section 5) is the CA's problem, not certbot's ConflictError (which it keeps for an existing
+    account)."""
 
     @classmethod
     def _check_response(
@@ -363,8 +366,21 @@ class AcmeNetwork(ClientNetwork):
             raise AcmeError(
                 "rateLimited", f"the CA refused: too many requests ({detail or 'HTTP 429'}){after}", when
             )
+        if response.status_code == _CONFLICT:
+            problem = _problem(response)
+            if str(problem.get("type", "")).endswith(":alreadyReplaced"):
+                raise messages.Error.from_json(problem)
         checked: requests.Response = super()._check_response(response, content_type)
         return checked
+
+
+def _problem(response: requests.Response) -> dict[str, Any]:
+    """The response's RFC 7807 problem document; {} if it has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def retry_after(response: requests.Response) -> datetime.datetime | None:
@@ -399,7 +415,7 @@ def _calling(action: str) -> Iterator[None]:
     except AcmeError:
         raise
     except messages.Error as error:
-        code = error.code or "error"
+        code = error_code(error)
         reason = code[0].upper() + code[1:]
         raise AcmeError(reason, f"{action}: the CA answered {error.typ}: {error.detail}") from None
     except requests.exceptions.SSLError as error:
@@ -416,6 +432,12 @@ def _calling(action: str) -> Iterator[None]:
 
 def _identifier_type(identifier: str) -> messages.IdentifierType:
     return messages.IDENTIFIER_IP if is_ip_address(identifier) else messages.IDENTIFIER_FQDN
+
+
+def error_code(error: messages.Error) -> str:
+    """The ACME error's type without its namespace (certbot's `code` knows only RFC 8555's types, not
+    e.g. RFC 9773's alreadyReplaced)."""
+    return error.code or (error.typ or "").rsplit(":", 1)[-1] or "error"
 
 
 def _first_line(error: BaseException) -> str:
