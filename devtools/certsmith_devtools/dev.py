@@ -21,7 +21,7 @@ from certsmith_devtools.build import ControlPlaneBuildError, print_progress
 from certsmith_devtools.controlplane import ControlPlane, ControlPlaneSettings, ControlPlaneStartError
 from certsmith_devtools.kit import free_port, not_ready
 from certsmith_devtools.paths import INVALID_EXAMPLES, MONITORING_RULES
-from certsmith_devtools.pebble import Pebble
+from certsmith_devtools.pebble import PROFILES, Pebble
 from certsmith_devtools.processes import ManagedProcess, stop_signals_raise_keyboard_interrupt
 from certsmith_devtools.prometheus import Prometheus, PrometheusNotFoundError
 from certsmith_devtools.versions import KUBERNETES_VERSION
@@ -346,6 +346,9 @@ ACME: Pebble at {pebble.url}, ClusterIssuer "pebble" (HTTP-01; every name resolv
             "issuerRef": {{"name": "pebble", "kind": "ClusterIssuer"}}}}}}
   EOF
   kubectl -n acme get certificate any -o yaml     # status.acme.order while the order runs
+  Pebble offers the profiles {", ".join(sorted(PROFILES))} and picks one at random for an issuer
+  that names none; to order 160-hour certificates:
+  kubectl patch clusterissuer pebble --type merge -p '{{"spec": {{"acme": {{"profile": "shortlived"}}}}}}'
 """
     if not options.operator:
         text += f"""

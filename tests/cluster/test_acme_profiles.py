@@ -22,6 +22,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import GROUP, VERSION
+from certsmith.issuers.acme.client import AcmeClient, AcmeError
+from certsmith.pki.keys import load_private_key
 from certsmith_devtools.kit import condition, free_port
 from certsmith_devtools.pebble import PROFILES, Pebble
 from tests.cluster.support import (
@@ -216,6 +218,18 @@ def test_an_unknown_profile_is_reported_with_the_offered_ones_before_any_order(
     eventually(waiting, what="Certificate web to say its issuer's profile is unknown")
     time.sleep(3)
     assert _orders_made(pebble) == before, "no order for a profile the CA does not offer"
+
+    account = AcmeClient(
+        pebble.url,
+        load_private_key(secret_data(cluster, namespace, "typo-account")["tls.key"]),
+        pebble.ca_bundle,
+        skip_tls_verify=False,
+    )
+    account.register(None, None)
+    with pytest.raises(AcmeError) as invalid:
+        account.new_order(["web.example.com"], "shortlive")
+    assert invalid.value.reason == "InvalidProfile", invalid.value
+    assert "spec.acme.profile 'shortlive' is not one the CA takes" in str(invalid.value)
 
     client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
         GROUP, VERSION, namespace, "issuers", "typo", {"spec": {"acme": {"profile": "shortlived"}}}

@@ -13,7 +13,6 @@ from acme import errors, messages
 from certsmith.issuers.acme.client import (
     AcmeError,
     AcmeNetwork,
-    error_code,
     key_authorization,
     retry_after,
 )
@@ -44,7 +43,7 @@ def test_a_409_already_replaced_is_the_cas_problem_and_any_other_409_a_conflict(
     headers = {"Content-Type": "application/problem+json"}
     with pytest.raises(messages.Error) as refused:
         AcmeNetwork._check_response(_response(409, headers, problem))
-    assert error_code(refused.value) == "alreadyReplaced"
+    assert refused.value.typ == "urn:ietf:params:acme:error:alreadyReplaced"
     with pytest.raises(errors.ConflictError):
         AcmeNetwork._check_response(_response(409, {"Location": "https://ca.test/acct/1"}, {}))
 

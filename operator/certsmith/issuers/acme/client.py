@@ -38,6 +38,7 @@ from certsmith.pki.keys import PrivateKey
 
 _TIMEOUT = 30
 _PROFILES_KEPT = 32
+_ERROR_CODE_LENGTH = 64
 _PROFILE_DESCRIPTION_LENGTH = 256
 _TOO_MANY_REQUESTS = 429
 _CONFLICT = 409
@@ -47,6 +48,10 @@ _NONCE_ATTEMPTS = 4
 
 UNKNOWN_PROFILE = "UnknownProfile"
 """The reason of an issuer whose spec.acme.profile the CA's directory does not offer."""
+
+INVALID_PROFILE = "InvalidProfile"
+"""The reason of a newOrder the CA refused for its profile (RFC draft-aaron-acme-profiles
+invalidProfile): one it offered when the issuer became Ready and no longer takes."""
 
 SERVER_UNREACHABLE = "ServerUnreachable"
 """The reason of a request that got no answer (refused, reset, timed out): it counts against the
@@ -207,8 +212,18 @@ class AcmeClient:
             profile=profile,
             replaces=replaces,
         )
+        try:
+            with _calling(f"creating an order for {', '.join(identifiers)}"):
+                response = self._post(client.directory["newOrder"], order, "new-order")
+        except AcmeError as error:
+            if error.reason != INVALID_PROFILE:
+                raise
+            raise AcmeError(
+                error.reason,
+                f"{error}; spec.acme.profile {profile!r} is not one the CA takes now: set one of those in "
+                f"the issuer's status.acme.profiles, or remove it",
+            ) from None
         with _calling(f"creating an order for {', '.join(identifiers)}"):
-            response = self._post(client.directory["newOrder"], order, "new-order")
             url = response.headers.get("Location")
             if not url:
                 raise AcmeError("OrderFailed", "the CA created an order without a Location")
@@ -299,7 +314,7 @@ class AcmeClient:
         try:
             yield
         except messages.Error as error:
-            status = error_code(error)
+            status = _error_code(error)
             raise
         except errors.ConflictError:
             status = "200"
@@ -415,7 +430,7 @@ def _calling(action: str) -> Iterator[None]:
     except AcmeError:
         raise
     except messages.Error as error:
-        code = error_code(error)
+        code = _error_code(error)
         reason = code[0].upper() + code[1:]
         raise AcmeError(reason, f"{action}: the CA answered {error.typ}: {error.detail}") from None
     except requests.exceptions.SSLError as error:
@@ -434,10 +449,13 @@ def _identifier_type(identifier: str) -> messages.IdentifierType:
     return messages.IDENTIFIER_IP if is_ip_address(identifier) else messages.IDENTIFIER_FQDN
 
 
-def error_code(error: messages.Error) -> str:
-    """The ACME error's type without its namespace (certbot's `code` knows only RFC 8555's types, not
-    e.g. RFC 9773's alreadyReplaced)."""
-    return error.code or (error.typ or "").rsplit(":", 1)[-1] or "error"
+def _error_code(error: messages.Error) -> str:
+    """The ACME error's type without its namespace: the `acme` package names only the types of RFC
+    8555 (its `code`); later ones, such as invalidProfile, are read from the URN, letters only."""
+    if error.code:
+        return str(error.code)
+    name = (error.typ or "").rsplit(":", 1)[-1]
+    return name[:_ERROR_CODE_LENGTH] if name.isalpha() else "error"
 
 
 def _first_line(error: BaseException) -> str:
