@@ -105,7 +105,9 @@ class Runtime:
             clock,
             dns01_nameservers=settings.dns01_recursive_nameservers,
         )
-        self.lanes = Lanes(self.acme.accounts, self.acme.health, self._step_done, self._health_changed)
+        self.lanes = Lanes(
+            self.acme.accounts, self.acme.health, self._step_done, self._health_changed, clock
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self.resolver = IssuerResolver(
             lambda plural, key: self.store.objects(plural).get(key),

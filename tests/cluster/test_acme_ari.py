@@ -1,7 +1,8 @@
 """ACME Renewal Information (RFC 9773) against a real Pebble v2.10.3: the renewal time lies inside the
 CA's window, the window and its explanation are in the status and in `certsmith status`, requests
 are one per certificate per interval, and a revoked certificate (Pebble then suggests a window in
-the past) is replaced within the interval by an order that names it in `replaces`."""
+the past) is replaced within the interval by an order that names it in `replaces` — and, restored from
+a backup, is replaced again by an order without it once Pebble says it was already replaced."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy.jwa import ES256
 from josepy.jwk import JWKEC
+from kubernetes import client
 
 from certsmith.api.status import parse_timestamp
 from certsmith.pki.keys import load_private_key
@@ -129,11 +131,13 @@ def pebble_window(pebble: Pebble, leaf: x509.Certificate) -> dict[str, Any]:
     return window
 
 
-def ari_requests(metrics_port: int) -> float:
+def ari_requests(metrics_port: int) -> tuple[float, float]:
+    """(successful ARI requests, seconds spent in all ARI requests) from the operator's metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
         text = response.read().decode()
     found = re.search(r'certsmith_acme_requests_total\{action="renewal-info",status="ok"\} (\S+)', text)
-    return float(found.group(1)) if found else 0.0
+    spent = re.search(r'certsmith_acme_request_duration_seconds_sum\{action="renewal-info"\} (\S+)', text)
+    return (float(found.group(1)) if found else 0.0), (float(spent.group(1)) if spent else 0.0)
 
 
 def _instant(value: str) -> datetime.datetime:
@@ -154,10 +158,12 @@ def test_the_renewal_time_lies_inside_pebbles_window_and_the_ca_is_asked_once_pe
     renewal = _instant(status["renewalTime"])
     assert _instant(shown["start"]) <= renewal <= _instant(shown["end"]), (renewal, shown)
 
-    before, started = ari_requests(metrics_port), time.monotonic()
+    (before, spent_before), started = ari_requests(metrics_port), time.monotonic()
     time.sleep(20)
-    made, seconds = ari_requests(metrics_port) - before, time.monotonic() - started
+    (after, spent_after), seconds = ari_requests(metrics_port), time.monotonic() - started
+    made = after - before
     print(f"ARI requests for one certificate in {seconds:.1f}s at --acme-ari-interval {INTERVAL}: {made:.0f}")
+    print(f"mean ARI request to Pebble: {(spent_after - spent_before) / max(made, 1) * 1000:.1f} ms")
     assert seconds / INTERVAL - 4 <= made <= seconds / INTERVAL + 1, made
 
     start = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)
@@ -187,7 +193,8 @@ def test_a_revoked_certificate_is_replaced_within_the_interval_by_an_order_namin
 ) -> None:
     leaf, _ = issue(cluster, ari_namespace, "revoked")
     replaced = cert_id(leaf)
-    key = load_private_key(secret_data(cluster, ari_namespace, "revoked")["tls.key"])
+    backup = secret_data(cluster, ari_namespace, "revoked")
+    key = load_private_key(backup["tls.key"])
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     bundle = tmp_path / "pebble-ca.pem"
     bundle.write_bytes(pebble.ca_bundle)
@@ -219,3 +226,16 @@ def test_a_revoked_certificate_is_replaced_within_the_interval_by_an_order_namin
         lambda: _answered(cluster, ari_namespace, "revoked", cert_id(new)), 30, "ARI of the new certificate"
     )
     assert status["renewalInformation"]["certID"] != replaced
+
+    restored = {name: base64.b64encode(backup[name]).decode() for name in ("tls.crt", "tls.key")}
+    client.CoreV1Api(cluster.api).patch_namespaced_secret("revoked", ari_namespace, {"data": restored})
+
+    def third() -> x509.Certificate | None:
+        found = x509.load_pem_x509_certificate(secret_data(cluster, ari_namespace, "revoked")["tls.crt"])
+        return found if found.serial_number not in (leaf.serial_number, new.serial_number) else None
+
+    eventually(third, 60, "the restored backup of the revoked certificate to be replaced")
+    log = ari_operator.log()
+    assert f"the CA refused an order replacing certificate {replaced}" in log, "Pebble: alreadyReplaced"
+    assert "alreadyReplaced" in log
+    assert "ordering again without replaces" in log

@@ -8,8 +8,14 @@ import json
 
 import pytest
 import requests
+from acme import errors, messages
 
-from certsmith.issuers.acme.client import AcmeError, AcmeNetwork, key_authorization, retry_after
+from certsmith.issuers.acme.client import (
+    AcmeError,
+    AcmeNetwork,
+    key_authorization,
+    retry_after,
+)
 from certsmith.pki.keys import KeyAlgorithm, KeySpec, generate_private_key
 
 
@@ -30,6 +36,16 @@ def test_a_429_is_rate_limited_with_the_cas_retry_after() -> None:
     assert "too many new orders recently" in str(refused.value)
     assert refused.value.retry_after is not None
     assert 119 <= (refused.value.retry_after - before).total_seconds() <= 121
+
+
+def test_a_409_already_replaced_is_the_cas_problem_and_any_other_409_a_conflict() -> None:
+    problem = {"type": "urn:ietf:params:acme:error:alreadyReplaced", "detail": "already has a replacement"}
+    headers = {"Content-Type": "application/problem+json"}
+    with pytest.raises(messages.Error) as refused:
+        AcmeNetwork._check_response(_response(409, headers, problem))
+    assert refused.value.typ == "urn:ietf:params:acme:error:alreadyReplaced"
+    with pytest.raises(errors.ConflictError):
+        AcmeNetwork._check_response(_response(409, {"Location": "https://ca.test/acct/1"}, {}))
 
 
 def test_retry_after_takes_seconds_or_an_http_date() -> None:

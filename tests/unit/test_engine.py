@@ -648,3 +648,33 @@ def eventually_true(probe: Callable[[], bool], timeout: float = 10) -> None:
     while not probe():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+class _BrokenRenewalInfoCA(_RenewalInfoCA):
+    """Fails with a bug (not an AcmeError) on the first request, answers afterwards."""
+
+    def renewal_info(self, cert_id: str) -> RenewalInfoAnswer | None:
+        if not self.asked:
+            self.asked.append(cert_id)
+            raise RuntimeError("a bug")
+        return super().renewal_info(cert_id)
+
+
+def test_a_bug_in_an_ari_request_fails_that_request_not_the_lane() -> None:
+    done: list[object] = []
+    lanes = Lanes(
+        AccountBook(lambda *_: None, Clock(NOW)), IssuerHealth(Clock(NOW)), done.append, lambda _: None
+    )
+    source = _BrokenRenewalInfoCA()
+    issuer = (ISSUERS, (NS, "acme"))
+    now = datetime.datetime.now(datetime.UTC)
+    for index in range(2):
+        previous = first_fetch(f"aki.{index}", now, None)
+        lanes.start(RenewalInfoStep(issuer, "https://ca.test/dir", ("cert", index), source, previous, None))
+    eventually_true(lambda: len(done) == 2)
+    broken, fine = lanes.renewal_info(("cert", 0)), lanes.renewal_info(("cert", 1))
+    assert broken is not None
+    assert (broken.failures, broken.error) == (1, "RuntimeError: a bug")
+    assert fine is not None
+    assert fine.window is not None
+    lanes.shutdown()

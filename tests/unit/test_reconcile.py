@@ -15,8 +15,15 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from prometheus_client import CollectorRegistry
 
 from certsmith.api import CERTIFICATES, CLUSTER_ISSUERS, ISSUERS
+from certsmith.api.status import parse_timestamp
 from certsmith.engine.lanes import Lanes
-from certsmith.issuers import Pending, SigningFailedError, SigningRequest
+from certsmith.issuers import (
+    Pending,
+    RenewalInfoAnswer,
+    RenewalInfoSource,
+    SigningFailedError,
+    SigningRequest,
+)
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.signer import AcmeContext
 from certsmith.issuers.resolver import IssuerResolver, Resolved
@@ -39,6 +46,7 @@ from certsmith.reconcile.issuer import IssuerReconciler
 from certsmith.reconcile.plan import Outcome, merge_written
 from certsmith.reconcile.store import Store, WorkItem
 from certsmith.renewal import BackoffSettings
+from certsmith.renewal_info import cert_id
 from certsmith.settings import OperatorSettings
 from certsmith.tls_secret import CERTIFICATE_NAME, MANAGED_LABEL, SecretContents
 from tests.unit.fakekube import Clock, FakeKube
@@ -59,7 +67,7 @@ class World:
         self.settings = OperatorSettings(backoff=BackoffSettings(MINUTE, 16 * MINUTE), **settings)
         acme = AcmeContext(HTTP01Responder(), self.settings.acme_orders_per_hour, clock=self.clock)
         self.ended: queue.SimpleQueue[Hashable] = queue.SimpleQueue()
-        self.lanes = Lanes(acme.accounts, acme.health, self.ended.put, lambda issuer: None)
+        self.lanes = Lanes(acme.accounts, acme.health, self.ended.put, lambda issuer: None, self.clock)
         self.resolver = IssuerResolver(
             lambda plural, key: self.store.objects(plural).get(key),
             self.store.referenced,
@@ -504,11 +512,16 @@ class _ScriptedSigner:
         return answer
 
 
-def _acme_world(signer: _ScriptedSigner) -> World:
+def _acme_world(signer: _ScriptedSigner, renewal_info: RenewalInfoSource | None = None) -> World:
     world = World()
     world.issuer("acme", {"acme": {"server": "https://ca.test/dir", "privateKeySecretRef": {"name": "a"}}})
     world.resolver.resolve = lambda reference, namespace, now: Resolved(  # type: ignore[method-assign]
-        signer, None, account_uri="https://ca.test/account/1", lane=(ISSUERS, (NS, "acme")), address="ca.test"
+        signer,
+        None,
+        account_uri="https://ca.test/account/1",
+        lane=(ISSUERS, (NS, "acme")),
+        address="ca.test",
+        renewal_info=renewal_info,
     )
     world.certificate("web", issuerRef={"name": "acme"})
     return world
@@ -553,3 +566,74 @@ def test_a_cas_retry_after_holds_every_attempt_until_then() -> None:
     outcome = world.reconcile("web")
     assert len(signer.requests) == 1, "no attempt before the CA's Retry-After, back-off or not"
     assert outcome.recheck_at == later
+
+
+class _Windows:
+    """A CA's ARI answers: the window it suggests now (set by the test), with Retry-After 6 hours."""
+
+    def __init__(self) -> None:
+        self.window: tuple[datetime.datetime, datetime.datetime] = (NOW, NOW)
+        self.asked: list[str] = []
+
+    def offers_renewal_info(self) -> bool | None:
+        return True
+
+    def renewal_info(self, cert_id: str) -> RenewalInfoAnswer | None:
+        self.asked.append(cert_id)
+        start, end = (moment.isoformat() for moment in self.window)
+        return RenewalInfoAnswer({"suggestedWindow": {"start": start, "end": end}}, 6 * 60 * MINUTE)
+
+
+def test_the_cas_window_is_asked_for_when_due_written_once_and_renews_with_replaces() -> None:
+    windows = _Windows()
+    signer = _ScriptedSigner("issue", "issue")
+    world = _acme_world(signer, windows)
+    world.reconcile("web")
+    world.step_ended()
+    world.reconcile("web")
+    first = world.status("web")
+    placeholder = first["renewalInformation"]
+    assert "suggestedWindow" not in placeholder
+    due = parse_timestamp(placeholder["nextUpdate"])
+    assert due is not None
+    assert NOW <= due < NOW + 60 * MINUTE, "the first request is spread over the hour after issuance"
+    assert world.reconcile("web").recheck_at == due
+    assert windows.asked == [], "nothing is asked before it is due"
+
+    windows.window = (NOW + 50 * 24 * 60 * MINUTE, NOW + 52 * 24 * 60 * MINUTE)
+    world.clock.advance(due - NOW)
+    world.reconcile("web")
+    assert world.step_ended() == WorkItem(CERTIFICATES, (NS, "web"))
+    patches = _patches(world)
+    world.reconcile("web")
+    assert _patches(world) == patches + 1, "one status write for the answer"
+    shown = world.status("web")
+    assert shown["renewalInformation"]["suggestedWindow"] == {
+        "start": "2027-01-17T12:00:00Z",
+        "end": "2027-01-19T12:00:00Z",
+    }
+    renewal = parse_timestamp(shown["renewalTime"])
+    assert renewal is not None
+    assert windows.window[0] <= renewal < windows.window[1]
+    outcome = world.reconcile("web")
+    assert len(windows.asked) == 1
+    assert _patches(world) == patches + 1
+    assert outcome.recheck_at == world.clock() + 6 * 60 * MINUTE, "next at the CA's Retry-After"
+
+    old = cert_id(load_certificates(world.secret("web").data["tls.crt"])[0])
+    windows.window = (NOW - 60 * MINUTE, NOW - 59 * MINUTE)
+    world.clock.advance(6 * 60 * MINUTE)
+    world.reconcile("web")
+    world.step_ended()
+    world.reconcile("web")
+    assert world.step_ended() == WorkItem(CERTIFICATES, (NS, "web")), "a window in the past: renew now"
+    assert signer.requests[-1].replaces == old
+    world.reconcile("web")
+    assert world.reasons()[-1] == "Renewed"
+    assert "reason CARequestedRenewal: CA asked for renewal (ARI window" in world.kube.events[-1].message
+    new = cert_id(load_certificates(world.secret("web").data["tls.crt"])[0])
+    assert world.status("web")["renewalInformation"]["certID"] == new != old
+
+
+def _patches(world: World) -> int:
+    return sum(1 for request in world.kube.requests if request.startswith("PATCH"))

@@ -43,7 +43,9 @@ class Lanes:
         health: IssuerHealth,
         done: Callable[[Hashable], None],
         health_changed: Callable[[IssuerId], None],
+        clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
+        self._clock = clock
         self._accounts = accounts
         self._health = health
         self._done = done
@@ -152,8 +154,13 @@ class Lanes:
             self._done(step.owner)
 
     def _run_renewal_info(self, step: RenewalInfoStep) -> None:
+        outcome: RenewalInfo | None
         try:
             outcome = self._ask(step)
+        except Exception as error:  # a bug must fail this request, not the lane
+            logger.exception("asking for the renewal information of %s failed", step.owner)
+            message = f"{type(error).__name__}: {error}"
+            outcome = failed(step.previous, step.previous.cert_id, message, self._clock(), step.interval)
         finally:
             with self._lock:
                 self._asking.discard(step.owner)
@@ -165,7 +172,7 @@ class Lanes:
     def _ask(self, step: RenewalInfoStep) -> RenewalInfo | None:
         """The step's outcome; None if the CA offers no ARI (the reconcile then asks no more)."""
         cert = step.previous.cert_id
-        now = datetime.datetime.now(datetime.UTC)
+        now = self._clock()
         try:
             answer = step.source.renewal_info(cert)
         except AcmeError as error:

@@ -198,7 +198,7 @@ class CertificateReconciler:
                 written = apply_plan(self._port, plan, self._lanes)
             else:
                 self._spend_budgets(work, decision, plan)
-                if work.renewal_info_answered and decision.action is not Action.WAIT:
+                if _renewal_info_shown(work, plan):
                     self._lanes.settle_renewal_info(WorkItem(CERTIFICATES, key))
             self._count(spec, decision, plan, time.monotonic() - started)
             return Outcome(plan.recheck_at, plan.follow_up, read_back + written)
@@ -710,6 +710,17 @@ def _merge_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict
     if not wanted:
         return None
     return wanted | {key: None for key in current if key not in wanted}
+
+
+def _renewal_info_shown(work: _Work, plan: Plan) -> bool:
+    """Whether the status holds, once `plan` is carried out, the ARI outcome `work` was made with (or
+    the renewal information of a newer certificate): the outcome is then of no more use in memory."""
+    wanted = work.new_renewal_information
+    if wanted is None:
+        return False
+    if plan.status is not None and "renewalInformation" in plan.status.status:
+        return True
+    return not status_differs(work.status.get("renewalInformation") or {}, wanted)
 
 
 def _replaced_cert_id(decision: Decision) -> str | None:

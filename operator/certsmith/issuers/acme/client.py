@@ -41,6 +41,7 @@ _PROFILES_KEPT = 32
 _ERROR_CODE_LENGTH = 64
 _PROFILE_DESCRIPTION_LENGTH = 256
 _TOO_MANY_REQUESTS = 429
+_CONFLICT = 409
 _NONCE_ATTEMPTS = 4
 """Attempts of one request on badNonce (the acme package retries once more inside each)."""
 
@@ -318,7 +319,7 @@ class AcmeClient:
         try:
             yield
         except messages.Error as error:
-            status = error.code or "error"
+            status = _error_code(error)
             raise
         except errors.ConflictError:
             status = "200"
@@ -367,7 +368,9 @@ def _renewal_info_url(directory: messages.Directory) -> str | None:
 
 class AcmeNetwork(ClientNetwork):
     """certbot's network layer, except that a 429 becomes AcmeError("rateLimited") carrying the CA's
-    Retry-After, so the next attempt waits at least that long."""
+    Retry-After, so the next attempt waits at least that long; and a 409 `alreadyReplaced` (RFC 9773
+    section 5) is the CA's problem, not certbot's ConflictError (which it keeps for an existing
+    account)."""
 
     @classmethod
     def _check_response(
@@ -383,8 +386,21 @@ class AcmeNetwork(ClientNetwork):
             raise AcmeError(
                 "rateLimited", f"the CA refused: too many requests ({detail or 'HTTP 429'}){after}", when
             )
+        if response.status_code == _CONFLICT:
+            problem = _problem(response)
+            if str(problem.get("type", "")).endswith(":alreadyReplaced"):
+                raise messages.Error.from_json(problem)
         checked: requests.Response = super()._check_response(response, content_type)
         return checked
+
+
+def _problem(response: requests.Response) -> dict[str, Any]:
+    """The response's RFC 7807 problem document; {} if it has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def retry_after(response: requests.Response) -> datetime.datetime | None:
