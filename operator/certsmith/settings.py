@@ -50,6 +50,8 @@ class OperatorSettings:
         `_acme-challenge.<name>` (host, host:port or [ipv6]:port); none: the system's resolver.
     auto_approve: approve every CertificateRequest (the Approved condition, as certsmith's own
         ServiceAccount, which the approval policy lets approve); off, each waits for an approver.
+    spiffe_trust_domain: the trust domain of the SPIFFE IDs in pod certificates
+        (spiffe://DOMAIN/ns/NAMESPACE/sa/SERVICEACCOUNT).
     """
 
     namespaces: tuple[str, ...] = field(
@@ -208,6 +210,14 @@ class OperatorSettings:
             "--auto-approve",
             help="approve every CertificateRequest; with --no-auto-approve each waits for "
             "`certsmith approve` by someone allowed the verb approve on signers.certsmith.dev",
+        ),
+    )
+    spiffe_trust_domain: str = field(
+        default="cluster.local",
+        metadata=flag(
+            "--spiffe-trust-domain",
+            metavar="DOMAIN",
+            help="trust domain of the SPIFFE IDs in pod certificates: spiffe://DOMAIN/ns/NS/sa/SA",
         ),
     )
 
