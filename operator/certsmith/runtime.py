@@ -33,6 +33,7 @@ from certsmith.api import (
 from certsmith.api.bundle import BUNDLE_LABEL, BUNDLES, IssuerSource, SecretSource, parse_bundle_spec
 from certsmith.api.certificate_request import PRIVATE_KEY_SECRET_ANNOTATION
 from certsmith.api.issuer import issuer_secret_names
+from certsmith.api.pod_certificate_request import POD_CERTIFICATE_REQUESTS, is_answered, signer_issuer
 from certsmith.api.references import IssuerKind, IssuerRef
 from certsmith.api.shim import asks_for_certificates
 from certsmith.engine.lanes import Lanes
@@ -58,6 +59,7 @@ from certsmith.reconcile.certificate_request import CertificateRequestReconciler
 from certsmith.reconcile.escaped import escaped_failure
 from certsmith.reconcile.issuer import IssuerReconciler
 from certsmith.reconcile.plan import Outcome, merge_written
+from certsmith.reconcile.pod_certificate_request import PodCertificateRequestReconciler
 from certsmith.reconcile.shim import ShimReconciler
 from certsmith.reconcile.store import Store, WorkItem
 from certsmith.scheduler import Scheduler
@@ -128,6 +130,9 @@ class Runtime:
         self.issuers = IssuerReconciler(self.store, self.port, self.resolver, clock, self.lanes)
         self.certificate_requests = CertificateRequestReconciler(
             self.store, self.port, self.resolver, settings.auto_approve, clock, self.lanes
+        )
+        self.pod_certificate_requests = PodCertificateRequestReconciler(
+            self.store, self.port, self.resolver, settings.spiffe_trust_domain, clock, metrics
         )
         self.shim = ShimReconciler(self.store, self.port, CertificateWriter(api))
         self.bundles = BundleReconciler(
@@ -251,10 +256,10 @@ class Runtime:
 
     def _mine(self, item: WorkItem) -> bool:
         """Whether this replica reconciles `item`: always without shards; with shards, Certificates,
-        CertificateRequests, Ingresses, Gateways and Bundles of the shards it holds (a Bundle's shard is
+        CertificateRequests and what `KEPT_BY_ALL` names of the shards it holds (a Bundle's shard is
         that of ("", its name)), and every issuer (each replica needs every issuer's state; its status
         is written by the holder of its shard)."""
-        if self.shards is None or item.plural not in (*SHARDED, *SHIMMED, BUNDLES):
+        if self.shards is None or item.plural not in (*SHARDED, *KEPT_BY_ALL):
             return True
         return self.shards.holds(item.key)
 
@@ -309,7 +314,7 @@ class Runtime:
             and shards.shard((key[0], owner)) in lost
         ]:
             del self.store.secrets[key]
-        for plural in (*SHIMMED, BUNDLES):
+        for plural in KEPT_BY_ALL:
             for key in self.store.objects(plural):
                 if shards.shard(key) in lost:
                     self.scheduler.cancel(WorkItem(plural, key))
@@ -387,7 +392,7 @@ class Runtime:
             self.store.remember(plural, item.key, body)
             self._refer(item, self._referenced_by(item, body))
             self.queue.add(item)
-        for plural in (*SHIMMED, BUNDLES, ISSUERS, CLUSTER_ISSUERS):  # their writes are this replica's now
+        for plural in (*KEPT_BY_ALL, ISSUERS, CLUSTER_ISSUERS):  # their writes are this replica's now
             for key in self.store.objects(plural):
                 if self._mine(WorkItem(plural, key)):
                     self.queue.add(WorkItem(plural, key))
@@ -503,8 +508,9 @@ class Runtime:
         if plural == CERTIFICATES and event_type != MODIFIED:  # not for each status patch: made or gone
             for owner in _shim_owners(body):
                 self.queue.add(owner)
-        if plural in SHIMMED and not asks_for_certificates(body):
-            objects.pop(key, None)  # the many Ingresses no one annotated are neither kept nor looked at
+        if not _worth_keeping(plural, key, body):
+            objects.pop(key, None)
+            self.scheduler.cancel(item)
             return
         if event_type == DELETED:
             if self._taking:
@@ -513,7 +519,7 @@ class Runtime:
             self.scheduler.cancel(item)
             self.lanes.forget(item)
             self._refer(item, frozenset())
-            if plural in (CERTIFICATES, CERTIFICATE_REQUESTS):
+            if plural in (CERTIFICATES, CERTIFICATE_REQUESTS, POD_CERTIFICATE_REQUESTS):
                 return
         else:
             self.store.remember(plural, key, body)
@@ -684,7 +690,7 @@ class Runtime:
         """The unmanaged Secrets an object reads: an issuer's CA Secret or ACME account key and
         credentials, a keystore's password Secret, a self-signed request's private key."""
         spec = body.get("spec") or {}
-        if item.plural in SHIMMED:
+        if item.plural in SHIMMED or item.plural == POD_CERTIFICATE_REQUESTS:
             return frozenset()
         if item.plural == BUNDLES:
             return self._bundle_reads(item, spec)
@@ -798,6 +804,8 @@ class Runtime:
             return self.certificates.reconcile(item.key)
         if item.plural == CERTIFICATE_REQUESTS:
             return self.certificate_requests.reconcile(item.key)
+        if item.plural == POD_CERTIFICATE_REQUESTS:
+            return self.pod_certificate_requests.reconcile(item.key)
         if item.plural in SHIMMED:
             return self.shim.reconcile(item)
         if item.plural == BUNDLES:
@@ -866,6 +874,8 @@ class _References:
 SHIMMED = (INGRESSES, GATEWAYS)
 SHARDED = (CERTIFICATES, CERTIFICATE_REQUESTS)
 """Kept in memory only by the replica holding their shard."""
+KEPT_BY_ALL = (*SHIMMED, BUNDLES, POD_CERTIFICATE_REQUESTS)
+"""Kept in memory by every replica (few, or short-lived), reconciled only by the holder of their shard."""
 CLUSTER_SCOPED = (CLUSTER_ISSUERS, BUNDLES)
 _SHIM_KINDS = {"Ingress": INGRESSES, "Gateway": GATEWAYS}
 
@@ -878,6 +888,21 @@ def _shim_owners(certificate: Mapping[str, Any]) -> list[WorkItem]:
         for reference in metadata.get("ownerReferences") or []
         if reference.get("kind") in _SHIM_KINDS
     ]
+
+
+def _worth_keeping(plural: str, key: Key, body: Mapping[str, Any]) -> bool:
+    """False for the many Ingresses and Gateways no one annotated, and for PodCertificateRequests of
+    other signers or already answered: they are neither kept nor looked at."""
+    if plural in SHIMMED:
+        return asks_for_certificates(body)
+    if plural == POD_CERTIFICATE_REQUESTS:
+        return _pod_certificate_to_answer(body, key[0])
+    return True
+
+
+def _pod_certificate_to_answer(body: Mapping[str, Any], namespace: str) -> bool:
+    signer_name = str((body.get("spec") or {}).get("signerName") or "")
+    return signer_issuer(signer_name, namespace) is not None and not is_answered(body.get("status") or {})
 
 
 def _key(body: Mapping[str, Any], cluster_scoped: bool = False) -> Key:

@@ -31,6 +31,11 @@ from certsmith.api import (
     ISSUERS,
     VERSION,
 )
+from certsmith.api.pod_certificate_request import (
+    POD_CERTIFICATE_REQUESTS,
+    POD_CERTIFICATES_GROUP,
+    POD_CERTIFICATES_VERSION,
+)
 from certsmith.kube.events import EventRecorder
 from certsmith.kube.secrets import ObservedSecret, observed_from_model, secret_model
 from certsmith.tls_secret import CERTIFICATE_NAME, SecretContents
@@ -38,14 +43,17 @@ from certsmith.tls_secret import CERTIFICATE_NAME, SecretContents
 HTTP_FORBIDDEN = 403
 HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
+HTTP_UNPROCESSABLE = 422
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVER_ERROR = 500
+_KUBERNETES_STATUSES = {POD_CERTIFICATE_REQUESTS: (POD_CERTIFICATES_GROUP, POD_CERTIFICATES_VERSION)}
+"""Kubernetes' own objects whose status certsmith writes (as their signer), by plural."""
 
 Key = tuple[str, str]
 """(namespace, name); the namespace is "" for cluster-scoped objects."""
 LIST_PAGE = 500
 """Objects per page of a LIST."""
-_SHARDED = (CERTIFICATES, CERTIFICATE_REQUESTS)
+_SHARDED = (CERTIFICATES, CERTIFICATE_REQUESTS, POD_CERTIFICATE_REQUESTS)
 _ISSUERS = (ISSUERS, CLUSTER_ISSUERS)
 _ISSUER_KINDS = ("Issuer", "ClusterIssuer")
 
@@ -130,7 +138,8 @@ class KubePort(Protocol):
         ...
 
     def patch_status(self, plural: str, namespace: str | None, name: str, status: Mapping[str, Any]) -> None:
-        """Merge `status` into the status of one of certsmith's objects (None deletes a field)."""
+        """Merge `status` into the status of one of certsmith's objects, or of a PodCertificateRequest
+        it answers (None deletes a field)."""
         ...
 
     def post_event(self, event: EventRecord) -> None: ...
@@ -235,19 +244,27 @@ class ApiServer:
         key = (namespace or "", name)
         if self.guard is not None and plural in _ISSUERS and not self.guard.holds(key):
             return  # the holder of the issuer's shard writes its status; every replica computes it
+        group, version = _KUBERNETES_STATUSES.get(plural, (GROUP, VERSION))
         try:
             with self._guarded(key if plural in _SHARDED else None):
                 if namespace is None:
                     patched = self._objects.patch_cluster_custom_object_status(
-                        GROUP, VERSION, plural, name, body
+                        group, version, plural, name, body
                     )
                 else:
                     patched = self._objects.patch_namespaced_custom_object_status(
-                        GROUP, VERSION, namespace, plural, name, body
+                        group, version, namespace, plural, name, body
                     )
         except ApiException as error:
             where = f"{namespace}/{name}" if namespace else name
-            raise access_error(f"patching the status of {plural}/{where}", error) from None
+            refusal = access_error(f"patching the status of {plural}/{where}", error)
+            if plural in _KUBERNETES_STATUSES and error.status == HTTP_UNPROCESSABLE:
+                refusal = ApiAccessError(
+                    f"patching the status of {plural}/{where}",
+                    refusal.status,
+                    f"{refusal.reason}: {_causes(error)}",
+                )
+            raise refusal from None
         metadata = (patched.get("metadata") if isinstance(patched, dict) else None) or {}
         self.own_writes.record(plural, (namespace or "", name), metadata.get("resourceVersion"))
 
@@ -348,6 +365,19 @@ def _missing_kind(error: ApiException) -> str | None:
         return None
     kind = details.get("kind")
     return kind if isinstance(kind, str) else None
+
+
+def _causes(error: ApiException) -> str:
+    """What a 422 about a PodCertificateRequest's status says (its causes: a signer without the verb sign,
+    a leaf the API server's checks refuse). Only for those: the body of a refused Secret could echo it."""
+    try:
+        details = json.loads(error.body or "{}").get("details") or {}
+    except (ValueError, AttributeError):
+        return "no details"
+    causes = details.get("causes") or []
+    return "; ".join(
+        f"{cause.get('reason')} {cause.get('field')}: {cause.get('message')}" for cause in causes
+    )
 
 
 def access_error(action: str, error: ApiException) -> ApiAccessError:
