@@ -211,7 +211,7 @@ def ensure_node_image(cache_dir: Path | None = None, progress: Progress | None =
     tag = f"certsmith-kind-node:{KUBERNETES_VERSION}-{_node_key(base)}"
     if image_exists(tag):
         return tag
-    _remove_images("certsmith-kind-node")
+    _remove_images("certsmith-kind-node", f"{KUBERNETES_VERSION}-")
     say(f"certsmith: building the kind node image {tag}")
     with tempfile.TemporaryDirectory(prefix="certsmith-kind-images-") as scratch:
         archive = _component_images(base, binaries, control_plane.directory, Path(scratch), say)
@@ -286,11 +286,13 @@ def _ensure_base(binaries: NodeBinaries, cache_dir: Path | None, say: Progress) 
     return tag
 
 
-def _remove_images(repository: str) -> None:
-    """Images of earlier versions of the node or its base are of no further use."""
+def _remove_images(repository: str, tag_prefix: str = "") -> None:
+    """Images of earlier builds of the node or its base are of no further use; a node image of another
+    Kubernetes version (`tag_prefix` keeps to one) may still be what a checkout on that version runs."""
     listed = run_command(["docker", "image", "ls", repository, "--format", "{{.Repository}}:{{.Tag}}"])
-    if listed.split():
-        run_command(["docker", "image", "rm", "--force", *listed.split()])
+    stale = [image for image in listed.split() if image.partition(":")[2].startswith(tag_prefix)]
+    if stale:
+        run_command(["docker", "image", "rm", "--force", *stale])
 
 
 def _install_kind_files(root: Path) -> None:

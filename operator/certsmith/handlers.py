@@ -19,6 +19,11 @@ from certsmith.api import (
     VERSION,
 )
 from certsmith.api.bundle import BUNDLE_LABEL, BUNDLES
+from certsmith.api.pod_certificate_request import (
+    POD_CERTIFICATE_REQUESTS,
+    POD_CERTIFICATES_GROUP,
+    POD_CERTIFICATES_VERSION,
+)
 from certsmith.kube.client import in_cluster
 from certsmith.kube.trust import CONFIG_MAPS
 from certsmith.runtime import Runtime
@@ -79,6 +84,14 @@ def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         INGRESSES,
         functools.partial(runtime.custom_object_event, INGRESSES),
     )
+    if not runtime.settings.namespaced:  # signing for a signer name needs a ClusterRole
+        _watch(
+            registry,
+            POD_CERTIFICATES_GROUP,
+            POD_CERTIFICATES_VERSION,
+            POD_CERTIFICATE_REQUESTS,
+            functools.partial(runtime.custom_object_event, POD_CERTIFICATE_REQUESTS),
+        )
     if not runtime.settings.namespaced:  # served if the Gateway API is installed when kopf scans (at start)
         _watch(
             registry,

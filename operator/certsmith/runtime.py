@@ -32,6 +32,7 @@ from certsmith.api import (
 from certsmith.api.bundle import BUNDLE_LABEL, BUNDLES, IssuerSource, SecretSource, parse_bundle_spec
 from certsmith.api.certificate_request import PRIVATE_KEY_SECRET_ANNOTATION
 from certsmith.api.issuer import issuer_secret_names
+from certsmith.api.pod_certificate_request import POD_CERTIFICATE_REQUESTS, is_answered, signer_issuer
 from certsmith.api.references import IssuerKind, IssuerRef
 from certsmith.api.shim import asks_for_certificates
 from certsmith.engine.lanes import Lanes
@@ -56,6 +57,7 @@ from certsmith.reconcile.certificate_request import CertificateRequestReconciler
 from certsmith.reconcile.escaped import escaped_failure
 from certsmith.reconcile.issuer import IssuerReconciler
 from certsmith.reconcile.plan import Outcome, merge_written
+from certsmith.reconcile.pod_certificate_request import PodCertificateRequestReconciler
 from certsmith.reconcile.shim import ShimReconciler
 from certsmith.reconcile.store import Store, WorkItem
 from certsmith.scheduler import Scheduler
@@ -112,6 +114,9 @@ class Runtime:
         self.issuers = IssuerReconciler(self.store, self.port, self.resolver, clock, self.lanes)
         self.certificate_requests = CertificateRequestReconciler(
             self.store, self.port, self.resolver, settings.auto_approve, clock, self.lanes
+        )
+        self.pod_certificate_requests = PodCertificateRequestReconciler(
+            self.store, self.port, self.resolver, settings.spiffe_trust_domain, clock, metrics
         )
         self.shim = ShimReconciler(self.store, self.port, CertificateWriter(api))
         self.bundles = BundleReconciler(
@@ -329,12 +334,16 @@ class Runtime:
         if plural in SHIMMED and not asks_for_certificates(body):
             objects.pop(key, None)  # the many Ingresses no one annotated are neither kept nor looked at
             return
+        if plural == POD_CERTIFICATE_REQUESTS and not _pod_certificate_to_answer(body, key[0]):
+            objects.pop(key, None)  # other signers' requests, and answered ones, are not kept
+            self.scheduler.cancel(item)
+            return
         if event_type == DELETED:
             objects.pop(key, None)
             self.scheduler.cancel(item)
             self.lanes.forget(item)
             self._refer(item, frozenset())
-            if plural in (CERTIFICATES, CERTIFICATE_REQUESTS):
+            if plural in (CERTIFICATES, CERTIFICATE_REQUESTS, POD_CERTIFICATE_REQUESTS):
                 return
         else:
             self.store.remember(plural, key, body)
@@ -497,7 +506,7 @@ class Runtime:
         """The unmanaged Secrets an object reads: an issuer's CA Secret or ACME account key and
         credentials, a keystore's password Secret, a self-signed request's private key."""
         spec = body.get("spec") or {}
-        if item.plural in SHIMMED:
+        if item.plural in SHIMMED or item.plural == POD_CERTIFICATE_REQUESTS:
             return frozenset()
         if item.plural == BUNDLES:
             return self._bundle_reads(item, spec)
@@ -605,6 +614,8 @@ class Runtime:
             return self.certificates.reconcile(item.key)
         if item.plural == CERTIFICATE_REQUESTS:
             return self.certificate_requests.reconcile(item.key)
+        if item.plural == POD_CERTIFICATE_REQUESTS:
+            return self.pod_certificate_requests.reconcile(item.key)
         if item.plural in SHIMMED:
             return self.shim.reconcile(item)
         if item.plural == BUNDLES:
@@ -677,6 +688,11 @@ def _shim_owners(certificate: Mapping[str, Any]) -> list[WorkItem]:
         for reference in metadata.get("ownerReferences") or []
         if reference.get("kind") in _SHIM_KINDS
     ]
+
+
+def _pod_certificate_to_answer(body: Mapping[str, Any], namespace: str) -> bool:
+    signer_name = str((body.get("spec") or {}).get("signerName") or "")
+    return signer_issuer(signer_name, namespace) is not None and not is_answered(body.get("status") or {})
 
 
 def _key(body: Mapping[str, Any], cluster_scoped: bool = False) -> Key:

@@ -54,6 +54,8 @@ class OperatorSettings:
         trust namespace); ClusterIssuers' CA Secrets stay in `cluster_resource_namespace`.
     auto_approve: approve every CertificateRequest (the Approved condition, as certsmith's own
         ServiceAccount, which the approval policy lets approve); off, each waits for an approver.
+    spiffe_trust_domain: the trust domain of the SPIFFE IDs in pod certificates
+        (spiffe://DOMAIN/ns/NAMESPACE/sa/SERVICEACCOUNT).
     """
 
     namespaces: tuple[str, ...] = field(
@@ -220,6 +222,14 @@ class OperatorSettings:
             "--trust-namespace",
             metavar="NS",
             help="namespace of the ConfigMaps, Secrets and Issuers that Bundles read their certificates from",
+        ),
+    )
+    spiffe_trust_domain: str = field(
+        default="cluster.local",
+        metadata=flag(
+            "--spiffe-trust-domain",
+            metavar="DOMAIN",
+            help="trust domain of the SPIFFE IDs in pod certificates: spiffe://DOMAIN/ns/NS/sa/SA",
         ),
     )
 

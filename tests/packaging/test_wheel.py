@@ -97,9 +97,10 @@ def test_the_devtools_wheel_holds_its_data(devtools_wheel: Path) -> None:
     assert "certsmith_devtools/data/monitoring-rules.yaml" in names
     assert "certsmith_devtools/kind_node/runc-caps.go" in names
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
-    assert "dev = certsmith_devtools.command:add_dev_command" in zipfile.ZipFile(devtools_wheel).read(
-        entry_points
-    ).decode()
+    assert (
+        "dev = certsmith_devtools.command:add_dev_command"
+        in zipfile.ZipFile(devtools_wheel).read(entry_points).decode()
+    )
 
 
 def test_the_operator_wheel_alone_runs_its_commands_outside_the_checkout(

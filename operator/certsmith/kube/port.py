@@ -22,6 +22,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import API_VERSION, GROUP, VERSION
+from certsmith.api.pod_certificate_request import (
+    POD_CERTIFICATE_REQUESTS,
+    POD_CERTIFICATES_GROUP,
+    POD_CERTIFICATES_VERSION,
+)
 from certsmith.kube.events import EventRecorder
 from certsmith.kube.secrets import ObservedSecret, observed_from_model, secret_model
 from certsmith.tls_secret import SecretContents
@@ -31,6 +36,8 @@ HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVER_ERROR = 500
+_KUBERNETES_STATUSES = {POD_CERTIFICATE_REQUESTS: (POD_CERTIFICATES_GROUP, POD_CERTIFICATES_VERSION)}
+"""Kubernetes' own objects whose status certsmith writes (as their signer), by plural."""
 
 Key = tuple[str, str]
 """(namespace, name); the namespace is "" for cluster-scoped objects."""
@@ -102,7 +109,8 @@ class KubePort(Protocol):
         ...
 
     def patch_status(self, plural: str, namespace: str | None, name: str, status: Mapping[str, Any]) -> None:
-        """Merge `status` into the status of one of certsmith's objects (None deletes a field)."""
+        """Merge `status` into the status of one of certsmith's objects, or of a PodCertificateRequest
+        it answers (None deletes a field)."""
         ...
 
     def post_event(self, event: EventRecord) -> None: ...
@@ -194,12 +202,13 @@ class ApiServer:
 
     def patch_status(self, plural: str, namespace: str | None, name: str, status: Mapping[str, Any]) -> None:
         body = {"status": dict(status)}
+        group, version = _KUBERNETES_STATUSES.get(plural, (GROUP, VERSION))
         try:
             if namespace is None:
-                patched = self._objects.patch_cluster_custom_object_status(GROUP, VERSION, plural, name, body)
+                patched = self._objects.patch_cluster_custom_object_status(group, version, plural, name, body)
             else:
                 patched = self._objects.patch_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, plural, name, body
+                    group, version, namespace, plural, name, body
                 )
         except ApiException as error:
             where = f"{namespace}/{name}" if namespace else name

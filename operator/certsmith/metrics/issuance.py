@@ -26,6 +26,13 @@ class IssuanceMetrics:
             ["issuer_kind"],
             registry=registry,
         )
+        self.pod_certificates = Counter(
+            "certsmith_pod_certificate_requests",
+            "PodCertificateRequests answered, by the kind of issuer asked (none: the signer name was "
+            "refused) and the answer: Issued, Denied or Failed.",
+            ["issuer_kind", "result"],
+            registry=registry,
+        )
 
         self.acme_requests = Counter(
             "certsmith_acme_requests",
@@ -45,6 +52,9 @@ class IssuanceMetrics:
     def acme_request(self, action: str, status: str, seconds: float) -> None:
         self.acme_requests.labels(action, status).inc()
         self.acme_duration.labels(action).observe(seconds)
+
+    def pod_certificate(self, issuer_kind: str, result: str) -> None:
+        self.pod_certificates.labels(issuer_kind, result).inc()
 
     def issued(self, issuer_kind: str, seconds: float) -> None:
         self.issuances.labels(issuer_kind, "success").inc()

@@ -66,13 +66,18 @@ def self_sign(
 
 
 def sign_with_authority(
-    request: CertificateTemplate, public_key: PublicKey, authority: SigningAuthority, now: datetime.datetime
+    request: CertificateTemplate,
+    public_key: PublicKey,
+    authority: SigningAuthority,
+    now: datetime.datetime,
+    backdate: datetime.timedelta = CLOCK_SKEW_ALLOWANCE,
 ) -> IssuedCertificate:
-    """Sign for `public_key`; the certificate never outlives the CA's own."""
+    """Sign for `public_key`, valid from `backdate` before now; the certificate never outlives the
+    CA's own."""
     ca = authority.certificate
     signer = _Signer(ca.subject, authority.key, certificate_public_key(ca), authority.urls)
     not_after = min(_truncated(now) + request.duration, ca.not_valid_after_utc)
-    certificate = _sign(request, public_key, signer, now, not_after)
+    certificate = _sign(request, public_key, signer, now, not_after, backdate)
     chain = (authority.certificate, *authority.intermediates)
     intermediates = tuple(cert for cert in chain if cert != authority.root)
     return IssuedCertificate(certificate, intermediates, authority.root)
@@ -135,6 +140,7 @@ def _sign(
     signer: _Signer,
     now: datetime.datetime,
     not_after: datetime.datetime | None = None,
+    backdate: datetime.timedelta = CLOCK_SKEW_ALLOWANCE,
 ) -> x509.Certificate:
     start = _truncated(now)
     builder = (
@@ -143,7 +149,7 @@ def _sign(
         .issuer_name(signer.name)
         .public_key(public_key)
         .serial_number(_serial_number())
-        .not_valid_before(start - CLOCK_SKEW_ALLOWANCE)
+        .not_valid_before(start - backdate)
         .not_valid_after(not_after or start + request.duration)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key), critical=False)

@@ -12,6 +12,7 @@ from typing import Any
 
 from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, CLUSTER_ISSUERS, GATEWAYS, INGRESSES, ISSUERS
 from certsmith.api.bundle import BUNDLES
+from certsmith.api.pod_certificate_request import POD_CERTIFICATE_REQUESTS
 from certsmith.kube.port import Key
 from certsmith.kube.secrets import ObservedSecret
 from certsmith.kube.trust import Target
@@ -45,6 +46,8 @@ class Store:
     ingresses: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
     gateways: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
     """Ingresses and Gateways, for the Certificates their annotations ask for."""
+    pod_certificate_requests: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    """Kubernetes' PodCertificateRequests for certsmith's signer names, until answered."""
     secrets: dict[Key, ObservedSecret] = field(default_factory=dict)
     """Managed Secrets (label-selected watch)."""
     referenced: dict[Key, ObservedSecret | None] = field(default_factory=dict)
@@ -90,4 +93,5 @@ class Store:
             INGRESSES: self.ingresses,
             GATEWAYS: self.gateways,
             BUNDLES: self.bundles,
+            POD_CERTIFICATE_REQUESTS: self.pod_certificate_requests,
         }[plural]
