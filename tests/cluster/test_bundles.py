@@ -27,6 +27,7 @@ from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeySpec, generate_private_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
+from certsmith.pki.system_trust import system_trust
 from certsmith.pki.trust import trust_bundle
 from certsmith_devtools.kit import condition, create_object
 from tests.cluster.support import certificate, eventually, secret, secret_data, wait_ready
@@ -235,6 +236,7 @@ def test_a_foreign_configmap_is_never_overwritten_and_deleting_the_bundle_remove
         for namespace in (foreign, own):
             _label(cluster, namespace, label)
         spec = _spec(trust, _inline_certificate(), label)
+        spec["sources"].append({"useDefaultCAs": True})
         spec["target"]["secret"] = {"key": "ca.pem"}
         _create_bundle(cluster, name, spec)
         try:
@@ -254,6 +256,9 @@ def test_a_foreign_configmap_is_never_overwritten_and_deleting_the_bundle_remove
                 {"kind": "ConfigMap", "namespace": foreign, "reason": body["status"]["notOwned"][0]["reason"]}
             ]
             assert "did not make it" in body["status"]["notOwned"][0]["reason"]
+            system = system_trust()
+            assert body["status"]["defaultCAVersion"] == system.version != "unknown"
+            assert body["status"]["certificates"] == len(trust_bundle(system.certificates).certificates) + 2
             events = client.CoreV1Api(cluster.api).list_event_for_all_namespaces(
                 field_selector=f"involvedObject.kind=Bundle,involvedObject.name={name}"
             )
