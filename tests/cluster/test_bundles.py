@@ -23,6 +23,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import GROUP, VERSION
+from certsmith.kube.port import OwnWrites
+from certsmith.kube.trust import TrustApi
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeySpec, generate_private_key
 from certsmith.pki.request import CertificateTemplate
@@ -281,3 +283,70 @@ def test_a_foreign_configmap_is_never_overwritten_and_deleting_the_bundle_remove
 
 def _gone(cluster: Cluster, namespace: str, name: str) -> bool:
     return secret(cluster, namespace, name) is None
+
+
+def _trust_bundle(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    """The ClusterTrustBundle `name`, by the API version the server serves (v1 since 1.37)."""
+    version = TrustApi(cluster.api, OwnWrites()).trust_bundle_version()
+    try:
+        body = client.CustomObjectsApi(cluster.api).get_cluster_custom_object(
+            "certificates.k8s.io", version, "clustertrustbundles", name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    assert isinstance(body, dict)
+    return body
+
+
+def test_a_cluster_trust_bundle_holds_the_ca_certificates_for_a_signer(
+    cluster: Cluster, trust: str, label: str
+) -> None:
+    name = f"trust-{label}"
+    signer = f"clusterissuers.certsmith.dev/{name}"
+    expected_name = f"clusterissuers.certsmith.dev:{name}:{name}"
+    inline = _inline_certificate()
+    leaf_key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    leaf = self_sign(
+        CertificateTemplate(common_name="not a CA", duration=datetime.timedelta(days=1)),
+        leaf_key,
+        datetime.datetime.now(datetime.UTC),
+    ).certificate
+    spec = {
+        "sources": [
+            {"issuerRef": {"name": trust}},
+            {"inLine": certificates_pem([inline, leaf]).decode()},
+        ],
+        "target": {"clusterTrustBundle": {"signerName": signer}},
+    }
+    _create_bundle(cluster, name, spec)
+    try:
+        found = eventually(lambda: _trust_bundle(cluster, expected_name), TIMEOUT, "the ClusterTrustBundle")
+        ca = x509.load_pem_x509_certificates(_ca_certificate(cluster, trust))
+        assert found["spec"]["signerName"] == signer
+        assert found["spec"]["trustBundle"] == trust_bundle([*ca, inline]).pem, "the leaf is left out"
+        assert [reference["kind"] for reference in found["metadata"]["ownerReferences"]] == ["Bundle"]
+        status = eventually(lambda: _ready(cluster, name), TIMEOUT, "the Bundle to be Ready")
+        assert status["clusterTrustBundle"] == expected_name
+
+        before = _ca_certificate(cluster, trust)
+        client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            TRUST_NAMESPACE,
+            "certificates",
+            trust.replace("bundle-ca-", "bundle-root-"),
+            {"spec": {"commonName": "bundle test root, rotated"}},
+        )
+        rotated = eventually(lambda: _rotated(cluster, trust, before), TIMEOUT, "the CA's rotation")
+
+        def holds_rotated() -> bool:
+            body = _trust_bundle(cluster, expected_name) or {}
+            pem = (body.get("spec") or {}).get("trustBundle", "")
+            return rotated.decode() in pem and before.decode() not in pem
+
+        eventually(holds_rotated, TIMEOUT, "the rotated CA in the ClusterTrustBundle")
+    finally:
+        _delete_bundle(cluster, name)
+    eventually(lambda: _trust_bundle(cluster, expected_name) is None, TIMEOUT, "the ClusterTrustBundle to go")
