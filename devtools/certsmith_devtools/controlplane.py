@@ -191,6 +191,9 @@ class ControlPlane:
                 f"--etcd-servers={etcd_url}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
+                # Kubernetes 1.37 refuses a loopback address for the `kubernetes` Service's endpoints; no
+                # Pod runs here to use that Service, so nothing maintains its endpoints.
+                "--endpoint-reconciler-type=none",
                 f"--secure-port={port}",
                 f"--cert-dir={self.directory / 'apiserver-certs'}",
                 f"--tls-cert-file={credentials.serving_cert}",

@@ -3,8 +3,8 @@
 Bumping one of these is the whole upgrade: the build cache is keyed by them.
 """
 
-KUBERNETES_VERSION = "v1.36.3"
-ETCD_VERSION = "v3.6.16"
+KUBERNETES_VERSION = "v1.37.2"
+ETCD_VERSION = "v3.7.0"
 MINIMUM_GO = (1, 26)
 
 
@@ -17,9 +17,9 @@ def staging_version(kubernetes_version: str = KUBERNETES_VERSION) -> str:
 KIND_VERSION = "v0.33.0"
 """sigs.k8s.io/kind: the CLI, and the node image's files (entrypoint, systemd units, containerd config)."""
 CONTAINERD_VERSION = "v2.3.4"
-"""The containerd kind v0.33.0's own base image ships (Kubernetes 1.36 needs containerd 2)."""
-COREDNS_VERSION = "v1.14.2"
-"""The CoreDNS kubeadm v1.36 deploys."""
+"""The containerd kind v0.33.0's own base image ships (Kubernetes 1.36 and later need containerd 2)."""
+COREDNS_VERSION = "v1.14.6"
+"""The CoreDNS kubeadm v1.37 deploys."""
 GATEWAY_API_VERSION = "v1.4.0"
 """sigs.k8s.io/gateway-api: its standard Gateway and GatewayClass CRDs, installed by tests of the shim."""
 ZLINT_VERSION = "v3.7.3"

@@ -29,7 +29,6 @@ from tests.cluster.support import (
     apply_deploy,
     ca_secret,
     create_secret,
-    events,
     eventually,
     key_pair,
     openssl_verify,
@@ -113,11 +112,11 @@ def test_a_pod_certificate_request_is_issued_with_the_requests_key_and_the_pods_
     (tmp_path / "ca.crt").write_bytes(ca)
     (tmp_path / "chain.crt").write_text(status["certificateChain"])
     openssl_verify(tmp_path / "ca.crt", tmp_path / "chain.crt", "-purpose", "sslclient")
-    assert (
-        "Normal",
-        "Issued",
-        f"signed by ClusterIssuer/{issuer} for spiffe://cluster.local/ns/{namespace}/sa/web",
-    ) in events(cluster, namespace, created["metadata"]["name"])
+    message = f"signed by ClusterIssuer/{issuer} for spiffe://cluster.local/ns/{namespace}/sa/web"
+    eventually(
+        lambda: ("Normal", "Issued", message) in _events(cluster, namespace, created["metadata"]["name"]),
+        what="the Event about the issued PodCertificateRequest",
+    )
 
 
 def test_a_namespace_the_cluster_issuers_policy_does_not_serve_is_denied(
@@ -224,6 +223,13 @@ def _answered(cluster: Cluster, namespace: str, created: dict[str, Any]) -> dict
         return found if found.get("conditions") else None
 
     return eventually(status, 60, f"PodCertificateRequest {namespace}/{name} answered")
+
+
+def _events(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str, str]]:
+    listed = client.CoreV1Api(cluster.api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=PodCertificateRequest"
+    )
+    return [(e.type or "", e.reason or "", e.message or "") for e in listed.items]
 
 
 def _identity(metadata: client.V1ObjectMeta | None) -> tuple[str, str]:

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client
@@ -179,6 +181,34 @@ def _shim_and_request_scenario(cluster: Cluster, namespace: str) -> None:
             "metadata": {"name": "request", "annotations": {PRIVATE_KEY_SECRET_ANNOTATION: "cr-key"}},
             "spec": {"request": base64.b64encode(csr).decode(), "issuerRef": {"name": "selfsigned"}},
         },
+    )
+
+
+def _pod_certificate_scenario(cluster: Cluster, namespace: str) -> None:
+    """A PodCertificateRequest for the CA Issuer "ca" (made here), filed as a kubelet does (the API
+    server checks neither the Pod nor the node it names): watched, signed, its status written."""
+    ca_secret(cluster, namespace)
+    create_object(cluster.api, namespace, "Issuer", "ca", {"ca": {"secretName": "rbac-ca"}})
+    key = ec.generate_private_key(ec.SECP256R1())
+    stub = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+    spec = {
+        "signerName": f"issuers.certsmith.dev/{namespace}.ca",
+        "podName": "web-0",
+        "podUID": "6a1c2b9e-0000-4000-8000-000000000001",
+        "serviceAccountName": "web",
+        "serviceAccountUID": "6a1c2b9e-0000-4000-8000-000000000002",
+        "nodeName": "node-a",
+        "nodeUID": "6a1c2b9e-0000-4000-8000-000000000003",
+        "maxExpirationSeconds": 3600,
+        "stubPKCS10Request": base64.b64encode(stub.public_bytes(Encoding.DER)).decode(),
+    }
+    body = {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "PodCertificateRequest",
+        "metadata": {"name": "web-0"},
+    }
+    client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
+        "certificates.k8s.io", "v1", namespace, "podcertificaterequests", {**body, "spec": spec}
     )
 
 
@@ -427,6 +457,7 @@ def test_every_rule_is_needed(
         create_object(cluster.api, solo_namespace, "Issuer", "selfsigned", {"selfSigned": {}})
         _shim_and_request_scenario(cluster, solo_namespace)
         _bundle_scenario(cluster, solo_namespace)
+        _pod_certificate_scenario(cluster, solo_namespace)
         create_certificate(
             cluster, solo_namespace, "twin1", "selfsigned", secretName="shared", dnsNames=["t.example.com"]
         )

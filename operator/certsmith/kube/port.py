@@ -34,6 +34,7 @@ from certsmith.tls_secret import SecretContents
 HTTP_FORBIDDEN = 403
 HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
+HTTP_UNPROCESSABLE = 422
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVER_ERROR = 500
 _KUBERNETES_STATUSES = {POD_CERTIFICATE_REQUESTS: (POD_CERTIFICATES_GROUP, POD_CERTIFICATES_VERSION)}
@@ -212,7 +213,14 @@ class ApiServer:
                 )
         except ApiException as error:
             where = f"{namespace}/{name}" if namespace else name
-            raise access_error(f"patching the status of {plural}/{where}", error) from None
+            refusal = access_error(f"patching the status of {plural}/{where}", error)
+            if plural in _KUBERNETES_STATUSES and error.status == HTTP_UNPROCESSABLE:
+                refusal = ApiAccessError(
+                    f"patching the status of {plural}/{where}",
+                    refusal.status,
+                    f"{refusal.reason}: {_causes(error)}",
+                )
+            raise refusal from None
         metadata = (patched.get("metadata") if isinstance(patched, dict) else None) or {}
         self.own_writes.record(plural, (namespace or "", name), metadata.get("resourceVersion"))
 
@@ -274,6 +282,19 @@ def _missing_kind(error: ApiException) -> str | None:
         return None
     kind = details.get("kind")
     return kind if isinstance(kind, str) else None
+
+
+def _causes(error: ApiException) -> str:
+    """What a 422 about a PodCertificateRequest's status says (its causes: a signer without the verb sign,
+    a leaf the API server's checks refuse). Only for those: the body of a refused Secret could echo it."""
+    try:
+        details = json.loads(error.body or "{}").get("details") or {}
+    except (ValueError, AttributeError):
+        return "no details"
+    causes = details.get("causes") or []
+    return "; ".join(
+        f"{cause.get('reason')} {cause.get('field')}: {cause.get('message')}" for cause in causes
+    )
 
 
 def access_error(action: str, error: ApiException) -> ApiAccessError:
