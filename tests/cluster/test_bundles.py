@@ -23,10 +23,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from certsmith.api import GROUP, VERSION
+from certsmith.kube.port import OwnWrites
+from certsmith.kube.trust import TrustApi
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeySpec, generate_private_key
 from certsmith.pki.request import CertificateTemplate
 from certsmith.pki.signing import self_sign
+from certsmith.pki.system_trust import system_trust
 from certsmith.pki.trust import trust_bundle
 from certsmith_devtools.kit import condition, create_object
 from tests.cluster.support import certificate, eventually, secret, secret_data, wait_ready
@@ -235,6 +238,7 @@ def test_a_foreign_configmap_is_never_overwritten_and_deleting_the_bundle_remove
         for namespace in (foreign, own):
             _label(cluster, namespace, label)
         spec = _spec(trust, _inline_certificate(), label)
+        spec["sources"].append({"useDefaultCAs": True})
         spec["target"]["secret"] = {"key": "ca.pem"}
         _create_bundle(cluster, name, spec)
         try:
@@ -254,6 +258,9 @@ def test_a_foreign_configmap_is_never_overwritten_and_deleting_the_bundle_remove
                 {"kind": "ConfigMap", "namespace": foreign, "reason": body["status"]["notOwned"][0]["reason"]}
             ]
             assert "did not make it" in body["status"]["notOwned"][0]["reason"]
+            system = system_trust()
+            assert body["status"]["defaultCAVersion"] == system.version != "unknown"
+            assert body["status"]["certificates"] == len(trust_bundle(system.certificates).certificates) + 2
             events = client.CoreV1Api(cluster.api).list_event_for_all_namespaces(
                 field_selector=f"involvedObject.kind=Bundle,involvedObject.name={name}"
             )
@@ -276,3 +283,70 @@ def test_a_foreign_configmap_is_never_overwritten_and_deleting_the_bundle_remove
 
 def _gone(cluster: Cluster, namespace: str, name: str) -> bool:
     return secret(cluster, namespace, name) is None
+
+
+def _trust_bundle(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    """The ClusterTrustBundle `name`, by the API version the server serves (v1 since 1.37)."""
+    version = TrustApi(cluster.api, OwnWrites()).trust_bundle_version()
+    try:
+        body = client.CustomObjectsApi(cluster.api).get_cluster_custom_object(
+            "certificates.k8s.io", version, "clustertrustbundles", name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    assert isinstance(body, dict)
+    return body
+
+
+def test_a_cluster_trust_bundle_holds_the_ca_certificates_for_a_signer(
+    cluster: Cluster, trust: str, label: str
+) -> None:
+    name = f"trust-{label}"
+    signer = f"clusterissuers.certsmith.dev/{name}"
+    expected_name = f"clusterissuers.certsmith.dev:{name}:{name}"
+    inline = _inline_certificate()
+    leaf_key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
+    leaf = self_sign(
+        CertificateTemplate(common_name="not a CA", duration=datetime.timedelta(days=1)),
+        leaf_key,
+        datetime.datetime.now(datetime.UTC),
+    ).certificate
+    spec = {
+        "sources": [
+            {"issuerRef": {"name": trust}},
+            {"inLine": certificates_pem([inline, leaf]).decode()},
+        ],
+        "target": {"clusterTrustBundle": {"signerName": signer}},
+    }
+    _create_bundle(cluster, name, spec)
+    try:
+        found = eventually(lambda: _trust_bundle(cluster, expected_name), TIMEOUT, "the ClusterTrustBundle")
+        ca = x509.load_pem_x509_certificates(_ca_certificate(cluster, trust))
+        assert found["spec"]["signerName"] == signer
+        assert found["spec"]["trustBundle"] == trust_bundle([*ca, inline]).pem, "the leaf is left out"
+        assert [reference["kind"] for reference in found["metadata"]["ownerReferences"]] == ["Bundle"]
+        status = eventually(lambda: _ready(cluster, name), TIMEOUT, "the Bundle to be Ready")
+        assert status["clusterTrustBundle"] == expected_name
+
+        before = _ca_certificate(cluster, trust)
+        client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            TRUST_NAMESPACE,
+            "certificates",
+            trust.replace("bundle-ca-", "bundle-root-"),
+            {"spec": {"commonName": "bundle test root, rotated"}},
+        )
+        rotated = eventually(lambda: _rotated(cluster, trust, before), TIMEOUT, "the CA's rotation")
+
+        def holds_rotated() -> bool:
+            body = _trust_bundle(cluster, expected_name) or {}
+            pem = (body.get("spec") or {}).get("trustBundle", "")
+            return rotated.decode() in pem and before.decode() not in pem
+
+        eventually(holds_rotated, TIMEOUT, "the rotated CA in the ClusterTrustBundle")
+    finally:
+        _delete_bundle(cluster, name)
+    eventually(lambda: _trust_bundle(cluster, expected_name) is None, TIMEOUT, "the ClusterTrustBundle to go")

@@ -60,7 +60,12 @@ def _with_unique_cluster_name(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_crd_is_established(cluster: Cluster) -> None:
     extensions = client.ApiextensionsV1Api(cluster.api)
-    for name in ("certificates.certsmith.dev", "issuers.certsmith.dev", "clusterissuers.certsmith.dev"):
+    for name in (
+        "certificates.certsmith.dev",
+        "issuers.certsmith.dev",
+        "clusterissuers.certsmith.dev",
+        "bundles.certsmith.dev",
+    ):
         status = extensions.read_custom_resource_definition(name).status
         assert status
         conditions = {c.type: c.status for c in status.conditions or []}
@@ -91,6 +96,7 @@ def test_the_certsmith_category_lists_all_kinds(cluster: Cluster, namespace: str
         cluster, "api-resources", "--api-group", GROUP, "--categories", "certsmith", "-o", "name"
     )
     assert sorted(resources.split()) == [
+        f"bundles.{GROUP}",
         f"certificaterequests.{GROUP}",
         f"certificates.{GROUP}",
         f"clusterissuers.{GROUP}",
@@ -285,7 +291,7 @@ def test_deploy_kustomization_installs_crds_namespace_rbac_operator_and_solver_s
     common = [
         *(
             f"customresourcedefinition.apiextensions.k8s.io/{plural}.{GROUP}"
-            for plural in ("certificates", "certificaterequests", "clusterissuers", "issuers")
+            for plural in ("certificates", "certificaterequests", "clusterissuers", "issuers", "bundles")
         ),
         f"validatingadmissionpolicy.admissionregistration.k8s.io/certificaterequest-approval.{GROUP}",
         f"validatingadmissionpolicybinding.admissionregistration.k8s.io/certificaterequest-approval.{GROUP}",

@@ -239,7 +239,9 @@ def _shim_and_request_done(cluster: Cluster, namespace: str) -> None:
 
 
 def _bundle_scenario(cluster: Cluster, namespace: str) -> str:
-    """A Bundle of an inline CA certificate into a ConfigMap and a Secret of `namespace`; its name."""
+    """A Bundle of an inline CA certificate into a ConfigMap and a Secret of `namespace`, and into a
+    ClusterTrustBundle for a certsmith signer (where the API server serves them: Kubernetes 1.37); its
+    name."""
     name = f"rbac-{namespace}"
     inline = key_pair("rbac bundle CA", True, datetime.timedelta(days=1))["tls.crt"].decode()
     client.CustomObjectsApi(cluster.api).create_cluster_custom_object(
@@ -256,6 +258,7 @@ def _bundle_scenario(cluster: Cluster, namespace: str) -> str:
                     "configMap": {"key": "ca.crt"},
                     "secret": {"key": "ca.crt"},
                     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                    "clusterTrustBundle": {"signerName": f"clusterissuers.certsmith.dev/{name}"},
                 },
             },
         },

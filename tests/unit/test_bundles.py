@@ -178,6 +178,12 @@ def test_the_pkcs12_trust_store_holds_every_certificate() -> None:
     assert sorted(c.certificate.subject.rfc4514_string() for c in opened.additional_certs) == ["CN=a", "CN=b"]
 
 
+def test_an_empty_password_makes_a_passwordless_trust_store() -> None:
+    bundle = trust_bundle([_ca("a")])
+    opened = pkcs12.load_pkcs12(bundle.pkcs12(""), None)
+    assert [c.certificate.subject.rfc4514_string() for c in opened.additional_certs] == ["CN=a"]
+
+
 def test_only_ca_certificates_go_to_a_cluster_trust_bundle() -> None:
     root, leaf = _ca("root"), _ca("leaf", ca=False)
     assert certificate_authorities([root, leaf]) == [root]

@@ -55,10 +55,13 @@ def keystore_opens(keystore: bytes, password: bytes | None) -> bool:
 
 
 def pkcs12_truststore(roots: Sequence[x509.Certificate], password: bytes, profile: PKCS12Profile) -> bytes:
-    """Certificates only, marked as trusted for Java's key store."""
+    """Certificates only, marked as trusted for Java's key store; an empty password makes a
+    passwordless file (neither encrypted nor MACed, as trust-manager's default), which holds nothing
+    secret."""
+    encryption = _encryption(password, profile) if password else serialization.NoEncryption()
     return pkcs12.serialize_java_truststore(
         [pkcs12.PKCS12Certificate(root, f"ca-{index}".encode()) for index, root in enumerate(roots)],
-        _encryption(password, profile),
+        encryption,
     )
 
 
