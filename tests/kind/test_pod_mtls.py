@@ -1,13 +1,17 @@
 """Mutual TLS between Pods whose certificates the kubelet got from certsmith through `podCertificate`
 projected volumes: the seed's Python `ssl` exchange (CERT_REQUIRED on both sides, TLS 1.3), in a
-cluster, with the CA from a ConfigMap; a Pod whose certificate another CA signed is refused."""
+cluster, with the mesh CA (a ClusterIssuer's) in a ConfigMap that a Bundle of that ClusterIssuer made;
+a Pod whose certificate another CA signed is refused."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from certsmith_devtools.kind import OPERATOR_IMAGE, KindCluster
+from kubernetes import client
+
+from certsmith.api import GROUP, VERSION
+from certsmith_devtools.kind import NAMESPACE, OPERATOR_IMAGE, KindCluster
 from certsmith_devtools.kit import create_object
 from tests.cluster.support import eventually, secret_data, wait_ready
 from tests.conftest import Cluster
@@ -53,19 +57,46 @@ for _ in range(120):
 def test_two_pods_talk_mutual_tls_with_certsmith_pod_certificates_and_a_stranger_is_refused(
     kind: KindCluster, cluster: Cluster, namespace: str
 ) -> None:
-    for name, common_name in (("ca", "mesh CA"), ("other", "stranger CA")):
-        _ca_issuer(cluster, namespace, name, common_name)
-    ca = secret_data(cluster, namespace, "ca-root")["tls.crt"]
-    kind.kubectl_run("-n", namespace, "create", "configmap", "trust", f"--from-literal=ca.crt={ca.decode()}")
+    mesh = f"mesh-{namespace}"
+    _ca_issuer(cluster, NAMESPACE, mesh, "mesh CA")
+    objects = client.CustomObjectsApi(cluster.api)
+    issuer = _object("ClusterIssuer", mesh, {"ca": {"secretName": f"{mesh}-root"}})
+    objects.create_cluster_custom_object(GROUP, VERSION, "clusterissuers", issuer)
+    bundle = {
+        "sources": [{"issuerRef": {"name": mesh, "kind": "ClusterIssuer"}}],
+        "target": {
+            "configMap": {"key": "ca.crt"},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        },
+    }
+    objects.create_cluster_custom_object(GROUP, VERSION, "bundles", _object("Bundle", mesh, bundle))
+    try:
+        _talk(kind, cluster, namespace, mesh)
+    finally:
+        objects.delete_cluster_custom_object(GROUP, VERSION, "bundles", mesh)
+        objects.delete_cluster_custom_object(GROUP, VERSION, "clusterissuers", mesh)
+        made = (("certificates", f"{mesh}-root"), ("issuers", mesh), ("issuers", f"{mesh}-selfsigned"))
+        for plural, name in made:
+            objects.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name)
+        client.CoreV1Api(cluster.api).delete_namespaced_secret(f"{mesh}-root", NAMESPACE)
+
+
+def _talk(kind: KindCluster, cluster: Cluster, namespace: str, mesh: str) -> None:
+    """The mesh CA reaches `namespace` through the Bundle `mesh`; the server and client Pods get
+    certificates from the ClusterIssuer `mesh`, the stranger from an Issuer of another CA."""
+    _ca_issuer(cluster, namespace, "other", "stranger CA")
+    ca = secret_data(cluster, NAMESPACE, f"{mesh}-root")["tls.crt"].decode()
+    eventually(lambda: ca.strip() in _trusted(cluster, namespace, mesh), 60, "the Bundle's ConfigMap")
     for account in ("server", "client", "stranger"):
         kind.kubectl_run("-n", namespace, "create", "serviceaccount", account)
 
-    _pod(kind, namespace, "server", "server", f"issuers.certsmith.dev/{namespace}.ca", "")
+    signer = f"clusterissuers.certsmith.dev/{mesh}"
+    _pod(kind, namespace, "server", "server", signer, "", mesh)
     server_ip = eventually(
         lambda: _get(kind, namespace, "server")["status"].get("podIP"), 180, "server Pod IP"
     )
-    _pod(kind, namespace, "client", "client", f"issuers.certsmith.dev/{namespace}.ca", server_ip)
-    _pod(kind, namespace, "stranger", "client", f"issuers.certsmith.dev/{namespace}.other", server_ip)
+    _pod(kind, namespace, "client", "client", signer, server_ip, mesh)
+    _pod(kind, namespace, "stranger", "client", f"issuers.certsmith.dev/{namespace}.other", server_ip, mesh)
 
     client_log = _finished_log(kind, namespace, "client")
     assert f"server spiffe://cluster.local/ns/{namespace}/sa/server said: hello " in client_log, client_log
@@ -77,6 +108,21 @@ def test_two_pods_talk_mutual_tls_with_certsmith_pod_certificates_and_a_stranger
     assert f"served spiffe://cluster.local/ns/{namespace}/sa/client" in server_log, server_log
     assert "refused:" in server_log, server_log
     assert f"served spiffe://cluster.local/ns/{namespace}/sa/stranger" not in server_log, server_log
+
+
+def _trusted(cluster: Cluster, namespace: str, name: str) -> str:
+    """The ca.crt of the ConfigMap `name`, empty while there is none."""
+    try:
+        config_map = client.CoreV1Api(cluster.api).read_namespaced_config_map(name, namespace)
+    except client.exceptions.ApiException as error:
+        if error.status == 404:
+            return ""
+        raise
+    return str((config_map.data or {}).get("ca.crt") or "")
+
+
+def _object(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
 def _ca_issuer(cluster: Cluster, namespace: str, name: str, common_name: str) -> None:
@@ -99,8 +145,11 @@ def _ca_issuer(cluster: Cluster, namespace: str, name: str, common_name: str) ->
     wait_ready(cluster, namespace, f"{name}-root", timeout=60)
 
 
-def _pod(kind: KindCluster, namespace: str, name: str, role: str, signer_name: str, server: str) -> None:
-    """A Pod of ServiceAccount `name` running `_TLS` as `role`, its key and chain from `signer_name`."""
+def _pod(
+    kind: KindCluster, namespace: str, name: str, role: str, signer_name: str, server: str, trust: str
+) -> None:
+    """A Pod of ServiceAccount `name` running `_TLS` as `role`, its key and chain from `signer_name`, the
+    CA certificates it trusts from the ConfigMap `trust`."""
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -139,7 +188,7 @@ def _pod(kind: KindCluster, namespace: str, name: str, role: str, signer_name: s
                         ]
                     },
                 },
-                {"name": "trust", "configMap": {"name": "trust"}},
+                {"name": "trust", "configMap": {"name": trust}},
             ],
         },
     }
