@@ -16,7 +16,6 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
@@ -91,14 +90,6 @@ class StepCA(LocalServer):
         log = self._directory / f"step-ca-{int(time.time() * 1000)}.log"
         self._process = start_until_ready("step-ca", argv, log, self._ready, _READY_TIMEOUT)
         return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _ready(self) -> bool:
         context = ssl.create_default_context(cadata=self.ca_bundle.decode("ascii"))

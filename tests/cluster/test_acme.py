@@ -22,6 +22,7 @@ from certsmith.pki.keys import load_private_key
 from certsmith_devtools.bind import TSIG_KEY_NAME, Bind
 from certsmith_devtools.kit import condition, free_port, why_not_ready
 from certsmith_devtools.pebble import EAB_KEY_ID, EAB_MAC_KEY, Pebble
+from tests.cluster.acme_support import acme_operator_process
 from tests.cluster.support import (
     certificate,
     create,
@@ -35,7 +36,7 @@ from tests.cluster.support import (
     wait_ready,
 )
 from tests.cluster.test_certificate_requests import KEYS, create_request, openssl_csr, settled
-from tests.conftest import Cluster, OperatorProcess, assert_no_key_material, fresh_namespace
+from tests.conftest import Cluster, OperatorProcess, fresh_namespace
 
 pytestmark = pytest.mark.cluster
 
@@ -62,19 +63,16 @@ def metrics_port() -> int:
 def acme_operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, http01_port: int, metrics_port: int
 ) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(
-        cluster.kubeconfig,
-        tmp_path_factory.mktemp("acme-operator") / "operator.log",
-        *("--namespace", NAMESPACES, "--backoff-initial", "1s", "--backoff-max", "4s"),
-        *("--acme-http01-port", str(http01_port), "--acme-http01-address", "127.0.0.1"),
+    with acme_operator_process(
+        cluster,
+        tmp_path_factory,
+        "ACME",
+        NAMESPACES,
+        http01_port,
         *("--acme-solver-service", "certsmith/certsmith-acme-solver"),
-        *("--metrics-port", str(metrics_port), "--metrics-address", "127.0.0.1"),
-    )
-    process.start()
-    yield process
-    process.stop()
-    print(f"ACME operator log: {process.log_path}")
-    assert_no_key_material(process.log(), "the ACME operator's log")
+        metrics_port=metrics_port,
+    ) as process:
+        yield process
 
 
 @pytest.fixture

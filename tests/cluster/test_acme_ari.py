@@ -28,8 +28,8 @@ from kubernetes import client
 from certsmith.api.status import parse_timestamp
 from certsmith.pki.keys import load_private_key
 from certsmith.renewal_info import cert_id
-from certsmith_devtools.kit import free_port
 from certsmith_devtools.pebble import Pebble
+from tests.cluster.acme_support import acme_operator_process
 from tests.cluster.support import (
     certificate,
     create,
@@ -39,48 +39,31 @@ from tests.cluster.support import (
     secret_data,
     wait_ready,
 )
+from tests.cluster.test_acme import http01_port, metrics_port, pebble
 from tests.cluster.test_cli import certsmith
-from tests.conftest import Cluster, OperatorProcess, assert_no_key_material, fresh_namespace
+from tests.conftest import Cluster, OperatorProcess, fresh_namespace
 
 pytestmark = pytest.mark.cluster
+__all__ = ["http01_port", "metrics_port", "pebble"]  # fixtures
 
 INTERVAL = 2
 """--acme-ari-interval of the operator under test, in seconds."""
 
 
 @pytest.fixture(scope="module")
-def http01_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def pebble(tmp_path_factory: pytest.TempPathFactory, http01_port: int) -> Iterator[Pebble]:
-    with Pebble(tmp_path_factory.mktemp("pebble"), http01_port) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def metrics_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
 def ari_operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, http01_port: int, metrics_port: int
 ) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(
-        cluster.kubeconfig,
-        tmp_path_factory.mktemp("ari-operator") / "operator.log",
-        *("--namespace", "solo-ari-*", "--backoff-initial", "1s", "--backoff-max", "4s"),
-        *("--acme-http01-port", str(http01_port), "--acme-http01-address", "127.0.0.1"),
-        *("--metrics-port", str(metrics_port), "--metrics-address", "127.0.0.1"),
+    with acme_operator_process(
+        cluster,
+        tmp_path_factory,
+        "ARI",
+        "solo-ari-*",
+        http01_port,
         *("--acme-ari-interval", str(INTERVAL)),
-    )
-    process.start()
-    yield process
-    process.stop()
-    print(f"ARI operator log: {process.log_path}")
-    assert_no_key_material(process.log(), "the ARI operator's log")
+        metrics_port=metrics_port,
+    ) as process:
+        yield process
 
 
 @pytest.fixture

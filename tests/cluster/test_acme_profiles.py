@@ -24,8 +24,9 @@ from kubernetes.client.exceptions import ApiException
 from certsmith.api import GROUP, VERSION
 from certsmith.issuers.acme.client import AcmeClient, AcmeError
 from certsmith.pki.keys import load_private_key
-from certsmith_devtools.kit import condition, free_port
+from certsmith_devtools.kit import condition
 from certsmith_devtools.pebble import PROFILES, Pebble
+from tests.cluster.acme_support import acme_operator_process
 from tests.cluster.support import (
     certificate,
     create,
@@ -35,9 +36,11 @@ from tests.cluster.support import (
     secret_data,
     wait_ready,
 )
-from tests.conftest import Cluster, OperatorProcess, assert_no_key_material, fresh_namespace
+from tests.cluster.test_acme import http01_port, pebble
+from tests.conftest import Cluster, OperatorProcess, fresh_namespace
 
 pytestmark = pytest.mark.cluster
+__all__ = ["http01_port", "pebble"]  # fixtures
 
 NAMESPACES = "solo-profiles-*"
 CLUSTER_RESOURCE_NAMESPACE = "certsmith"
@@ -47,31 +50,11 @@ SHORTLIVED = PROFILES["shortlived"].lifetime - datetime.timedelta(seconds=1)
 
 
 @pytest.fixture(scope="module")
-def http01_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def pebble(tmp_path_factory: pytest.TempPathFactory, http01_port: int) -> Iterator[Pebble]:
-    with Pebble(tmp_path_factory.mktemp("pebble"), http01_port) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def profiles_operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, http01_port: int
 ) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(
-        cluster.kubeconfig,
-        tmp_path_factory.mktemp("profiles-operator") / "operator.log",
-        *("--namespace", NAMESPACES, "--backoff-initial", "1s", "--backoff-max", "4s"),
-        *("--acme-http01-port", str(http01_port), "--acme-http01-address", "127.0.0.1"),
-    )
-    process.start()
-    yield process
-    process.stop()
-    print(f"profiles operator log: {process.log_path}")
-    assert_no_key_material(process.log(), "the profiles operator's log")
+    with acme_operator_process(cluster, tmp_path_factory, "profiles", NAMESPACES, http01_port) as process:
+        yield process
 
 
 @pytest.fixture

@@ -191,16 +191,7 @@ def test_a_bundle_lands_in_exactly_the_selected_namespaces_and_follows_them(
             assert target.metadata is not None
             assert target.metadata.resource_version == version, "an equal target was written again"
 
-            before = _ca_certificate(cluster, trust)
-            client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                TRUST_NAMESPACE,
-                "certificates",
-                trust.replace("bundle-ca-", "bundle-root-"),
-                {"spec": {"commonName": "bundle test root, rotated"}},
-            )
-            rotated = eventually(lambda: _rotated(cluster, trust, before), TIMEOUT, "the CA's rotation")
+            before, rotated = _rotate_ca(cluster, trust)
             for namespace in (first, unselected, later):
                 eventually(
                     functools.partial(_holds_only, cluster, namespace, name, rotated, before),
@@ -209,6 +200,20 @@ def test_a_bundle_lands_in_exactly_the_selected_namespaces_and_follows_them(
                 )
         finally:
             _delete_bundle(cluster, name)
+
+
+def _rotate_ca(cluster: Cluster, trust: str) -> tuple[bytes, bytes]:
+    """Re-issue the root behind the CA issuer `trust` under a new name: its CA certificate before, after."""
+    before = _ca_certificate(cluster, trust)
+    client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        TRUST_NAMESPACE,
+        "certificates",
+        trust.replace("bundle-ca-", "bundle-root-"),
+        {"spec": {"commonName": "bundle test root, rotated"}},
+    )
+    return before, eventually(lambda: _rotated(cluster, trust, before), TIMEOUT, "the CA's rotation")
 
 
 def _rotated(cluster: Cluster, issuer: str, before: bytes) -> bytes | None:
@@ -330,16 +335,7 @@ def test_a_cluster_trust_bundle_holds_the_ca_certificates_for_a_signer(
         status = eventually(lambda: _ready(cluster, name), TIMEOUT, "the Bundle to be Ready")
         assert status["clusterTrustBundle"] == expected_name
 
-        before = _ca_certificate(cluster, trust)
-        client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            TRUST_NAMESPACE,
-            "certificates",
-            trust.replace("bundle-ca-", "bundle-root-"),
-            {"spec": {"commonName": "bundle test root, rotated"}},
-        )
-        rotated = eventually(lambda: _rotated(cluster, trust, before), TIMEOUT, "the CA's rotation")
+        before, rotated = _rotate_ca(cluster, trust)
 
         def holds_rotated() -> bool:
             body = _trust_bundle(cluster, expected_name) or {}

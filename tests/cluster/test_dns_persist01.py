@@ -17,6 +17,7 @@ from cryptography import x509
 from certsmith_devtools.bind import TSIG_KEY_NAME, Bind
 from certsmith_devtools.kit import condition, free_port
 from certsmith_devtools.pebble import Pebble
+from tests.cluster.acme_support import acme_operator_process
 from tests.cluster.support import (
     certificate,
     create,
@@ -27,7 +28,7 @@ from tests.cluster.support import (
 )
 from tests.cluster.test_acme import issuer
 from tests.cluster.test_cli import certsmith
-from tests.conftest import Cluster, OperatorProcess, assert_no_key_material, fresh_namespace
+from tests.conftest import Cluster, OperatorProcess, fresh_namespace
 
 pytestmark = pytest.mark.cluster
 
@@ -55,19 +56,16 @@ def pebble(tmp_path_factory: pytest.TempPathFactory, bind: Bind) -> Iterator[Peb
 def persist_operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, bind: Bind
 ) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(
-        cluster.kubeconfig,
-        tmp_path_factory.mktemp("persist-operator") / "operator.log",
-        *("--namespace", NAMESPACES, "--backoff-initial", "1s", "--backoff-max", "4s"),
-        *("--acme-http01-port", str(free_port()), "--acme-http01-address", "127.0.0.1"),
-        *("--metrics-port", str(free_port()), "--metrics-address", "127.0.0.1"),
+    with acme_operator_process(
+        cluster,
+        tmp_path_factory,
+        "dns-persist-01",
+        NAMESPACES,
+        free_port(),
         *("--dns01-recursive-nameserver", bind.address),
-    )
-    process.start()
-    yield process
-    process.stop()
-    print(f"dns-persist-01 operator log: {process.log_path}")
-    assert_no_key_material(process.log(), "the dns-persist-01 operator's log")
+        metrics_port=free_port(),
+    ) as process:
+        yield process
 
 
 @pytest.fixture

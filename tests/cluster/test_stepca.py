@@ -17,6 +17,7 @@ from cryptography import x509
 from certsmith_devtools.bind import Bind
 from certsmith_devtools.kit import condition, free_port
 from certsmith_devtools.stepca import StepCA
+from tests.cluster.acme_support import acme_operator_process
 from tests.cluster.support import (
     certificate,
     create,
@@ -29,7 +30,7 @@ from tests.cluster.support import (
 )
 from tests.cluster.test_acme import issuer
 from tests.cluster.test_cli import certsmith
-from tests.conftest import Cluster, OperatorProcess, assert_no_key_material, fresh_namespace
+from tests.conftest import Cluster, OperatorProcess, fresh_namespace
 
 pytestmark = pytest.mark.cluster
 
@@ -71,20 +72,17 @@ def step_ca(tmp_path_factory: pytest.TempPathFactory, http01_port: int, bind: Bi
 def stepca_operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, http01_port: int, bind: Bind
 ) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(
-        cluster.kubeconfig,
-        tmp_path_factory.mktemp("stepca-operator") / "operator.log",
-        *("--namespace", NAMESPACES, "--backoff-initial", "1s", "--backoff-max", "4s"),
-        *("--acme-http01-port", str(http01_port), "--acme-http01-address", "127.0.0.1"),
+    with acme_operator_process(
+        cluster,
+        tmp_path_factory,
+        "step-ca",
+        NAMESPACES,
+        http01_port,
         *("--acme-solver-service", "certsmith/certsmith-acme-solver"),
-        *("--metrics-port", str(free_port()), "--metrics-address", "127.0.0.1"),
         *("--dns01-recursive-nameserver", bind.address),
-    )
-    process.start()
-    yield process
-    process.stop()
-    print(f"step-ca operator log: {process.log_path}")
-    assert_no_key_material(process.log(), "the step-ca operator's log")
+        metrics_port=free_port(),
+    ) as process:
+        yield process
 
 
 @pytest.fixture
