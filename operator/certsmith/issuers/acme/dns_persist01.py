@@ -5,7 +5,8 @@ create (the issuer's status, `certsmith status`), checks before ordering that th
 then lets the CA validate it.
 
 The record's value is an RFC 8659 issue-value: `<issuer-domain>; accounturi=<account URL>`, with
-`; policy=wildcard` for wildcard names; the parsing follows the draft as the reference ACME test server implements it.
+`; policy=wildcard` for wildcard names; the parsing follows the draft as the reference ACME test
+server implements it.
 """
 
 from __future__ import annotations
