@@ -12,9 +12,10 @@ import itertools
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -165,6 +166,9 @@ class Runtime:
         )
         self._taking = 0
         self._deleted_while_taking: set[WorkItem] = set()
+        self._listing_lock = threading.Lock()
+        self._listed: tuple[float, list[tuple[Key, Mapping[str, Any]]]] = (float("-inf"), [])
+        """The last listing an HTTP-01 request made (monotonic time it began, bodies)."""
         self._started = time.monotonic()
         self._not_yet_reconciled: set[WorkItem] | None = set()
         """Certificates seen but not reconciled since start; None once all were (see `_note_progress`)."""
@@ -487,11 +491,24 @@ class Runtime:
                 return self.resolver.key_authorization(issuer, namespace, token)
         return None
 
-    def _listed_bodies(self) -> Iterator[tuple[Key, Mapping[str, Any]]]:
-        for namespace in self._listed_namespaces():
-            for plural in SHARDED:
-                for page in self.port.object_pages(plural, namespace):
-                    yield from ((_key(body), body) for body in page)
+    def _listed_bodies(self) -> list[tuple[Key, Mapping[str, Any]]]:
+        """Every replica's Certificates and CertificateRequests, from a listing begun after this
+        request came: one listing at a time, shared by the requests that waited for it (anyone can
+        send the solver tokens it does not know)."""
+        arrived = time.monotonic()
+        with self._listing_lock:
+            started, bodies = self._listed
+            if started < arrived:
+                started = time.monotonic()
+                bodies = [
+                    (_key(body), body)
+                    for namespace in self._listed_namespaces()
+                    for plural in SHARDED
+                    for page in self.port.object_pages(plural, namespace)
+                    for body in page
+                ]
+                self._listed = (started, bodies)
+            return bodies
 
     def custom_object_event(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         key = _key(body, cluster_scoped=plural in CLUSTER_SCOPED)
