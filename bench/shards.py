@@ -104,6 +104,7 @@ def run(
             running: list[Operator] = [stack.enter_context(operator(bench, *flags)) for _ in range(replicas)]
             issuer = ca_issuer(bench, namespace)
             _wait_shared(bench, namespace, shards, replicas, 120)
+            idle = [replica.rss_mib() for replica in running]
             before = bench.request_counts()
             started = time.monotonic()
             create_certificates(bench, namespace, count, _KEY, issuer)
@@ -111,7 +112,8 @@ def run(
             elapsed = time.monotonic() - started
             time.sleep(2)  # the last Events land
             spent: Counter[RequestKey] = bench.request_counts() - before
-            rss = [replica.peak_rss_mib() for replica in running]
+            rss = [replica.rss_mib() for replica in running]
+            peak = [replica.peak_rss_mib() for replica in running]
             row = {
                 "certificates": str(count),
                 "replicas": str(replicas),
@@ -120,7 +122,10 @@ def run(
                 "per second": f"{count / elapsed:.1f}",
                 "writes / issuance": f"{sum(spent[key] for key in _ISSUANCE_WRITES) / count:.2f}",
                 "Lease writes / s": f"{spent[('PUT', 'leases', '')] / elapsed:.1f}",
-                "peak RSS per replica (MiB)": " / ".join(f"{value:.0f}" for value in rss),
+                "RSS per replica before / all Ready / peak (MiB)": ", ".join(
+                    f"{first:.0f} / {last:.0f} / {most:.0f}"
+                    for first, last, most in zip(idle, rss, peak, strict=True)
+                ),
             }
             takeover = ""
             if replicas > 1:

@@ -173,6 +173,7 @@ class ControlPlane:
                 f"--initial-advertise-peer-urls={peer_url}",
                 f"--initial-cluster=default={peer_url}",
                 "--unsafe-no-fsync=true",
+                "--quota-backend-bytes=8589934592",  # room for 100,000 Certificates, Secrets and Events
                 "--log-level=warn",
             ],
         )

@@ -479,8 +479,8 @@ class Runtime:
         shards, the Service in front of the solvers may send the CA to a replica that does not hold the
         Certificate: a token not found in the store is looked for in a listing, a page at a time."""
         bodies: Iterable[tuple[Key, Mapping[str, Any]]] = [
-            *self.store.certificates.items(),
-            *self.store.certificate_requests.items(),
+            *self.store.certificates.snapshot(containing=token),
+            *self.store.certificate_requests.snapshot(containing=token),
         ]
         if self.shards is not None:
             bodies = itertools.chain(bodies, self._listed_bodies())

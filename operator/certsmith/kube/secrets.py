@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,8 @@ def observed_secret(body: Mapping[str, Any]) -> ObservedSecret:
     """A Secret as a watch event delivers it (a dict)."""
     metadata = body.get("metadata") or {}
     contents = SecretContents(
-        labels=dict(metadata.get("labels") or {}),
-        annotations=dict(metadata.get("annotations") or {}),
+        labels=_interned(metadata.get("labels")),
+        annotations=_interned(metadata.get("annotations")),
         data=_decoded(body.get("data")),
         type=body.get("type") or "Opaque",
     )
@@ -36,8 +37,8 @@ def observed_from_model(secret: client.V1Secret) -> ObservedSecret:
     """A Secret as the client library returns it from a GET or LIST."""
     metadata = secret.metadata or client.V1ObjectMeta()
     contents = SecretContents(
-        labels=dict(metadata.labels or {}),
-        annotations=dict(metadata.annotations or {}),
+        labels=_interned(metadata.labels),
+        annotations=_interned(metadata.annotations),
         data=_decoded(secret.data),
         type=secret.type or "Opaque",
     )
@@ -65,5 +66,23 @@ def secret_model(
     )
 
 
+def _interned(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """Labels or annotations, their names shared by every Secret (the store keeps one per Certificate)."""
+    return {sys.intern(name): value for name, value in (metadata or {}).items()}
+
+
 def _decoded(data: Mapping[str, bytes | str] | None) -> dict[str, bytes]:
-    return {key: base64.b64decode(value) for key, value in (data or {}).items()}
+    return {sys.intern(key): _shared(key, base64.b64decode(value)) for key, value in (data or {}).items()}
+
+
+_CA_CERTIFICATES: dict[bytes, bytes] = {}
+
+
+def _shared(key: str, value: bytes) -> bytes:
+    """One copy of each issuing CA's certificate (`ca.crt`) for all the Secrets that carry it. Bounded:
+    it starts afresh past 256 different CAs."""
+    if key != "ca.crt":
+        return value
+    if len(_CA_CERTIFICATES) >= 256 and value not in _CA_CERTIFICATES:
+        _CA_CERTIFICATES.clear()
+    return _CA_CERTIFICATES.setdefault(value, value)

@@ -19,10 +19,15 @@ CONDITIONS = ("True", "False", "Unknown")
 _CERTIFICATE_LABELS = ["namespace", "name", "secret", "issuer_name", "issuer_kind"]
 
 
+class Snapshots(Protocol):
+    def snapshot(self) -> list[tuple[Key, Mapping[str, Any]]]: ...
+
+
 class ObservedState(Protocol):
     """What the operator holds: its store, as the collector reads it (never writes)."""
 
-    certificates: dict[Key, Mapping[str, Any]]
+    @property
+    def certificates(self) -> Snapshots: ...
     issuers: dict[Key, Mapping[str, Any]]
     cluster_issuers: dict[Key, Mapping[str, Any]]
 
@@ -63,7 +68,7 @@ class CertsmithCollector(Collector):
             "The Certificate's Ready condition: 1 for the current value of `condition`, 0 for the others.",
             labels=[*_CERTIFICATE_LABELS, "condition"],
         )
-        for (namespace, name), body in list(self._state.certificates.items()):
+        for (namespace, name), body in self._state.certificates.snapshot():
             spec, status = body.get("spec") or {}, body.get("status") or {}
             reference = spec.get("issuerRef") or {}
             labels = [

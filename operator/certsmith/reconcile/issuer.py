@@ -144,13 +144,13 @@ class IssuerReconciler:
         namespace, name = issuer.key
         requests = [
             (key, body)
-            for key, body in list(self._store.certificate_requests.items())
+            for key, body in self._store.certificate_requests.snapshot(containing=name)
             if not is_finished(body.get("status") or {})
         ]
         return tuple(
             WorkItem(plural, key)
             for plural, objects in (
-                (CERTIFICATES, list(self._store.certificates.items())),
+                (CERTIFICATES, self._store.certificates.snapshot(containing=name)),
                 (CERTIFICATE_REQUESTS, requests),
             )
             for key, body in objects
