@@ -20,7 +20,7 @@ def test_a_read_is_a_copy_that_cannot_change_what_is_kept() -> None:
     objects = CompactObjects()
     objects[("apps", "web")] = _certificate("web")
     read = objects[("apps", "web")]
-    read["spec"]["secretName"] = "changed"  # type: ignore[index]
+    read["spec"]["secretName"] = "changed"
     assert objects[("apps", "web")] == _certificate("web")
     assert ("apps", "web") in objects
     assert len(objects) == 1
