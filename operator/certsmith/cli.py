@@ -27,7 +27,7 @@ from certsmith.commands.migrate import migrate
 from certsmith.commands.renew import renew
 from certsmith.commands.status import Scope, status
 from certsmith.flags import FLAG, Flag
-from certsmith.handlers import operator_registry, operator_settings
+from certsmith.handlers import NoMemories, operator_registry, operator_settings
 from certsmith.health import HealthApp
 from certsmith.kube.client import ambient_api_client, api_client_from_kubeconfig
 from certsmith.kube.ratelimit import TokenBucket
@@ -388,6 +388,7 @@ def _run(arguments: argparse.Namespace) -> int:
     kopf.run(
         registry=operator_registry(runtime),
         settings=operator_settings(settings.namespaced),
+        memories=NoMemories(),
         standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
+from kopf._cogs.structs import bodies, ephemera
+from kopf._core.reactor import inventory
 
 from certsmith.api import (
     CERTIFICATE_REQUESTS,
@@ -38,6 +40,25 @@ def operator_settings(namespaced: bool) -> kopf.OperatorSettings:
     settings.watching.label_selectors["v1", "configmaps"] = BUNDLE_LABEL  # only Bundles' targets
     settings.scanning.disabled = namespaced
     return settings
+
+
+class NoMemories(inventory.ResourceMemories):
+    """kopf keeps a memory of every object it has seen until the object is deleted (for daemons,
+    timers, indexes and the progress of change handlers): about 1 KiB for each Certificate and managed
+    Secret of the cluster, in every replica, held or not. certsmith registers event handlers only,
+    which need none of it, so no object is remembered between its events."""
+
+    async def recall(
+        self,
+        raw_body: bodies.RawBody,
+        *,
+        memobase: ephemera.AnyMemo | None = None,
+        noticed_by_listing: bool = False,
+        ephemeral: bool = False,
+    ) -> inventory.ResourceMemory:
+        return await super().recall(
+            raw_body, memobase=memobase, noticed_by_listing=noticed_by_listing, ephemeral=True
+        )
 
 
 def operator_registry(runtime: Runtime) -> kopf.OperatorRegistry:
