@@ -6,8 +6,10 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from kubernetes import client
 
+from certsmith.kube import events
 from certsmith.kube.events import EventRecorder
 from certsmith.kube.port import EventRecord, ObjectRef
 
@@ -65,6 +67,19 @@ def test_a_repeat_of_a_posted_event_updates_its_count() -> None:
     assert len(core.created) == 1
     assert core.patched == [("event-1", core.patched[0][1])]
     assert core.patched[0][1]["count"] == 2
+
+
+def test_only_the_most_recently_posted_events_are_remembered_for_aggregation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(events, "REMEMBERED_EVENTS", 2)
+    recorder, core = _recorder(bound=10)
+    core.release.set()
+    for name in ("a", "b", "c", "a", "c"):
+        recorder.record(_event(name))
+        assert recorder.flush(5)
+    assert [event.involved_object.name for event in core.created] == ["a", "b", "c", "a"]
+    assert [name for name, _ in core.patched] == ["event-3"]
 
 
 def test_beyond_its_bound_events_are_dropped_not_queued() -> None:

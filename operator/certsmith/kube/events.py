@@ -30,6 +30,10 @@ EVENT_AGGREGATION_WINDOW = datetime.timedelta(hours=1)
 count, message and lastTimestamp instead of creating another object."""
 QUEUED_EVENTS = 1000
 """Events waiting to be posted, at most (client-go's broadcaster keeps 1000 too)."""
+REMEMBERED_EVENTS = 4096
+"""Posted Events kept for aggregation, at most, the least recently posted forgotten first (client-go's
+correlator keeps 4096 too): a burst of issuances posts one Event per Certificate, and an hour of them
+at 40 per second would be 144,000 entries. A repeat of a forgotten Event makes a new Event object."""
 SENDERS = 4
 """Threads posting Events. One fell behind a burst of 10,000 issuances on a loaded machine (its queue
 filled and Events were dropped): each post waits for the API server, and the workers hold the GIL."""
@@ -52,7 +56,7 @@ class EventRecorder:
         self._ready = threading.Condition()
         self._posting: set[Aggregate] = set()
         self._dropped = 0
-        self._posted = _EventLog()
+        self._posted = _EventLog(REMEMBERED_EVENTS)
         self._started = False
 
     def record(self, event: EventRecord) -> None:
@@ -146,10 +150,11 @@ class EventRecorder:
 
 
 class _EventLog:
-    """The Events posted within the aggregation window, oldest first, so pruning is cheap. Thread-safe
-    (the recorder's threads share it)."""
+    """The Events posted within the aggregation window, `bound` at most, oldest first, so pruning is
+    cheap. Thread-safe (the recorder's threads share it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, bound: int) -> None:
+        self._bound = bound
         self._lock = threading.Lock()
         self._posted: collections.OrderedDict[Aggregate, tuple[str, int, datetime.datetime]] = (
             collections.OrderedDict()
@@ -169,6 +174,8 @@ class _EventLog:
         with self._lock:
             self._posted[aggregate] = (name, count, now)
             self._posted.move_to_end(aggregate)
+            while len(self._posted) > self._bound:
+                self._posted.popitem(last=False)
 
 
 def _event_model(
