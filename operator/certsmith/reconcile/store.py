@@ -19,7 +19,7 @@ from certsmith.kube.secrets import ObservedSecret
 from certsmith.kube.trust import Target
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkItem:
     plural: str
     key: Key
