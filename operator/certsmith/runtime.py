@@ -40,7 +40,7 @@ from certsmith.api.shim import asks_for_certificates
 from certsmith.engine.lanes import Lanes
 from certsmith.issuers import IssuerId
 from certsmith.issuers.acme.http01 import HTTP01Responder
-from certsmith.issuers.acme.orders import presents_http01
+from certsmith.issuers.acme.orders import presented_http01_tokens, presents_http01
 from certsmith.issuers.acme.signer import AcmeContext
 from certsmith.issuers.resolver import IssuerResolver
 from certsmith.kube.certificates import CertificateWriter
@@ -168,7 +168,8 @@ class Runtime:
         self._deleted_while_taking: set[WorkItem] = set()
         self._listing_lock = threading.Lock()
         self._listed: tuple[float, list[tuple[Key, Mapping[str, Any]]]] = (float("-inf"), [])
-        """The last listing an HTTP-01 request made (monotonic time it began, bodies)."""
+        """The last listing an HTTP-01 request made (monotonic time it began), and of it only the objects
+        that present an HTTP-01 challenge: not a copy of every Certificate of the cluster."""
         self._started = time.monotonic()
         self._not_yet_reconciled: set[WorkItem] | None = set()
         """Certificates seen but not reconciled since start; None once all were (see `_note_progress`)."""
@@ -492,9 +493,9 @@ class Runtime:
         return None
 
     def _listed_bodies(self) -> list[tuple[Key, Mapping[str, Any]]]:
-        """Every replica's Certificates and CertificateRequests, from a listing begun after this
-        request came: one listing at a time, shared by the requests that waited for it (anyone can
-        send the solver tokens it does not know)."""
+        """Every replica's Certificates and CertificateRequests that present an HTTP-01 challenge, from a
+        listing begun after this request came: one listing at a time, shared by the requests that waited
+        for it (anyone can send the solver tokens it does not know)."""
         arrived = time.monotonic()
         with self._listing_lock:
             started, bodies = self._listed
@@ -506,6 +507,7 @@ class Runtime:
                     for plural in SHARDED
                     for page in self.port.object_pages(plural, namespace)
                     for body in page
+                    if presented_http01_tokens(body.get("status") or {})
                 ]
                 self._listed = (started, bodies)
             return bodies

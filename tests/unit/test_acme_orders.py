@@ -28,6 +28,7 @@ from certsmith.issuers.acme.orders import (
     order_from_status,
     order_status,
     presented,
+    presented_http01_tokens,
     presents_http01,
 )
 
@@ -237,6 +238,8 @@ def test_http01_tokens_are_found_in_a_status_only_while_presented_and_pending() 
     assert presents_http01({"acme": {"order": order_status(order)}}, "t-example.com")
     assert not presents_http01({"acme": {"order": order_status(order)}}, "t-www.example.com")
     assert not presents_http01({}, "t-example.com")
+    assert presented_http01_tokens({"acme": {"order": order_status(order)}}) == {"t-example.com"}
+    assert presented_http01_tokens(status) == frozenset()
 
 
 def test_the_http01_responder_answers_its_own_tokens_then_asks_the_lookup() -> None:

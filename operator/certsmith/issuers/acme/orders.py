@@ -349,17 +349,19 @@ def finalized(order: Order) -> bool:
 
 def presents_http01(status: Mapping[str, Any], token: str) -> bool:
     """Whether the order in a Certificate's status presents HTTP-01 challenge `token` now."""
+    return token in presented_http01_tokens(status)
+
+
+def presented_http01_tokens(status: Mapping[str, Any]) -> frozenset[str]:
+    """The HTTP-01 challenge tokens the order in a Certificate's status presents now."""
     order = (status.get("acme") or {}).get("order") or {}
-    for authorization in order.get("authorizations") or ():
-        challenge = authorization.get("challenge") or {}
-        if (
-            challenge.get("token") == token
-            and challenge.get("type") == "http-01"
-            and authorization.get("presented")
-            and authorization.get("state") == Status.PENDING
-        ):
-            return True
-    return False
+    return frozenset(
+        (authorization.get("challenge") or {}).get("token") or ""
+        for authorization in order.get("authorizations") or ()
+        if (authorization.get("challenge") or {}).get("type") == "http-01"
+        and authorization.get("presented")
+        and authorization.get("state") == Status.PENDING
+    ) - {""}
 
 
 def order_status(order: Order) -> dict[str, Any]:
