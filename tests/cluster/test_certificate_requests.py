@@ -140,7 +140,11 @@ def test_a_self_signed_request_uses_the_key_in_the_named_secret(
         "selfsigned",
         annotations={PRIVATE_KEY_SECRET_ANNOTATION: "own-key"},
     )
-    assert "own-key" in condition(settled(cluster, namespace, "waiting", "Pending"))["message"]
+    eventually(
+        lambda: "own-key" in condition(request(cluster, namespace, "waiting")).get("message", ""),
+        what="the request to wait for Secret own-key",
+    )
+    assert condition(request(cluster, namespace, "waiting"))["reason"] == "Pending"
     create_secret(cluster, namespace, "own-key", {"tls.key": (tmp_path / "own.key").read_bytes()}, "Opaque")
     body = settled(cluster, namespace, "waiting", "Issued")
     chain, _ = signed_chain(body, tmp_path)
