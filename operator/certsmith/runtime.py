@@ -12,13 +12,14 @@ import itertools
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from kubernetes import client
 
@@ -37,6 +38,7 @@ from certsmith.api.issuer import issuer_secret_names
 from certsmith.api.pod_certificate_request import POD_CERTIFICATE_REQUESTS, is_answered, signer_issuer
 from certsmith.api.references import IssuerKind, IssuerRef
 from certsmith.api.shim import asks_for_certificates
+from certsmith.api.status import is_ready_for_its_spec
 from certsmith.engine.lanes import Lanes
 from certsmith.issuers import IssuerId
 from certsmith.issuers.acme.http01 import HTTP01Responder
@@ -72,6 +74,12 @@ logger = logging.getLogger("certsmith")
 
 DELETED = "DELETED"
 MODIFIED = "MODIFIED"
+
+_Page = TypeVar("_Page")
+
+
+class RuntimeStoppingError(Exception):
+    """Ends a listing's thread once the runtime stops."""
 
 
 class Runtime:
@@ -161,6 +169,8 @@ class Runtime:
         """Why the runtime stopped, once it has (the process is exiting), for both probes."""
         self._task: asyncio.Task[None] | None = None
         self._shutting_down = False
+        self._stopping = threading.Event()
+        """Set once the runtime stops, for its threads (see `_unless_stopping`)."""
         self._elector = (
             LeaderElector(api, identity, lease) if settings.leader_election and self.shards is None else None
         )
@@ -186,6 +196,7 @@ class Runtime:
 
     def shutdown(self) -> None:
         self._shutting_down = True
+        self._stopping.set()
         if self._task is not None:
             self._task.cancel()
 
@@ -227,6 +238,7 @@ class Runtime:
                 await self._lead(self._elector)
             await self._serve()
         finally:
+            self._stopping.set()
             for task in self._tasks:
                 task.cancel()
             for watch in self._watches.values():
@@ -349,6 +361,8 @@ class Runtime:
         while True:
             try:
                 return await asyncio.to_thread(self._shard_listing, gained)
+            except RuntimeStoppingError:
+                raise
             except Exception as error:
                 failures += 1
                 delay = retry_delay(failures)
@@ -367,14 +381,22 @@ class Runtime:
         listing = _ShardListing()
         for namespace in self._listed_namespaces():
             for plural in SHARDED:
-                for page in self.port.object_pages(plural, namespace):
+                for page in self._unless_stopping(self.port.object_pages(plural, namespace)):
                     listing.objects += [(plural, body) for body in page if shards.shard(_key(body)) in gained]
-            for secrets in self.port.secret_pages(namespace, f"{MANAGED_LABEL}=true"):
+            for secrets in self._unless_stopping(self.port.secret_pages(namespace, f"{MANAGED_LABEL}=true")):
                 for key, secret in secrets:
                     owner = secret.contents.annotations.get(CERTIFICATE_NAME)
                     if owner and shards.shard((key[0], owner)) in gained:
                         listing.secrets.append((key, secret))
         return listing
+
+    def _unless_stopping(self, pages: Iterable[_Page]) -> Iterator[_Page]:
+        """The pages of a listing, until the process stops: the interpreter waits for the listing's
+        thread before it exits, and a listing of 100,000 objects takes longer than a Pod's grace."""
+        for page in pages:
+            if self._stopping.is_set():
+                raise RuntimeStoppingError("the operator is stopping")
+            yield page
 
     def _listed_namespaces(self) -> list[str | None]:
         """Where listings look: the watched namespaces, or all (None); a glob lists all, kept or not
@@ -385,11 +407,13 @@ class Runtime:
         return list(namespaces)
 
     def _fill_shards(self, listing: _ShardListing) -> None:
+        """Into the store and the queue; objects with work left first, so that a takeover reaches the
+        new Certificates of the taken shards before the no-op reconciles of the Ready ones."""
         for key, secret in listing.secrets:
             owner = secret.contents.annotations.get(CERTIFICATE_NAME, "")
             if self._mine(WorkItem(CERTIFICATES, (key[0], owner))):
                 self.store.secrets.setdefault(key, secret)
-        for plural, body in listing.objects:
+        for plural, body in sorted(listing.objects, key=lambda listed: is_ready_for_its_spec(listed[1])):
             item = WorkItem(plural, _key(body))
             objects = self.store.objects(plural)
             if item.key in objects or item in self._deleted_while_taking or not self._mine(item):
@@ -432,6 +456,8 @@ class Runtime:
         while True:
             try:
                 return await asyncio.to_thread(self._listing)
+            except RuntimeStoppingError:
+                raise
             except Exception as error:
                 failures += 1
                 delay = retry_delay(failures)
@@ -671,7 +697,8 @@ class Runtime:
         listing = _Listing()
         for namespace in namespaces:
             if self.shards is None:  # with shards, each shard's Secrets are listed when it is taken
-                listing.secrets += self.port.list_secrets(namespace, f"{MANAGED_LABEL}=true")
+                for page in self._unless_stopping(self.port.secret_pages(namespace, f"{MANAGED_LABEL}=true")):
+                    listing.secrets += page
             listing.issuers += [(ISSUERS, body) for body in self.port.list_objects(ISSUERS, namespace)]
         if not self.settings.namespaced:
             listing.issuers += [
@@ -925,8 +952,9 @@ def _pod_certificate_to_answer(body: Mapping[str, Any], namespace: str) -> bool:
 
 
 def _key(body: Mapping[str, Any], cluster_scoped: bool = False) -> Key:
+    """The namespace is interned: every key of a namespace shares one string, in every structure."""
     metadata = body["metadata"]
-    return ("" if cluster_scoped else metadata.get("namespace", ""), metadata["name"])
+    return ("" if cluster_scoped else sys.intern(metadata.get("namespace", "")), metadata["name"])
 
 
 def _describe(error: BaseException) -> str:

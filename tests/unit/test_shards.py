@@ -3,6 +3,7 @@ Lease API with resourceVersions, in virtual time."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
 from collections import Counter
@@ -11,10 +12,16 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import CollectorRegistry
 
+from certsmith.api import CERTIFICATES
 from certsmith.kube.lease import LeaseSettings
 from certsmith.kube.port import ShardNotHeldError
 from certsmith.kube.shards import ShardLeases, fair_share, shard_of, to_release
+from certsmith.metrics.issuance import IssuanceMetrics
+from certsmith.runtime import Runtime, _ShardListing
+from certsmith.scheduler import utc_now
+from certsmith.settings import OperatorSettings
 
 
 def test_the_shard_is_sha256_of_namespace_and_name_mod_the_count() -> None:
@@ -180,3 +187,36 @@ def test_a_replica_frozen_past_its_leases_writes_nothing_and_finds_them_lost() -
         frozen.writing(key).__enter__()
     assert frozen.round().lost == frozenset({shard})
     assert frozen.held() == frozenset()
+
+
+def test_a_takeover_queues_the_objects_with_work_left_before_the_ready_ones() -> None:
+    settings = OperatorSettings(health_port=0, metrics_port=0, acme_http01_port=0, shards=2)
+    runtime = Runtime(
+        client.ApiClient(client.Configuration()), settings, utc_now, IssuanceMetrics(CollectorRegistry())
+    )
+    clock = Clock()
+    runtime.shards = ShardLeases(None, "replica", "m0", 2, SETTINGS, clock, leases=FakeLeases())  # type: ignore[arg-type]
+    _rounds([runtime.shards], clock, 3)
+    assert runtime.shards.held() == {0, 1}
+
+    def listed(name: str, ready: str | None, observed: int = 1) -> tuple[str, dict[str, Any]]:
+        conditions = [{"type": "Ready", "status": ready, "observedGeneration": observed}] if ready else []
+        metadata = {"namespace": "apps", "name": name, "generation": 1}
+        return CERTIFICATES, {"metadata": metadata, "spec": {}, "status": {"conditions": conditions}}
+
+    async def fill() -> None:  # on the event loop, as the runtime does
+        runtime._fill_shards(
+            _ShardListing(
+                objects=[
+                    listed("ready", "True"),
+                    listed("failing", "False"),
+                    listed("ready-for-an-older-spec", "True", observed=0),
+                    listed("new", None),
+                    listed("also-ready", "True"),
+                ]
+            )
+        )
+
+    asyncio.run(fill())
+    queued = [runtime.queue._queue.get_nowait().key[1] for _ in range(5)]
+    assert queued == ["failing", "ready-for-an-older-spec", "new", "ready", "also-ready"]

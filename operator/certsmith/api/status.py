@@ -56,3 +56,15 @@ def status_differs(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bo
     return any(
         (key in current) if value is None else current.get(key) != value for key, value in desired.items()
     )
+
+
+def is_ready_for_its_spec(body: Mapping[str, Any]) -> bool:
+    """Whether the object says Ready=True for the generation of its spec: nothing is known to be left
+    to do for it (its renewal still has to be scheduled)."""
+    generation = (body.get("metadata") or {}).get("generation")
+    return any(
+        item.get("type") == "Ready"
+        and item.get("status") == "True"
+        and item.get("observedGeneration") == generation
+        for item in (body.get("status") or {}).get("conditions") or []
+    )
