@@ -11,7 +11,7 @@ from typing import Any
 
 from certsmith.kube.port import ApiAccessError, EventRecord, Key, ObjectRef, SecretConflictError
 from certsmith.kube.secrets import ObservedSecret
-from certsmith.tls_secret import MANAGED_LABEL, SecretContents
+from certsmith.tls_secret import SecretContents
 
 
 @dataclass
@@ -73,14 +73,6 @@ class FakeKube:
     def certificate_exists(self, namespace: str, name: str) -> bool:
         self.requests.append(f"GET certificates/{namespace}/{name}")
         return (namespace, name) in self.certificates
-
-    def list_secrets(self, namespace: str | None, label_selector: str) -> list[tuple[Key, ObservedSecret]]:
-        assert label_selector == f"{MANAGED_LABEL}=true"
-        return [
-            (key, observed)
-            for key, observed in self.secrets.items()
-            if (namespace is None or key[0] == namespace) and observed.contents.labels.get(MANAGED_LABEL)
-        ]
 
     def list_objects(self, plural: str, namespace: str | None) -> list[Mapping[str, Any]]:
         raise NotImplementedError("the reconcile tests fill the store directly")

