@@ -47,3 +47,19 @@ def test_scheduler_fires_in_time_order_and_replaces_and_cancels() -> None:
         return fired
 
     assert asyncio.run(scenario()) == ["past", "early", "moved", "late"]
+
+
+def test_the_scheduler_holds_about_two_entries_per_key_however_often_they_are_scheduled() -> None:
+    scheduler: Scheduler[int] = Scheduler(lambda key: None)
+    now = utc_now()
+    for round_ in range(10):
+        for key in range(1000):
+            scheduler.schedule(key, now + datetime.timedelta(days=60, seconds=round_))
+            scheduler.schedule(key, now + datetime.timedelta(days=60, seconds=round_))  # the same: no entry
+    assert len(scheduler) == 1000
+    assert len(scheduler._heap) <= 2 * 1000 + 64
+    for key in range(900):
+        scheduler.cancel(key)
+    assert len(scheduler) == 100
+    assert len(scheduler._heap) <= 2 * 100 + 64
+    assert {entry[2] for entry in scheduler._heap if scheduler._live(entry)} == set(range(900, 1000))
