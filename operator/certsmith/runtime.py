@@ -111,6 +111,7 @@ class Runtime:
         self.acme = AcmeContext(
             HTTP01Responder(self._http01_answer),
             settings.acme_orders_per_hour,
+            settings.acme_timeout,
             routes,
             metrics.acme_request,
             clock,

@@ -55,6 +55,8 @@ class OperatorSettings:
         misconfiguration can hammer a CA (Let's Encrypt allows 300 new orders per account per 3 h).
     acme_ari_interval: seconds between two ARI requests (RFC 9773) for one certificate; 0 follows the
         CA's Retry-After, clamped to 1 minute .. 1 day. For tests and impatient operators.
+    acme_timeout: seconds to wait for an ACME server's answer to one request; a CA that does not answer
+        in time twice in a row is CAUnreachable (its certificates wait, probed once per back-off).
     dns01_recursive_nameservers: where `cnameStrategy: Follow` looks up the CNAMEs at
         `_acme-challenge.<name>` (host, host:port or [ipv6]:port); none: the system's resolver.
     trust_namespace: where Bundles read their configMap, secret and Issuer sources (trust-manager's
@@ -231,6 +233,15 @@ class OperatorSettings:
             metavar="SECONDS",
             help="ask the ACME CA for each certificate's renewal information (ARI) every SECONDS; "
             "0: as the CA's Retry-After says (clamped to 1 minute .. 1 day; 6 hours when it names none)",
+        ),
+    )
+    acme_timeout: int = field(
+        default=30,
+        metadata=flag(
+            "--acme-timeout",
+            metavar="SECONDS",
+            help="wait SECONDS for an ACME server's answer to one request; a CA that does not answer "
+            "in time twice in a row is unreachable and its certificates wait",
         ),
     )
     dns01_recursive_nameservers: tuple[str, ...] = field(

@@ -252,6 +252,7 @@ def test_a_restarted_operator_resumes_the_order_in_the_status(
             load_private_key(secret_data(cluster, acme_namespace, "pebble-account")["tls.key"]),
             pebble.ca_bundle,
             skip_tls_verify=False,
+            timeout=30,
         )
         account.register("ops@example.com", None)
         answer = account.new_order(names, None)

@@ -207,6 +207,7 @@ def test_an_unknown_profile_is_reported_with_the_offered_ones_before_any_order(
         load_private_key(secret_data(cluster, namespace, "typo-account")["tls.key"]),
         pebble.ca_bundle,
         skip_tls_verify=False,
+        timeout=30,
     )
     account.register(None, None)
     with pytest.raises(AcmeError) as invalid:

@@ -85,7 +85,7 @@ def test_hanging_cas_and_a_silent_nameserver_stall_nothing_else(
         cluster.kubeconfig,
         tmp_path / "operator.log",
         *("--namespace", "solo-stall-*", "--workers", str(workers)),
-        *("--backoff-initial", "1s", "--backoff-max", "8s"),
+        *("--backoff-initial", "1s", "--backoff-max", "8s", "--acme-timeout", "15"),
         *("--acme-http01-port", str(http01_port), "--acme-http01-address", "127.0.0.1"),
         *("--acme-solver-service", "certsmith/certsmith-acme-solver"),
     )

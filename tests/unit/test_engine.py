@@ -436,7 +436,8 @@ def test_a_txt_record_not_visible_yet_is_a_recheck_not_a_wait() -> None:
             "solvers": [{"dns01": {"rfc2136": {"nameserver": "192.0.2.53"}}}],
         }
     )
-    signer = AcmeSigner(cast(AcmeClient, client), spec, AcmeContext(HTTP01Responder(), 6), lambda solver: dns)
+    context = AcmeContext(HTTP01Responder(), 6, 30)
+    signer = AcmeSigner(cast(AcmeClient, client), spec, context, lambda solver: dns)
     key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
     template = CertificateTemplate(common_name=None, dns_names=("web.example.com",))
 
@@ -559,7 +560,7 @@ def test_an_order_refused_for_its_replaces_is_made_again_once_without_it(
         }
     )
     signer = AcmeSigner(
-        cast(AcmeClient, client), spec, AcmeContext(HTTP01Responder(), 6), lambda s: FakeDNS()
+        cast(AcmeClient, client), spec, AcmeContext(HTTP01Responder(), 6, 30), lambda s: FakeDNS()
     )
     key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
     template = CertificateTemplate(common_name=None, dns_names=("web.example.com",))
@@ -581,7 +582,7 @@ def test_an_order_refused_for_another_reason_is_not_made_again() -> None:
         }
     )
     signer = AcmeSigner(
-        cast(AcmeClient, client), spec, AcmeContext(HTTP01Responder(), 6), lambda s: FakeDNS()
+        cast(AcmeClient, client), spec, AcmeContext(HTTP01Responder(), 6, 30), lambda s: FakeDNS()
     )
     key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA, 256))
     template = CertificateTemplate(common_name=None, dns_names=("web.example.com",))
@@ -621,7 +622,7 @@ class _RenewalInfoCA:
 def test_ari_requests_of_many_certificates_run_one_at_a_time_and_once_each() -> None:
     done: list[object] = []
     lanes = Lanes(
-        AccountBook(lambda *_: None, Clock(NOW)), IssuerHealth(Clock(NOW)), done.append, lambda _: None
+        AccountBook(lambda *_: None, Clock(NOW), 30), IssuerHealth(Clock(NOW)), done.append, lambda _: None
     )
     source = _RenewalInfoCA()
     issuer = (ISSUERS, (NS, "acme"))
@@ -663,7 +664,7 @@ class _BrokenRenewalInfoCA(_RenewalInfoCA):
 def test_a_bug_in_an_ari_request_fails_that_request_not_the_lane() -> None:
     done: list[object] = []
     lanes = Lanes(
-        AccountBook(lambda *_: None, Clock(NOW)), IssuerHealth(Clock(NOW)), done.append, lambda _: None
+        AccountBook(lambda *_: None, Clock(NOW), 30), IssuerHealth(Clock(NOW)), done.append, lambda _: None
     )
     source = _BrokenRenewalInfoCA()
     issuer = (ISSUERS, (NS, "acme"))

@@ -65,7 +65,12 @@ class World:
         self.kube = FakeKube()
         self.store = Store()
         self.settings = OperatorSettings(backoff=BackoffSettings(MINUTE, 16 * MINUTE), **settings)
-        acme = AcmeContext(HTTP01Responder(), self.settings.acme_orders_per_hour, clock=self.clock)
+        acme = AcmeContext(
+            HTTP01Responder(),
+            self.settings.acme_orders_per_hour,
+            self.settings.acme_timeout,
+            clock=self.clock,
+        )
         self.ended: queue.SimpleQueue[Hashable] = queue.SimpleQueue()
         self.lanes = Lanes(acme.accounts, acme.health, self.ended.put, lambda issuer: None, self.clock)
         self.resolver = IssuerResolver(

@@ -35,6 +35,7 @@ from certsmith.pki.report import TLSReport, tls_report
 from certsmith.policy import Decision, decide
 from certsmith.reconcile.certificate import Surroundings, observation_of
 from certsmith.renewal import BackoffSettings
+from certsmith.settings import OperatorSettings
 from certsmith.tls_secret import CERTIFICATE_NAME
 
 _EVENTS_SHOWN = 5
@@ -127,9 +128,8 @@ def _decision(
     key = namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     issuer: Resolved | IssuerNotReadyError | None = None
     if issuer_body is not None and "acme" not in (issuer_body.get("spec") or {}):
-        resolver = IssuerResolver(
-            lambda plural, key: issuer_body, {}, port, crn, AcmeContext(HTTP01Responder(), 0)
-        )
+        acme = AcmeContext(HTTP01Responder(), 0, OperatorSettings().acme_timeout)  # asks no ACME CA
+        resolver = IssuerResolver(lambda plural, key: issuer_body, {}, port, crn, acme)
         try:
             issuer = resolver.resolve(spec.issuer_ref, namespace, now)
         except IssuerNotReadyError as error:

@@ -37,8 +37,12 @@ class _Entry:
 
 
 class AccountBook:
-    def __init__(self, observe: RequestObserver, clock: Callable[[], datetime.datetime]) -> None:
+    def __init__(
+        self, observe: RequestObserver, clock: Callable[[], datetime.datetime], timeout: int
+    ) -> None:
+        """`timeout`: seconds each request to a CA may wait for its answer."""
         self._observe = observe
+        self._timeout = timeout
         self._clock = clock
         self._entries: dict[IssuerId, _Entry] = {}
         self._lock = threading.Lock()
@@ -59,7 +63,7 @@ class AccountBook:
         profile the CA does not offer is such an error, found before registering."""
         spec = registration.spec
         client = AcmeClient(
-            spec.server, registration.key, spec.ca_bundle, spec.skip_tls_verify, self._observe
+            spec.server, registration.key, spec.ca_bundle, spec.skip_tls_verify, self._timeout, self._observe
         )
         try:
             client.require_profile(spec.profile)

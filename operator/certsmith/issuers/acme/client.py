@@ -36,7 +36,6 @@ from certsmith.api.acme import is_ip_address
 from certsmith.issuers import RenewalInfoAnswer
 from certsmith.pki.keys import PrivateKey
 
-_TIMEOUT = 30
 _PROFILES_KEPT = 32
 _ERROR_CODE_LENGTH = 64
 _PROFILE_DESCRIPTION_LENGTH = 256
@@ -90,13 +89,15 @@ class AcmeClient:
         key: PrivateKey,
         ca_bundle: bytes | None,
         skip_tls_verify: bool,
+        timeout: int,
         observe: RequestObserver = lambda action, status, seconds: None,
     ) -> None:
+        """`timeout`: seconds to wait for the server's answer to one request."""
         self.server = server
         self._observe = observe
         self.jwk, algorithm = _jwk(key)
         self._net = AcmeNetwork(
-            self.jwk, alg=algorithm, user_agent=f"certsmith/{__version__}", timeout=_TIMEOUT
+            self.jwk, alg=algorithm, user_agent=f"certsmith/{__version__}", timeout=timeout
         )
         verify: bool | str = not skip_tls_verify
         if ca_bundle is not None:

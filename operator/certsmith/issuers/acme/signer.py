@@ -112,6 +112,8 @@ class AcmeContext:
 
     http01: HTTP01Responder
     orders_per_hour: int
+    timeout: int
+    """Seconds each request to a CA may wait for its answer (`--acme-timeout`)."""
     routes: ChallengeRoutes | None = None
     """Where HTTP-01 challenges get an Ingress (in a cluster); None where the CA reaches the solver
     port directly."""
@@ -129,7 +131,7 @@ class AcmeContext:
     def __post_init__(self) -> None:
         self.orders: RewriteBudget[tuple[str, str]] = RewriteBudget(self.orders_per_hour, _ORDER_WINDOW)
         self.lock = threading.Lock()
-        self.accounts = AccountBook(self.observe, self.clock)
+        self.accounts = AccountBook(self.observe, self.clock, self.timeout)
         self.health = IssuerHealth(self.clock)
 
 
