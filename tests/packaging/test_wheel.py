@@ -46,11 +46,13 @@ def _wheel(project: Path, out: Path) -> Path:
 
 
 def _fresh_venv(directory: Path, *wheels: Path) -> Path:
-    """A venv with `wheels` installed, their dependencies from the index (or pip's cache); its bin/."""
+    """A venv with `wheels` installed, their dependencies from the index (or pip's cache); its bin/.
+    Nothing is byte-compiled ahead (the kubernetes client alone has thousands of modules): what runs
+    compiles as it is imported."""
     venv.create(directory, with_pip=True)
     bin_dir = directory / "bin"
     subprocess.run(
-        [bin_dir / "pip", "install", "--quiet", "--disable-pip-version-check", *map(str, wheels)],
+        [bin_dir / "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile", *wheels],
         check=True,
         timeout=600,
     )
