@@ -10,7 +10,9 @@ server's apiserver_request_total, so nothing is missed), Lease writes apart; pea
 replica; double issuances (Certificates whose status revision is not 1, and issuances beyond one per
 Certificate in the replicas' own logs). With more than one replica, one is then SIGKILLed and
 `--after-kill` new Certificates are created at once: the time until all of them are Ready is the
-takeover (the Lease duration, then the survivors list the taken shards and catch up).
+takeover (the Lease duration, then the survivors list the taken shards and catch up), and the
+longest listing of taken shards a survivor logged is part of it. Last, the survivors are stopped one
+after the other (SIGTERM, as in a rolling update): the slowest stop is reported.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ _ISSUANCE_WRITES = {
     ("POST", "events", ""),
 }
 _ISSUED = re.compile(r"certificate \S+/(cert-\d+): .*\(revision \d+;")
+_LISTED = re.compile(r"shards: listed \d+ objects and \d+ Secrets of shards \[[\d, ]*\] in ([\d.]+)s")
 
 
 def _held(bench: Cluster, namespace: str, shards: int) -> Counter[str]:
@@ -72,6 +75,28 @@ def _wait_shared(bench: Cluster, namespace: str, shards: int, replicas: int, tim
             return time.monotonic() - started
         time.sleep(0.5)
     raise TimeoutError(f"shards not shared by {replicas} replicas after {timeout:.0f}s: {dict(held)}")
+
+
+def _takeover_listing(survivors: list[Operator], offsets: list[int]) -> str:
+    """The longest listing of taken shards the survivors logged after the kill (their log from
+    `offsets` on)."""
+    seconds = [
+        float(found)
+        for survivor, offset in zip(survivors, offsets, strict=True)
+        for found in _LISTED.findall(Path(survivor.log).read_bytes()[offset:].decode(errors="replace"))
+    ]
+    return f"{max(seconds):.1f}" if seconds else "?"
+
+
+def _stop_one_by_one(replicas: list[Operator]) -> list[float]:
+    """Seconds each replica took to exit after SIGTERM, stopped one after the other as in a rolling
+    update (the others take over the shards each one releases)."""
+    taken = []
+    for replica in replicas:
+        started = time.monotonic()
+        replica.process.stop()
+        taken.append(time.monotonic() - started)
+    return taken
 
 
 def _revisions(bench: Cluster, namespace: str) -> Counter[int]:
@@ -127,19 +152,24 @@ def run(
                     for first, last, most in zip(idle, rss, peak, strict=True)
                 ),
             }
-            takeover = ""
+            takeover, listing = "", ""
             if replicas > 1:
+                logged = [Path(replica.log).stat().st_size for replica in running]
                 os.kill(running[0].process.pid, signal.SIGKILL)  # no clean-up at all
                 killed_at = time.monotonic()
                 create_certificates(bench, namespace, after_kill, _KEY, issuer, first=count)
                 wait_all_ready(bench, namespace, count + after_kill + 1, timeout)
                 takeover = f"{time.monotonic() - killed_at:.1f}"
+                listing = _takeover_listing(running[1:], logged[1:])
             revisions = _revisions(bench, namespace)
             issued = Counter(
                 name for replica in running for name in _ISSUED.findall(Path(replica.log).read_text())
             )
+            stops = _stop_one_by_one(running[1:] if replicas > 1 else running)
         total = count + (after_kill if replicas > 1 else 0)
         row["takeover: new certs Ready after SIGKILL (s)"] = takeover or "-"
+        row["of it listing the taken shards (s)"] = listing or "-"
+        row["stop after SIGTERM, slowest (s)"] = f"{max(stops):.1f}"
         row["double issuances"] = str(
             sum(number for revision, number in revisions.items() if revision > 1)
             + sum(times - 1 for times in issued.values())
