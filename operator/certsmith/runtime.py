@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
@@ -93,7 +93,7 @@ class Runtime:
         self.api = api
         self.settings = settings
         self.clock = clock
-        self.store = Store()
+        self.store = Store(secrets_listed=self._secrets_listed)
         identity = f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         duration, renew_deadline, retry = settings.lease
         lease = LeaseSettings(settings.lease_namespace, settings.lease_name, duration, renew_deadline, retry)
@@ -177,6 +177,7 @@ class Runtime:
         )
         self._taking = 0
         self._deleted_while_taking: set[WorkItem] = set()
+        self._unlisted: set[int] = set()
         self._listing_lock = threading.Lock()
         self._listed: tuple[float, list[tuple[Key, Mapping[str, Any]]]] = (float("-inf"), [])
         """The last listing an HTTP-01 request made (monotonic time it began), and of it only the objects
@@ -338,58 +339,114 @@ class Runtime:
                     self.scheduler.cancel(WorkItem(plural, key))
 
     async def _take_shards(self, gained: frozenset[int]) -> None:
-        """List the gained shards' Certificates, CertificateRequests and managed Secrets (a page at a
-        time, keeping only theirs) and reconcile them; events that arrived meanwhile are newer and kept."""
+        """List the gained shards' Certificates and CertificateRequests, then their managed Secrets, a
+        page at a time, keeping only theirs. An object with work left is queued as its page arrives:
+        until the Secrets are listed, its reconcile reads its Secret (one GET) instead of taking one not
+        listed yet for a missing one (`secrets_listed`). The Ready ones are queued once the Secrets are
+        listed: each is then a no-op that makes no request. Events that arrived meanwhile are newer and
+        kept. Retried from the start, with back-off, if a page cannot be read."""
         self._taking += 1
+        self._unlisted |= gained
+        failures = 0
         try:
-            started = time.monotonic()
-            listing = await self._list_shards(gained)
-            self._fill_shards(listing)
-            logger.info(
-                "shards: listed %d objects and %d Secrets of shards %s in %.1fs",
-                len(listing.objects),
-                len(listing.secrets),
-                sorted(gained),
-                time.monotonic() - started,
-            )
+            while True:
+                started = time.monotonic()
+                try:
+                    objects, secrets = await self._list_gained(gained)
+                except Exception as error:
+                    failures += 1
+                    delay = retry_delay(failures)
+                    logger.warning(
+                        "listing shards %s failed (attempt %d: %s); retrying in %ds",
+                        sorted(gained),
+                        failures,
+                        _describe(error),
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                logger.info(
+                    "shards: listed %d objects and %d Secrets of shards %s in %.1fs",
+                    objects,
+                    secrets,
+                    sorted(gained),
+                    time.monotonic() - started,
+                )
+                return
         finally:
+            self._unlisted -= gained
             self._taking -= 1
             if not self._taking:
                 self._deleted_while_taking.clear()
 
-    async def _list_shards(self, gained: frozenset[int]) -> _ShardListing:
-        failures = 0
-        while True:
-            try:
-                return await asyncio.to_thread(self._shard_listing, gained)
-            except RuntimeStoppingError:
-                raise
-            except Exception as error:
-                failures += 1
-                delay = retry_delay(failures)
-                logger.warning(
-                    "listing shards %s failed (attempt %d: %s); retrying in %ds",
-                    sorted(gained),
-                    failures,
-                    _describe(error),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-
-    def _shard_listing(self, gained: frozenset[int]) -> _ShardListing:
-        shards = self.shards
-        assert shards is not None  # noqa: S101 -- called for gained shards only
-        listing = _ShardListing()
+    async def _list_gained(self, gained: frozenset[int]) -> tuple[int, int]:
+        """(objects, Secrets) of the `gained` shards, into the store and the queue (`_take_shards`)."""
+        ready: list[WorkItem] = []
+        objects = 0
         for namespace in self._listed_namespaces():
             for plural in SHARDED:
-                for page in self._unless_stopping(self.port.object_pages(plural, namespace)):
-                    listing.objects += [(plural, body) for body in page if shards.shard(_key(body)) in gained]
-            for secrets in self._unless_stopping(self.port.secret_pages(namespace, f"{MANAGED_LABEL}=true")):
-                for key, secret in secrets:
-                    owner = secret.contents.annotations.get(CERTIFICATE_NAME)
-                    if owner and shards.shard((key[0], owner)) in gained:
-                        listing.secrets.append((key, secret))
-        return listing
+                async for page in _each_page(self.port.object_pages(plural, namespace)):
+                    for item, body in self._taken(plural, page, gained):
+                        objects += 1
+                        if is_ready_for_its_spec(body):
+                            ready.append(item)
+                        else:
+                            self.queue.add(item)
+        secrets = 0
+        for namespace in self._listed_namespaces():
+            async for listed in _each_page(self.port.secret_pages(namespace, f"{MANAGED_LABEL}=true")):
+                for key, secret in self._taken_secrets(listed, gained):
+                    secrets += 1
+                    self.store.secrets.setdefault(key, secret)
+        self._unlisted -= gained
+        for item in ready:
+            self.queue.add(item)
+        self._queue_kept_by_all()
+        return objects, secrets
+
+    def _queue_kept_by_all(self) -> None:
+        """What every replica keeps and the holder of its shard writes for: this replica's now."""
+        for plural in (*KEPT_BY_ALL, ISSUERS, CLUSTER_ISSUERS):
+            for key in self.store.objects(plural):
+                if self._mine(WorkItem(plural, key)):
+                    self.queue.add(WorkItem(plural, key))
+
+    def _taken(
+        self, plural: str, page: list[Mapping[str, Any]], gained: frozenset[int]
+    ) -> Iterator[tuple[WorkItem, Mapping[str, Any]]]:
+        """The objects of a page that belong to the `gained` shards and are to be reconciled, now in
+        the store. What the watch delivered meanwhile is newer than the listing and kept; what was
+        deleted meanwhile is not brought back."""
+        for body in page:
+            item = WorkItem(plural, _key(body))
+            if (
+                not self._mine(item)
+                or self._shard(item.key) not in gained
+                or item in self._deleted_while_taking
+            ):
+                continue
+            if item.key not in self.store.objects(plural):
+                self.store.remember(plural, item.key, body)
+                self._refer(item, self._referenced_by(item, body))
+            yield item, body
+
+    def _taken_secrets(
+        self, page: list[tuple[Key, ObservedSecret]], gained: frozenset[int]
+    ) -> Iterator[tuple[Key, ObservedSecret]]:
+        """The managed Secrets of a page whose Certificates belong to the `gained` shards."""
+        for key, secret in page:
+            owner = WorkItem(CERTIFICATES, (key[0], secret.contents.annotations.get(CERTIFICATE_NAME, "")))
+            if owner.key[1] and self._shard(owner.key) in gained and self._mine(owner):
+                yield key, secret
+
+    def _shard(self, key: Key) -> int:
+        assert self.shards is not None  # noqa: S101 -- called for shards taken only
+        return self.shards.shard(key)
+
+    def _secrets_listed(self, key: Key) -> bool:
+        """Whether the managed Secrets of Certificate `key`'s shard are in the store: false while its
+        shard is being taken (`_unlisted`: the store may lack a Secret that exists)."""
+        return self.shards is None or self.shards.shard(key) not in self._unlisted
 
     def _unless_stopping(self, pages: Iterable[_Page]) -> Iterator[_Page]:
         """The pages of a listing, until the process stops: the interpreter waits for the listing's
@@ -406,26 +463,6 @@ class Runtime:
         if not namespaces or any(map(is_namespace_pattern, namespaces)):
             return [None]
         return list(namespaces)
-
-    def _fill_shards(self, listing: _ShardListing) -> None:
-        """Into the store and the queue; objects with work left first, so that a takeover reaches the
-        new Certificates of the taken shards before the no-op reconciles of the Ready ones."""
-        for key, secret in listing.secrets:
-            owner = secret.contents.annotations.get(CERTIFICATE_NAME, "")
-            if self._mine(WorkItem(CERTIFICATES, (key[0], owner))):
-                self.store.secrets.setdefault(key, secret)
-        for plural, body in sorted(listing.objects, key=lambda listed: is_ready_for_its_spec(listed[1])):
-            item = WorkItem(plural, _key(body))
-            objects = self.store.objects(plural)
-            if item.key in objects or item in self._deleted_while_taking or not self._mine(item):
-                continue
-            self.store.remember(plural, item.key, body)
-            self._refer(item, self._referenced_by(item, body))
-            self.queue.add(item)
-        for plural in (*KEPT_BY_ALL, ISSUERS, CLUSTER_ISSUERS):  # their writes are this replica's now
-            for key in self.store.objects(plural):
-                if self._mine(WorkItem(plural, key)):
-                    self.queue.add(WorkItem(plural, key))
 
     async def _tick(self) -> None:
         while True:
@@ -875,12 +912,6 @@ class Runtime:
 
 
 @dataclass
-class _ShardListing:
-    objects: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
-    secrets: list[tuple[Key, ObservedSecret]] = field(default_factory=list)
-
-
-@dataclass
 class _Listing:
     secrets: list[tuple[Key, ObservedSecret]] = field(default_factory=list)
     issuers: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
@@ -950,6 +981,13 @@ def _worth_keeping(plural: str, key: Key, body: Mapping[str, Any]) -> bool:
 def _pod_certificate_to_answer(body: Mapping[str, Any], namespace: str) -> bool:
     signer_name = str((body.get("spec") or {}).get("signerName") or "")
     return signer_issuer(signer_name, namespace) is not None and not is_answered(body.get("status") or {})
+
+
+async def _each_page(pages: Iterator[_Page]) -> AsyncIterator[_Page]:
+    """The pages of a listing, each fetched in a thread and handed over on the event loop; a task
+    cancelled between pages fetches no more."""
+    while (page := await asyncio.to_thread(next, pages, None)) is not None:
+        yield page
 
 
 def _key(body: Mapping[str, Any], cluster_scoped: bool = False) -> Key:

@@ -227,6 +227,22 @@ def test_issuing_costs_three_writes_and_nothing_more_when_done() -> None:
     )
 
 
+def test_while_its_shard_is_taken_over_a_secret_missing_from_the_store_is_read_not_reissued() -> None:
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    world.certificate("web")
+    world.reconcile("web")
+    del world.store.secrets[(NS, "web")]  # its shard's Secrets are not listed yet
+    world.store.secrets_listed = lambda key: False
+    world.kube.requests.clear()
+    world.certificates.reconcile((NS, "web"))
+    assert world.kube.requests == [f"GET secrets/{NS}/web"]
+    world.certificate("new")
+    world.kube.requests.clear()
+    world.reconcile("new")
+    assert world.kube.requests[:2] == [f"GET secrets/{NS}/new", f"POST secrets/{NS}/new"]
+
+
 def test_self_signed_with_only_dns_names_is_issued() -> None:
     world = World()
     world.issuer("selfsigned", {"selfSigned": {}})

@@ -7,6 +7,7 @@ import asyncio
 import copy
 import datetime
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -16,10 +17,10 @@ from prometheus_client import CollectorRegistry
 
 from certsmith.api import CERTIFICATES
 from certsmith.kube.lease import LeaseSettings
-from certsmith.kube.port import ShardNotHeldError
+from certsmith.kube.port import Key, ShardNotHeldError
 from certsmith.kube.shards import ShardLeases, fair_share, shard_of, to_release
 from certsmith.metrics.issuance import IssuanceMetrics
-from certsmith.runtime import Runtime, _ShardListing
+from certsmith.runtime import Runtime
 from certsmith.scheduler import utc_now
 from certsmith.settings import OperatorSettings
 
@@ -189,7 +190,27 @@ def test_a_replica_frozen_past_its_leases_writes_nothing_and_finds_them_lost() -
     assert frozen.held() == frozenset()
 
 
-def test_a_takeover_queues_the_objects_with_work_left_before_the_ready_ones() -> None:
+class ListedPort:
+    """The two listings a takeover makes, a page at a time; asserts what the runtime knows when the
+    Secrets are listed."""
+
+    def __init__(self, runtime: Runtime, bodies: list[Mapping[str, Any]]) -> None:
+        self.runtime = runtime
+        self.bodies = bodies
+        self.queued_when_secrets_were_listed: list[str] = []
+
+    def object_pages(self, plural: str, namespace: str | None) -> Iterator[list[Mapping[str, Any]]]:
+        if plural == CERTIFICATES:
+            yield from ([body] for body in self.bodies)
+
+    def secret_pages(self, namespace: str | None, selector: str) -> Iterator[list[tuple[Key, Any]]]:
+        assert not self.runtime.store.secrets_listed(("apps", "new")), "a Certificate's Secret is read"
+        queue = self.runtime.queue._queue
+        self.queued_when_secrets_were_listed = [item.key[1] for item in list(queue._queue)]  # type: ignore[attr-defined]
+        yield []
+
+
+def test_a_takeover_queues_the_objects_with_work_left_as_they_are_listed_and_the_ready_ones_last() -> None:
     settings = OperatorSettings(health_port=0, metrics_port=0, acme_http01_port=0, shards=2)
     runtime = Runtime(
         client.ApiClient(client.Configuration()), settings, utc_now, IssuanceMetrics(CollectorRegistry())
@@ -199,24 +220,24 @@ def test_a_takeover_queues_the_objects_with_work_left_before_the_ready_ones() ->
     _rounds([runtime.shards], clock, 3)
     assert runtime.shards.held() == {0, 1}
 
-    def listed(name: str, ready: str | None, observed: int = 1) -> tuple[str, dict[str, Any]]:
+    def listed(name: str, ready: str | None, observed: int = 1) -> dict[str, Any]:
         conditions = [{"type": "Ready", "status": ready, "observedGeneration": observed}] if ready else []
         metadata = {"namespace": "apps", "name": name, "generation": 1}
-        return CERTIFICATES, {"metadata": metadata, "spec": {}, "status": {"conditions": conditions}}
+        return {"metadata": metadata, "spec": {}, "status": {"conditions": conditions}}
 
-    async def fill() -> None:  # on the event loop, as the runtime does
-        runtime._fill_shards(
-            _ShardListing(
-                objects=[
-                    listed("ready", "True"),
-                    listed("failing", "False"),
-                    listed("ready-for-an-older-spec", "True", observed=0),
-                    listed("new", None),
-                    listed("also-ready", "True"),
-                ]
-            )
-        )
-
-    asyncio.run(fill())
+    port = ListedPort(
+        runtime,
+        [
+            listed("ready", "True"),
+            listed("failing", "False"),
+            listed("ready-for-an-older-spec", "True", observed=0),
+            listed("new", None),
+            listed("also-ready", "True"),
+        ],
+    )
+    runtime.port = port  # type: ignore[assignment]
+    asyncio.run(runtime._take_shards(frozenset({0, 1})))
+    assert port.queued_when_secrets_were_listed == ["failing", "ready-for-an-older-spec", "new"]
     queued = [runtime.queue._queue.get_nowait().key[1] for _ in range(5)]
     assert queued == ["failing", "ready-for-an-older-spec", "new", "ready", "also-ready"]
+    assert runtime.store.secrets_listed(("apps", "new"))

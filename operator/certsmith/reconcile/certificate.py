@@ -180,6 +180,8 @@ class CertificateReconciler:
         secret_key = (key[0], spec.secret_name)
         observed = self._store.secrets.get(secret_key)
         read_back = Written()
+        if observed is None and not self._store.secrets_listed(key):
+            observed, read_back = self._read_secret(secret_key)
         for _ in range(2):
             work = self._observe(key, body, spec, observed)
             decision = decide(work.observation, self._settings.backoff)
@@ -188,9 +190,8 @@ class CertificateReconciler:
             try:
                 written = apply_plan(self._port, plan, self._lanes)
             except SecretConflictError:
-                observed = self._port.read_secret(*secret_key)
-                if observed is not None and observed.contents.labels.get(MANAGED_LABEL) == "true":
-                    read_back += Written(secrets=((secret_key, observed),))
+                observed, read = self._read_secret(secret_key)
+                read_back += read
                 continue
             except SecretWriteRefusedError as error:
                 # A failure plan settles nothing: a CA's certificate stays at hand, written once allowed.
@@ -203,6 +204,13 @@ class CertificateReconciler:
             self._count(spec, decision, plan, time.monotonic() - started)
             return Outcome(plan.recheck_at, plan.follow_up, read_back + written)
         return Outcome(follow_up=(WorkItem(CERTIFICATES, key),), written=read_back)
+
+    def _read_secret(self, secret_key: Key) -> tuple[ObservedSecret | None, Written]:
+        """The Secret as the API server has it, and, if certsmith manages it, what the store learns."""
+        observed = self._port.read_secret(*secret_key)
+        if observed is not None and observed.contents.labels.get(MANAGED_LABEL) == "true":
+            return observed, Written(secrets=((secret_key, observed),))
+        return observed, Written()
 
     def _observe(
         self, key: Key, body: Mapping[str, Any], spec: CertificateSpec, observed: ObservedSecret | None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +86,9 @@ class Store:
     """Kubernetes' PodCertificateRequests for certsmith's signer names, until answered."""
     secrets: dict[Key, ObservedSecret] = field(default_factory=dict)
     """Managed Secrets (label-selected watch)."""
+    secrets_listed: Callable[[Key], bool] = field(default=lambda key: True)
+    """Whether `secrets` holds the Secret of Certificate `key` if that Secret exists: false while the
+    Certificate's shard is being taken over and its Secrets are not all listed yet."""
     referenced: dict[Key, ObservedSecret | None] = field(default_factory=dict)
     """Secrets that issuers and keystores refer to, each watched by name; None: does not exist.
     A key that is absent has not been listed yet."""
