@@ -79,13 +79,13 @@ def _wait_shared(bench: Cluster, namespace: str, shards: int, replicas: int, tim
 
 def _takeover_listing(survivors: list[Operator], offsets: list[int]) -> str:
     """The longest listing of taken shards the survivors logged after the kill (their log from
-    `offsets` on)."""
+    `offsets` on); "still running" when none had ended by the time the new Certificates were Ready."""
     seconds = [
         float(found)
         for survivor, offset in zip(survivors, offsets, strict=True)
         for found in _LISTED.findall(Path(survivor.log).read_bytes()[offset:].decode(errors="replace"))
     ]
-    return f"{max(seconds):.1f}" if seconds else "?"
+    return f"{max(seconds):.1f}" if seconds else "still running"
 
 
 def _stop_one_by_one(replicas: list[Operator]) -> list[float]:
