@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import marshal
+import zlib
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +19,23 @@ from certsmith.api.pod_certificate_request import POD_CERTIFICATE_REQUESTS
 from certsmith.kube.port import Key
 from certsmith.kube.secrets import ObservedSecret
 from certsmith.kube.trust import Target
+from certsmith.tls_secret import (
+    ALT_NAMES,
+    CA_CERT,
+    CERTIFICATE_NAME,
+    COMMON_NAME,
+    IP_SANS,
+    ISSUER_KIND,
+    ISSUER_NAME,
+    MANAGED_LABEL,
+    REQUESTED_DURATION,
+    REVISION,
+    SECRET_TYPE,
+    TLS_CERT,
+    TLS_KEY,
+    URI_SANS,
+    SecretContents,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +92,80 @@ class CompactObjects(MutableMapping[Key, Mapping[str, Any]]):
         return len(self._encoded)
 
 
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+_SECRET_DICTIONARY = marshal.dumps(
+    (
+        {MANAGED_LABEL: "true"},
+        {
+            name: ""
+            for name in (
+                CERTIFICATE_NAME,
+                ISSUER_NAME,
+                ISSUER_KIND,
+                COMMON_NAME,
+                ALT_NAMES,
+                IP_SANS,
+                URI_SANS,
+                REVISION,
+                REQUESTED_DURATION,
+            )
+        },
+        {
+            TLS_CERT: b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+            TLS_KEY: b"-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n",
+        },
+        SECRET_TYPE,
+    )
+)
+"""What a managed Secret's blob is compressed against: the names that every one of them carries."""
+
+
+class CompactSecrets(MutableMapping[Key, ObservedSecret]):
+    """Managed Secrets, each kept as one compressed blob and decoded on each read. As Python objects
+    an ECDSA certificate's Secret takes about 2.4 KiB (three dicts, a string per annotation, the
+    certificate and the key), as a blob about 0.6 KiB: the blob is compressed against the names every
+    managed Secret carries, and the issuing CA's certificate (`ca.crt`, the same in many Secrets) is
+    kept beside it, shared. A replica keeps the Secret of every Certificate of its shards."""
+
+    def __init__(self) -> None:
+        self._encoded: dict[Key, tuple[bytes, bytes | None, str | None]] = {}
+
+    def owners(self) -> list[tuple[Key, str | None]]:
+        """Each Secret's key and the name of its Certificate (annotation), without decoding any."""
+        return [(key, owner) for key, (_, _, owner) in list(self._encoded.items())]
+
+    def __getitem__(self, key: Key) -> ObservedSecret:
+        blob, ca_certificate, _ = self._encoded[key]
+        unpacker = zlib.decompressobj(zdict=_SECRET_DICTIONARY)
+        fields = marshal.loads(unpacker.decompress(blob))  # noqa: S302 -- only blobs this class made
+        labels, annotations, data, kind, resource_version = fields
+        if ca_certificate is not None:
+            data[CA_CERT] = ca_certificate
+        return ObservedSecret(SecretContents(labels, annotations, data, kind), resource_version)
+
+    def __setitem__(self, key: Key, observed: ObservedSecret) -> None:
+        contents = observed.contents
+        data = dict(contents.data)
+        ca_certificate = data.pop(CA_CERT, None)
+        packer = zlib.compressobj(zdict=_SECRET_DICTIONARY)
+        labels, annotations = dict(contents.labels), dict(contents.annotations)
+        fields = marshal.dumps((labels, annotations, data, contents.type, observed.resource_version))
+        owner = contents.annotations.get(CERTIFICATE_NAME)
+        self._encoded[key] = (packer.compress(fields) + packer.flush(), ca_certificate, owner)
+
+    def __delitem__(self, key: Key) -> None:
+        del self._encoded[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._encoded
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(list(self._encoded))
+
+    def __len__(self) -> int:
+        return len(self._encoded)
+
+
 @dataclass
 class Store:
     certificates: CompactObjects = field(default_factory=CompactObjects)
@@ -84,7 +177,7 @@ class Store:
     """Ingresses and Gateways, for the Certificates their annotations ask for."""
     pod_certificate_requests: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
     """Kubernetes' PodCertificateRequests for certsmith's signer names, until answered."""
-    secrets: dict[Key, ObservedSecret] = field(default_factory=dict)
+    secrets: CompactSecrets = field(default_factory=CompactSecrets)
     """Managed Secrets (label-selected watch)."""
     secrets_listed: Callable[[Key], bool] = field(default=lambda key: True)
     """Whether `secrets` holds the Secret of Certificate `key` if that Secret exists: false while the
@@ -100,13 +193,18 @@ class Store:
     """The ConfigMaps and Secrets labelled as a Bundle's, by (kind, key) (label-selected watches)."""
 
     def remember(self, plural: str, key: Key, body: Mapping[str, Any]) -> None:
-        """Keep `body` without metadata.managedFields, often its largest part, which certsmith never reads."""
+        """Keep `body` without metadata.managedFields and kubectl's last-applied-configuration
+        annotation, often its largest parts (the second is a copy of the object as applied), which
+        certsmith never reads."""
         metadata = body.get("metadata") or {}
-        if "managedFields" in metadata:
-            body = {
-                **body,
-                "metadata": {name: value for name, value in metadata.items() if name != "managedFields"},
-            }
+        annotations = metadata.get("annotations") or {}
+        if "managedFields" in metadata or _LAST_APPLIED in annotations:
+            kept = {name: value for name, value in metadata.items() if name != "managedFields"}
+            if _LAST_APPLIED in annotations:
+                kept["annotations"] = {
+                    name: value for name, value in annotations.items() if name != _LAST_APPLIED
+                }
+            body = {**body, "metadata": kept}
         self.objects(plural)[key] = body
 
     def remember_status(self, plural: str, key: Key, status: Mapping[str, Any]) -> None:
