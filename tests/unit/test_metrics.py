@@ -106,6 +106,16 @@ def test_tls_secret_facts_list_every_certificate_of_the_chain() -> None:
     assert tls_secret_facts({"tls.crt": b"garbage"}, managed=True).certificates == ()
 
 
+def test_the_facts_of_a_ca_certificate_are_kept_once_for_all_the_secrets_that_carry_it() -> None:
+    ca = _ca_pair().data["tls.crt"]
+    first = tls_secret_facts({"tls.crt": ca + ca, "ca.crt": ca}, managed=True).certificates
+    second = tls_secret_facts({"tls.crt": ca + ca, "ca.crt": ca}, managed=True).certificates
+    assert first[0] == second[0]
+    assert first[0] is not second[0], "a leaf's facts are its own"
+    assert first[1] is second[1]
+    assert first[2] is second[2]
+
+
 def test_every_tls_secret_is_exported_and_promtool_accepts_the_output() -> None:
     world, _issuer = _ca_world()
     world.certificate("web", issuerRef={"name": "ca"})

@@ -4,6 +4,7 @@ nothing else. Pure: Secret data in, facts out; a Secret body is never kept."""
 from __future__ import annotations
 
 import datetime
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from certsmith.tls_secret import CA_CERT, TLS_CERT
 SCANNED_KEYS = (TLS_CERT, CA_CERT)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CertificateFacts:
     key: str
     """The data key the certificate was found in: tls.crt or ca.crt."""
@@ -29,7 +30,7 @@ class CertificateFacts:
     serial: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TLSSecretFacts:
     managed: bool
     certificates: tuple[CertificateFacts, ...]
@@ -46,18 +47,29 @@ def tls_secret_facts(data: Mapping[str, bytes], managed: bool) -> TLSSecretFacts
             chain = load_certificates(pem)
         except PKIError:
             continue
-        found += [
-            CertificateFacts(
+        for position, certificate in enumerate(chain):
+            facts = CertificateFacts(
                 key,
                 position,
                 certificate.not_valid_after_utc,
                 _common_name(certificate.subject),
-                _common_name(certificate.issuer),
+                sys.intern(_common_name(certificate.issuer)),
                 f"{certificate.serial_number:x}",
             )
-            for position, certificate in enumerate(chain)
-        ]
+            found.append(facts if key == TLS_CERT and position == 0 else _shared(facts))
     return TLSSecretFacts(managed, tuple(found))
+
+
+_CA_FACTS: dict[CertificateFacts, CertificateFacts] = {}
+
+
+def _shared(facts: CertificateFacts) -> CertificateFacts:
+    """One copy of the facts of each CA certificate (ca.crt, or a chain's intermediates) for all the
+    Secrets that carry it: the scanner keeps the facts of every TLS Secret it holds. Bounded: it starts
+    afresh past 256 different certificates."""
+    if len(_CA_FACTS) >= 256 and facts not in _CA_FACTS:
+        _CA_FACTS.clear()
+    return _CA_FACTS.setdefault(facts, facts)
 
 
 def _common_name(name: x509.Name) -> str:
