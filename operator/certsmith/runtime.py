@@ -52,7 +52,7 @@ from certsmith.kube.routes import ChallengeRoutes
 from certsmith.kube.secrets import ObservedSecret, observed_secret
 from certsmith.kube.shards import ShardLeases
 from certsmith.kube.trust import SECRETS, TrustApi, observed_target, target_from_secret
-from certsmith.kube.watch import Changed, Listed, SecretWatch, retry_delay
+from certsmith.kube.watch import Listed, SecretEvent, SecretWatch, Selection, as_is, retry_delay
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.metrics.scanner import TLSSecretScanner
 from certsmith.pki.system_trust import system_trust
@@ -133,7 +133,7 @@ class Runtime:
             self.store, self.port, self.resolver, settings, clock, metrics, self.lanes
         )
         self.tls_secrets = (
-            TLSSecretScanner(api, settings.namespaces)
+            TLSSecretScanner(api, settings.namespaces, self._holds_secret)
             if settings.scan_tls_secrets and settings.metrics_port
             else None
         )
@@ -151,12 +151,12 @@ class Runtime:
         self.queue: WorkQueue[WorkItem] = WorkQueue()
         self.scheduler: Scheduler[WorkItem] = Scheduler(self.queue.add, clock)
         self._references = _References()
-        self._watches: dict[Key, SecretWatch] = {}
+        self._watches: dict[Key, SecretWatch[ObservedSecret]] = {}
         self._bundle_secrets = (
             None
             if settings.namespaced  # Bundles are not served
             else SecretWatch(
-                api, None, "type=Opaque", self._deliver_bundle_secret, label_selector=BUNDLE_LABEL
+                api, None, Selection("type=Opaque", BUNDLE_LABEL), self._deliver_bundle_secret, as_is
             )
         )
         self._in_scope = namespace_filter(settings.namespaces)
@@ -282,6 +282,11 @@ class Runtime:
             return True
         return self.shards.holds(item.key)
 
+    def _holds_secret(self, key: Key) -> bool:
+        """Whether this replica exports the expiry metrics of TLS Secret `key`: that of its own shard,
+        whatever the Certificate it belongs to."""
+        return self.shards is None or self.shards.holds(key)
+
     async def _keep_shards(self, shards: ShardLeases) -> None:
         """A round of the shard Leases every retry period; objects of lost shards are forgotten at
         once, those of gained shards listed (in a task of their own: a long listing delays no renewal)."""
@@ -328,11 +333,12 @@ class Runtime:
                     self._not_yet_reconciled.discard(item)
         for key in [
             key
-            for key, secret in self.store.secrets.items()
-            if (owner := secret.contents.annotations.get(CERTIFICATE_NAME))
-            and shards.shard((key[0], owner)) in lost
+            for key, owner in self.store.secrets.owners()
+            if owner and shards.shard((key[0], owner)) in lost
         ]:
             del self.store.secrets[key]
+        if self.tls_secrets is not None:
+            self.tls_secrets.shards_changed(gained=False)
         for plural in KEPT_BY_ALL:
             for key in self.store.objects(plural):
                 if shards.shard(key) in lost:
@@ -372,6 +378,8 @@ class Runtime:
                     sorted(gained),
                     time.monotonic() - started,
                 )
+                if self.tls_secrets is not None:  # after the takeover: that listing would slow it
+                    self.tls_secrets.shards_changed(gained=True)
                 return
         finally:
             self._unlisted -= gained
@@ -516,7 +524,7 @@ class Runtime:
         can take, if one has (kopf's watches reconnect by themselves after 70 s without a bookmark).
         Called from the probe's thread."""
         now = time.monotonic()
-        watches = [
+        watches: list[SecretWatch[Any]] = [
             *list(self._watches.values()),
             *(self.tls_secrets.watches if self.tls_secrets else ()),
             *([self._bundle_secrets] if self._bundle_secrets else []),
@@ -635,12 +643,12 @@ class Runtime:
         for key in list(self.store.bundles):
             self.queue.add(WorkItem(BUNDLES, key))
 
-    def _deliver_bundle_secret(self, event: Listed | Changed) -> None:
+    def _deliver_bundle_secret(self, event: SecretEvent) -> None:
         """From the watch's thread to the loop."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.bundle_secret_event, event)
 
-    def bundle_secret_event(self, event: Listed | Changed) -> None:
+    def bundle_secret_event(self, event: SecretEvent) -> None:
         """Bundles' Secrets, from their own label-selected watch (kopf's one Secret watch selects
         managed Secrets only). After a (re)listing every Bundle looks again."""
         if isinstance(event, Listed):
@@ -812,11 +820,11 @@ class Runtime:
         loop = asyncio.get_running_loop()
         for key in started:
 
-            def deliver(event: Listed | Changed, key: Key = key) -> None:
+            def deliver(event: SecretEvent, key: Key = key) -> None:
                 observed = event.secrets.get(key) if isinstance(event, Listed) else event.secret
                 loop.call_soon_threadsafe(self.referenced_secret_event, key, observed)
 
-            watch = SecretWatch(self.api, key[0], f"metadata.name={key[1]}", deliver)
+            watch = SecretWatch(self.api, key[0], Selection(f"metadata.name={key[1]}"), deliver, as_is)
             self._watches[key] = watch
             watch.start()
         for key in stopped:

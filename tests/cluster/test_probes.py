@@ -11,7 +11,8 @@ from kubernetes import client
 
 from certsmith.health import HealthApp
 from certsmith.kube.client import api_client_from_kubeconfig
-from certsmith.kube.watch import Changed, Listed, SecretWatch
+from certsmith.kube.secrets import ObservedSecret
+from certsmith.kube.watch import Listed, SecretEvent, SecretWatch, Selection, WatchTiming, as_is
 from tests.cluster.proxy import ApiProxy
 from tests.cluster.support import eventually
 from tests.conftest import Cluster
@@ -28,14 +29,19 @@ def _proxied_api(cluster: Cluster, proxy: ApiProxy) -> client.ApiClient:
 def test_a_watch_whose_connection_goes_silent_gives_up_and_lists_again(
     cluster: Cluster, proxy: ApiProxy, namespace: str
 ) -> None:
-    listed: list[Listed] = []
+    listed: list[Listed[ObservedSecret]] = []
 
-    def deliver(event: Listed | Changed) -> None:
+    def deliver(event: SecretEvent) -> None:
         if isinstance(event, Listed):
             listed.append(event)
 
     watch = SecretWatch(
-        _proxied_api(cluster, proxy), namespace, "type=Opaque", deliver, watch_seconds=2, read_grace=2
+        _proxied_api(cluster, proxy),
+        namespace,
+        Selection("type=Opaque"),
+        deliver,
+        as_is,
+        WatchTiming(watch_seconds=2, read_grace=2),
     )
     watch.start()
     try:
@@ -54,10 +60,11 @@ def test_a_watch_whose_connection_goes_silent_gives_up_and_lists_again(
 def test_a_stuck_watch_fails_liveness(cluster: Cluster, namespace: str) -> None:
     release = threading.Event()
 
-    def deliver(event: Listed | Changed) -> None:
+    def deliver(event: SecretEvent) -> None:
         release.wait()
 
-    watch = SecretWatch(cluster.api, namespace, "type=Opaque", deliver, watch_seconds=2)
+    timing = WatchTiming(watch_seconds=2)
+    watch = SecretWatch(cluster.api, namespace, Selection("type=Opaque"), deliver, as_is, timing)
     watch.start()
     try:
         time.sleep(1)

@@ -10,15 +10,17 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from certsmith.kube.shards import shard_of
-from certsmith_devtools.kit import create_ca_issuer
+from certsmith_devtools.kit import create_ca_issuer, free_port
 from tests.cluster.support import create_certificate, eventually, wait_ready
 from tests.conftest import Cluster, OperatorProcess
 
@@ -31,6 +33,10 @@ def _replica(cluster: Cluster, namespace: str, log: Path) -> OperatorProcess:
     process = OperatorProcess(
         cluster.kubeconfig,
         log,
+        "--metrics-port",
+        str(free_port()),
+        "--metrics-address",
+        "127.0.0.1",
         "--namespace",
         namespace,
         "--shards",
@@ -110,6 +116,33 @@ def _issued(log: str, namespace: str) -> Counter[str]:
     return Counter(re.findall(rf"certificate {namespace}/((?:sh|kill|frozen|last)-\d+): .*\(revision", log))
 
 
+def _tls_secrets(cluster: Cluster, namespace: str) -> set[str]:
+    secrets = client.CoreV1Api(cluster.api).list_namespaced_secret(
+        namespace, field_selector="type=kubernetes.io/tls"
+    )
+    return {str(secret.metadata.name) for secret in secrets.items if secret.metadata}
+
+
+def _exported_once(survivors: list[OperatorProcess], secrets: set[str]) -> list[int] | None:
+    """How many TLS Secrets each survivor exports, once their series name each of `secrets` once."""
+    exported = []
+    for survivor in survivors:
+        port = survivor.arguments[survivor.arguments.index("--metrics-port") + 1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            families = text_string_to_metric_families(response.read().decode())
+            exported.append(
+                [
+                    sample.labels["secret"]
+                    for family in families
+                    if family.name == "certsmith_tls_secret_not_after_timestamp_seconds"
+                    for sample in family.samples
+                    if sample.labels["key"] == "tls.crt" and sample.labels["chain_position"] == "0"
+                ]
+            )
+    every = Counter(name for names in exported for name in names)
+    return [len(names) for names in exported] if every == Counter(secrets) else None
+
+
 def _create(cluster: Cluster, namespace: str, names: list[str]) -> None:
     for name in names:
         create_certificate(cluster, namespace, name, "ca", dnsNames=[f"{name}.example.com"])
@@ -150,6 +183,14 @@ def test_replicas_share_the_shards_and_never_issue_twice(
         assert all(body["status"]["revision"] == 1 for body in ready)
         issued = sum((_issued(replica.log(), namespace) for replica in replicas), Counter[str]())
         assert set(issued.values()) == {1}, "a Certificate issued twice in the fleet's logs"
+        tls_secrets = _tls_secrets(cluster, namespace)
+        assert len(tls_secrets) > len(ready)
+        exported = eventually(
+            lambda: _exported_once([replicas[index] for index in survivors], tls_secrets),
+            60,
+            "each TLS Secret's expiry exported by one survivor",
+        )
+        assert all(exported), "each survivor exports its part"
         assert {replicas[index].exit_code for index in survivors} == {None}
     finally:
         for replica in replicas:

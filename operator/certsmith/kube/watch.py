@@ -19,7 +19,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
@@ -29,32 +30,56 @@ from certsmith.kube.secrets import ObservedSecret, observed_from_model, observed
 logger = logging.getLogger("certsmith")
 
 Key = tuple[str, str]
-_WATCH_SECONDS = 60
-"""Each watch request ends after this long and is renewed; a stopped watch is noticed by then."""
 _CONNECT_SECONDS = 10
-_READ_GRACE_SECONDS = 30
-"""A read that waits this much longer than the watch's own end means a dead connection (nothing, not
-even the server's end of the watch, arrived): it fails, and the watch lists again."""
 _PAGE = 500
 _RETRY_SECONDS = (1, 2, 5, 10, 30)
 _HTTP_GONE = 410
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class Listed:
+class Listed(Generic[T]):
     """Every Secret the watch selects, as of one moment: replaces what the consumer knew."""
 
-    secrets: dict[Key, ObservedSecret]
+    secrets: dict[Key, T]
 
 
 @dataclass(frozen=True)
-class Changed:
+class Changed(Generic[T]):
     key: Key
-    secret: ObservedSecret | None
-    """None: deleted."""
+    secret: T | None
+    """None: deleted, or no longer selected."""
 
 
-Deliver = Callable[[Listed | Changed], None]
+@dataclass(frozen=True)
+class Selection:
+    """Which Secrets a watch delivers: those the API server selects by `fields` (and `labels`), and
+    of those the ones whose key `keys` accepts (another is skipped in a listing, and delivered as
+    deleted when it changes, so that a consumer that held it forgets it)."""
+
+    fields: str
+    labels: str | None = None
+    keys: Callable[[Key], bool] = field(default=lambda key: True)
+
+
+SecretEvent = Listed[ObservedSecret] | Changed[ObservedSecret]
+"""What a watch delivers whose conversion is `as_is`."""
+
+
+def as_is(secret: ObservedSecret) -> ObservedSecret:
+    """The conversion of a watch that delivers Secrets as they are."""
+    return secret
+
+
+@dataclass(frozen=True)
+class WatchTiming:
+    watch_seconds: int = 60
+    """Each watch request ends after this long and is renewed; a stopped watch is noticed by then."""
+    read_grace: int = 30
+    """A read that waits this much longer than the watch's own end means a dead connection (nothing,
+    not even the server's end of the watch, arrived): it fails, and the watch lists again."""
 
 
 def retry_delay(failures: int) -> int:
@@ -63,35 +88,36 @@ def retry_delay(failures: int) -> int:
     return _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS)) - 1]
 
 
-class SecretWatch:
-    """Delivers the Secrets selected by `field_selector` (and `label_selector`, if given) in `namespace`
-    (all if None). `deliver` is called from the watch's own thread."""
+class SecretWatch(Generic[T]):
+    """Delivers the Secrets `selection` selects in `namespace` (all if None), each as `convert` makes
+    it of the Secret: a listing keeps only what the consumer keeps (the TLS Secret scanner keeps a few
+    facts, not the Secret). `deliver` is called from the watch's own thread."""
 
     def __init__(
         self,
         api: client.ApiClient,
         namespace: str | None,
-        field_selector: str,
-        deliver: Deliver,
-        watch_seconds: int = _WATCH_SECONDS,
-        read_grace: int = _READ_GRACE_SECONDS,
-        label_selector: str | None = None,
+        selection: Selection,
+        deliver: Callable[[Listed[T] | Changed[T]], None],
+        convert: Callable[[ObservedSecret], T],
+        timing: WatchTiming = WatchTiming(),
     ) -> None:
-        self._watch_seconds = watch_seconds
-        self._timeout = (_CONNECT_SECONDS, watch_seconds + read_grace)
+        self._watch_seconds = timing.watch_seconds
+        self._timeout = (_CONNECT_SECONDS, timing.watch_seconds + timing.read_grace)
         self.last_active = time.monotonic()
         """When the watch's thread last made progress (a request, an event, a retry), monotonic. A
         watch silent for longer than a request can take is stuck: see `stuck`."""
         self._core = client.CoreV1Api(api)
         self.namespace = namespace
-        self.field_selector = field_selector
-        self.label_selector = label_selector
+        self._selection = selection
         self._deliver = deliver
+        self._convert = convert
         self._stopped = threading.Event()
+        self._relist = threading.Event()
         self._watch: watch.Watch | None = None
         self._thread = threading.Thread(
             target=self._run,
-            name=f"secret-watch {namespace or '*'} {field_selector} {label_selector or ''}".rstrip(),
+            name=f"secret-watch {namespace or '*'} {selection.fields} {selection.labels or ''}".rstrip(),
             daemon=True,
         )
 
@@ -112,6 +138,13 @@ class SecretWatch:
 
     def stop(self) -> None:
         self._stopped.set()
+        if self._watch is not None:
+            self._watch.stop()  # type: ignore[no-untyped-call]
+
+    def relist(self) -> None:
+        """List again (for Secrets `select` now accepts), at the latest when the current watch request
+        ends (`watch_seconds`)."""
+        self._relist.set()
         if self._watch is not None:
             self._watch.stop()  # type: ignore[no-untyped-call]
 
@@ -138,38 +171,39 @@ class SecretWatch:
     def _list(self, token: str | None) -> client.V1SecretList:
         if self.namespace is None:
             return self._core.list_secret_for_all_namespaces(
-                field_selector=self.field_selector,
-                label_selector=self.label_selector,
+                field_selector=self._selection.fields,
+                label_selector=self._selection.labels,
                 limit=_PAGE,
                 _continue=token,
                 _request_timeout=self._timeout,
             )
         return self._core.list_namespaced_secret(
             self.namespace,
-            field_selector=self.field_selector,
-            label_selector=self.label_selector,
+            field_selector=self._selection.fields,
+            label_selector=self._selection.labels,
             limit=_PAGE,
             _continue=token,
             _request_timeout=self._timeout,
         )
 
     def _list_and_watch(self) -> None:
-        found: dict[Key, ObservedSecret] = {}
+        self._relist.clear()
+        found: dict[Key, T] = {}
         token: str | None = None
         while True:
             self.last_active = time.monotonic()
             page = self._list(token)
             for item in page.items:
                 if item.metadata is not None:
-                    found[(item.metadata.namespace or "", item.metadata.name or "")] = observed_from_model(
-                        item
-                    )
+                    key = (item.metadata.namespace or "", item.metadata.name or "")
+                    if self._selection.keys(key):
+                        found[key] = self._convert(observed_from_model(item))
             token = (page.metadata._continue if page.metadata else None) or None
             if not token:
                 break
         self._deliver(Listed(found))
         resource_version = page.metadata.resource_version if page.metadata else None
-        while not self._stopped.is_set():
+        while not self._stopped.is_set() and not self._relist.is_set():
             self.last_active = time.monotonic()
             self._watch = watch.Watch()  # type: ignore[no-untyped-call]
             stream = self._watch.stream(  # type: ignore[no-untyped-call]
@@ -177,15 +211,15 @@ class SecretWatch:
                 if self.namespace
                 else self._core.list_secret_for_all_namespaces,
                 *([self.namespace] if self.namespace else []),
-                field_selector=self.field_selector,
-                label_selector=self.label_selector,
+                field_selector=self._selection.fields,
+                label_selector=self._selection.labels,
                 resource_version=resource_version,
                 timeout_seconds=self._watch_seconds,
                 _request_timeout=self._timeout,
             )
             for event in stream:
                 self.last_active = time.monotonic()
-                if self._stopped.is_set():
+                if self._stopped.is_set() or self._relist.is_set():
                     return
                 body = event["raw_object"]
                 if event["type"] == "ERROR":
@@ -195,7 +229,7 @@ class SecretWatch:
                 metadata = body.get("metadata") or {}
                 resource_version = metadata.get("resourceVersion", resource_version)
                 key = (metadata.get("namespace", ""), metadata.get("name", ""))
-                if event["type"] == "DELETED":
+                if event["type"] == "DELETED" or not self._selection.keys(key):
                     self._deliver(Changed(key, None))
                 elif event["type"] in ("ADDED", "MODIFIED"):
-                    self._deliver(Changed(key, observed_secret(body)))
+                    self._deliver(Changed(key, self._convert(observed_secret(body))))

@@ -3,35 +3,50 @@
 Secrets are selected by type on the server (`type=kubernetes.io/tls`) and listed in pages; each is
 parsed as it arrives and only its `TLSSecretFacts` are kept — a few dozen bytes per certificate, never
 the Secret, so memory follows the number of TLS certificates, not the size of the cluster's Secrets.
+
+With shards, a replica keeps the facts of the Secrets whose own key (namespace, name) falls in the
+shards it holds: each Secret's series come from one replica, and the fleet exports every Secret once.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from kubernetes import client
 
-from certsmith.kube.watch import Changed, Key, Listed, SecretWatch
+from certsmith.kube.secrets import ObservedSecret
+from certsmith.kube.watch import Changed, Key, Listed, SecretWatch, Selection, WatchTiming
 from certsmith.metrics.tls_secrets import TLSSecretFacts, tls_secret_facts
 from certsmith.settings import namespace_filter
 from certsmith.tls_secret import MANAGED_LABEL, SECRET_TYPE
 
+_TIMING = WatchTiming(watch_seconds=15)
+"""A relisting for gained shards waits for the watch request under way to end: at most 15 s."""
+
 
 class TLSSecretScanner:
-    def __init__(self, api: client.ApiClient, namespaces: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        namespaces: tuple[str, ...],
+        holds: Callable[[Key], bool] = lambda key: True,
+    ) -> None:
+        """`holds`: whether this replica exports the Secret `key` (its shard is held)."""
         self._facts: dict[Key, TLSSecretFacts] = {}
+        self._holds = holds
         self._version = 0
         self._lock = threading.Lock()
-        self._watched = namespace_filter(namespaces)
+        watched = namespace_filter(namespaces)
         explicit = [n for n in namespaces if not set(n) & set("*?!,")] if namespaces else []
         scopes: list[str | None] = list(explicit) if explicit and len(explicit) == len(namespaces) else [None]
+        selection = Selection(f"type={SECRET_TYPE}", keys=lambda key: watched(key[0]) and holds(key))
         self._watches = [
-            SecretWatch(api, scope, f"type={SECRET_TYPE}", self._receiver(scope)) for scope in scopes
+            SecretWatch(api, scope, selection, self._receiver(scope), _facts, _TIMING) for scope in scopes
         ]
 
     @property
-    def watches(self) -> tuple[SecretWatch, ...]:
+    def watches(self) -> tuple[SecretWatch[TLSSecretFacts], ...]:
         return tuple(self._watches)
 
     def start(self) -> None:
@@ -42,39 +57,38 @@ class TLSSecretScanner:
         for watch in self._watches:
             watch.stop()
 
+    def shards_changed(self, gained: bool) -> None:
+        """Forget the Secrets no longer held at once; list again for those gained."""
+        with self._lock:
+            for key in [key for key in self._facts if not self._holds(key)]:
+                del self._facts[key]
+            self._version += 1
+        if gained:
+            for watch in self._watches:
+                watch.relist()
+
     def snapshot(self) -> tuple[int, dict[Key, TLSSecretFacts]]:
         """(version, facts): the version changes whenever the facts do."""
         with self._lock:
             return self._version, dict(self._facts)
 
-    def _receiver(self, scope: str | None) -> Callable[[Listed | Changed], None]:
-        def receive(event: Listed | Changed) -> None:
-            if isinstance(event, Listed):
-                parsed = {
-                    key: tls_secret_facts(secret.contents.data, _managed(secret.contents.labels))
-                    for key, secret in event.secrets.items()
-                    if self._watched(key[0])
-                }
-                with self._lock:
+    def _receiver(
+        self, scope: str | None
+    ) -> Callable[[Listed[TLSSecretFacts] | Changed[TLSSecretFacts]], None]:
+        def receive(event: Listed[TLSSecretFacts] | Changed[TLSSecretFacts]) -> None:
+            with self._lock:
+                if isinstance(event, Listed):
                     for key in [key for key in self._facts if scope is None or key[0] == scope]:
                         del self._facts[key]
-                    self._facts.update(parsed)
-                    self._version += 1
-                return
-            if not self._watched(event.key[0]):
-                return
-            if event.secret is None:
-                with self._lock:
+                    self._facts.update(event.secrets)
+                elif event.secret is None:
                     self._facts.pop(event.key, None)
-                    self._version += 1
-                return
-            facts = tls_secret_facts(event.secret.contents.data, _managed(event.secret.contents.labels))
-            with self._lock:
-                self._facts[event.key] = facts
+                else:
+                    self._facts[event.key] = event.secret
                 self._version += 1
 
         return receive
 
 
-def _managed(labels: Mapping[str, str]) -> bool:
-    return labels.get(MANAGED_LABEL) == "true"
+def _facts(secret: ObservedSecret) -> TLSSecretFacts:
+    return tls_secret_facts(secret.contents.data, secret.contents.labels.get(MANAGED_LABEL) == "true")
