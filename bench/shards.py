@@ -10,8 +10,9 @@ server's apiserver_request_total, so nothing is missed), Lease writes apart; pea
 replica; double issuances (Certificates whose status revision is not 1, and issuances beyond one per
 Certificate in the replicas' own logs). With more than one replica, one is then SIGKILLed and
 `--after-kill` new Certificates are created at once: the time until all of them are Ready is the
-takeover (the Lease duration, then the survivors list the taken shards and catch up), and the
-longest listing of taken shards a survivor logged is part of it. Last, the survivors are stopped one
+takeover (the Lease duration, then the survivors list the taken shards and catch up); reported
+apart: how long creating the new Certificates took, when the first survivor logged a shard gained,
+and the longest listing of taken shards a survivor logged. Last, the survivors are stopped one
 after the other (SIGTERM, as in a rolling update): the slowest stop is reported.
 """
 
@@ -22,9 +23,11 @@ import contextlib
 import os
 import re
 import signal
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness import (
@@ -53,6 +56,7 @@ _ISSUANCE_WRITES = {
 }
 _ISSUED = re.compile(r"certificate \S+/(cert-\d+): .*\(revision \d+;")
 _LISTED = re.compile(r"shards: listed \d+ objects and \d+ Secrets of shards \[[\d, ]*\] in ([\d.]+)s")
+_GAINED = re.compile(rb"shards: holding .* \(gained \[\d")
 
 
 def _held(bench: Cluster, namespace: str, shards: int) -> Counter[str]:
@@ -86,6 +90,29 @@ def _takeover_listing(survivors: list[Operator], offsets: list[int]) -> str:
         for found in _LISTED.findall(Path(survivor.log).read_bytes()[offset:].decode(errors="replace"))
     ]
     return f"{max(seconds):.1f}" if seconds else "still running"
+
+
+@contextlib.contextmanager
+def _first_gain(survivors: list[Operator], offsets: list[int]) -> Iterator[list[float]]:
+    """Yields a list that receives the monotonic time at which a survivor first logged a shard gained
+    (its log from `offsets` on; the operator's log lines carry no time), looked for every 0.2 s."""
+    found: list[float] = []
+    stopped = threading.Event()
+
+    def look() -> None:
+        while not found and not stopped.wait(0.2):
+            for survivor, offset in zip(survivors, offsets, strict=True):
+                if _GAINED.search(Path(survivor.log).read_bytes()[offset:]):
+                    found.append(time.monotonic())
+                    return
+
+    looking = threading.Thread(target=look, daemon=True)
+    looking.start()
+    try:
+        yield found
+    finally:
+        stopped.set()
+        looking.join()
 
 
 def _stop_one_by_one(replicas: list[Operator]) -> list[float]:
@@ -152,14 +179,17 @@ def run(
                     for first, last, most in zip(idle, rss, peak, strict=True)
                 ),
             }
-            takeover, listing = "", ""
+            takeover, created, gained, listing = "", "", "", ""
             if replicas > 1:
                 logged = [Path(replica.log).stat().st_size for replica in running]
                 os.kill(running[0].process.pid, signal.SIGKILL)  # no clean-up at all
                 killed_at = time.monotonic()
-                create_certificates(bench, namespace, after_kill, _KEY, issuer, first=count)
-                wait_all_ready(bench, namespace, count + after_kill + 1, timeout)
-                takeover = f"{time.monotonic() - killed_at:.1f}"
+                with _first_gain(running[1:], logged[1:]) as gains:
+                    create_certificates(bench, namespace, after_kill, _KEY, issuer, first=count)
+                    created = f"{time.monotonic() - killed_at:.1f}"
+                    wait_all_ready(bench, namespace, count + after_kill + 1, timeout)
+                    takeover = f"{time.monotonic() - killed_at:.1f}"
+                gained = f"{gains[0] - killed_at:.1f}" if gains else "none"
                 listing = _takeover_listing(running[1:], logged[1:])
             revisions = _revisions(bench, namespace)
             issued = Counter(
@@ -168,6 +198,8 @@ def run(
             stops = _stop_one_by_one(running[1:] if replicas > 1 else running)
         total = count + (after_kill if replicas > 1 else 0)
         row["takeover: new certs Ready after SIGKILL (s)"] = takeover or "-"
+        row["of it creating them (s)"] = created or "-"
+        row["first shard gained after (s)"] = gained or "-"
         row["of it listing the taken shards (s)"] = listing or "-"
         row["stop after SIGTERM, slowest (s)"] = f"{max(stops):.1f}"
         row["double issuances"] = str(
