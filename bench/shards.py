@@ -4,16 +4,18 @@ SIGKILLed and the survivors take its shards over.
     python bench/shards.py --count 10000 --replicas 1 --replicas 2 --replicas 4
     python bench/shards.py --count 100000 --replicas 1 --replicas 2 --replicas 4 --timeout 7200
 
-Per replica count, on a fresh control plane: time from the first Certificate created to all Ready;
-API writes per issuance (Secret creates and replaces, status patches, Events, counted by the API
-server's apiserver_request_total, so nothing is missed), Lease writes apart; peak RSS (VmHWM) of each
-replica; double issuances (Certificates whose status revision is not 1, and issuances beyond one per
-Certificate in the replicas' own logs). With more than one replica, one is then SIGKILLed and
-`--after-kill` new Certificates are created at once: the time until all of them are Ready is the
-takeover (the Lease duration, then the survivors list the taken shards and catch up); reported
-apart: how long creating the new Certificates took, when the first survivor logged a shard gained,
-and the longest listing of taken shards a survivor logged. Last, the survivors are stopped one
-after the other (SIGTERM, as in a rolling update): the slowest stop is reported.
+Replicas serve metrics, TLS Secret metrics included, as `certsmith run` does by default
+(`--no-metrics`: neither). Per replica count, on a fresh control plane: time from the first
+Certificate created to all Ready; API writes per issuance (Secret creates and replaces, status
+patches, Events, counted by the API server's apiserver_request_total, so nothing is missed), Lease
+writes apart; peak RSS (VmHWM) of each replica; double issuances (Certificates whose status revision
+is not 1, and issuances beyond one per Certificate in the replicas' own logs). With more than one
+replica, one is then SIGKILLed and `--after-kill` new Certificates are created at once: the time
+until all of them are Ready is the takeover (the Lease duration, then the survivors list the taken
+shards and catch up); reported apart: how long creating the new Certificates took, when the first
+survivor logged a shard gained, and the longest listing of taken shards a survivor logged. Last, the
+survivors are stopped one after the other (SIGTERM, as in a rolling update): the slowest stop is
+reported.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from harness import (
 from kubernetes import client
 
 from certsmith.api import GROUP, VERSION
+from certsmith_devtools.kit import free_port
 
 _KEY = {"algorithm": "ECDSA", "size": 256}
 _ISSUANCE_WRITES = {
@@ -143,17 +146,27 @@ def _revisions(bench: Cluster, namespace: str) -> Counter[int]:
 
 
 def run(
-    count: int, replicas: int, shards: int, lease: int, after_kill: int, timeout: float
+    count: int, replicas: int, shards: int, lease: int, after_kill: int, timeout: float, metrics: bool
 ) -> dict[str, str]:
+    """`metrics`: each replica serves metrics and exports the TLS Secrets of its shards (the default of
+    `certsmith run`); else neither, as in the runs before 2026-12-07's fourth session."""
     with cluster() as bench:
         namespace = f"shards-{uuid.uuid4().hex[:6]}"
         create_namespace(bench, namespace)
         flags = [
             *("--namespace", namespace, "--shards", str(shards), "--leader-elect-namespace", namespace),
-            *("--leader-elect-lease-duration", str(lease), "--no-tls-secret-metrics"),
+            *("--leader-elect-lease-duration", str(lease)),
         ]
+
+        def metrics_flags() -> list[str]:
+            if not metrics:
+                return ["--no-tls-secret-metrics"]
+            return ["--metrics-port", str(free_port()), "--metrics-address", "127.0.0.1"]
+
         with contextlib.ExitStack() as stack:
-            running: list[Operator] = [stack.enter_context(operator(bench, *flags)) for _ in range(replicas)]
+            running: list[Operator] = [
+                stack.enter_context(operator(bench, *flags, *metrics_flags())) for _ in range(replicas)
+            ]
             issuer = ca_issuer(bench, namespace)
             _wait_shared(bench, namespace, shards, replicas, 120)
             idle = [replica.rss_mib() for replica in running]
@@ -225,6 +238,11 @@ def main() -> None:
         help="certificates created after the SIGKILL (default: %(default)s)",
     )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for all Ready")
+    parser.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="replicas without metrics and TLS Secret metrics (as runs before 2026-12-07, fourth session)",
+    )
     arguments = parser.parse_args()
     rows = [
         run(
@@ -234,6 +252,7 @@ def main() -> None:
             arguments.lease_duration,
             arguments.after_kill,
             arguments.timeout,
+            metrics=not arguments.no_metrics,
         )
         for replicas in arguments.replicas or [1, 2, 4]
     ]
