@@ -28,8 +28,10 @@ DEFAULT_INTERVAL = datetime.timedelta(hours=6)
 """Between two requests for one certificate when the CA names no Retry-After (RFC 9773 section
 4.3.3 suggests six hours)."""
 FIRST_FETCH_SPREAD = datetime.timedelta(hours=1)
-"""The first request for a certificate comes at a time spread over this (or the interval, if shorter)
-after its notBefore, so that certificates issued together do not all ask at once."""
+"""The first request for a certificate comes at a time spread over this (or the interval, if shorter),
+so that certificates issued together do not all ask at once; the spread starts as long after the
+notBefore, since CAs backdate it (Let's Encrypt by an hour): spread from the notBefore itself, every
+first request of a burst would be due at once."""
 ERROR_BACKOFF_INITIAL = datetime.timedelta(minutes=1)
 """The wait after a failed request, doubled per consecutive failure, at most the normal interval."""
 
@@ -122,10 +124,11 @@ def error_backoff(failures: int, override: datetime.timedelta | None) -> datetim
 
 
 def first_fetch(cert: str, not_before: datetime.datetime, override: datetime.timedelta | None) -> RenewalInfo:
-    """A certificate not asked about yet: its first request is due at a time spread after its
-    notBefore, the same for the same certificate (a restart does not move it)."""
+    """A certificate not asked about yet: its first request is due at a time spread over the second
+    hour after its notBefore (`FIRST_FETCH_SPREAD`), the same for the same certificate (a restart
+    does not move it)."""
     spread = min(FIRST_FETCH_SPREAD, interval(None, override))
-    return RenewalInfo(cert, not_before + spread * _fraction(f"{cert}/first"))
+    return RenewalInfo(cert, not_before + spread * (1 + _fraction(f"{cert}/first")))
 
 
 def answered(
