@@ -485,7 +485,7 @@ class Runtime:
         self.not_ready = None  # with shards, a replica holding none yet is ready: it takes some soon
         if self.shards is not None:
             self._tasks.append(asyncio.create_task(self._keep_shards(self.shards), name="certsmith-shards"))
-        if self.tls_secrets is not None:
+        if self.tls_secrets is not None and self.shards is None:  # with shards: once some are taken
             self.tls_secrets.start()
         if self._bundle_secrets is not None:
             self._bundle_secrets.start()

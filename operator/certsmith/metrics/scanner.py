@@ -35,6 +35,7 @@ class TLSSecretScanner:
         """`holds`: whether this replica exports the Secret `key` (its shard is held)."""
         self._facts: dict[Key, TLSSecretFacts] = {}
         self._holds = holds
+        self._started = False
         self._version = 0
         self._lock = threading.Lock()
         watched = namespace_filter(namespaces)
@@ -50,6 +51,7 @@ class TLSSecretScanner:
         return tuple(self._watches)
 
     def start(self) -> None:
+        self._started = True
         for watch in self._watches:
             watch.start()
 
@@ -58,12 +60,15 @@ class TLSSecretScanner:
             watch.stop()
 
     def shards_changed(self, gained: bool) -> None:
-        """Forget the Secrets no longer held at once; list again for those gained."""
+        """Forget the Secrets no longer held at once; list again for those gained (or start: with
+        shards, the scanner starts once the first are taken, so as not to list for none)."""
         with self._lock:
             for key in [key for key in self._facts if not self._holds(key)]:
                 del self._facts[key]
             self._version += 1
-        if gained:
+        if gained and not self._started:
+            self.start()
+        elif gained:
             for watch in self._watches:
                 watch.relist()
 
