@@ -142,8 +142,8 @@ class SecretWatch(Generic[T]):
             self._watch.stop()  # type: ignore[no-untyped-call]
 
     def relist(self) -> None:
-        """List again (for Secrets `select` now accepts), at the latest when the current watch request
-        ends (`watch_seconds`)."""
+        """List again (for Secrets the selection's `keys` now accept), at the latest when the watch
+        request under way ends (`watch_seconds`)."""
         self._relist.set()
         if self._watch is not None:
             self._watch.stop()  # type: ignore[no-untyped-call]
