@@ -5,13 +5,14 @@ Only the event loop writes the store (see `certsmith.runtime`); worker threads r
 
 from __future__ import annotations
 
+import abc
 import datetime
 import json
 import marshal
 import zlib
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, CLUSTER_ISSUERS, GATEWAYS, INGRESSES, ISSUERS
 from certsmith.api.bundle import BUNDLES
@@ -37,6 +38,9 @@ from certsmith.tls_secret import (
     SecretContents,
 )
 
+V = TypeVar("V")
+E = TypeVar("E")
+
 
 @dataclass(frozen=True, slots=True)
 class WorkItem:
@@ -57,20 +61,25 @@ class IssuerState:
     ca_not_after: datetime.datetime | None = None
 
 
-class CompactObjects(MutableMapping[Key, Mapping[str, Any]]):
-    """Objects kept as compact JSON and decoded on each read: a Certificate held as a dict takes about
-    4.6 KiB, as JSON under 1 KiB, and a replica keeps every Certificate of its shards. A read returns a
-    new dict, so no caller can change what the store holds."""
+class _Encoded(MutableMapping[Key, V], Generic[V, E]):
+    """A mapping that keeps each value encoded (`_encode`) and decodes it on each read (`_decode`),
+    so a read returns a new object and no caller can change what is kept. Safe to read from any
+    thread while the event loop writes: iterating copies the keys at once."""
 
     def __init__(self) -> None:
-        self._encoded: dict[Key, bytes] = {}
+        self._encoded: dict[Key, E] = {}
 
-    def __getitem__(self, key: Key) -> Mapping[str, Any]:
-        decoded: Mapping[str, Any] = json.loads(self._encoded[key])
-        return decoded
+    @abc.abstractmethod
+    def _encode(self, value: V) -> E: ...
 
-    def __setitem__(self, key: Key, body: Mapping[str, Any]) -> None:
-        self._encoded[key] = json.dumps(body, separators=(",", ":")).encode()
+    @abc.abstractmethod
+    def _decode(self, encoded: E) -> V: ...
+
+    def __getitem__(self, key: Key) -> V:
+        return self._decode(self._encoded[key])
+
+    def __setitem__(self, key: Key, value: V) -> None:
+        self._encoded[key] = self._encode(value)
 
     def __delitem__(self, key: Key) -> None:
         del self._encoded[key]
@@ -81,15 +90,27 @@ class CompactObjects(MutableMapping[Key, Mapping[str, Any]]):
     def __iter__(self) -> Iterator[Key]:
         return iter(list(self._encoded))
 
+    def __len__(self) -> int:
+        return len(self._encoded)
+
+
+class CompactObjects(_Encoded[Mapping[str, Any], bytes]):
+    """Objects kept as compact JSON: a Certificate held as a dict takes about 4.6 KiB, as JSON under
+    1 KiB, and a replica keeps every Certificate of its shards."""
+
+    def _encode(self, value: Mapping[str, Any]) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    def _decode(self, encoded: bytes) -> Mapping[str, Any]:
+        decoded: Mapping[str, Any] = json.loads(encoded)
+        return decoded
+
     def snapshot(self, containing: str = "") -> list[tuple[Key, Mapping[str, Any]]]:
         """Every object, or those whose JSON contains `containing` (a token, a name, a uid: cheaper than
         decoding all of them). Safe in any thread: the keys are copied at once."""
         needle = containing.encode()
         found = [(key, encoded) for key, encoded in list(self._encoded.items()) if needle in encoded]
-        return [(key, json.loads(encoded)) for key, encoded in found]
-
-    def __len__(self) -> int:
-        return len(self._encoded)
+        return [(key, self._decode(encoded)) for key, encoded in found]
 
 
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -120,50 +141,39 @@ _SECRET_DICTIONARY = marshal.dumps(
 """What a managed Secret's blob is compressed against: the names that every one of them carries."""
 
 
-class CompactSecrets(MutableMapping[Key, ObservedSecret]):
+_EncodedSecret = tuple[bytes, bytes | None, str | None]
+"""The blob, the shared ca.crt if any, and the name of the Secret's Certificate."""
+
+
+class CompactSecrets(_Encoded[ObservedSecret, _EncodedSecret]):
     """Managed Secrets, each kept as one compressed blob and decoded on each read. As Python objects
     an ECDSA certificate's Secret takes about 2.4 KiB (three dicts, a string per annotation, the
     certificate and the key), as a blob about 0.6 KiB: the blob is compressed against the names every
     managed Secret carries, and the issuing CA's certificate (`ca.crt`, the same in many Secrets) is
     kept beside it, shared. A replica keeps the Secret of every Certificate of its shards."""
 
-    def __init__(self) -> None:
-        self._encoded: dict[Key, tuple[bytes, bytes | None, str | None]] = {}
-
     def owners(self) -> list[tuple[Key, str | None]]:
         """Each Secret's key and the name of its Certificate (annotation), without decoding any."""
         return [(key, owner) for key, (_, _, owner) in list(self._encoded.items())]
 
-    def __getitem__(self, key: Key) -> ObservedSecret:
-        blob, ca_certificate, _ = self._encoded[key]
+    def _encode(self, value: ObservedSecret) -> _EncodedSecret:
+        contents = value.contents
+        data = dict(contents.data)
+        ca_certificate = data.pop(CA_CERT, None)
+        packer = zlib.compressobj(zdict=_SECRET_DICTIONARY)
+        labels, annotations = dict(contents.labels), dict(contents.annotations)
+        fields = marshal.dumps((labels, annotations, data, contents.type, value.resource_version))
+        owner = contents.annotations.get(CERTIFICATE_NAME)
+        return packer.compress(fields) + packer.flush(), ca_certificate, owner
+
+    def _decode(self, encoded: _EncodedSecret) -> ObservedSecret:
+        blob, ca_certificate, _ = encoded
         unpacker = zlib.decompressobj(zdict=_SECRET_DICTIONARY)
         fields = marshal.loads(unpacker.decompress(blob))  # noqa: S302 -- only blobs this class made
         labels, annotations, data, kind, resource_version = fields
         if ca_certificate is not None:
             data[CA_CERT] = ca_certificate
         return ObservedSecret(SecretContents(labels, annotations, data, kind), resource_version)
-
-    def __setitem__(self, key: Key, observed: ObservedSecret) -> None:
-        contents = observed.contents
-        data = dict(contents.data)
-        ca_certificate = data.pop(CA_CERT, None)
-        packer = zlib.compressobj(zdict=_SECRET_DICTIONARY)
-        labels, annotations = dict(contents.labels), dict(contents.annotations)
-        fields = marshal.dumps((labels, annotations, data, contents.type, observed.resource_version))
-        owner = contents.annotations.get(CERTIFICATE_NAME)
-        self._encoded[key] = (packer.compress(fields) + packer.flush(), ca_certificate, owner)
-
-    def __delitem__(self, key: Key) -> None:
-        del self._encoded[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._encoded
-
-    def __iter__(self) -> Iterator[Key]:
-        return iter(list(self._encoded))
-
-    def __len__(self) -> int:
-        return len(self._encoded)
 
 
 @dataclass
