@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import itertools
 import logging
 import os
 import socket
@@ -548,21 +547,24 @@ class Runtime:
 
     def _http01_answer(self, token: str) -> str | None:
         """An HTTP-01 token presented by another replica, or by this one before a restart: found in
-        the Certificates' status. Runs in the solver's threads; reads a copy of the store. With
-        shards, the Service in front of the solvers may send the CA to a replica that does not hold the
-        Certificate: a token not found in the store is looked for in a listing, a page at a time."""
-        bodies: Iterable[tuple[Key, Mapping[str, Any]]] = [
-            *self.store.certificates.snapshot(containing=token),
-            *self.store.certificate_requests.snapshot(containing=token),
-        ]
-        if self.shards is not None:
-            bodies = itertools.chain(bodies, self._listed_bodies())
-        for (namespace, _), body in bodies:
+        the Certificates' status. Runs in the solver's threads; reads a copy of the store. A token not
+        found in the store is looked for in a listing, a page at a time: with shards, the Service in
+        front of the solvers may send the CA to a replica that does not hold the Certificate; without,
+        the CA may ask a standby before the watch has brought it the status that presents the token
+        (the leader tells the CA as soon as its status write returns)."""
+        for (namespace, _), body in self._bodies_presenting(token):
             if presents_http01(body.get("status") or {}, token):
                 reference = (body.get("spec") or {}).get("issuerRef") or {}
                 issuer = IssuerRef(reference.get("name", ""), IssuerKind(reference.get("kind") or "Issuer"))
                 return self.resolver.key_authorization(issuer, namespace, token)
         return None
+
+    def _bodies_presenting(self, token: str) -> Iterator[tuple[Key, Mapping[str, Any]]]:
+        """Certificates and CertificateRequests that may present `token`: the store's, then (only if
+        none of those does) a listing's."""
+        yield from self.store.certificates.snapshot(containing=token)
+        yield from self.store.certificate_requests.snapshot(containing=token)
+        yield from self._listed_bodies()
 
     def _listed_bodies(self) -> list[tuple[Key, Mapping[str, Any]]]:
         """Every replica's Certificates and CertificateRequests that present an HTTP-01 challenge, from a
