@@ -98,14 +98,20 @@ def _takeover_listing(survivors: list[Operator], offsets: list[int]) -> str:
 @contextlib.contextmanager
 def _first_gain(survivors: list[Operator], offsets: list[int]) -> Iterator[list[float]]:
     """Yields a list that receives the monotonic time at which a survivor first logged a shard gained
-    (its log from `offsets` on; the operator's log lines carry no time), looked for every 0.2 s."""
+    (its log from `offsets` on; the operator's log lines carry no time), looked for every 0.2 s in
+    what each log gained since (whole lines only, so a line is never split across two reads)."""
     found: list[float] = []
     stopped = threading.Event()
 
     def look() -> None:
+        read = list(offsets)
         while not found and not stopped.wait(0.2):
-            for survivor, offset in zip(survivors, offsets, strict=True):
-                if _GAINED.search(Path(survivor.log).read_bytes()[offset:]):
+            for index, survivor in enumerate(survivors):
+                with Path(survivor.log).open("rb") as log:
+                    log.seek(read[index])
+                    lines = log.read().rpartition(b"\n")[0]
+                read[index] += len(lines) + 1 if lines else 0
+                if _GAINED.search(lines):
                     found.append(time.monotonic())
                     return
 

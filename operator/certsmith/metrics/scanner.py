@@ -87,10 +87,10 @@ class TLSSecretScanner:
                     for key in [key for key in self._facts if scope is None or key[0] == scope]:
                         del self._facts[key]
                     self._facts.update(event.secrets)
-                elif event.secret is None:
-                    self._facts.pop(event.key, None)
-                else:
+                elif event.secret is not None:
                     self._facts[event.key] = event.secret
+                elif self._facts.pop(event.key, None) is None:
+                    return  # another replica's Secret, or one gone already: nothing to render anew
                 self._version += 1
 
         return receive
