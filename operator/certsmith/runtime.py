@@ -46,7 +46,7 @@ from certsmith.issuers.acme.signer import AcmeContext
 from certsmith.issuers.resolver import IssuerResolver
 from certsmith.kube.certificates import CertificateWriter
 from certsmith.kube.lease import LeaderElector, LeaseSettings
-from certsmith.kube.port import ApiAccessError, ApiServer, Key, ShardNotHeldError, failure_reason
+from certsmith.kube.port import ApiAccessError, ApiServer, Key, ShardNotHeldError, failure_reason, key_of
 from certsmith.kube.routes import ChallengeRoutes
 from certsmith.kube.secrets import ObservedSecret, observed_secret
 from certsmith.kube.shards import ShardLeases
@@ -63,7 +63,7 @@ from certsmith.reconcile.issuer import IssuerReconciler
 from certsmith.reconcile.plan import Outcome, merge_written
 from certsmith.reconcile.pod_certificate_request import PodCertificateRequestReconciler
 from certsmith.reconcile.shim import ShimReconciler
-from certsmith.reconcile.store import Store, WorkItem
+from certsmith.reconcile.store import Store, UnfinishedElsewhere, WorkItem
 from certsmith.scheduler import Scheduler
 from certsmith.settings import OperatorSettings, is_namespace_pattern, namespace_filter
 from certsmith.tls_secret import CERTIFICATE_NAME, MANAGED_LABEL
@@ -79,6 +79,25 @@ _Page = TypeVar("_Page")
 
 class RuntimeStoppingError(Exception):
     """Ends a listing's thread once the runtime stops."""
+
+
+_UNFINISHED_ELSEWHERE = 2000
+"""How many of other shards' unfinished objects a replica keeps for a takeover: about 2 MiB at most."""
+
+
+@dataclass
+class _Takeovers:
+    """With shards: what a replica keeps for the shards it takes over (`Runtime._take_shards`)."""
+
+    running: int = 0
+    """Listings of taken shards running."""
+    unlisted: set[int] = field(default_factory=set)
+    """Shards taken whose managed Secrets are not all listed yet."""
+    deleted: set[WorkItem] = field(default_factory=set)
+    """Objects deleted while a listing ran: it must not bring them back."""
+    unfinished_elsewhere: UnfinishedElsewhere = field(
+        default_factory=lambda: UnfinishedElsewhere(_UNFINISHED_ELSEWHERE)
+    )
 
 
 class Runtime:
@@ -174,9 +193,7 @@ class Runtime:
         self._elector = (
             LeaderElector(api, identity, lease) if settings.leader_election and self.shards is None else None
         )
-        self._taking = 0
-        self._deleted_while_taking: set[WorkItem] = set()
-        self._unlisted: set[int] = set()
+        self._takeovers = _Takeovers()
         self._listing_lock = threading.Lock()
         self._listed: tuple[float, list[tuple[Key, Mapping[str, Any]]]] = (float("-inf"), [])
         """The last listing an HTTP-01 request made (monotonic time it began), and of it only the objects
@@ -345,13 +362,17 @@ class Runtime:
 
     async def _take_shards(self, gained: frozenset[int]) -> None:
         """List the gained shards' Certificates and CertificateRequests, then their managed Secrets, a
-        page at a time, keeping only theirs. An object with work left is queued as its page arrives:
-        until the Secrets are listed, its reconcile reads its Secret (one GET) instead of taking one not
-        listed yet for a missing one (`secrets_listed`). The Ready ones are queued once the Secrets are
-        listed: each is then a no-op that makes no request. Events that arrived meanwhile are newer and
-        kept. Retried from the start, with back-off, if a page cannot be read."""
-        self._taking += 1
-        self._unlisted |= gained
+        page at a time, keeping only theirs. An object with work left is queued at once if the watch
+        showed it unfinished (`UnfinishedElsewhere`), else as its page arrives: until the Secrets are
+        listed, its reconcile reads its Secret (one GET) instead of taking one not listed yet for a
+        missing one (`secrets_listed`). The Ready ones are queued once the Secrets are listed: each is
+        then a no-op that makes no request. Events that arrived meanwhile are newer and kept. Retried
+        from the start, with back-off, if a page cannot be read."""
+        self._takeovers.running += 1
+        self._takeovers.unlisted |= gained
+        for item, body in self._takeovers.unfinished_elsewhere.take(lambda key: self._shard(key) in gained):
+            self._adopt(item, body)
+            self.queue.add(item)
         failures = 0
         try:
             while True:
@@ -381,10 +402,10 @@ class Runtime:
                     self.tls_secrets.shards_changed(gained=True)
                 return
         finally:
-            self._unlisted -= gained
-            self._taking -= 1
-            if not self._taking:
-                self._deleted_while_taking.clear()
+            self._takeovers.unlisted -= gained
+            self._takeovers.running -= 1
+            if not self._takeovers.running:
+                self._takeovers.deleted.clear()
 
     async def _list_gained(self, gained: frozenset[int]) -> tuple[int, int]:
         """(objects, Secrets) of the `gained` shards, into the store and the queue (`_take_shards`)."""
@@ -405,7 +426,7 @@ class Runtime:
                 for key, secret in self._taken_secrets(listed, gained):
                     secrets += 1
                     self.store.secrets.setdefault(key, secret)
-        self._unlisted -= gained
+        self._takeovers.unlisted -= gained
         for item in ready:
             self.queue.add(item)
         self._queue_kept_by_all()
@@ -429,13 +450,17 @@ class Runtime:
             if (
                 not self._mine(item)
                 or self._shard(item.key) not in gained
-                or item in self._deleted_while_taking
+                or item in self._takeovers.deleted
             ):
                 continue
-            if item.key not in self.store.objects(plural):
-                self.store.remember(plural, item.key, body)
-                self._refer(item, self._referenced_by(item, body))
+            self._adopt(item, body)
             yield item, body
+
+    def _adopt(self, item: WorkItem, body: Mapping[str, Any]) -> None:
+        """Keep `body` of a taken shard, unless the watch brought a newer one meanwhile."""
+        if item.key not in self.store.objects(item.plural):
+            self.store.remember(item.plural, item.key, body)
+            self._refer(item, self._referenced_by(item, body))
 
     def _taken_secrets(
         self, page: list[tuple[Key, ObservedSecret]], gained: frozenset[int]
@@ -453,7 +478,7 @@ class Runtime:
     def _secrets_listed(self, key: Key) -> bool:
         """Whether the managed Secrets of Certificate `key`'s shard are in the store: false while its
         shard is being taken (`_unlisted`: the store may lack a Secret that exists)."""
-        return self.shards is None or self.shards.shard(key) not in self._unlisted
+        return self.shards is None or self.shards.shard(key) not in self._takeovers.unlisted
 
     def _unless_stopping(self, pages: Iterable[_Page]) -> Iterator[_Page]:
         """The pages of a listing, until the process stops: the interpreter waits for the listing's
@@ -592,8 +617,10 @@ class Runtime:
         item = WorkItem(plural, key)
         if plural in SHARDED and not self._mine(item):
             objects.pop(key, None)  # another replica's shard (from before a loss, or ever)
-            if event_type == DELETED and self._taking:
-                self._deleted_while_taking.add(item)
+            if event_type == DELETED and self._takeovers.running:
+                self._takeovers.deleted.add(item)
+            finished = event_type == DELETED or is_ready_for_its_spec(body)
+            self._takeovers.unfinished_elsewhere.note(item, None if finished else body)
             return
         if plural == CERTIFICATES and self._own_write(plural, key, event_type, body):
             self.store.remember(plural, key, body)
@@ -606,8 +633,8 @@ class Runtime:
             self.scheduler.cancel(item)
             return
         if event_type == DELETED:
-            if self._taking:
-                self._deleted_while_taking.add(item)
+            if self._takeovers.running:
+                self._takeovers.deleted.add(item)
             objects.pop(key, None)
             self.scheduler.cancel(item)
             self.lanes.forget(item)
@@ -1001,9 +1028,8 @@ async def _each_page(pages: Iterator[_Page]) -> AsyncIterator[_Page]:
 
 
 def _key(body: Mapping[str, Any], cluster_scoped: bool = False) -> Key:
-    """The namespace is interned: every key of a namespace shares one string, in every structure."""
     metadata = body["metadata"]
-    return ("" if cluster_scoped else sys.intern(metadata.get("namespace", "")), metadata["name"])
+    return ("", sys.intern(metadata["name"])) if cluster_scoped else key_of(metadata)
 
 
 def _describe(error: BaseException) -> str:

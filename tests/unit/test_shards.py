@@ -20,6 +20,7 @@ from certsmith.kube.lease import LeaseSettings
 from certsmith.kube.port import Key, ShardNotHeldError
 from certsmith.kube.shards import ShardLeases, fair_share, shard_of, to_release
 from certsmith.metrics.issuance import IssuanceMetrics
+from certsmith.reconcile.store import UnfinishedElsewhere, WorkItem
 from certsmith.runtime import Runtime
 from certsmith.scheduler import utc_now
 from certsmith.settings import OperatorSettings
@@ -198,41 +199,51 @@ class ListedPort:
         self.runtime = runtime
         self.bodies = bodies
         self.queued_when_secrets_were_listed: list[str] = []
+        self.queued_when_objects_were_listed: list[str] | None = None
 
     def object_pages(self, plural: str, namespace: str | None) -> Iterator[list[Mapping[str, Any]]]:
+        if self.queued_when_objects_were_listed is None:
+            self.queued_when_objects_were_listed = _queued(self.runtime)
         if plural == CERTIFICATES:
             yield from ([body] for body in self.bodies)
 
     def secret_pages(self, namespace: str | None, selector: str) -> Iterator[list[tuple[Key, Any]]]:
         assert not self.runtime.store.secrets_listed(("apps", "new")), "a Certificate's Secret is read"
-        queue = self.runtime.queue._queue
-        self.queued_when_secrets_were_listed = [item.key[1] for item in list(queue._queue)]  # type: ignore[attr-defined]
+        self.queued_when_secrets_were_listed = _queued(self.runtime)
         yield []
 
 
-def test_a_takeover_queues_the_objects_with_work_left_as_they_are_listed_and_the_ready_ones_last() -> None:
-    settings = OperatorSettings(health_port=0, metrics_port=0, acme_http01_port=0, shards=2)
-    runtime = Runtime(
+def _queued(runtime: Runtime) -> list[str]:
+    return [item.key[1] for item in list(runtime.queue._queue._queue)]  # type: ignore[attr-defined]
+
+
+def _runtime(shards: int) -> Runtime:
+    settings = OperatorSettings(health_port=0, metrics_port=0, acme_http01_port=0, shards=shards)
+    return Runtime(
         client.ApiClient(client.Configuration()), settings, utc_now, IssuanceMetrics(CollectorRegistry())
     )
+
+
+def _certificate(name: str, ready: str | None, observed: int = 1) -> dict[str, Any]:
+    conditions = [{"type": "Ready", "status": ready, "observedGeneration": observed}] if ready else []
+    metadata = {"namespace": "apps", "name": name, "generation": 1, "managedFields": [{"manager": "kubectl"}]}
+    return {"metadata": metadata, "spec": {}, "status": {"conditions": conditions}}
+
+
+def test_a_takeover_queues_the_objects_with_work_left_as_they_are_listed_and_the_ready_ones_last() -> None:
+    runtime = _runtime(2)
     clock = Clock()
     runtime.shards = ShardLeases(None, "replica", "m0", 2, SETTINGS, clock, leases=FakeLeases())  # type: ignore[arg-type]
     _rounds([runtime.shards], clock, 3)
     assert runtime.shards.held() == {0, 1}
-
-    def listed(name: str, ready: str | None, observed: int = 1) -> dict[str, Any]:
-        conditions = [{"type": "Ready", "status": ready, "observedGeneration": observed}] if ready else []
-        metadata = {"namespace": "apps", "name": name, "generation": 1}
-        return {"metadata": metadata, "spec": {}, "status": {"conditions": conditions}}
-
     port = ListedPort(
         runtime,
         [
-            listed("ready", "True"),
-            listed("failing", "False"),
-            listed("ready-for-an-older-spec", "True", observed=0),
-            listed("new", None),
-            listed("also-ready", "True"),
+            _certificate("ready", "True"),
+            _certificate("failing", "False"),
+            _certificate("ready-for-an-older-spec", "True", observed=0),
+            _certificate("new", None),
+            _certificate("also-ready", "True"),
         ],
     )
     runtime.port = port  # type: ignore[assignment]
@@ -241,3 +252,48 @@ def test_a_takeover_queues_the_objects_with_work_left_as_they_are_listed_and_the
     queued = [runtime.queue._queue.get_nowait().key[1] for _ in range(5)]
     assert queued == ["failing", "ready-for-an-older-spec", "new", "ready", "also-ready"]
     assert runtime.store.secrets_listed(("apps", "new"))
+
+
+def test_a_takeover_queues_what_the_watch_showed_unfinished_before_its_listing_reaches_it() -> None:
+    """A replica keeps the other shards' objects that are not Ready (bounded): when their holder dies,
+    the survivor that takes the shard starts on them at once, not when its listing (a minute at
+    100,000) reaches them. Those that became Ready or were deleted meanwhile are not kept."""
+    runtime = _runtime(2)
+    clock = Clock()
+    leases = FakeLeases()
+    runtime.shards, other = (
+        ShardLeases(None, f"replica-{index}", f"m{index}", 2, SETTINGS, clock, leases=leases)  # type: ignore[arg-type]
+        for index in range(2)
+    )
+    _rounds([runtime.shards, other], clock, 6)
+    (elsewhere,) = other.held()
+    names = (f"cert-{index}" for index in range(1000) if shard_of(("apps", f"cert-{index}"), 2) == elsewhere)
+    unfinished, finished, deleted = next(names), next(names), next(names)
+    runtime.custom_object_event(CERTIFICATES, "ADDED", _certificate(unfinished, None))
+    runtime.custom_object_event(CERTIFICATES, "ADDED", _certificate(finished, None))
+    runtime.custom_object_event(CERTIFICATES, "MODIFIED", _certificate(finished, "True"))
+    runtime.custom_object_event(CERTIFICATES, "ADDED", _certificate(deleted, "False"))
+    runtime.custom_object_event(CERTIFICATES, "DELETED", _certificate(deleted, "False"))
+    assert _queued(runtime) == []
+    assert not runtime.store.certificates
+
+    _rounds([runtime.shards], clock, 9)  # the other replica is gone: its Lease expires
+    assert runtime.shards.held() == {0, 1}
+    port = ListedPort(runtime, [])
+    runtime.port = port  # type: ignore[assignment]
+    asyncio.run(runtime._take_shards(frozenset({elsewhere})))
+    assert port.queued_when_objects_were_listed == [unfinished]
+    kept = runtime.store.certificates[("apps", unfinished)]
+    assert "managedFields" not in kept["metadata"]
+    assert len(runtime._takeovers.unfinished_elsewhere) == 0
+
+
+def test_at_most_so_many_unfinished_objects_of_other_shards_are_kept() -> None:
+    kept = UnfinishedElsewhere(2)
+    for name in ("a", "b", "c"):
+        kept.note(WorkItem(CERTIFICATES, ("apps", name)), _certificate(name, None))
+    kept.note(WorkItem(CERTIFICATES, ("apps", "a")), None)
+    kept.note(WorkItem(CERTIFICATES, ("apps", "d")), _certificate("d", "False"))
+    taken = kept.take(lambda key: True)
+    assert [item.key[1] for item, _ in taken] == ["b", "d"]
+    assert len(kept) == 0

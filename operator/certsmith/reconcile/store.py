@@ -9,6 +9,7 @@ import abc
 import datetime
 import json
 import marshal
+import sys
 import zlib
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -113,7 +114,52 @@ class CompactObjects(_Encoded[Mapping[str, Any], bytes]):
         return [(key, self._decode(encoded)) for key, encoded in found]
 
 
+class UnfinishedElsewhere:
+    """Other shards' objects that are not Ready for their spec, as their last watch event left them,
+    at most `bound` of them. A replica that takes their shard over (its holder died) queues them at
+    once, before its listing of the shard reaches them: a listing of 100,000 objects takes a minute.
+    Those beyond the bound wait for the listing; each entry goes once the object is Ready or gone."""
+
+    def __init__(self, bound: int) -> None:
+        self._bound = bound
+        self._objects: dict[str, CompactObjects] = {}
+
+    def note(self, item: WorkItem, unfinished: Mapping[str, Any] | None) -> None:
+        """`unfinished`: the object's body if it has work left, None if it is Ready or gone."""
+        objects = self._objects.setdefault(item.plural, CompactObjects())
+        if unfinished is None:
+            objects.pop(item.key, None)
+        elif item.key in objects or len(self) < self._bound:
+            objects[item.key] = unfinished
+
+    def take(self, taken: Callable[[Key], bool]) -> list[tuple[WorkItem, Mapping[str, Any]]]:
+        """The objects whose key is `taken`, no longer kept here."""
+        return [
+            (WorkItem(plural, key), objects.pop(key))
+            for plural, objects in self._objects.items()
+            for key in objects
+            if taken(key)
+        ]
+
+    def __len__(self) -> int:
+        return sum(map(len, self._objects.values()))
+
+
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def worth_keeping_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`body` without metadata.managedFields and kubectl's last-applied-configuration annotation,
+    often its largest parts (the second is a copy of the object as applied), which certsmith never
+    reads."""
+    metadata = body.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    if "managedFields" not in metadata and _LAST_APPLIED not in annotations:
+        return body
+    kept = {name: value for name, value in metadata.items() if name != "managedFields"}
+    if _LAST_APPLIED in annotations:
+        kept["annotations"] = {name: value for name, value in annotations.items() if name != _LAST_APPLIED}
+    return {**body, "metadata": kept}
 _SECRET_DICTIONARY = marshal.dumps(
     (
         {MANAGED_LABEL: "true"},
@@ -164,7 +210,7 @@ class CompactSecrets(_Encoded[ObservedSecret, _EncodedSecret]):
         labels, annotations = dict(contents.labels), dict(contents.annotations)
         fields = marshal.dumps((labels, annotations, data, contents.type, value.resource_version))
         owner = contents.annotations.get(CERTIFICATE_NAME)
-        return packer.compress(fields) + packer.flush(), ca_certificate, owner
+        return packer.compress(fields) + packer.flush(), ca_certificate, sys.intern(owner) if owner else None
 
     def _decode(self, encoded: _EncodedSecret) -> ObservedSecret:
         blob, ca_certificate, _ = encoded
@@ -203,19 +249,7 @@ class Store:
     """The ConfigMaps and Secrets labelled as a Bundle's, by (kind, key) (label-selected watches)."""
 
     def remember(self, plural: str, key: Key, body: Mapping[str, Any]) -> None:
-        """Keep `body` without metadata.managedFields and kubectl's last-applied-configuration
-        annotation, often its largest parts (the second is a copy of the object as applied), which
-        certsmith never reads."""
-        metadata = body.get("metadata") or {}
-        annotations = metadata.get("annotations") or {}
-        if "managedFields" in metadata or _LAST_APPLIED in annotations:
-            kept = {name: value for name, value in metadata.items() if name != "managedFields"}
-            if _LAST_APPLIED in annotations:
-                kept["annotations"] = {
-                    name: value for name, value in annotations.items() if name != _LAST_APPLIED
-                }
-            body = {**body, "metadata": kept}
-        self.objects(plural)[key] = body
+        self.objects(plural)[key] = worth_keeping_of(body)
 
     def remember_status(self, plural: str, key: Key, status: Mapping[str, Any]) -> None:
         objects = self.objects(plural)
