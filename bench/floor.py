@@ -20,7 +20,8 @@ from kubernetes import client
 from certsmith.api import GROUP, VERSION
 from certsmith.api.status import timestamp
 from certsmith.kube.client import api_client_from_kubeconfig
-from certsmith.kube.secrets import secret_model
+from certsmith.kube.core import Resources
+from certsmith.kube.secrets import secret_body
 from certsmith.pki.encodings import certificates_pem
 from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
 from certsmith.pki.request import CertificateTemplate
@@ -40,7 +41,7 @@ def floor_seconds(bench: Cluster, namespace: str, count: int, key: str) -> float
     ca = self_sign(CertificateTemplate(common_name="floor root", is_ca=True), ca_key, now)
     authority = SigningAuthority(ca.certificate, ca_key, (), ca.certificate)
     api = api_client_from_kubeconfig(bench.control_plane.kubeconfig, connections=THREADS)
-    core, objects = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    core, objects = Resources(api), client.CustomObjectsApi(api)
 
     def issue(index: int) -> None:
         name = f"cert-{index:05d}"
@@ -56,7 +57,7 @@ def floor_seconds(bench: Cluster, namespace: str, count: int, key: str) -> float
                 "ca.crt": certificates_pem([ca.certificate]),
             },
         )
-        core.create_namespaced_secret(namespace, secret_model(namespace, name, contents, None, None))
+        core.create("secrets", namespace, secret_body(namespace, name, contents, None, None))
         status: dict[str, Any] = {
             "conditions": [
                 {

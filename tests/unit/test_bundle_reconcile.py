@@ -14,7 +14,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from kubernetes import client
 
 from certsmith.api.bundle import BUNDLE_LABEL, BUNDLES
 from certsmith.kube.port import Key
@@ -66,7 +65,7 @@ class FakeTrust:
         target: Key,
         labels: Mapping[str, str],
         annotations: Mapping[str, str],
-        owner: client.V1OwnerReference,
+        owner: Mapping[str, Any],
         body: TargetBody,
         resource_version: str | None,
     ) -> Target:

@@ -18,21 +18,21 @@ class _Core:
     """Records what would be posted; blocks every post until `release` is set."""
 
     def __init__(self) -> None:
-        self.created: list[client.CoreV1Event] = []
+        self.created: list[dict[str, Any]] = []
         self.patched: list[tuple[str, dict[str, Any]]] = []
         self.release = threading.Event()
 
-    def create_namespaced_event(self, namespace: str, body: client.CoreV1Event) -> client.CoreV1Event:
+    def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert plural == "events"
         self.release.wait()
         self.created.append(body)
-        return client.CoreV1Event(
-            metadata=client.V1ObjectMeta(name=f"event-{len(self.created)}"),
-            involved_object=body.involved_object,
-        )
+        return {"metadata": {"name": f"event-{len(self.created)}"}, "involvedObject": body["involvedObject"]}
 
-    def patch_namespaced_event(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+    def merge_patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert plural == "events"
         self.release.wait()
         self.patched.append((name, body))
+        return {}
 
 
 def _event(name: str, reason: str = "Issued") -> EventRecord:
@@ -53,7 +53,7 @@ def test_recording_never_waits_and_repeats_merge_while_queued() -> None:
         recorder.record(_event("web", "Failed"))
     core.release.set()
     assert recorder.flush(5)
-    counts = {event.involved_object.name: event.count for event in core.created}
+    counts = {event["involvedObject"]["name"]: event["count"] for event in core.created}
     assert counts == {"first": 1, "web": 5}
 
 
@@ -78,7 +78,7 @@ def test_only_the_most_recently_posted_events_are_remembered_for_aggregation(
     for name in ("a", "b", "c", "a", "c"):
         recorder.record(_event(name))
         assert recorder.flush(5)
-    assert [event.involved_object.name for event in core.created] == ["a", "b", "c", "a"]
+    assert [event["involvedObject"]["name"] for event in core.created] == ["a", "b", "c", "a"]
     assert [name for name, _ in core.patched] == ["event-3"]
 
 
@@ -91,7 +91,7 @@ def test_beyond_its_bound_events_are_dropped_not_queued() -> None:
         recorder.record(_event(f"c{index}"))
     core.release.set()
     assert recorder.flush(5)
-    assert [event.involved_object.name for event in core.created] == ["first", "c0", "c1", "c2"]
+    assert [event["involvedObject"]["name"] for event in core.created] == ["first", "c0", "c1", "c2"]
 
 
 def test_several_senders_never_post_one_aggregate_twice_at_once() -> None:
@@ -108,5 +108,5 @@ def test_several_senders_never_post_one_aggregate_twice_at_once() -> None:
     assert recorder.posting == 2
     core.release.set()
     assert recorder.flush(5)
-    assert sorted(str(event.involved_object.name) for event in core.created) == ["other", "web"]
+    assert sorted(str(event["involvedObject"]["name"]) for event in core.created) == ["other", "web"]
     assert [body["count"] for _, body in core.patched] == [4]

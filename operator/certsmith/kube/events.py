@@ -14,10 +14,12 @@ import collections
 import datetime
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from certsmith.kube.core import Resources
 
 if TYPE_CHECKING:
     from certsmith.kube.port import EventRecord
@@ -49,7 +51,7 @@ class EventRecorder:
     """Thread-safe. `record` never blocks and never raises; the threads start with the first Event."""
 
     def __init__(self, api: client.ApiClient, bound: int = QUEUED_EVENTS, senders: int = SENDERS) -> None:
-        self._core = client.CoreV1Api(api)
+        self._core = Resources(api)
         self._bound = bound
         self._senders = senders
         self._pending: collections.OrderedDict[Aggregate, tuple[EventRecord, int]] = collections.OrderedDict()
@@ -135,8 +137,11 @@ class EventRecorder:
         if earlier is not None:
             name, count = earlier
             try:
-                self._core.patch_namespaced_event(
-                    name, namespace, {"count": count + repeats, "lastTimestamp": now, "message": message}
+                self._core.merge_patch(
+                    "events",
+                    namespace,
+                    name,
+                    {"count": count + repeats, "lastTimestamp": _time(now), "message": message},
                 )
             except ApiException as error:
                 if error.status != _HTTP_NOT_FOUND:  # the API server drops Events after an hour
@@ -144,9 +149,10 @@ class EventRecorder:
             else:
                 self._posted.remember(aggregate, name, count + repeats, now)
                 return
-        created = self._core.create_namespaced_event(namespace, _event_model(event, namespace, now, repeats))
-        if created.metadata and created.metadata.name:
-            self._posted.remember(aggregate, created.metadata.name, repeats, now)
+        created = self._core.create("events", namespace, _event_body(event, namespace, now, repeats))
+        created_name = (created.get("metadata") or {}).get("name")
+        if created_name:
+            self._posted.remember(aggregate, created_name, repeats, now)
 
 
 class _EventLog:
@@ -178,26 +184,32 @@ class _EventLog:
                 self._posted.popitem(last=False)
 
 
-def _event_model(
-    event: EventRecord, namespace: str, now: datetime.datetime, count: int
-) -> client.CoreV1Event:
+def _event_body(event: EventRecord, namespace: str, now: datetime.datetime, count: int) -> dict[str, Any]:
     regarding = event.regarding
-    return client.CoreV1Event(
-        metadata=client.V1ObjectMeta(generate_name=f"{regarding.name}.", namespace=namespace),
-        involved_object=client.V1ObjectReference(
-            api_version=regarding.api_version,
-            kind=regarding.kind,
-            name=regarding.name,
-            namespace=regarding.namespace,
-            uid=regarding.uid,
-            resource_version=regarding.resource_version,
-        ),
-        reason=event.reason,
-        message=event.message[:_MAX_MESSAGE],
-        type="Warning" if event.warning else "Normal",
-        first_timestamp=now,
-        last_timestamp=now,
-        count=count,
-        source=client.V1EventSource(component=COMPONENT),
-        reporting_component=COMPONENT,
-    )
+    involved = {
+        "apiVersion": regarding.api_version,
+        "kind": regarding.kind,
+        "name": regarding.name,
+        "namespace": regarding.namespace,
+        "uid": regarding.uid,
+        "resourceVersion": regarding.resource_version,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{regarding.name}.", "namespace": namespace},
+        "involvedObject": {name: value for name, value in involved.items() if value is not None},
+        "reason": event.reason,
+        "message": event.message[:_MAX_MESSAGE],
+        "type": "Warning" if event.warning else "Normal",
+        "firstTimestamp": _time(now),
+        "lastTimestamp": _time(now),
+        "count": count,
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+    }
+
+
+def _time(moment: datetime.datetime) -> str:
+    """RFC 3339 in UTC, to the second, as the API server keeps an Event's times."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from certsmith.kube.core import NETWORKING, Resources
 from certsmith.kube.port import HTTP_CONFLICT, HTTP_NOT_FOUND, ObjectRef, access_error, owner_reference
 
 CHALLENGE_LABEL = "certsmith.dev/acme-http01"
@@ -36,8 +38,8 @@ class ChallengeRoutes:
         namespace, _, name = solver_service.partition("/")
         self._target = f"{name}.{namespace}.svc"
         self._port = port
-        self._core = client.CoreV1Api(api)
-        self._networking = client.NetworkingV1Api(api)
+        self._core = Resources(api)
+        self._networking = Resources(api, NETWORKING)
 
     def publish(
         self, namespace: str, token: str, host: str | None, options: IngressOptions, owner: ObjectRef | None
@@ -47,54 +49,43 @@ class ChallengeRoutes:
         the token's own)."""
         name = route_name(token)
         reference = owner_reference(owner) if owner and owner.uid else None
-        owners = [reference] if reference else None
-        metadata = client.V1ObjectMeta(name=name, labels={CHALLENGE_LABEL: "true"}, owner_references=owners)
-        service = client.V1Service(
-            metadata=metadata,
-            spec=client.V1ServiceSpec(
-                type="ExternalName",
-                external_name=self._target,
-                ports=[client.V1ServicePort(name="http", port=self._port)],
-            ),
-        )
+        metadata: dict[str, Any] = {"name": name, "labels": {CHALLENGE_LABEL: "true"}}
+        if reference:
+            metadata["ownerReferences"] = [reference]
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata,
+            "spec": {
+                "type": "ExternalName",
+                "externalName": self._target,
+                "ports": [{"name": "http", "port": self._port}],
+            },
+        }
         annotations = dict(options.annotations)
         if options.class_annotation:
             annotations[_CLASS_ANNOTATION] = options.class_annotation
-        backend = client.V1IngressBackend(
-            service=client.V1IngressServiceBackend(
-                name=name, port=client.V1ServiceBackendPort(number=self._port)
-            )
-        )
-        ingress = client.V1Ingress(
-            metadata=client.V1ObjectMeta(
-                name=name,
-                labels={CHALLENGE_LABEL: "true"},
-                annotations=annotations or None,
-                owner_references=owners,
-            ),
-            spec=client.V1IngressSpec(
-                ingress_class_name=options.class_name,
-                rules=[
-                    client.V1IngressRule(
-                        host=host,
-                        http=client.V1HTTPIngressRuleValue(
-                            paths=[
-                                client.V1HTTPIngressPath(
-                                    path=f"{_PATH_PREFIX}{token}", path_type="Exact", backend=backend
-                                )
-                            ]
-                        ),
-                    )
-                ],
-            ),
-        )
+        backend = {"service": {"name": name, "port": {"number": self._port}}}
+        path = {"path": f"{_PATH_PREFIX}{token}", "pathType": "Exact", "backend": backend}
+        rule: dict[str, Any] = {"http": {"paths": [path]}}
+        if host is not None:
+            rule["host"] = host
+        spec: dict[str, Any] = {"rules": [rule]}
+        if options.class_name:
+            spec["ingressClassName"] = options.class_name
+        ingress = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {**metadata, **({"annotations": annotations} if annotations else {})},
+            "spec": spec,
+        }
         try:
-            self._core.create_namespaced_service(namespace, service)
+            self._core.create("services", namespace, service)
         except ApiException as error:
             if error.status != HTTP_CONFLICT:
                 raise access_error(f"creating Service {namespace}/{name}", error) from None
         try:
-            self._networking.create_namespaced_ingress(namespace, ingress)
+            self._networking.create("ingresses", namespace, ingress)
         except ApiException as error:
             if error.status != HTTP_CONFLICT:
                 raise access_error(f"creating Ingress {namespace}/{name}", error) from None
@@ -102,12 +93,12 @@ class ChallengeRoutes:
     def withdraw(self, namespace: str, token: str) -> None:
         name = route_name(token)
         try:
-            self._networking.delete_namespaced_ingress(name, namespace)
+            self._networking.delete("ingresses", namespace, name)
         except ApiException as error:
             if error.status != HTTP_NOT_FOUND:
                 raise access_error(f"deleting Ingress {namespace}/{name}", error) from None
         try:
-            self._core.delete_namespaced_service(name, namespace)
+            self._core.delete("services", namespace, name)
         except ApiException as error:
             if error.status != HTTP_NOT_FOUND:
                 raise access_error(f"deleting Service {namespace}/{name}", error) from None

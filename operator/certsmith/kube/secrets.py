@@ -8,8 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
-
 from certsmith.tls_secret import SecretContents
 
 
@@ -22,7 +20,7 @@ class ObservedSecret:
 
 
 def observed_secret(body: Mapping[str, Any]) -> ObservedSecret:
-    """A Secret as a watch event delivers it (a dict)."""
+    """A Secret as the API server answers it (JSON)."""
     metadata = body.get("metadata") or {}
     contents = SecretContents(
         labels=_interned(metadata.get("labels")),
@@ -33,37 +31,31 @@ def observed_secret(body: Mapping[str, Any]) -> ObservedSecret:
     return ObservedSecret(contents, metadata.get("resourceVersion", ""))
 
 
-def observed_from_model(secret: client.V1Secret) -> ObservedSecret:
-    """A Secret as the client library returns it from a GET or LIST."""
-    metadata = secret.metadata or client.V1ObjectMeta()
-    contents = SecretContents(
-        labels=_interned(metadata.labels),
-        annotations=_interned(metadata.annotations),
-        data=_decoded(secret.data),
-        type=secret.type or "Opaque",
-    )
-    return ObservedSecret(contents, metadata.resource_version or "")
-
-
-def secret_model(
+def secret_body(
     namespace: str,
     name: str,
     contents: SecretContents,
     resource_version: str | None,
-    owner: client.V1OwnerReference | None,
-) -> client.V1Secret:
-    return client.V1Secret(
-        metadata=client.V1ObjectMeta(
-            name=name,
-            namespace=namespace,
-            labels=dict(contents.labels),
-            annotations=dict(contents.annotations),
-            resource_version=resource_version,
-            owner_references=[owner] if owner else None,
-        ),
-        type=contents.type,
-        data={key: base64.b64encode(value).decode() for key, value in contents.data.items()},
-    )
+    owner: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The JSON of a Secret to write; `owner`: an ownerReference (see `owner_reference`)."""
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": dict(contents.labels),
+        "annotations": dict(contents.annotations),
+    }
+    if resource_version is not None:
+        metadata["resourceVersion"] = resource_version
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": contents.type,
+        "data": {key: base64.b64encode(value).decode() for key, value in contents.data.items()},
+    }
 
 
 def _interned(metadata: Mapping[str, str] | None) -> dict[str, str]:

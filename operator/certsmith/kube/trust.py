@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from certsmith.kube.core import Resources
 from certsmith.kube.port import HTTP_CONFLICT, HTTP_NOT_FOUND, Key, OwnWrites, access_error
 from certsmith.kube.secrets import ObservedSecret
 
@@ -86,7 +87,7 @@ class TrustPort(Protocol):
         target: Key,
         labels: Mapping[str, str],
         annotations: Mapping[str, str],
-        owner: client.V1OwnerReference,
+        owner: Mapping[str, Any],
         body: TargetBody,
         resource_version: str | None,
     ) -> Target: ...
@@ -111,7 +112,7 @@ class TrustPort(Protocol):
 
 class TrustApi:
     def __init__(self, api: client.ApiClient, own_writes: OwnWrites) -> None:
-        self._core = client.CoreV1Api(api)
+        self._core = Resources(api)
         self._objects = client.CustomObjectsApi(api)
         self._own_writes = own_writes
         self._trust_version: str | None = None
@@ -200,25 +201,15 @@ class TrustApi:
         by object name."""
         try:
             if name is not None:
-                read = (
-                    self._core.read_namespaced_config_map(name, namespace)
-                    if kind == CONFIG_MAPS
-                    else self._core.read_namespaced_secret(name, namespace)
-                )
-                items: list[Any] = [read]
+                items: list[dict[str, Any]] = [self._core.read(kind, namespace, name)]
             else:
-                listed = (
-                    self._core.list_namespaced_config_map(namespace, label_selector=selector)
-                    if kind == CONFIG_MAPS
-                    else self._core.list_namespaced_secret(namespace, label_selector=selector)
-                )
-                items = listed.items
+                items = self._core.list(kind, namespace, {"labelSelector": selector}).get("items") or []
         except ApiException as error:
             if error.status == HTTP_NOT_FOUND:
                 return {}
             what = name or f"selected by {selector}"
             raise access_error(f"reading {kind} {namespace}/{what}", error) from None
-        return {item.metadata.name or "": _data(kind, item) for item in items if item.metadata is not None}
+        return {(item.get("metadata") or {}).get("name") or "": _data(kind, item) for item in items}
 
     def write(
         self,
@@ -226,41 +217,35 @@ class TrustApi:
         target: Key,
         labels: Mapping[str, str],
         annotations: Mapping[str, str],
-        owner: client.V1OwnerReference,
+        owner: Mapping[str, Any],
         body: TargetBody,
         resource_version: str | None,
     ) -> Target:
         """Create (resource_version None: TargetExistsError if the name is taken) or replace."""
         namespace, name = target
-        metadata = client.V1ObjectMeta(
-            name=name,
-            namespace=namespace,
-            labels=dict(labels),
-            annotations=dict(annotations),
-            owner_references=[owner],
-            resource_version=resource_version,
-        )
-        written: Any
+        metadata = {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            "annotations": dict(annotations),
+            "ownerReferences": [dict(owner)],
+        } | ({"resourceVersion": resource_version} if resource_version is not None else {})
+        written: dict[str, Any]
+        model: dict[str, Any]
+        if kind == CONFIG_MAPS:
+            model = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+            model |= {"data": dict(body.text)} if body.text else {}
+            model |= {"binaryData": _encoded(body.binary)} if body.binary else {}
+        else:
+            data = {key: value.encode() for key, value in body.text.items()} | dict(body.binary)
+            model = {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque"}
+            model |= {"data": _encoded(data)} if data else {}
         try:
-            if kind == CONFIG_MAPS:
-                model: Any = client.V1ConfigMap(
-                    metadata=metadata,
-                    data=dict(body.text) or None,
-                    binary_data=dict(_encoded(body.binary)) or None,
-                )
-                written = (
-                    self._core.create_namespaced_config_map(namespace, model)
-                    if resource_version is None
-                    else self._core.replace_namespaced_config_map(name, namespace, model)
-                )
-            else:
-                data = {key: value.encode() for key, value in body.text.items()} | dict(body.binary)
-                model = client.V1Secret(metadata=metadata, type="Opaque", data=dict(_encoded(data)))
-                written = (
-                    self._core.create_namespaced_secret(namespace, model)
-                    if resource_version is None
-                    else self._core.replace_namespaced_secret(name, namespace, model)
-                )
+            written = (
+                self._core.create(kind, namespace, model)
+                if resource_version is None
+                else self._core.replace(kind, namespace, name, model)
+            )
         except ApiException as error:
             if error.status == HTTP_CONFLICT and resource_version is None:
                 raise TargetExistsError(f"{kind} {namespace}/{name} exists") from None
@@ -272,11 +257,7 @@ class TrustApi:
     def read(self, kind: str, target: Key) -> Target | None:
         namespace, name = target
         try:
-            read = (
-                self._core.read_namespaced_config_map(name, namespace)
-                if kind == CONFIG_MAPS
-                else self._core.read_namespaced_secret(name, namespace)
-            )
+            read = self._core.read(kind, namespace, name)
         except ApiException as error:
             if error.status == HTTP_NOT_FOUND:
                 return None
@@ -286,14 +267,9 @@ class TrustApi:
     def delete(self, target: Target) -> None:
         """Only the object as observed (its resourceVersion): never one someone changed or made again
         under that name since (a conflict: its watch event makes the Bundle look again)."""
-        options = client.V1DeleteOptions(
-            preconditions=client.V1Preconditions(resource_version=target.resource_version)
-        )
+        options = {"preconditions": {"resourceVersion": target.resource_version}}
         try:
-            if target.kind == CONFIG_MAPS:
-                self._core.delete_namespaced_config_map(target.name, target.namespace, body=options)
-            else:
-                self._core.delete_namespaced_secret(target.name, target.namespace, body=options)
+            self._core.delete(target.kind, target.namespace, target.name, options)
         except ApiException as error:
             if error.status not in (HTTP_NOT_FOUND, HTTP_CONFLICT):
                 raise access_error(
@@ -301,22 +277,22 @@ class TrustApi:
                 ) from None
 
 
-def _target(kind: str, model: Any) -> Target:  # noqa: ANN401 -- a V1ConfigMap or a V1Secret
-    metadata = model.metadata or client.V1ObjectMeta()
+def _target(kind: str, body: Mapping[str, Any]) -> Target:
+    metadata = body.get("metadata") or {}
     return Target(
         kind,
-        metadata.namespace or "",
-        metadata.name or "",
-        dict(metadata.labels or {}),
-        dict(metadata.annotations or {}),
-        metadata.resource_version or "",
+        metadata.get("namespace") or "",
+        metadata.get("name") or "",
+        dict(metadata.get("labels") or {}),
+        dict(metadata.get("annotations") or {}),
+        metadata.get("resourceVersion") or "",
     )
 
 
-def _data(kind: str, item: Any) -> dict[str, bytes]:  # noqa: ANN401 -- a V1ConfigMap or a V1Secret
+def _data(kind: str, body: Mapping[str, Any]) -> dict[str, bytes]:
     if kind == CONFIG_MAPS:
-        return {key: value.encode() for key, value in (item.data or {}).items()}
-    return {key: base64.b64decode(value) for key, value in (item.data or {}).items()}
+        return {key: value.encode() for key, value in (body.get("data") or {}).items()}
+    return {key: base64.b64decode(value) for key, value in (body.get("data") or {}).items()}
 
 
 def _encoded(data: Mapping[str, bytes]) -> dict[str, bytes | str]:

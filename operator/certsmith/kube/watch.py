@@ -22,10 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from certsmith.kube.secrets import ObservedSecret, observed_from_model, observed_secret
+from certsmith.kube.core import Resources, Watching
+from certsmith.kube.port import key_of
+from certsmith.kube.secrets import ObservedSecret, observed_secret
 
 logger = logging.getLogger("certsmith")
 
@@ -107,14 +109,14 @@ class SecretWatch(Generic[T]):
         self.last_active = time.monotonic()
         """When the watch's thread last made progress (a request, an event, a retry), monotonic. A
         watch silent for longer than a request can take is stuck: see `stuck`."""
-        self._core = client.CoreV1Api(api)
+        self._core = Resources(api)
         self.namespace = namespace
         self._selection = selection
         self._deliver = deliver
         self._convert = convert
         self._stopped = threading.Event()
         self._relist = threading.Event()
-        self._watch: watch.Watch | None = None
+        self._watch: Watching | None = None
         self._thread = threading.Thread(
             target=self._run,
             name=f"secret-watch {namespace or '*'} {selection.fields} {selection.labels or ''}".rstrip(),
@@ -139,14 +141,14 @@ class SecretWatch(Generic[T]):
     def stop(self) -> None:
         self._stopped.set()
         if self._watch is not None:
-            self._watch.stop()  # type: ignore[no-untyped-call]
+            self._watch.stop()
 
     def relist(self) -> None:
         """List again (for Secrets the selection's `keys` now accept), at the latest when the watch
         request under way ends (`watch_seconds`)."""
         self._relist.set()
         if self._watch is not None:
-            self._watch.stop()  # type: ignore[no-untyped-call]
+            self._watch.stop()
 
     def _run(self) -> None:
         failures = 0
@@ -156,6 +158,8 @@ class SecretWatch(Generic[T]):
                 self._list_and_watch()
                 failures = 0
             except Exception as error:  # the API server refused, or a connection broke: watch again
+                if self._stopped.is_set() or self._relist.is_set():
+                    continue  # `stop` or `relist` shut the watch's connection down
                 failures += 1
                 delay = retry_delay(failures)
                 cause = (
@@ -168,23 +172,8 @@ class SecretWatch(Generic[T]):
                 )
                 self._stopped.wait(delay)
 
-    def _list(self, token: str | None) -> client.V1SecretList:
-        if self.namespace is None:
-            return self._core.list_secret_for_all_namespaces(
-                field_selector=self._selection.fields,
-                label_selector=self._selection.labels,
-                limit=_PAGE,
-                _continue=token,
-                _request_timeout=self._timeout,
-            )
-        return self._core.list_namespaced_secret(
-            self.namespace,
-            field_selector=self._selection.fields,
-            label_selector=self._selection.labels,
-            limit=_PAGE,
-            _continue=token,
-            _request_timeout=self._timeout,
-        )
+    def _query(self) -> dict[str, str | int | None]:
+        return {"fieldSelector": self._selection.fields, "labelSelector": self._selection.labels}
 
     def _list_and_watch(self) -> None:
         self._relist.clear()
@@ -192,43 +181,39 @@ class SecretWatch(Generic[T]):
         token: str | None = None
         while True:
             self.last_active = time.monotonic()
-            page = self._list(token)
-            for item in page.items:
-                if item.metadata is not None:
-                    key = (item.metadata.namespace or "", item.metadata.name or "")
-                    if self._selection.keys(key):
-                        found[key] = self._convert(observed_from_model(item))
-            token = (page.metadata._continue if page.metadata else None) or None
+            page = self._core.list(
+                "secrets", self.namespace, {**self._query(), "limit": _PAGE, "continue": token}, self._timeout
+            )
+            for body in page.get("items") or []:
+                metadata = body.get("metadata") or {}
+                key = key_of(metadata)
+                if self._selection.keys(key):
+                    found[key] = self._convert(observed_secret(body))
+            token = (page.get("metadata") or {}).get("continue") or None
             if not token:
                 break
         self._deliver(Listed(found))
-        resource_version = page.metadata.resource_version if page.metadata else None
+        resource_version = (page.get("metadata") or {}).get("resourceVersion")
         while not self._stopped.is_set() and not self._relist.is_set():
             self.last_active = time.monotonic()
-            self._watch = watch.Watch()  # type: ignore[no-untyped-call]
-            stream = self._watch.stream(  # type: ignore[no-untyped-call]
-                self._core.list_namespaced_secret
-                if self.namespace
-                else self._core.list_secret_for_all_namespaces,
-                *([self.namespace] if self.namespace else []),
-                field_selector=self._selection.fields,
-                label_selector=self._selection.labels,
-                resource_version=resource_version,
-                timeout_seconds=self._watch_seconds,
-                _request_timeout=self._timeout,
-            )
+            query = {
+                **self._query(),
+                "resourceVersion": resource_version,
+                "timeoutSeconds": self._watch_seconds,
+            }
+            self._watch = stream = self._core.watch("secrets", self.namespace, query, self._timeout)
             for event in stream:
                 self.last_active = time.monotonic()
                 if self._stopped.is_set() or self._relist.is_set():
                     return
-                body = event["raw_object"]
+                body = event["object"]
                 if event["type"] == "ERROR":
                     if body.get("code") == _HTTP_GONE:
                         return  # too old to resume: list again
                     raise ApiException(status=body.get("code"), reason=body.get("reason"))
                 metadata = body.get("metadata") or {}
                 resource_version = metadata.get("resourceVersion", resource_version)
-                key = (metadata.get("namespace", ""), metadata.get("name", ""))
+                key = key_of(metadata)
                 if event["type"] == "DELETED" or not self._selection.keys(key):
                     self._deliver(Changed(key, None))
                 elif event["type"] in ("ADDED", "MODIFIED"):

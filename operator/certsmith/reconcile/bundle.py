@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from kubernetes import client
 
 from certsmith.api import API_VERSION, CLUSTER_ISSUERS, ISSUERS, SpecError
 from certsmith.api.bundle import (
@@ -39,7 +38,15 @@ from certsmith.api.bundle import (
 from certsmith.api.issuer import CAIssuerSpec, parse_issuer_spec
 from certsmith.api.references import IssuerKind
 from certsmith.api.status import condition, status_differs
-from certsmith.kube.port import HTTP_CONFLICT, ApiAccessError, EventRecord, Key, KubePort, ObjectRef
+from certsmith.kube.port import (
+    HTTP_CONFLICT,
+    ApiAccessError,
+    EventRecord,
+    Key,
+    KubePort,
+    ObjectRef,
+    owner_reference,
+)
 from certsmith.kube.trust import (
     CLUSTER_TRUST_BUNDLES,
     CONFIG_MAPS,
@@ -370,14 +377,7 @@ class BundleReconciler:
     def _converge(
         self, name: str, uid: str, spec: BundleSpec, bundle: TrustBundle, wanted: set[str]
     ) -> tuple[list[Refusal], list[str]]:
-        owner = client.V1OwnerReference(
-            api_version=API_VERSION,
-            kind="Bundle",
-            name=name,
-            uid=uid,
-            controller=True,
-            block_owner_deletion=False,
-        )
+        owner = owner_reference(ObjectRef("Bundle", None, name, uid))
         kinds = {CONFIG_MAPS: spec.config_map_key, SECRETS: spec.secret_key}
         pkcs12 = spec.pkcs12
         binary = {pkcs12.key: bundle.pkcs12(pkcs12.password)} if pkcs12 is not None else {}
@@ -411,7 +411,7 @@ class BundleReconciler:
         return refusals, failures
 
     def _put(
-        self, kind: str, key: Key, owner: client.V1OwnerReference, digest: str, contents: TargetBody
+        self, kind: str, key: Key, owner: Mapping[str, Any], digest: str, contents: TargetBody
     ) -> str | None:
         """Write the target unless it holds this digest already; why not, if it is someone else's."""
         labels = {BUNDLE_LABEL: key[1]}
