@@ -587,8 +587,8 @@ class Runtime:
     def _bodies_presenting(self, token: str) -> Iterator[tuple[Key, Mapping[str, Any]]]:
         """Certificates and CertificateRequests that may present `token`: the store's, then (only if
         none of those does) a listing's."""
-        yield from self.store.certificates.snapshot(containing=token)
-        yield from self.store.certificate_requests.snapshot(containing=token)
+        yield from self.store.certificates.referring(token)
+        yield from self.store.certificate_requests.referring(token)
         yield from self._listed_bodies()
 
     def _listed_bodies(self) -> list[tuple[Key, Mapping[str, Any]]]:

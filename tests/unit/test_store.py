@@ -10,11 +10,19 @@ from certsmith.reconcile.store import CompactObjects, CompactSecrets, Store
 from certsmith.tls_secret import SecretContents
 
 
-def _certificate(name: str, token: str = "") -> dict[str, object]:
+def _certificate(name: str, token: str = "", issuer: str = "ca", owner: str = "") -> dict[str, object]:
+    metadata: dict[str, object] = {"name": name, "namespace": "apps"}
+    if owner:
+        metadata["ownerReferences"] = [{"kind": "Ingress", "name": "site", "uid": owner}]
+    order = {
+        "authorizations": [
+            {"challenge": {"type": "http-01", "token": token}, "presented": True, "state": "pending"}
+        ]
+    }
     return {
-        "metadata": {"name": name, "namespace": "apps"},
-        "spec": {"secretName": f"{name}-tls", "issuerRef": {"name": "ca"}},
-        "status": {"acme": {"token": token}} if token else {},
+        "metadata": metadata,
+        "spec": {"secretName": f"{name}-tls", "issuerRef": {"name": issuer}},
+        "status": {"acme": {"order": order}} if token else {},
     }
 
 
@@ -31,13 +39,69 @@ def test_a_read_is_a_copy_that_cannot_change_what_is_kept() -> None:
     assert not objects
 
 
-def test_a_snapshot_decodes_only_the_objects_that_contain_the_needle() -> None:
+def test_objects_are_found_by_their_issuer_owner_and_presented_token_as_they_are_now() -> None:
     objects = CompactObjects()
-    objects[("apps", "web")] = _certificate("web", token="tok-123")
-    objects[("apps", "api")] = _certificate("api")
+    objects[("apps", "web")] = _certificate("web", token="tok-123", owner="uid-1")
+    objects[("apps", "api")] = _certificate("api", issuer="acme")
     assert [key for key, _ in objects.snapshot()] == [("apps", "web"), ("apps", "api")]
-    assert objects.snapshot(containing="tok-123") == [(("apps", "web"), _certificate("web", token="tok-123"))]
-    assert objects.snapshot(containing="absent") == []
+    web = _certificate("web", token="tok-123", owner="uid-1")
+    assert objects.referring("tok-123") == [(("apps", "web"), web)]
+    assert [key for key, _ in objects.referring("uid-1")] == [("apps", "web")]
+    assert [key for key, _ in objects.referring("ca")] == [("apps", "web")]
+    assert [key for key, _ in objects.referring("acme")] == [("apps", "api")]
+    assert objects.referring("web-tls") == []  # found by what it is looked up by only
+    objects[("apps", "web")] = _certificate("web", issuer="acme")  # the challenge is over, the issuer changed
+    assert objects.referring("tok-123") == []
+    assert objects.referring("uid-1") == []
+    assert objects.referring("ca") == []
+    assert sorted(key for key, _ in objects.referring("acme")) == [("apps", "api"), ("apps", "web")]
+    del objects[("apps", "api")]
+    assert [key for key, _ in objects.referring("acme")] == [("apps", "web")]
+    assert objects._referring.keys() == {"acme"}
+
+
+def test_a_certificate_is_kept_in_about_a_third_of_its_json() -> None:
+    body = {
+        "apiVersion": "certsmith.dev/v1alpha1",
+        "kind": "Certificate",
+        "metadata": {
+            "creationTimestamp": "2026-12-07T18:24:02Z",
+            "generation": 1,
+            "name": "cert-00010",
+            "namespace": "shards-ab7953",
+            "resourceVersion": "283",
+            "uid": "5ce8c136-a780-4087-a061-d89736e2eed3",
+        },
+        "spec": {
+            "dnsNames": ["host-10.example.com"],
+            "duration": "2160h",
+            "issuerRef": {"kind": "Issuer", "name": "ca"},
+            "privateKey": {"algorithm": "ECDSA", "encoding": "PKCS1", "size": 256},
+            "secretName": "cert-00010",
+        },
+        "status": {
+            "conditions": [
+                {
+                    "lastTransitionTime": "2026-12-07T18:24:02Z",
+                    "message": "certificate is up to date and valid until 2027-03-07T18:24:02+00:00",
+                    "observedGeneration": 1,
+                    "reason": "Ready",
+                    "status": "True",
+                    "type": "Ready",
+                }
+            ],
+            "failedIssuanceAttempts": 0,
+            "notAfter": "2027-03-07T18:24:02Z",
+            "notBefore": "2026-12-07T18:19:02Z",
+            "observedGeneration": 1,
+            "renewalTime": "2027-02-05T18:22:22Z",
+            "revision": 1,
+        },
+    }
+    objects = CompactObjects()
+    objects[("shards-ab7953", "cert-00010")] = body
+    assert objects[("shards-ab7953", "cert-00010")] == body
+    assert len(objects._encoded[("shards-ab7953", "cert-00010")]) < 862 * 0.4  # 862 bytes as compact JSON
 
 
 def test_secrets_of_one_ca_share_its_certificate() -> None:

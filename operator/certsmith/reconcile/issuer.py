@@ -144,13 +144,13 @@ class IssuerReconciler:
         namespace, name = issuer.key
         requests = [
             (key, body)
-            for key, body in self._store.certificate_requests.snapshot(containing=name)
+            for key, body in self._store.certificate_requests.referring(name)
             if not is_finished(body.get("status") or {})
         ]
         return tuple(
             WorkItem(plural, key)
             for plural, objects in (
-                (CERTIFICATES, self._store.certificates.snapshot(containing=name)),
+                (CERTIFICATES, self._store.certificates.referring(name)),
                 (CERTIFICATE_REQUESTS, requests),
             )
             for key, body in objects

@@ -76,7 +76,7 @@ class ShimReconciler:
         namespace = owner.namespace or ""
         owned = {
             key[1]: body
-            for key, body in self._store.certificates.snapshot(containing=owner.uid or "")
+            for key, body in self._store.certificates.referring(owner.uid or "")
             if key[0] == namespace and _owned_by(body, owner.uid)
         }
         rivals = self._rivals(namespace, owner.uid)

@@ -15,9 +15,18 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, CLUSTER_ISSUERS, GATEWAYS, INGRESSES, ISSUERS
+from certsmith.api import (
+    API_VERSION,
+    CERTIFICATE_REQUESTS,
+    CERTIFICATES,
+    CLUSTER_ISSUERS,
+    GATEWAYS,
+    INGRESSES,
+    ISSUERS,
+)
 from certsmith.api.bundle import BUNDLES
 from certsmith.api.pod_certificate_request import POD_CERTIFICATE_REQUESTS
+from certsmith.issuers.acme.orders import presented_http01_tokens
 from certsmith.kube.port import Key
 from certsmith.kube.secrets import ObservedSecret
 from certsmith.kube.trust import Target
@@ -95,23 +104,124 @@ class _Encoded(MutableMapping[Key, V], Generic[V, E]):
         return len(self._encoded)
 
 
+_COMPACT_TEMPLATES = (
+    {
+        "apiVersion": API_VERSION,
+        "kind": "CertificateRequest",
+        "metadata": {"annotations": {}, "labels": {}, "ownerReferences": [{"controller": True}]},
+        "spec": {"commonName": "", "usages": ["digital signature", "key encipherment", "server auth"]},
+        "status": {"acme": {"order": {"authorizations": [{"challenge": {"token": "", "type": "http-01"}}]}}},
+    },
+    {
+        "apiVersion": API_VERSION,
+        "kind": "Certificate",
+        "metadata": {
+            "creationTimestamp": "",
+            "generation": 1,
+            "name": "",
+            "namespace": "",
+            "resourceVersion": "",
+            "uid": "",
+        },
+        "spec": {
+            "dnsNames": [""],
+            "duration": "2160h",
+            "issuerRef": {"kind": "Issuer", "name": ""},
+            "privateKey": {
+                "algorithm": "ECDSA",
+                "encoding": "PKCS1",
+                "rotationPolicy": "Always",
+                "size": 256,
+            },
+            "secretName": "",
+        },
+        "status": {
+            "conditions": [
+                {
+                    "lastTransitionTime": "",
+                    "message": "certificate is up to date and valid until ",
+                    "observedGeneration": 1,
+                    "reason": "Ready",
+                    "status": "True",
+                    "type": "Ready",
+                }
+            ],
+            "failedIssuanceAttempts": 0,
+            "notAfter": "",
+            "notBefore": "",
+            "observedGeneration": 1,
+            "renewalTime": "",
+            "revision": 1,
+        },
+    },
+)
+_OBJECT_DICTIONARY = b"".join(
+    json.dumps(template, separators=(",", ":")).encode() for template in _COMPACT_TEMPLATES
+)
+"""What objects are compressed against: the names and values most Certificates carry (last, where
+zlib finds them cheapest), and those of CertificateRequests and ACME orders."""
+
+
 class CompactObjects(_Encoded[Mapping[str, Any], bytes]):
-    """Objects kept as compact JSON: a Certificate held as a dict takes about 4.6 KiB, as JSON under
-    1 KiB, and a replica keeps every Certificate of its shards."""
+    """Objects kept as JSON compressed against `_OBJECT_DICTIONARY`: a Certificate held as a dict
+    takes about 4.6 KiB, as JSON about 0.86 KiB, compressed about 0.3 KiB; a replica keeps every
+    Certificate of its shards. Indexed by what objects are looked up by (`referring`), so that no
+    lookup decodes them all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._referring: dict[str, set[Key]] = {}
 
     def _encode(self, value: Mapping[str, Any]) -> bytes:
-        return json.dumps(value, separators=(",", ":")).encode()
+        packer = zlib.compressobj(zdict=_OBJECT_DICTIONARY)
+        return packer.compress(json.dumps(value, separators=(",", ":")).encode()) + packer.flush()
 
     def _decode(self, encoded: bytes) -> Mapping[str, Any]:
-        decoded: Mapping[str, Any] = json.loads(encoded)
+        unpacker = zlib.decompressobj(zdict=_OBJECT_DICTIONARY)
+        decoded: Mapping[str, Any] = json.loads(unpacker.decompress(encoded))
         return decoded
 
-    def snapshot(self, containing: str = "") -> list[tuple[Key, Mapping[str, Any]]]:
-        """Every object, or those whose JSON contains `containing` (a token, a name, a uid: cheaper than
-        decoding all of them). Safe in any thread: the keys are copied at once."""
-        needle = containing.encode()
-        found = [(key, encoded) for key, encoded in list(self._encoded.items()) if needle in encoded]
-        return [(key, self._decode(encoded)) for key, encoded in found]
+    def __setitem__(self, key: Key, value: Mapping[str, Any]) -> None:
+        self._unindex(key)
+        super().__setitem__(key, value)
+        for needle in _needles(value):
+            self._referring.setdefault(needle, set()).add(key)
+
+    def __delitem__(self, key: Key) -> None:
+        self._unindex(key)
+        super().__delitem__(key)
+
+    def _unindex(self, key: Key) -> None:
+        kept = self._encoded.get(key)
+        if kept is None:
+            return
+        for needle in _needles(self._decode(kept)):
+            keys = self._referring.get(needle, set())
+            keys.discard(key)
+            if not keys:
+                self._referring.pop(needle, None)
+
+    def referring(self, needle: str) -> list[tuple[Key, Mapping[str, Any]]]:
+        """The objects that name `needle` as their issuer, as an owner's uid, or as an HTTP-01 token
+        they present. Safe in any thread: the keys are copied at once."""
+        found = []
+        for key in list(self._referring.get(needle, ())):
+            encoded = self._encoded.get(key)
+            if encoded is not None:
+                found.append((key, self._decode(encoded)))
+        return found
+
+    def snapshot(self) -> list[tuple[Key, Mapping[str, Any]]]:
+        """Every object. Safe in any thread: the keys are copied at once."""
+        return [(key, self._decode(encoded)) for key, encoded in list(self._encoded.items())]
+
+
+def _needles(body: Mapping[str, Any]) -> set[str]:
+    """What `CompactObjects.referring` finds an object by."""
+    owners = (body.get("metadata") or {}).get("ownerReferences") or ()
+    needles = {str(((body.get("spec") or {}).get("issuerRef") or {}).get("name") or "")}
+    needles.update(str(owner.get("uid") or "") for owner in owners)
+    return (needles | presented_http01_tokens(body.get("status") or {})) - {""}
 
 
 class UnfinishedElsewhere:
