@@ -142,17 +142,14 @@ def wait_all_ready(bench: Cluster, namespace: str, count: int, timeout: float) -
         remaining = timeout - (time.monotonic() - started)
         if remaining <= 0:
             raise TimeoutError(f"{len(ready)} of {count} certificates Ready after {timeout:.0f}s")
-        listed = objects.list_namespaced_custom_object(GROUP, VERSION, namespace, "certificates")
-        if not isinstance(listed, dict):
-            raise TypeError(f"unexpected list response {type(listed).__name__}")
-        ready = {item["metadata"]["name"] for item in listed["items"] if is_ready(item)}
+        ready, resource_version = _ready_now(objects, namespace)
         stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
             objects.list_namespaced_custom_object,
             GROUP,
             VERSION,
             namespace,
             "certificates",
-            resource_version=listed["metadata"]["resourceVersion"],
+            resource_version=resource_version,
             timeout_seconds=max(1, int(remaining)),
         )
         for event in stream:
@@ -167,6 +164,24 @@ def wait_all_ready(bench: Cluster, namespace: str, count: int, timeout: float) -
             if len(ready) >= count:
                 break
     return time.monotonic() - started
+
+
+def _ready_now(objects: client.CustomObjectsApi, namespace: str) -> tuple[set[str], str]:
+    """The Ready Certificates' names and the resourceVersion to watch from, listed a page at a time:
+    the API server ends a watch after 30 to 60 minutes, and one listing of 100,000 Certificates in a
+    single answer (155 MB) outlasted its request timeout and broke a run."""
+    ready: set[str] = set()
+    token = None
+    while True:
+        listed = objects.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "certificates", limit=500, _continue=token
+        )
+        if not isinstance(listed, dict):
+            raise TypeError(f"unexpected list response {type(listed).__name__}")
+        ready.update(item["metadata"]["name"] for item in listed["items"] if is_ready(item))
+        token = listed["metadata"].get("continue")
+        if not token:
+            return ready, listed["metadata"]["resourceVersion"]
 
 
 def ca_issuer(bench: Cluster, namespace: str) -> str:
