@@ -477,7 +477,7 @@ class Runtime:
 
     def _secrets_listed(self, key: Key) -> bool:
         """Whether the managed Secrets of Certificate `key`'s shard are in the store: false while its
-        shard is being taken (`_unlisted`: the store may lack a Secret that exists)."""
+        shard is being taken (`_Takeovers.unlisted`: the store may lack a Secret that exists)."""
         return self.shards is None or self.shards.shard(key) not in self._takeovers.unlisted
 
     def _unless_stopping(self, pages: Iterable[_Page]) -> Iterator[_Page]:

@@ -60,6 +60,8 @@ def key_of(metadata: Mapping[str, Any]) -> Key:
     shard bookkeeping each keep the key of every object a replica holds, and without interning each
     would keep its own copy of the name, decoded from its own event."""
     return sys.intern(metadata.get("namespace") or ""), sys.intern(metadata.get("name") or "")
+
+
 LIST_PAGE = 500
 """Objects per page of a LIST."""
 _SHARDED = (CERTIFICATES, CERTIFICATE_REQUESTS, POD_CERTIFICATE_REQUESTS)
