@@ -171,6 +171,15 @@ def _ready_now(objects: client.CustomObjectsApi, namespace: str) -> tuple[set[st
     the API server ends a watch after 30 to 60 minutes, and one listing of 100,000 Certificates in a
     single answer (155 MB) outlasted its request timeout and broke a run."""
     ready: set[str] = set()
+    resource_version = ""
+    for page in certificate_pages(objects, namespace):
+        ready.update(item["metadata"]["name"] for item in page["items"] if is_ready(item))
+        resource_version = page["metadata"]["resourceVersion"]
+    return ready, resource_version
+
+
+def certificate_pages(objects: client.CustomObjectsApi, namespace: str) -> Iterator[dict[str, Any]]:
+    """The Certificates of `namespace`, each answer of a listing 500 at a time."""
     token = None
     while True:
         listed = objects.list_namespaced_custom_object(
@@ -178,10 +187,10 @@ def _ready_now(objects: client.CustomObjectsApi, namespace: str) -> tuple[set[st
         )
         if not isinstance(listed, dict):
             raise TypeError(f"unexpected list response {type(listed).__name__}")
-        ready.update(item["metadata"]["name"] for item in listed["items"] if is_ready(item))
+        yield listed
         token = listed["metadata"].get("continue")
         if not token:
-            return ready, listed["metadata"]["resourceVersion"]
+            return
 
 
 def ca_issuer(bench: Cluster, namespace: str) -> str:

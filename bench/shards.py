@@ -37,6 +37,7 @@ from harness import (
     Operator,
     RequestKey,
     ca_issuer,
+    certificate_pages,
     cluster,
     create_certificates,
     create_namespace,
@@ -47,7 +48,6 @@ from harness import (
 )
 from kubernetes import client
 
-from certsmith.api import GROUP, VERSION
 from certsmith_devtools.kit import free_port
 
 _KEY = {"algorithm": "ECDSA", "size": 256}
@@ -136,19 +136,10 @@ def _stop_one_by_one(replicas: list[Operator]) -> list[float]:
 
 
 def _revisions(bench: Cluster, namespace: str) -> Counter[int]:
-    objects = client.CustomObjectsApi(bench.api)
     revisions: Counter[int] = Counter()
-    token = None
-    while True:
-        listed = objects.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "certificates", limit=500, _continue=token
-        )
-        if not isinstance(listed, dict):
-            raise TypeError(f"unexpected list response {type(listed).__name__}")
-        revisions.update(int((item.get("status") or {}).get("revision") or 0) for item in listed["items"])
-        token = listed["metadata"].get("continue")
-        if not token:
-            return revisions
+    for page in certificate_pages(client.CustomObjectsApi(bench.api), namespace):
+        revisions.update(int((item.get("status") or {}).get("revision") or 0) for item in page["items"])
+    return revisions
 
 
 def run(

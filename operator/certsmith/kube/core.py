@@ -25,7 +25,7 @@ Query = Mapping[str, str | int | None]
 Timeout = float | tuple[float, float] | None
 
 _JSON = "application/json"
-MERGE_PATCH = "application/merge-patch+json"
+_MERGE_PATCH = "application/merge-patch+json"
 
 
 CORE = "/api/v1"
@@ -55,7 +55,8 @@ class Resources:
         return self._answer("PUT", self._path(plural, namespace, name), body=body)
 
     def merge_patch(self, plural: str, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._answer("PATCH", self._path(plural, namespace, name), body=body, content_type=MERGE_PATCH)
+        path = self._path(plural, namespace, name)
+        return self._answer("PATCH", path, body=body, content_type=_MERGE_PATCH)
 
     def delete(
         self, plural: str, namespace: str, name: str, body: Mapping[str, Any] | None = None
