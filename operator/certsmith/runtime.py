@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
@@ -83,6 +83,10 @@ class RuntimeStoppingError(Exception):
 
 _UNFINISHED_ELSEWHERE = 2000
 """How many of other shards' unfinished objects a replica keeps for a takeover: about 2 MiB at most."""
+
+_TAKEOVER_PAGE_WAITS_AT_MOST = 1.0
+"""Seconds a page of a takeover's listing waits for the queue to empty (`Runtime._after_queued_work`):
+at 100,000 that listing reads 400 pages, and the work it found or the watch brought goes first."""
 
 
 @dataclass
@@ -413,7 +417,8 @@ class Runtime:
         objects = 0
         for namespace in self._listed_namespaces():
             for plural in SHARDED:
-                async for page in _each_page(self.port.object_pages(plural, namespace)):
+                pages = self.port.object_pages(plural, namespace)
+                async for page in _each_page(pages, self._after_queued_work):
                     for item, body in self._taken(plural, page, gained):
                         objects += 1
                         if is_ready_for_its_spec(body):
@@ -422,7 +427,8 @@ class Runtime:
                             self.queue.add(item)
         secrets = 0
         for namespace in self._listed_namespaces():
-            async for listed in _each_page(self.port.secret_pages(namespace, f"{MANAGED_LABEL}=true")):
+            secret_pages = self.port.secret_pages(namespace, f"{MANAGED_LABEL}=true")
+            async for listed in _each_page(secret_pages, self._after_queued_work):
                 for key, secret in self._taken_secrets(listed, gained):
                     secrets += 1
                     self.store.secrets.setdefault(key, secret)
@@ -431,6 +437,14 @@ class Runtime:
             self.queue.add(item)
         self._queue_kept_by_all()
         return objects, secrets
+
+    async def _after_queued_work(self) -> None:
+        """Returns once the queue is empty, or after `_TAKEOVER_PAGE_WAITS_AT_MOST`: a takeover's
+        listing of the whole cluster competes for the API server and the cores with the work it is for
+        (the new objects of the taken shards, queued at once, and those of the shards held already)."""
+        waited_until = time.monotonic() + _TAKEOVER_PAGE_WAITS_AT_MOST
+        while len(self.queue) and time.monotonic() < waited_until:
+            await asyncio.sleep(0.05)
 
     def _queue_kept_by_all(self) -> None:
         """What every replica keeps and the holder of its shard writes for: this replica's now."""
@@ -1020,10 +1034,16 @@ def _pod_certificate_to_answer(body: Mapping[str, Any], namespace: str) -> bool:
     return signer_issuer(signer_name, namespace) is not None and not is_answered(body.get("status") or {})
 
 
-async def _each_page(pages: Iterator[_Page]) -> AsyncIterator[_Page]:
-    """The pages of a listing, each fetched in a thread and handed over on the event loop; a task
-    cancelled between pages fetches no more."""
-    while (page := await asyncio.to_thread(next, pages, None)) is not None:
+async def _each_page(
+    pages: Iterator[_Page], before_each: Callable[[], Awaitable[None]]
+) -> AsyncIterator[_Page]:
+    """The pages of a listing, each fetched in a thread after `before_each` and handed over on the
+    event loop; a task cancelled between pages fetches no more."""
+    while True:
+        await before_each()
+        page = await asyncio.to_thread(next, pages, None)
+        if page is None:
+            return
         yield page
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -15,6 +16,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
+from certsmith import runtime as runtime_module
 from certsmith.api import CERTIFICATES
 from certsmith.kube.lease import LeaseSettings
 from certsmith.kube.port import Key, ShardNotHeldError
@@ -230,12 +232,24 @@ def _certificate(name: str, ready: str | None, observed: int = 1) -> dict[str, A
     return {"metadata": metadata, "spec": {}, "status": {"conditions": conditions}}
 
 
-def test_a_takeover_queues_the_objects_with_work_left_as_they_are_listed_and_the_ready_ones_last() -> None:
+@pytest.fixture
+def pages_wait_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No worker empties the queue in these tests: a page of a takeover's listing waits 0.05 s for it."""
+    monkeypatch.setattr(runtime_module, "_TAKEOVER_PAGE_WAITS_AT_MOST", 0.05)
+
+
+def _taking_both_of_two_shards() -> Runtime:
     runtime = _runtime(2)
     clock = Clock()
     runtime.shards = ShardLeases(None, "replica", "m0", 2, SETTINGS, clock, leases=FakeLeases())  # type: ignore[arg-type]
     _rounds([runtime.shards], clock, 3)
     assert runtime.shards.held() == {0, 1}
+    return runtime
+
+
+@pytest.mark.usefixtures("pages_wait_briefly")
+def test_a_takeover_queues_the_objects_with_work_left_as_they_are_listed_and_the_ready_ones_last() -> None:
+    runtime = _taking_both_of_two_shards()
     port = ListedPort(
         runtime,
         [
@@ -254,6 +268,63 @@ def test_a_takeover_queues_the_objects_with_work_left_as_they_are_listed_and_the
     assert runtime.store.secrets_listed(("apps", "new"))
 
 
+class PagedPort:
+    """Pages of new Certificates, then one empty page of Secrets; notes how much work was queued when
+    each page was read."""
+
+    def __init__(self, runtime: Runtime, pages: int) -> None:
+        self.runtime = runtime
+        self.pages: list[list[Mapping[str, Any]]] = [
+            [_certificate(f"cert-{page}-{index}", None) for index in range(2)] for page in range(pages)
+        ]
+        self.queued_at_each_page: list[int] = []
+
+    def object_pages(self, plural: str, namespace: str | None) -> Iterator[list[Mapping[str, Any]]]:
+        for page in self.pages if plural == CERTIFICATES else []:
+            self.queued_at_each_page.append(len(self.runtime.queue))
+            yield page
+
+    def secret_pages(self, namespace: str | None, selector: str) -> Iterator[list[tuple[Key, Any]]]:
+        self.queued_at_each_page.append(len(self.runtime.queue))
+        yield []
+
+
+async def _take_both_shards_with_a_worker(runtime: Runtime) -> None:
+    async def work() -> None:
+        while True:
+            item = await runtime.queue.get()
+            await asyncio.sleep(0.01)
+            runtime.queue.done(item)
+
+    worker = asyncio.create_task(work())
+    await runtime._take_shards(frozenset({0, 1}))
+    worker.cancel()
+
+
+def test_a_takeover_reads_its_next_page_once_the_work_queued_is_done() -> None:
+    """At 100,000 a takeover lists the whole cluster's Certificates and Secrets (400 pages): the work it
+    found and the new objects the watch brings go first."""
+    runtime = _taking_both_of_two_shards()
+    port = PagedPort(runtime, pages=3)
+    runtime.port = port  # type: ignore[assignment]
+    asyncio.run(_take_both_shards_with_a_worker(runtime))
+    assert port.queued_at_each_page == [0, 0, 0, 0]
+    assert len(runtime.store.certificates) == 6
+
+
+@pytest.mark.usefixtures("pages_wait_briefly")
+def test_a_takeover_reads_its_next_page_after_a_bounded_wait_when_the_work_is_not_done() -> None:
+    runtime = _taking_both_of_two_shards()
+    port = PagedPort(runtime, pages=3)
+    runtime.port = port  # type: ignore[assignment]
+    started = time.monotonic()
+    asyncio.run(runtime._take_shards(frozenset({0, 1})))
+    assert port.queued_at_each_page == [0, 2, 4, 6]
+    assert time.monotonic() - started >= 3 * 0.05
+    assert runtime.store.secrets_listed(("apps", "cert-0-0"))
+
+
+@pytest.mark.usefixtures("pages_wait_briefly")
 def test_a_takeover_queues_what_the_watch_showed_unfinished_before_its_listing_reaches_it() -> None:
     """A replica keeps the other shards' objects that are not Ready (bounded): when their holder dies,
     the survivor that takes the shard starts on them at once, not when its listing (a minute at
