@@ -366,12 +366,13 @@ class Runtime:
 
     async def _take_shards(self, gained: frozenset[int]) -> None:
         """List the gained shards' Certificates and CertificateRequests, then their managed Secrets, a
-        page at a time, keeping only theirs. An object with work left is queued at once if the watch
-        showed it unfinished (`UnfinishedElsewhere`), else as its page arrives: until the Secrets are
-        listed, its reconcile reads its Secret (one GET) instead of taking one not listed yet for a
-        missing one (`secrets_listed`). The Ready ones are queued once the Secrets are listed: each is
-        then a no-op that makes no request. Events that arrived meanwhile are newer and kept. Retried
-        from the start, with back-off, if a page cannot be read."""
+        page at a time once the queued work is done (`_after_queued_work`), keeping only theirs. An
+        object with work left is queued at once if the watch showed it unfinished
+        (`UnfinishedElsewhere`), else as its page arrives: until the Secrets are listed, its reconcile
+        reads its Secret (one GET) instead of taking one not listed yet for a missing one
+        (`secrets_listed`). The Ready ones are queued once the Secrets are listed: each is then a no-op
+        that makes no request. Events that arrived meanwhile are newer and kept. Retried from the
+        start, with back-off, if a page cannot be read."""
         self._takeovers.running += 1
         self._takeovers.unlisted |= gained
         for item, body in self._takeovers.unfinished_elsewhere.take(lambda key: self._shard(key) in gained):
