@@ -7,6 +7,7 @@ back in its `Outcome` and is merged here too. Workers only read it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import os
@@ -443,9 +444,8 @@ class Runtime:
         """Returns once the queue is empty, or after `_TAKEOVER_PAGE_WAITS_AT_MOST`: a takeover's
         listing of the whole cluster competes for the API server and the cores with the work it is for
         (the new objects of the taken shards, queued at once, and those of the shards held already)."""
-        waited_until = time.monotonic() + _TAKEOVER_PAGE_WAITS_AT_MOST
-        while len(self.queue) and time.monotonic() < waited_until:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.empty(), _TAKEOVER_PAGE_WAITS_AT_MOST)
 
     def _queue_kept_by_all(self) -> None:
         """What every replica keeps and the holder of its shard writes for: this replica's now."""

@@ -18,6 +18,8 @@ class WorkQueue(Generic[K]):
         self._queued: set[K] = set()
         self._active: set[K] = set()
         self._dirty: set[K] = set()
+        self._empty = asyncio.Event()
+        self._empty.set()
 
     def add(self, key: K) -> None:
         if key in self._active:
@@ -25,6 +27,7 @@ class WorkQueue(Generic[K]):
         elif key not in self._queued:
             self._queued.add(key)
             self._queue.put_nowait(key)
+            self._empty.clear()
 
     async def get(self) -> K:
         key = await self._queue.get()
@@ -37,6 +40,12 @@ class WorkQueue(Generic[K]):
         if key in self._dirty:
             self._dirty.discard(key)
             self.add(key)
+        elif not len(self):
+            self._empty.set()
+
+    async def empty(self) -> None:
+        """Returns once no key is queued or being handled."""
+        await self._empty.wait()
 
     def __len__(self) -> int:
         return len(self._queued) + len(self._active)
