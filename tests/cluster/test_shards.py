@@ -123,24 +123,39 @@ def _tls_secrets(cluster: Cluster, namespace: str) -> set[str]:
     return {str(secret.metadata.name) for secret in secrets.items if secret.metadata}
 
 
-def _exported_once(survivors: list[OperatorProcess], secrets: set[str]) -> list[int] | None:
-    """How many TLS Secrets each survivor exports, once their series name each of `secrets` once."""
-    exported = []
-    for survivor in survivors:
-        port = survivor.arguments[survivor.arguments.index("--metrics-port") + 1]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-            families = text_string_to_metric_families(response.read().decode())
-            exported.append(
-                [
-                    sample.labels["secret"]
-                    for family in families
-                    if family.name == "certsmith_tls_secret_not_after_timestamp_seconds"
-                    for sample in family.samples
-                    if sample.labels["key"] == "tls.crt" and sample.labels["chain_position"] == "0"
-                ]
-            )
-    every = Counter(name for names in exported for name in names)
-    return [len(names) for names in exported] if every == Counter(secrets) else None
+def _exported(survivor: OperatorProcess) -> list[str]:
+    """The TLS Secrets whose leaf expiry `survivor` exports."""
+    port = survivor.arguments[survivor.arguments.index("--metrics-port") + 1]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        families = text_string_to_metric_families(response.read().decode())
+        return [
+            sample.labels["secret"]
+            for family in families
+            if family.name == "certsmith_tls_secret_not_after_timestamp_seconds"
+            for sample in family.samples
+            if sample.labels["key"] == "tls.crt" and sample.labels["chain_position"] == "0"
+        ]
+
+
+def _exported_once(survivors: list[OperatorProcess], secrets: set[str]) -> list[int]:
+    """How many TLS Secrets each survivor exports, once their series name each of `secrets` once
+    (else the test fails, naming the Secrets exported twice or by none)."""
+    exported: list[list[str]] = []
+
+    def each_once() -> bool:
+        exported[:] = [_exported(survivor) for survivor in survivors]
+        return Counter(name for names in exported for name in names) == Counter(secrets)
+
+    try:
+        eventually(each_once, 60, "each TLS Secret's expiry exported by one survivor")
+    except AssertionError as error:
+        every = Counter(name for names in exported for name in names)
+        twice = sorted(name for name, count in every.items() if count > 1)
+        unknown = sorted(set(every) - secrets)
+        missing = sorted(secrets - set(every))
+        wrong = f"twice {twice}, by none {missing}, not a TLS Secret {unknown}"
+        raise AssertionError(f"{error}: {wrong}") from None
+    return [len(names) for names in exported]
 
 
 def _create(cluster: Cluster, namespace: str, names: list[str]) -> None:
@@ -185,11 +200,7 @@ def test_replicas_share_the_shards_and_never_issue_twice(
         assert set(issued.values()) == {1}, "a Certificate issued twice in the fleet's logs"
         tls_secrets = _tls_secrets(cluster, namespace)
         assert len(tls_secrets) > len(ready)
-        exported = eventually(
-            lambda: _exported_once([replicas[index] for index in survivors], tls_secrets),
-            60,
-            "each TLS Secret's expiry exported by one survivor",
-        )
+        exported = _exported_once([replicas[index] for index in survivors], tls_secrets)
         assert all(exported), "each survivor exports its part"
         assert {replicas[index].exit_code for index in survivors} == {None}
     finally:

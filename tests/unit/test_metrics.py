@@ -12,10 +12,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from certsmith.kube.watch import Changed, Listed
 from certsmith.metrics.collector import CertsmithCollector, TLSSecretCollector
+from certsmith.metrics.scanner import TLSSecretScanner
 from certsmith.metrics.server import MetricsApp, metrics_registry, serve_metrics
 from certsmith.metrics.tls_secrets import TLSSecretFacts, tls_secret_facts
 from certsmith.pki.encodings import certificates_pem
@@ -152,6 +155,23 @@ def test_namespace_patterns_select_as_kopf_does() -> None:
 
 def test_contents_type_is_irrelevant_to_the_facts() -> None:
     assert tls_secret_facts(dict(SecretContents().data), managed=False).certificates == ()
+
+
+def test_secrets_of_a_shard_lost_while_their_event_was_on_its_way_are_not_kept() -> None:
+    """The watch's thread selects a Secret while its shard is held; the shard is lost and forgotten
+    before the Secret arrives: the scanner must not keep it, or two replicas would export it."""
+    held = {"mine", "lost"}
+    scanner = TLSSecretScanner(client.ApiClient(), ("ns",), holds=lambda key: key[1] in held)
+    receive = scanner.watches[0]._deliver  # what the watch's thread calls
+    facts = tls_secret_facts(dict(_ca_pair().data), managed=True)
+    selected = {("ns", "mine"): facts, ("ns", "lost"): facts}
+    held.discard("lost")
+    scanner.shards_changed(gained=False)
+    receive(Listed(selected))
+    receive(Changed(("ns", "lost"), facts))
+    assert set(scanner.snapshot()[1]) == {("ns", "mine")}
+    receive(Changed(("ns", "mine"), None))
+    assert scanner.snapshot()[1] == {}
 
 
 class _Scanner:

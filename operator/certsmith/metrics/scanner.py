@@ -82,12 +82,17 @@ class TLSSecretScanner:
         self, scope: str | None
     ) -> Callable[[Listed[TLSSecretFacts] | Changed[TLSSecretFacts]], None]:
         def receive(event: Listed[TLSSecretFacts] | Changed[TLSSecretFacts]) -> None:
+            """The watch's selection asked `holds` before it parsed each Secret; it is asked again here,
+            under the lock `shards_changed` takes: a shard lost in between (its facts forgotten
+            meanwhile) would otherwise leave its Secrets exported by this replica and by the new
+            holder, until this replica next gains a shard."""
             with self._lock:
                 if isinstance(event, Listed):
                     for key in [key for key in self._facts if scope is None or key[0] == scope]:
                         del self._facts[key]
-                    self._facts.update(event.secrets)
-                elif event.secret is not None:
+                    held = ((key, facts) for key, facts in event.secrets.items() if self._holds(key))
+                    self._facts.update(held)
+                elif event.secret is not None and self._holds(event.key):
                     self._facts[event.key] = event.secret
                 elif self._facts.pop(event.key, None) is None:
                     return  # another replica's Secret, or one gone already: nothing to render anew
