@@ -18,8 +18,6 @@ class WorkQueue(Generic[K]):
         self._queued: set[K] = set()
         self._active: set[K] = set()
         self._dirty: set[K] = set()
-        self._empty = asyncio.Event()
-        self._empty.set()
 
     def add(self, key: K) -> None:
         if key in self._active:
@@ -27,7 +25,6 @@ class WorkQueue(Generic[K]):
         elif key not in self._queued:
             self._queued.add(key)
             self._queue.put_nowait(key)
-            self._empty.clear()
 
     async def get(self) -> K:
         key = await self._queue.get()
@@ -40,12 +37,11 @@ class WorkQueue(Generic[K]):
         if key in self._dirty:
             self._dirty.discard(key)
             self.add(key)
-        elif not len(self):
-            self._empty.set()
+        self._queue.task_done()  # after a dirty key is queued again: `empty` must not see a gap
 
     async def empty(self) -> None:
-        """Returns once no key is queued or being handled."""
-        await self._empty.wait()
+        """Returns once no key is queued or being handled (each `get` is matched by a `done`)."""
+        await self._queue.join()
 
     def __len__(self) -> int:
         return len(self._queued) + len(self._active)
