@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, ISSUERS
 from certsmith.api.acme import RFC2136Solver, parse_acme_spec
 from certsmith.api.status import timestamp
-from certsmith.engine.lanes import LANE_SIZE, Lanes
+from certsmith.engine.lanes import KEY_GENERATION_LANE_SIZE, LANE_SIZE, Lanes
 from certsmith.engine.steps import RenewalInfoStep
 from certsmith.issuers import Pending, RenewalInfoAnswer, SigningFailedError, SigningRequest
 from certsmith.issuers.acme import dns01_rfc2136
@@ -29,8 +29,18 @@ from certsmith.issuers.acme.dns01_rfc2136 import RFC2136Provider
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.signer import AcmeContext, AcmeSigner
 from certsmith.issuers.health import UNREACHABLE_AFTER, IssuerHealth
-from certsmith.pki.keys import KeyAlgorithm, KeyEncoding, KeySpec, encode_private_key, generate_private_key
+from certsmith.pki.keys import (
+    KeyAlgorithm,
+    KeyEncoding,
+    KeySpec,
+    PrivateKey,
+    encode_private_key,
+    generate_private_key,
+    load_private_key,
+    spec_of,
+)
 from certsmith.pki.request import CertificateTemplate, build_csr
+from certsmith.reconcile import certificate as certificate_module
 from certsmith.reconcile.certificate_request import CertificateRequestReconciler
 from certsmith.reconcile.plan import merge_written
 from certsmith.reconcile.store import WorkItem
@@ -300,6 +310,71 @@ def test_each_issuer_has_its_own_lane(ca: FakeCA) -> None:
     assert world.step_ended() == WorkItem(CERTIFICATES, (NS, "quick")), "not behind the slow issuer's steps"
     world.reconcile("quick")
     assert world.ready("quick")["status"] == "True"
+
+
+def test_an_rsa_key_is_made_in_the_key_lane_while_the_worker_signs_the_rest() -> None:
+    """One worker (--workers 1): an RSA Certificate of a CA issuer is handed to the key generation lane,
+    and an ECDSA one of the same issuer is Ready meanwhile, signed in the reconcile."""
+    world = World()
+    world.kube.put_secret(NS, "ca", _ca_pair())
+    world.issuer("ca", {"ca": {"secretName": "ca"}})
+    world.certificate("rsa", issuerRef={"name": "ca"}, privateKey={"algorithm": "RSA", "size": 2048})
+    world.certificate("ecdsa", issuerRef={"name": "ca"})
+    handed = world.reconcile("rsa")
+    world.reconcile("ecdsa")
+    assert handed.written.statuses == (), "nothing to say until its key is made"
+    assert world.ready("ecdsa")["status"] == "True"
+    assert world.step_ended() == WorkItem(CERTIFICATES, (NS, "rsa"))
+    world.reconcile("rsa")
+    assert world.ready("rsa")["status"] == "True", world.ready("rsa")
+    key = load_private_key(world.secret("rsa").data["tls.key"])
+    assert spec_of(key) == KeySpec(KeyAlgorithm.RSA, 2048)
+    assert world.lanes.signed(WorkItem(CERTIFICATES, (NS, "rsa"))) is None, "the result is settled"
+
+
+def test_rsa_keys_are_made_at_most_one_per_core_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    release = threading.Event()
+    making = [0, 0]  # now, most at once
+    lock = threading.Lock()
+
+    def generate(spec: KeySpec) -> PrivateKey:
+        with lock:
+            making[0] += 1
+            making[1] = max(making)
+        release.wait(10)
+        with lock:
+            making[0] -= 1
+        return generate_private_key(spec)
+
+    monkeypatch.setattr(certificate_module, "generate_private_key", generate)
+    certificates = KEY_GENERATION_LANE_SIZE + 3
+    for index in range(certificates):
+        world.certificate(f"rsa-{index}", privateKey={"algorithm": "RSA", "size": 2048})
+        world.reconcile(f"rsa-{index}")
+    _until("the key lane to fill", lambda: making[0] == KEY_GENERATION_LANE_SIZE)
+    release.set()
+    ended = {world.step_ended() for _ in range(certificates)}
+    assert len(ended) == certificates
+    assert making[1] == KEY_GENERATION_LANE_SIZE
+
+
+def test_a_kept_rsa_key_is_signed_in_the_reconcile() -> None:
+    """rotationPolicy Never with the key in the Secret: no key to make, nothing to hand over."""
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    rsa = {"algorithm": "RSA", "size": 2048, "rotationPolicy": "Never"}
+    world.certificate("kept", privateKey=rsa)
+    world.reconcile("kept")
+    world.step_ended()
+    world.reconcile("kept")
+    kept = world.secret("kept").data["tls.key"]
+    world.certificate("kept", generation=2, privateKey=rsa, dnsNames=["other.example.com"])
+    world.reconcile("kept")
+    assert world.ready("kept")["status"] == "True", world.ready("kept")
+    assert world.secret("kept").data["tls.key"] == kept
+    assert not world.lanes.busy(WorkItem(CERTIFICATES, (NS, "kept")))
 
 
 def test_an_unreachable_ca_is_one_failure_domain_probed_by_one_step(ca: FakeCA) -> None:

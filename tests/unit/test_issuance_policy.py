@@ -99,6 +99,8 @@ def test_an_rsa_ca_made_with_key_encipherment_by_an_earlier_release_is_not_reiss
     world.issuer("selfsigned", {"selfSigned": {}})
     world.certificate("ca", isCA=True, commonName="old CA", privateKey={"algorithm": "RSA", "size": 2048})
     world.reconcile("ca")
+    world.step_ended()  # its RSA key is made in the key generation lane
+    world.reconcile("ca")
     secret = world.secret("ca")
     issued = load_certificates(secret.data["tls.crt"])[0]
     assert "key encipherment" not in describe(issued).usages

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import replace
 
-from certsmith.engine.steps import RegisterStep, RenewalInfoStep, Signed, SignStep, Step
+from certsmith.engine.steps import KEY_GENERATION_LANE, RegisterStep, RenewalInfoStep, Signed, SignStep, Step
 from certsmith.issuers import IssuerId, Pending, SigningFailedError
 from certsmith.issuers.acme.accounts import AccountBook
 from certsmith.issuers.acme.client import SERVER_UNREACHABLE, AcmeError
@@ -31,6 +32,9 @@ logger = logging.getLogger("certsmith")
 
 LANE_SIZE = 4
 """Steps one issuer runs at once."""
+KEY_GENERATION_LANE_SIZE = len(os.sched_getaffinity(0))
+"""Slow keys made at once: one per core this process may run on. Key generation lets go of the GIL,
+so more would only take the cores from the reconcile workers and the event loop."""
 RENEWAL_INFO_LANE_SIZE = 1
 """ARI requests one issuer runs at once, beside its signing steps: 10,000 certificates due together
 (after a restart) are asked about one after another, a steady trickle the CA can bear."""
@@ -75,7 +79,8 @@ class Lanes:
             self._busy.add(step.owner)
             lane = self._lanes.get(step.lane)
             if lane is None:
-                lane = self._lanes[step.lane] = _Lane(step.lane, LANE_SIZE)
+                size = KEY_GENERATION_LANE_SIZE if step.lane == KEY_GENERATION_LANE else LANE_SIZE
+                lane = self._lanes[step.lane] = _Lane(step.lane, size)
         lane.submit(lambda: self._run(step))
 
     def _start_renewal_info(self, step: RenewalInfoStep) -> None:

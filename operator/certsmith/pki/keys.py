@@ -63,6 +63,12 @@ def generate_private_key(spec: KeySpec) -> PrivateKey:
     return ed25519.Ed25519PrivateKey.generate()
 
 
+def slow_to_generate(spec: KeySpec) -> bool:
+    """Whether making a key of `spec` takes long enough to be worth a thread of its own: RSA's prime
+    search takes tens of milliseconds of CPU at 2048 bits and seconds at 8192."""
+    return spec.algorithm is KeyAlgorithm.RSA
+
+
 def spec_of(key: PrivateKey | PublicKey) -> KeySpec:
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
         return KeySpec(KeyAlgorithm.RSA, key.key_size)

@@ -28,7 +28,7 @@ from certsmith.api.issuer import issuance_refusal
 from certsmith.api.status import condition, parse_timestamp, precise_timestamp, status_differs, timestamp
 from certsmith.budget import RewriteBudget
 from certsmith.engine.lanes import Lanes
-from certsmith.engine.steps import RenewalInfoStep, SignStep
+from certsmith.engine.steps import KEY_GENERATION_LANE, RenewalInfoStep, SignStep
 from certsmith.issuers import IssuerId, IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.credentials import InvalidCredentialError, keystore_password, secret_where
 from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
@@ -45,7 +45,7 @@ from certsmith.kube.secrets import ObservedSecret
 from certsmith.metrics.issuance import IssuanceMetrics
 from certsmith.pki import PKIError
 from certsmith.pki.inspection import describe
-from certsmith.pki.keys import PrivateKey, encode_private_key, generate_private_key
+from certsmith.pki.keys import PrivateKey, encode_private_key, generate_private_key, slow_to_generate
 from certsmith.pki.signing import IssuedCertificate
 from certsmith.policy import (
     Action,
@@ -370,12 +370,8 @@ class CertificateReconciler:
             return self._settled_failure(work, decision, error.reason, str(error))
         resolved = work.issuer
         spec = work.spec
-        private_key = functools.cache(
-            lambda: (
-                reusable_key(spec, decision, work.observation.secret)
-                or generate_private_key(spec.private_key.spec)
-            )
-        )
+        reused = reusable_key(spec, decision, work.observation.secret)
+        private_key = functools.cache(lambda: reused or generate_private_key(spec.private_key.spec))
         metadata = work.body["metadata"]
         request = SigningRequest(
             spec.request,
@@ -387,14 +383,17 @@ class CertificateReconciler:
             (work.status.get("acme") or {}).get("order"),
             replaces=_replaced_cert_id(decision),
         )
-        if resolved.lane is None:
+        lane = resolved.lane
+        if lane is None and reused is None and slow_to_generate(spec.private_key.spec):
+            lane = KEY_GENERATION_LANE
+        if lane is None:
             try:
                 return self._signed(work, decision, resolved, resolved.signer.sign(request), private_key)
             except SigningFailedError as error:
                 return self._failure(work, decision, error.reason, str(error), error.order, error.retry_after)
             except PKIError as error:
                 return self._failure(work, decision, "SigningFailed", str(error))
-        return self._in_lane(work, decision, resolved, resolved.lane, request)
+        return self._in_lane(work, decision, resolved, lane, request)
 
     def _settled_failure(self, work: _Work, decision: Decision, reason: str, message: str) -> Plan:
         """A failure before signing: a step that ended before it is of no more use."""
