@@ -190,10 +190,13 @@ def test_the_metrics_app_serves_both_parts_and_renders_tls_secrets_only_when_the
     world.registry.register(CertsmithCollector(world.store))
     scanner = _Scanner({("legacy", "old"): tls_secret_facts(dict(_ca_pair().data), managed=False)})
     app = MetricsApp(world.registry, scanner)  # type: ignore[arg-type]
-    statuses: list[str] = []
-    body = b"".join(app({"PATH_INFO": "/metrics"}, lambda status, headers: statuses.append(status)))
+    answers: list[tuple[str, dict[str, str]]] = []
+    parts = app({"PATH_INFO": "/metrics"}, lambda status, headers: answers.append((status, dict(headers))))
+    body = b"".join(parts)
     text = body.decode()
-    assert statuses == ["200 OK"]
+    assert [status for status, _ in answers] == ["200 OK"]
+    assert answers[0][1]["Content-Length"] == str(len(body))
+    assert list(parts)[-1] is app.tls_secret_series(), "the rendered TLS-Secret series are sent, not copied"
     assert "certsmith_certificate_ready_status{" in text
     assert 'secret="old"' in text
     first = app.tls_secret_series()

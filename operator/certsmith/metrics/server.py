@@ -33,7 +33,13 @@ def metrics_registry() -> CollectorRegistry:
 
 
 class MetricsApp:
-    """The WSGI application behind /metrics."""
+    """The WSGI application behind /metrics.
+
+    A scrape's answer is two parts, the TLS-Secret series being the rendered bytes themselves, never
+    a copy joined to the rest: each scrape is served by a thread of its own, and the operator has more
+    threads than glibc has malloc arenas (8 per core), so each new thread takes the next arena in turn,
+    which keeps a freed buffer of that size (1.6 MB with 2,000 TLS Secrets). A body joined anew per
+    scrape left one in every arena: +23 MiB RSS within 20 scrapes in bench/metrics.py."""
 
     def __init__(self, registry: CollectorRegistry, tls_secrets: TLSSecretScanner | None) -> None:
         self._registry = registry
@@ -45,9 +51,11 @@ class MetricsApp:
         if environ.get("PATH_INFO") != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"certsmith serves /metrics\n"]
-        body = generate_latest(self._registry) + self.tls_secret_series()
-        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
-        return [body]
+        series = generate_latest(self._registry)
+        tls_secrets = self.tls_secret_series()
+        length = str(len(series) + len(tls_secrets))
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", length)])
+        return [series, tls_secrets]
 
     def tls_secret_series(self) -> bytes:
         if self._tls_secrets is None:
