@@ -7,9 +7,9 @@ bench/floor.py). Each case gets a control plane of its own. Prints a markdown ta
     python bench/ratio.py --count 1000 --flags '--workers 4' --flags '--workers 8'   # defaults' choice
 
 Both floors of bench/floor.py are run: from creation (timed as certsmith is, from the first Certificate
-made) and issuing only (the Certificates made before the timing). Requests are counted by the API
-server (apiserver_request_total); reconciles by wrapping the runtime's reconcile (bench/reconciles.py),
-the same way for both trees.
+made) and issuing only (the Certificates made before the timing); a floor's "operator CPU" is its
+issuing process's. Requests are counted by the API server (apiserver_request_total); reconciles by
+wrapping the runtime's reconcile (bench/reconciles.py), the same way for both trees.
 """
 
 from __future__ import annotations
@@ -95,16 +95,17 @@ def main() -> None:
             {
                 "certificates": f"{count} {arguments.key}",
                 "operator": name,
-                "all Ready after (s)": f"{seconds:.1f}",
+                "all Ready after (s)": f"{run.seconds:.1f}",
+                "operator CPU (s)": f"{run.cpu_seconds:.1f}",
             }
-            for name, seconds in floors.items()
+            for name, run in floors.items()
         ]
         cases = [([], None), *((flags.split(), None) for flags in arguments.flags)]
         cases += [([], arguments.before)] if arguments.before else []
         for flags, source in cases:
             row = certsmith(count, arguments.key, flags, source)
-            for name, seconds in floors.items():
-                row[f"ratio to the {name}"] = f"{float(row['all Ready after (s)']) / seconds:.2f}"
+            for name, run in floors.items():
+                row[f"ratio to the {name}"] = f"{float(row['all Ready after (s)']) / run.seconds:.2f}"
             rows.append(row)
     print(f"Machine: {machine()}\n")
     print_table(rows)
