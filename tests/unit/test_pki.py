@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from typing import Any, cast
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certsmith.pki import PKIError
@@ -97,6 +99,44 @@ def test_garbage_key_gives_an_error_that_does_not_repeat_it(garbage: bytes) -> N
     with pytest.raises(PKIError) as error:
         load_private_key(garbage)
     assert "AAAA" not in str(error.value)
+
+
+def _inconsistent_rsa_key() -> bytes:
+    """An RSA key whose private exponent does not match its primes."""
+    numbers = cast(rsa.RSAPrivateKey, generate_private_key(KeySpec(KeyAlgorithm.RSA, 2048))).private_numbers()
+    broken = rsa.RSAPrivateNumbers(
+        numbers.p, numbers.q, numbers.d + 2, numbers.dmp1, numbers.dmq1, numbers.iqmp, numbers.public_numbers
+    )
+    return broken.private_key(unsafe_skip_rsa_key_validation=True).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def test_an_inconsistent_rsa_key_is_refused_on_every_load() -> None:
+    broken = _inconsistent_rsa_key()
+    for _ in range(2):
+        with pytest.raises(PKIError):
+            load_private_key(broken)
+
+
+def test_an_rsa_key_is_validated_once_per_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Made by certsmith or validated once: the same bytes load again without the 35 ms check."""
+    validated: list[bool] = []
+    load = serialization.load_pem_private_key
+
+    def recording(data: bytes, password: None, unsafe_skip_rsa_key_validation: bool) -> Any:
+        validated.append(not unsafe_skip_rsa_key_validation)
+        return load(data, password, unsafe_skip_rsa_key_validation=unsafe_skip_rsa_key_validation)
+
+    monkeypatch.setattr(serialization, "load_pem_private_key", recording)
+    made = encode_private_key(generate_private_key(KeySpec(KeyAlgorithm.RSA, 2048)), KeyEncoding.PKCS1)
+    load_private_key(made)
+    elsewhere = cast(rsa.RSAPrivateKey, load(made, None)).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    load_private_key(elsewhere)
+    load_private_key(elsewhere)
+    assert validated == [False, True, False]
 
 
 def test_ca_signed_leaf_carries_everything_requested() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -77,6 +80,37 @@ def spec_of(key: PrivateKey | PublicKey) -> KeySpec:
     return KeySpec(KeyAlgorithm.ED25519, None)
 
 
+class _ValidRSAKeys:
+    """The SHA-256 digests of the PEM RSA keys known to be valid (made by certsmith, or loaded and
+    validated once), the most recent `bound` of them. Validating an RSA key as it is loaded checks its
+    primes: 35 ms of CPU at 2048 bits, about as much as making one, on every reconcile of a Certificate
+    whose Secret holds one. Validity is a property of the exact bytes, so a digest seen before needs no
+    second check; bytes never seen (another writer's, after a restart) are validated as ever."""
+
+    def __init__(self, bound: int) -> None:
+        self._bound = bound
+        self._digests: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def known(self, digest: bytes) -> bool:
+        with self._lock:
+            if digest not in self._digests:
+                return False
+            self._digests.move_to_end(digest)
+            return True
+
+    def add(self, digest: bytes) -> None:
+        with self._lock:
+            self._digests[digest] = None
+            self._digests.move_to_end(digest)
+            if len(self._digests) > self._bound:
+                self._digests.popitem(last=False)
+
+
+_VALID_RSA_KEYS = _ValidRSAKeys(20_000)
+"""About 2.7 MiB when full."""
+
+
 def encode_private_key(key: PrivateKey, encoding: KeyEncoding) -> bytes:
     """PEM: PKCS1 means "RSA PRIVATE KEY" for RSA and SEC1 "EC PRIVATE KEY" for ECDSA."""
     if encoding is KeyEncoding.PKCS1:
@@ -85,17 +119,25 @@ def encode_private_key(key: PrivateKey, encoding: KeyEncoding) -> bytes:
         private_format = serialization.PrivateFormat.TraditionalOpenSSL
     else:
         private_format = serialization.PrivateFormat.PKCS8
-    return key.private_bytes(serialization.Encoding.PEM, private_format, serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, private_format, serialization.NoEncryption())
+    if isinstance(key, rsa.RSAPrivateKey):
+        _VALID_RSA_KEYS.add(hashlib.sha256(pem).digest())
+    return pem
 
 
 def load_private_key(pem: bytes) -> PrivateKey:
-    """Parse a PEM private key; the error never repeats the input."""
+    """Parse a PEM private key; the error never repeats the input. An RSA key is validated unless
+    these exact bytes were known valid (`_ValidRSAKeys`)."""
+    digest = hashlib.sha256(pem).digest()
+    known = _VALID_RSA_KEYS.known(digest)
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        key = serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=known)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise PKIError("not a readable unencrypted PEM private key") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
         raise PKIError(f"unsupported private key type {type(key).__name__}; use RSA, ECDSA or Ed25519")
+    if isinstance(key, rsa.RSAPrivateKey) and not known:
+        _VALID_RSA_KEYS.add(digest)
     return key
 
 
