@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import datetime
+import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -18,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from certsmith.api import CERTIFICATE_REQUESTS, CERTIFICATES, ISSUERS
 from certsmith.api.acme import RFC2136Solver, parse_acme_spec
 from certsmith.api.status import timestamp
+from certsmith.engine import lanes as lanes_module
 from certsmith.engine.lanes import KEY_GENERATION_LANE_SIZE, LANE_SIZE, Lanes
 from certsmith.engine.steps import RenewalInfoStep
 from certsmith.issuers import Pending, RenewalInfoAnswer, SigningFailedError, SigningRequest
@@ -29,6 +32,7 @@ from certsmith.issuers.acme.dns01_rfc2136 import RFC2136Provider
 from certsmith.issuers.acme.http01 import HTTP01Responder
 from certsmith.issuers.acme.signer import AcmeContext, AcmeSigner
 from certsmith.issuers.health import UNREACHABLE_AFTER, IssuerHealth
+from certsmith.pki.inspection import load_certificates
 from certsmith.pki.keys import (
     KeyAlgorithm,
     KeyEncoding,
@@ -45,7 +49,7 @@ from certsmith.reconcile.certificate_request import CertificateRequestReconciler
 from certsmith.reconcile.plan import merge_written
 from certsmith.reconcile.store import WorkItem
 from certsmith.renewal_info import first_fetch
-from certsmith.tls_secret import SecretContents
+from certsmith.tls_secret import CERTIFICATE_NAME, MANAGED_LABEL, SecretContents
 from tests.unit.fakekube import Clock
 from tests.unit.test_reconcile import MINUTE, NOW, NS, World, _ca_pair
 
@@ -358,6 +362,79 @@ def test_rsa_keys_are_made_at_most_one_per_core_at_once(monkeypatch: pytest.Monk
     ended = {world.step_ended() for _ in range(certificates)}
     assert len(ended) == certificates
     assert making[1] == KEY_GENERATION_LANE_SIZE
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [(None, 2), ("max 100000\n", 2), ("150000 100000\n", 2), ("50000 100000\n", 1), ("garbage", 2)],
+)
+def test_the_key_lane_has_a_thread_per_core_the_cgroup_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpu_max: str | None, expected: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max)
+    assert lanes_module._cores(path) == expected
+
+
+def test_a_key_made_for_an_earlier_secret_is_never_written_later() -> None:
+    """rotationPolicy Never: the key lane makes a key, but a key appears in the Secret before the
+    result is used, so the Certificate is signed for that one. Days later the Secret is deleted: the
+    certificate made back then (expired by now) must not be written."""
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    owner = WorkItem(CERTIFICATES, (NS, "kept"))
+    rsa = {"algorithm": "RSA", "size": 2048, "rotationPolicy": "Never"}
+    world.certificate("kept", privateKey=rsa, duration="24h")
+    world.reconcile("kept")
+    assert world.step_ended() == owner
+    key = encode_private_key(generate_private_key(KeySpec(KeyAlgorithm.RSA, 2048)), KeyEncoding.PKCS1)
+    contents = SecretContents(
+        labels={MANAGED_LABEL: "true"},
+        annotations={CERTIFICATE_NAME: "kept"},
+        data={"tls.key": key},
+        type="kubernetes.io/tls",
+    )
+    world.kube.put_secret(NS, "kept", contents)
+    world.certificate("kept", privateKey=rsa, duration="24h")
+    world.reconcile("kept")
+    assert world.secret("kept").data["tls.key"] == key
+    assert world.lanes.signed(owner) is None, "the lane's result is dropped"
+    world.clock.advance(datetime.timedelta(days=3))
+    del world.kube.secrets[(NS, "kept")]
+    world.certificate("kept", privateKey=rsa, duration="24h")
+    world.reconcile("kept")
+    assert world.step_ended() == owner
+    world.reconcile("kept")
+    leaf = load_certificates(world.secret("kept").data["tls.crt"])[0]
+    assert leaf.not_valid_after_utc > world.clock()
+
+
+def test_a_result_passed_over_is_not_written_when_the_certificate_issues_again() -> None:
+    """A foreign Secret takes the name while the key is made, so the result is not used; when that
+    Secret is gone days later, a new step signs, not the one of back then."""
+    world = World()
+    world.issuer("selfsigned", {"selfSigned": {}})
+    owner = WorkItem(CERTIFICATES, (NS, "web"))
+    rsa = {"algorithm": "RSA", "size": 2048}
+    world.certificate("web", privateKey=rsa, duration="24h")
+    world.reconcile("web")
+    assert world.step_ended() == owner
+    world.kube.put_secret(NS, "web", _ca_pair())
+    world.referenced.add((NS, "web"))
+    world.reconcile("web")
+    assert world.ready("web")["status"] == "False"
+    world.clock.advance(datetime.timedelta(days=3))
+    del world.kube.secrets[(NS, "web")]
+    world.referenced.discard((NS, "web"))
+    world.certificate("web", privateKey=rsa, duration="24h")
+    world.reconcile("web")
+    assert world.lanes.busy(owner), "signed anew"
+    assert world.step_ended() == owner
+    world.reconcile("web")
+    leaf = load_certificates(world.secret("web").data["tls.crt"])[0]
+    assert leaf.not_valid_after_utc > world.clock()
 
 
 def test_a_kept_rsa_key_is_signed_in_the_reconcile() -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import os
 import queue
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import replace
+from pathlib import Path
 
 from certsmith.engine.steps import KEY_GENERATION_LANE, RegisterStep, RenewalInfoStep, Signed, SignStep, Step
 from certsmith.issuers import IssuerId, Pending, SigningFailedError
@@ -24,6 +26,7 @@ from certsmith.issuers.acme.accounts import AccountBook
 from certsmith.issuers.acme.client import SERVER_UNREACHABLE, AcmeError
 from certsmith.issuers.acme.signer import NOT_ABOUT_THE_CA
 from certsmith.issuers.health import IssuerHealth
+from certsmith.pki import PKIError
 from certsmith.pki.keys import PrivateKey
 from certsmith.pki.signing import IssuedCertificate
 from certsmith.renewal_info import RenewalInfo, RenewalInfoError, answered, failed
@@ -32,9 +35,23 @@ logger = logging.getLogger("certsmith")
 
 LANE_SIZE = 4
 """Steps one issuer runs at once."""
-KEY_GENERATION_LANE_SIZE = len(os.sched_getaffinity(0))
-"""Slow keys made at once: one per core this process may run on. Key generation lets go of the GIL,
-so more would only take the cores from the reconcile workers and the event loop."""
+
+
+def _cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may use: those it may run on, fewer if its cgroup (v2) has a CPU quota
+    (a container's CPU limit)."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()
+        limit = cores if quota == "max" else math.ceil(int(quota) / int(period))
+    except (OSError, ValueError, ZeroDivisionError):
+        return cores
+    return max(1, min(cores, limit))
+
+
+KEY_GENERATION_LANE_SIZE = _cores()
+"""Slow keys made at once: one per core this process may use. Key generation lets go of the GIL, so
+more would only take the cores from the reconcile workers and the event loop."""
 RENEWAL_INFO_LANE_SIZE = 1
 """ARI requests one issuer runs at once, beside its signing steps: 10,000 certificates due together
 (after a restart) are asked about one after another, a steady trickle the CA can bear."""
@@ -219,6 +236,8 @@ class Lanes:
                 result = step.signer.sign(request)
             except SigningFailedError as error:
                 result = error
+            except PKIError as error:  # what the request asks cannot be made (a key size, a name)
+                result = SigningFailedError("SigningFailed", str(error))
             except Exception as error:  # a bug must fail this step, not the lane
                 logger.error(  # noqa: TRY400 -- a traceback could show the request's key
                     "signing for %s in the lane of %s failed: %s: %s",
@@ -238,7 +257,7 @@ class Lanes:
             else None
         )
         with self._lock:
-            self._signed[step.owner] = Signed(result, key, step.basis)
+            self._signed[step.owner] = Signed(result, key, step.basis, self._clock())
             if key is not None and needed:
                 self._keys[step.owner] = key
             else:

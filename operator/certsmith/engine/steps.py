@@ -31,8 +31,9 @@ class SignStep:
     signer: Signer
     request: SigningRequest
     basis: Hashable
-    """What the request was made from (the object's generation): a result made from another basis is
-    not used."""
+    """What the request was made from (for a Certificate: its generation, its Secret's resourceVersion
+    and the lane): a result made from another basis is not used, so one that waited unsettled while
+    the Secret changed (or another issuer took the name) is never written later."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class RenewalInfoStep:
 
 Step = SignStep | RegisterStep | RenewalInfoStep
 
+RESULT_KEPT = datetime.timedelta(minutes=10)
+"""How long a signing step's result may wait for its owner's reconcile (see `Signed.usable`)."""
+
 KEY_GENERATION_LANE: IssuerId = ("KeyGeneration", ("", "RSA"))
 """The lane where Certificates of issuers that only compute (self-signed, CA) are signed when their
 new key is slow to make (RSA: ~50 ms of CPU at 2048 bits, against ~0.02 ms for ECDSA P-256), so that
@@ -77,6 +81,14 @@ class Signed:
     key: PrivateKey | None = field(repr=False)
     """The certificate's private key, made in memory by the request (None for a CSR's request)."""
     basis: Hashable
+    made_at: datetime.datetime
+
+    def usable(self, basis: Hashable, now: datetime.datetime) -> bool:
+        """Whether a reconcile with `basis` may act on this result: made from the same basis, and
+        recently. Its owner is queued when it is made, so a result left unused for `RESULT_KEPT` was
+        passed over (the owner found nothing to issue meanwhile); acting on it later would write a
+        certificate signed back then."""
+        return self.basis == basis and now - self.made_at <= RESULT_KEPT
 
     def require_key(self) -> PrivateKey:
         """The key the certificate was signed for; only a Certificate's signing step has one."""

@@ -387,13 +387,29 @@ class CertificateReconciler:
         if lane is None and reused is None and slow_to_generate(spec.private_key.spec):
             lane = KEY_GENERATION_LANE
         if lane is None:
-            try:
-                return self._signed(work, decision, resolved, resolved.signer.sign(request), private_key)
-            except SigningFailedError as error:
-                return self._failure(work, decision, error.reason, str(error), error.order, error.retry_after)
-            except PKIError as error:
-                return self._failure(work, decision, "SigningFailed", str(error))
+            return self._inline(work, decision, resolved, request, private_key)
         return self._in_lane(work, decision, resolved, lane, request)
+
+    def _inline(
+        self,
+        work: _Work,
+        decision: Decision,
+        resolved: Resolved,
+        request: SigningRequest,
+        private_key: Callable[[], PrivateKey],
+    ) -> Plan:
+        """Signing in the reconcile itself. A key generation step of an earlier decision (the key was
+        to be made then, and is in the Secret now) is waited for, and its result dropped."""
+        owner = WorkItem(CERTIFICATES, work.key)
+        if self._lanes.busy(owner):
+            return Plan()  # the step's end queues this Certificate again
+        try:
+            plan = self._signed(work, decision, resolved, resolved.signer.sign(request), private_key)
+        except SigningFailedError as error:
+            plan = self._failure(work, decision, error.reason, str(error), error.order, error.retry_after)
+        except PKIError as error:
+            plan = self._failure(work, decision, "SigningFailed", str(error))
+        return replace(plan, settles=owner) if self._lanes.signed(owner) else plan
 
     def _settled_failure(self, work: _Work, decision: Decision, reason: str, message: str) -> Plan:
         """A failure before signing: a step that ended before it is of no more use."""
@@ -407,8 +423,12 @@ class CertificateReconciler:
         answered."""
         owner = WorkItem(CERTIFICATES, work.key)
         found = self._lanes.signed(owner)
-        basis = work.body["metadata"].get("generation")
-        if found is None or found.basis != basis:
+        basis = (
+            work.body["metadata"].get("generation"),
+            work.observed.resource_version if work.observed else None,
+            lane,
+        )
+        if found is None or not found.usable(basis, self._clock()):
             if self._lanes.busy(owner):
                 return Plan()  # the step's end queues this Certificate again
             step = SignStep(lane, resolved.address, owner, resolved.signer, request, basis)

@@ -200,7 +200,7 @@ class CertificateRequestReconciler:
         owner = WorkItem(CERTIFICATE_REQUESTS, key)
         found = self._lanes.signed(owner)
         basis = body["metadata"].get("generation")
-        if found is None or found.basis != basis:
+        if found is None or not found.usable(basis, self._clock()):
             step = None
             if not self._lanes.busy(owner):
                 step = SignStep(lane, resolved.address, owner, resolved.signer, request, basis)
