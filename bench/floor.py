@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import multiprocessing
+import queue
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,7 @@ def floor_run(bench: Cluster, namespace: str, count: int, key: str, from_creatio
     )
     issuer.start()
     try:
-        if answers.get(timeout=60) != "ready":
+        if _answer(answers, issuer, 60) != "ready":
             raise RuntimeError("the floor's issuing process did not start")
         private_key = {"algorithm": KEYS[key].algorithm.value}
         if not from_creation:
@@ -75,13 +77,34 @@ def floor_run(bench: Cluster, namespace: str, count: int, key: str, from_creatio
         else:
             for index in range(count):
                 made.put(index)
-        finished = answers.get(timeout=max(300.0, count * 0.5))
+        finished = _answer(answers, issuer, max(300.0, count * 0.5))
     finally:
+        made.cancel_join_thread()  # indices the issuing process will not read never hold this one
         issuer.join(timeout=30)
         issuer.kill()
+        issuer.join()
     if isinstance(finished, tuple):
         return FloorRun(finished[0] - started, finished[1])
     raise RuntimeError(f"the floor's issuing failed: {finished}")
+
+
+def _answer(
+    answers: multiprocessing.Queue[tuple[float, float] | str], issuer: BaseProcess, timeout: float
+) -> tuple[float, float] | str:
+    """The issuing process's next answer, failing as soon as it has ended without one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return answers.get(timeout=1)
+        except queue.Empty:
+            if not issuer.is_alive():
+                raise RuntimeError(
+                    f"the floor's issuing process ended (exit code {issuer.exitcode})"
+                ) from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the floor's issuing process did not answer within {timeout:.0f}s"
+                ) from None
 
 
 def _issue_all(
@@ -139,7 +162,7 @@ def _issue_all(
     answers.put("ready")
     try:
         with ThreadPoolExecutor(THREADS) as pool:
-            issued = [pool.submit(issue, made.get()) for _ in range(count)]
+            issued = [pool.submit(issue, made.get(timeout=600)) for _ in range(count)]
             for done in issued:
                 done.result()
     except Exception as error:
