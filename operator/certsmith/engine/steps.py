@@ -64,8 +64,10 @@ class RenewalInfoStep:
 
 Step = SignStep | RegisterStep | RenewalInfoStep
 
-RESULT_KEPT = datetime.timedelta(minutes=10)
-"""How long a signing step's result may wait for its owner's reconcile (see `Signed.usable`)."""
+RESULT_KEPT = datetime.timedelta(hours=1)
+"""How long a signing step's result may wait for its owner's reconcile (see `Signed.usable`): long
+enough for a worker queue's backlog after a restart (100,000 Certificates take 20 minutes), as a
+finalized ACME order's key is in memory only and a dropped result means a new order."""
 
 KEY_GENERATION_LANE: IssuerId = ("KeyGeneration", ("", "RSA"))
 """The lane where Certificates of issuers that only compute (self-signed, CA) are signed when their
@@ -84,10 +86,12 @@ class Signed:
     made_at: datetime.datetime
 
     def usable(self, basis: Hashable, now: datetime.datetime) -> bool:
-        """Whether a reconcile with `basis` may act on this result: made from the same basis, and
-        recently. Its owner is queued when it is made, so a result left unused for `RESULT_KEPT` was
-        passed over (the owner found nothing to issue meanwhile); acting on it later would write a
-        certificate signed back then."""
+        """Whether a reconcile with `basis` may act on this result: made from the same basis, recently,
+        and not an expired certificate. Its owner is queued when it is made, so a result left unused
+        for `RESULT_KEPT` was passed over (the owner found nothing to issue meanwhile); acting on it
+        later would write a certificate signed back then."""
+        if isinstance(self.result, IssuedCertificate) and self.result.certificate.not_valid_after_utc <= now:
+            return False
         return self.basis == basis and now - self.made_at <= RESULT_KEPT
 
     def require_key(self) -> PrivateKey:
