@@ -156,6 +156,11 @@ class Gates:
     issuer_ready_since: datetime.datetime | None = None
     """When the issuer last turned Ready; an issuer that became Ready releases its waiting
     certificates at once instead of after their back-off."""
+    failed_for_issuer: bool = False
+    """The last attempt failed because the issuer was not ready or not there: a Ready issuer releases
+    it whenever it turned Ready. A Certificate can see its CA Secret missing from a staler view than
+    the one its issuer's reconcile was found ready from, so that failure may come after the issuer's
+    ready time (a CI run saw one wait its whole back-off)."""
     rewrite_allowed_at: datetime.datetime | None = None
     """None if the rewrite budget allows a write now."""
     issuance_allowed_at: datetime.datetime | None = None
@@ -273,7 +278,8 @@ def _gate(observation: Observation, decision: Decision, backoff: BackoffSettings
             not_before=gates.ca_retry_after,
         )
     if gates.failures and gates.last_failure and not gates.spec_changed_since_failure:
-        released = gates.issuer_ready_since is not None and gates.issuer_ready_since >= gates.last_failure
+        ready_since = gates.issuer_ready_since
+        released = ready_since is not None and (gates.failed_for_issuer or ready_since >= gates.last_failure)
         next_attempt = gates.last_failure + backoff.delay(gates.failures)
         if not released and now < next_attempt:
             return replace(

@@ -324,6 +324,21 @@ FAILED_AT = NOW - datetime.timedelta(seconds=30)
             Action.WAIT,
             Reason.BACKING_OFF,
         ),
+        (  # unless it failed for the issuer: a staler view of the CA Secret than the issuer's own
+            Gates(
+                failures=1,
+                last_failure=FAILED_AT,
+                issuer_ready_since=FAILED_AT - datetime.timedelta(seconds=1),
+                failed_for_issuer=True,
+            ),
+            Action.ISSUE,
+            Reason.SECRET_MISSING,
+        ),
+        (  # and not while the issuer is not ready
+            Gates(failures=1, last_failure=FAILED_AT, failed_for_issuer=True),
+            Action.WAIT,
+            Reason.BACKING_OFF,
+        ),
         (
             Gates(rewrite_allowed_at=NOW + datetime.timedelta(minutes=5)),
             Action.HOLD,

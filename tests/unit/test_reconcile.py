@@ -351,6 +351,28 @@ def test_an_issuer_follows_its_ca_secret_and_releases_its_certificates() -> None
     assert world.issuer_ready(issuer)["reason"] == "SecretNotFound"
 
 
+def test_a_certificate_that_saw_its_issuer_not_ready_after_it_turned_ready_is_released() -> None:
+    """The Certificate's view of the CA Secret lags the issuer's (its failure comes after the issuer's
+    ready time); once it sees the Secret, it issues at once, not after its back-off."""
+    world = World()
+    world.kube.put_secret(NS, "ca-pair", _ca_pair())
+    issuer = world.issuer("ca", {"ca": {"secretName": "ca-pair"}})
+    world.reconcile_issuer(issuer)
+    assert world.issuer_ready(issuer)["status"] == "True"
+    pair = world.kube.secrets.pop((NS, "ca-pair"))
+    world._watch()
+    world.resolver.invalidate((NS, "ca-pair"))
+    world.clock.advance(datetime.timedelta(seconds=1))
+    world.certificate("web", issuerRef={"name": "ca"})
+    world.reconcile("web")
+    assert world.ready("web")["reason"] == "IssuerNotReady"
+    world.kube.secrets[(NS, "ca-pair")] = pair
+    world._watch()
+    world.resolver.invalidate((NS, "ca-pair"))
+    world.reconcile("web")
+    assert world.ready("web")["status"] == "True", world.ready("web")
+
+
 @pytest.mark.parametrize(
     "foreign",
     [

@@ -703,6 +703,7 @@ def observation_of(
         last_failure=parse_timestamp(status.get("lastFailureTime")),
         spec_changed_since_failure=status.get("observedGeneration") != body["metadata"].get("generation"),
         issuer_ready_since=around.issuer_ready_since,
+        failed_for_issuer=_issuing_reason(status) in _ISSUER_FAILURES,
         rewrite_allowed_at=around.rewrite_allowed_at,
         issuance_allowed_at=around.issuance_allowed_at,
         ca_retry_after=parse_timestamp((status.get("acme") or {}).get("retryAfter")),
@@ -764,6 +765,18 @@ def _refusal_reason(error: ApiAccessError) -> str:
 
 def _name(key: Key) -> str:
     return f"{key[0]}/{key[1]}"
+
+
+_ISSUER_FAILURES = frozenset({"IssuerNotReady", "IssuerNotFound"})
+"""The reasons `IssuerResolver.resolve` gives when a Certificate's issuer cannot sign."""
+
+
+def _issuing_reason(status: Mapping[str, Any]) -> str | None:
+    """The reason of the Issuing condition: why the last attempt failed or is held."""
+    for item in status.get("conditions") or []:
+        if item.get("type") == "Issuing":
+            return str(item.get("reason"))
+    return None
 
 
 def _condition_changed(previous: list[Mapping[str, Any]], kind: str, now: tuple[bool, str, str]) -> bool:
