@@ -57,12 +57,18 @@ class Resolved:
     """The ACME CA's domains (spec.acme.caaIdentities, else its directory's)."""
     lane: IssuerId | None = None
     """The issuer whose I/O lane runs the signer, for signers that talk to a CA over the network;
-    None for those that only compute (self-signed, CA), which sign in the reconcile itself."""
+    None for those that only compute (self-signed, CA), which sign in the reconcile itself, or in the
+    key generation lane when a new RSA key is to be made."""
     address: str = ""
     """The CA the lane talks to, for its health."""
     renewal_info: RenewalInfoSource | None = None
     """Where the CA's renewal information (ACME ARI) is read, for ACME issuers."""
 
+
+ISSUER_NOT_FOUND = "IssuerNotFound"
+ISSUER_NOT_READY = "IssuerNotReady"
+ISSUER_FAILURES = frozenset({ISSUER_NOT_FOUND, ISSUER_NOT_READY})
+"""The reasons `IssuerResolver.resolve` gives when a Certificate's issuer cannot sign."""
 
 REGISTERING = "Registering"
 """The reason an ACME issuer gives while its account's first registration runs."""
@@ -155,15 +161,15 @@ class IssuerResolver:
         body = self._issuers(*item)
         where = f" in namespace {namespace}" if reference.kind is IssuerKind.ISSUER else ""
         if body is None:
-            raise IssuerNotReadyError("IssuerNotFound", f"{reference} does not exist{where}; create it")
+            raise IssuerNotReadyError(ISSUER_NOT_FOUND, f"{reference} does not exist{where}; create it")
         try:
             spec = parse_issuer_spec(body.get("spec") or {})
             return self.resolve_spec(spec, item, now)
         except SpecError as error:
-            raise IssuerNotReadyError("IssuerNotReady", f"{reference}: {error}") from None
+            raise IssuerNotReadyError(ISSUER_NOT_READY, f"{reference}: {error}") from None
         except IssuerNotReadyError as error:
             raise IssuerNotReadyError(
-                "IssuerNotReady", f"{reference} is not ready ({error.reason}): {error}"
+                ISSUER_NOT_READY, f"{reference} is not ready ({error.reason}): {error}"
             ) from None
 
     def invalidate(self, secret: Key) -> None:

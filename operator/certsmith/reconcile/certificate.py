@@ -31,7 +31,7 @@ from certsmith.engine.lanes import Lanes
 from certsmith.engine.steps import KEY_GENERATION_LANE, RenewalInfoStep, SignStep
 from certsmith.issuers import IssuerId, IssuerNotReadyError, Pending, SigningFailedError, SigningRequest
 from certsmith.issuers.credentials import InvalidCredentialError, keystore_password, secret_where
-from certsmith.issuers.resolver import IssuerResolver, Resolved, issuer_id
+from certsmith.issuers.resolver import ISSUER_FAILURES, IssuerResolver, Resolved, issuer_id
 from certsmith.kube.port import (
     HTTP_FORBIDDEN,
     ApiAccessError,
@@ -703,7 +703,7 @@ def observation_of(
         last_failure=parse_timestamp(status.get("lastFailureTime")),
         spec_changed_since_failure=status.get("observedGeneration") != body["metadata"].get("generation"),
         issuer_ready_since=around.issuer_ready_since,
-        failed_for_issuer=_issuing_reason(status) in _ISSUER_FAILURES,
+        failed_for_issuer=_issuing_reason(status) in ISSUER_FAILURES,
         rewrite_allowed_at=around.rewrite_allowed_at,
         issuance_allowed_at=around.issuance_allowed_at,
         ca_retry_after=parse_timestamp((status.get("acme") or {}).get("retryAfter")),
@@ -765,10 +765,6 @@ def _refusal_reason(error: ApiAccessError) -> str:
 
 def _name(key: Key) -> str:
     return f"{key[0]}/{key[1]}"
-
-
-_ISSUER_FAILURES = frozenset({"IssuerNotReady", "IssuerNotFound"})
-"""The reasons `IssuerResolver.resolve` gives when a Certificate's issuer cannot sign."""
 
 
 def _issuing_reason(status: Mapping[str, Any]) -> str | None:
